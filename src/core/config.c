@@ -1,0 +1,210 @@
+/*
+ * config.c - defaults, JSON file, environment and validation for sb_config.
+ */
+#include "core/config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sb_config_defaults(struct sb_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:3000");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "./sandbase-data");
+    snprintf(cfg->log_format, sizeof cfg->log_format, "auto");
+    cfg->max_body = 1024 * 1024;
+    cfg->pool_size = 2;
+    cfg->org_sandbox_cap = 100;
+    cfg->exec_output_cap = 10 * 1024 * 1024;
+    cfg->default_timeout_s = 300;
+    cfg->max_timeout_s = 86400;
+    cfg->uid_base = 100000;
+    cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
+    cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
+}
+
+static int set_string(char *dst, size_t len, json_t *v, const char *key, struct sb_err *err)
+{
+    if (!json_is_string(v))
+        return sb_err_set(err, 400, "config: %s must be a string", key);
+    if (json_string_length(v) >= len)
+        return sb_err_set(err, 400, "config: %s is too long", key);
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int set_int(long long *out, json_t *v, const char *key, struct sb_err *err)
+{
+    if (!json_is_integer(v))
+        return sb_err_set(err, 400, "config: %s must be an integer", key);
+    *out = json_integer_value(v);
+    if (*out < 0)
+        return sb_err_set(err, 400, "config: %s must not be negative", key);
+    return 0;
+}
+
+static int apply_limits(struct sb_limits *lim, json_t *obj, const char *name, struct sb_err *err)
+{
+    if (!json_is_object(obj))
+        return sb_err_set(err, 400, "config: %s must be an object", name);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        long long n;
+        char full[96];
+        snprintf(full, sizeof full, "%s.%s", name, key);
+        if (set_int(&n, v, full, err) < 0)
+            return -1;
+        if (n > 1 << 30)
+            return sb_err_set(err, 400, "config: %s is too large", full);
+        if (strcmp(key, "cpu_count") == 0)
+            lim->cpu_count = (int)n;
+        else if (strcmp(key, "memory_mb") == 0)
+            lim->memory_mb = (int)n;
+        else if (strcmp(key, "pids") == 0)
+            lim->pids = (int)n;
+        else if (strcmp(key, "disk_mb") == 0)
+            lim->disk_mb = (int)n;
+        else
+            return sb_err_set(err, 400, "config: unknown key %s", full);
+    }
+    return 0;
+}
+
+/* One entry per integer option: its key and where it lands. */
+struct int_option {
+    const char *key;
+    size_t offset;
+    size_t size;
+};
+#define INT_OPT(field) {#field, offsetof(struct sb_config, field), sizeof(((struct sb_config *)0)->field)}
+static const struct int_option int_options[] = {
+    INT_OPT(max_body), INT_OPT(pool_size), INT_OPT(org_sandbox_cap), INT_OPT(exec_output_cap),
+    INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base),
+};
+
+static int apply_int_option(struct sb_config *cfg, const char *key, json_t *v, struct sb_err *err)
+{
+    for (size_t i = 0; i < sizeof int_options / sizeof int_options[0]; i++) {
+        if (strcmp(key, int_options[i].key) != 0)
+            continue;
+        long long n;
+        if (set_int(&n, v, key, err) < 0)
+            return -1;
+        char *p = (char *)cfg + int_options[i].offset;
+        if (int_options[i].size == sizeof(size_t))
+            *(size_t *)p = (size_t)n;
+        else if (n > 0x7fffffff)
+            return sb_err_set(err, 400, "config: %s is too large", key);
+        else
+            *(int *)p = (int)n;
+        return 0;
+    }
+    return sb_err_set(err, 400, "config: unknown key %s", key);
+}
+
+int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb_err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(json_text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return sb_err_set(err, 400, "config: invalid JSON at line %d column %d: %s", jerr.line,
+                          jerr.column, jerr.text);
+    int rc = 0;
+    if (!json_is_object(root)) {
+        rc = sb_err_set(err, 400, "config: must be a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "listen") == 0)
+            rc = set_string(cfg->listen, sizeof cfg->listen, v, key, err);
+        else if (strcmp(key, "data_dir") == 0)
+            rc = set_string(cfg->data_dir, sizeof cfg->data_dir, v, key, err);
+        else if (strcmp(key, "run_dir") == 0)
+            rc = set_string(cfg->run_dir, sizeof cfg->run_dir, v, key, err);
+        else if (strcmp(key, "log_format") == 0)
+            rc = set_string(cfg->log_format, sizeof cfg->log_format, v, key, err);
+        else if (strcmp(key, "defaults") == 0)
+            rc = apply_limits(&cfg->defaults, v, key, err);
+        else if (strcmp(key, "maxima") == 0)
+            rc = apply_limits(&cfg->maxima, v, key, err);
+        else
+            rc = apply_int_option(cfg, key, v, err);
+        if (rc < 0)
+            break;
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+int sb_config_load_file(struct sb_config *cfg, const char *path, struct sb_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return sb_err_sys(err, 400, "config: cannot open %s", path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    char buf[4096];
+    size_t n;
+    while (mem && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, n, mem);
+    fclose(f);
+    if (!mem)
+        return sb_err_sys(err, 500, "config: reading %s", path);
+    fclose(mem);
+    int rc = sb_config_apply_json(cfg, text, err);
+    free(text);
+    if (rc < 0)
+        sb_err_prefix(err, "%s", path);
+    return rc;
+}
+
+void sb_config_apply_env(struct sb_config *cfg)
+{
+    const char *v;
+    if ((v = getenv("SANDBASE_LISTEN")) && *v)
+        snprintf(cfg->listen, sizeof cfg->listen, "%s", v);
+    if ((v = getenv("SANDBASE_DATA_DIR")) && *v)
+        snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
+    if ((v = getenv("SANDBASE_RUN_DIR")) && *v)
+        snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s", v);
+}
+
+static int check_limits(const struct sb_limits *lim, const char *name, struct sb_err *err)
+{
+    if (lim->cpu_count < 1 || lim->memory_mb < 16 || lim->pids < 8 || lim->disk_mb < 16)
+        return sb_err_set(err, 400,
+                          "config: %s limits too small (need cpu_count>=1, memory_mb>=16, pids>=8, disk_mb>=16)",
+                          name);
+    return 0;
+}
+
+int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
+{
+    if (cfg->data_dir[0] == '\0')
+        return sb_err_set(err, 400, "config: data_dir must not be empty");
+    if (cfg->run_dir[0] == '\0') {
+        int n = snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s/run", cfg->data_dir);
+        if (n < 0 || (size_t)n >= sizeof cfg->run_dir)
+            return sb_err_set(err, 400, "config: data_dir is too long");
+    }
+    if (cfg->max_body < 1024)
+        return sb_err_set(err, 400, "config: max_body must be at least 1024 bytes");
+    if (cfg->default_timeout_s < 1 || cfg->default_timeout_s > cfg->max_timeout_s)
+        return sb_err_set(err, 400, "config: default_timeout_s must be between 1 and max_timeout_s");
+    if (check_limits(&cfg->defaults, "defaults", err) < 0 || check_limits(&cfg->maxima, "maxima", err) < 0)
+        return -1;
+    if (cfg->defaults.cpu_count > cfg->maxima.cpu_count || cfg->defaults.memory_mb > cfg->maxima.memory_mb ||
+        cfg->defaults.pids > cfg->maxima.pids || cfg->defaults.disk_mb > cfg->maxima.disk_mb)
+        return sb_err_set(err, 400, "config: defaults must not exceed maxima");
+    enum { UID_RANGE = 65536 };
+    if (cfg->uid_base < UID_RANGE)
+        return sb_err_set(err, 400, "config: uid_base must be at least 65536 so sandbox ids never map onto host users");
+    return 0;
+}

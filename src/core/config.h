@@ -1,0 +1,52 @@
+/*
+ * config.h - the server configuration: defaults, then a JSON config file
+ * (--config FILE or <data-dir>/config.json when present), then environment
+ * (SANDBASE_LISTEN, SANDBASE_DATA_DIR, SANDBASE_RUN_DIR), then flags.
+ *
+ * Limits: `defaults` apply to every sandbox unless a template overrides them;
+ * `maxima` cap what a template may ask for. Plain data: nothing to free.
+ */
+#ifndef SB_CORE_CONFIG_H
+#define SB_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define SB_PATH_MAX 4096
+
+struct sb_limits {
+    int cpu_count;          /* CPUs of quota */
+    int memory_mb;
+    int pids;
+    int disk_mb;
+};
+
+struct sb_config {
+    char listen[128];               /* "127.0.0.1:3000" */
+    char data_dir[SB_PATH_MAX];     /* db, templates, sandboxes' upper dirs */
+    char run_dir[SB_PATH_MAX];      /* shim sockets; default <data-dir>/run */
+    char log_format[8];             /* auto | text | json */
+    size_t max_body;                /* JSON body cap, bytes (default 1 MiB) */
+    int pool_size;                  /* warm sandboxes per template (default 2) */
+    int org_sandbox_cap;            /* running+paused sandboxes per org (default 100) */
+    size_t exec_output_cap;         /* per stream, bytes (default 10 MiB) */
+    int default_timeout_s;          /* sandbox TTL when create omits it (300) */
+    int max_timeout_s;              /* largest TTL accepted (86400) */
+    uint32_t uid_base;              /* first host uid of the sandbox range (100000) */
+    struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
+    struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
+};
+
+void sb_config_defaults(struct sb_config *cfg);
+/* Applies a JSON object's keys (same names as the struct fields; limits as
+ * {"defaults": {...}, "maxima": {...}}). Unknown keys and wrong types are
+ * errors (400) that name the key. */
+int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb_err *err);
+int sb_config_load_file(struct sb_config *cfg, const char *path, struct sb_err *err);
+void sb_config_apply_env(struct sb_config *cfg);
+/* Fills derived values (run_dir) and checks ranges; 400 with the field name. */
+int sb_config_finish(struct sb_config *cfg, struct sb_err *err);
+
+#endif

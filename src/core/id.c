@@ -1,0 +1,53 @@
+/*
+ * id.c - random ids (libsodium randombytes) and wall-clock helpers.
+ */
+#include "core/id.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+void sb_id_new(const char *prefix, char *out, size_t len)
+{
+    unsigned char rnd[SB_ID_RANDOM_CHARS];
+    size_t plen = strlen(prefix);
+    if (len < plen + SB_ID_RANDOM_CHARS + 1) {
+        if (len)
+            out[0] = '\0';
+        return;
+    }
+    randombytes_buf(rnd, sizeof rnd);
+    memcpy(out, prefix, plen);
+    for (size_t i = 0; i < SB_ID_RANDOM_CHARS; i++)
+        out[plen + i] = base32_alphabet[rnd[i] & 31];
+    out[plen + SB_ID_RANDOM_CHARS] = '\0';
+}
+
+int sb_id_valid(const char *prefix, const char *s)
+{
+    size_t plen = strlen(prefix);
+    if (!s || strncmp(s, prefix, plen) != 0 || strlen(s) != plen + SB_ID_RANDOM_CHARS)
+        return 0;
+    for (size_t i = plen; s[i]; i++)
+        if (!strchr(base32_alphabet, s[i]))
+            return 0;
+    return 1;
+}
+
+int64_t sb_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sb_time_rfc3339(int64_t ms, char *out, size_t len)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

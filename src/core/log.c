@@ -1,0 +1,112 @@
+/*
+ * log.c - text or JSON-lines logging to stderr (see log.h).
+ */
+#include "core/log.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_json;
+static enum sb_log_level log_min = SB_LOG_INFO;
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void sb_log_init(enum sb_log_format format, enum sb_log_level min_level)
+{
+    log_min = min_level;
+    if (format == SB_LOG_AUTO)
+        log_json = !isatty(STDERR_FILENO);
+    else
+        log_json = (format == SB_LOG_JSON);
+}
+
+int sb_log_format_parse(const char *s, enum sb_log_format *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = SB_LOG_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = SB_LOG_JSON;
+    else if (strcmp(s, "auto") == 0)
+        *out = SB_LOG_AUTO;
+    else
+        return -1;
+    return 0;
+}
+
+int sb_log_is_json(void) { return log_json; }
+
+static void format_now(char *buf, size_t len)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+}
+
+/* Emits one finished line with a single write(2), so lines never interleave. */
+static void emit(const char *line, size_t len)
+{
+    ssize_t rc = write(STDERR_FILENO, line, len);
+    (void)rc;
+}
+
+static void emit_json(json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT);
+    if (s) {
+        size_t n = strlen(s);
+        char line[4096];
+        if (n + 2 <= sizeof line) {
+            memcpy(line, s, n);
+            line[n] = '\n';
+            emit(line, n + 1);
+        }
+        free(s);
+    }
+    json_decref(obj);
+}
+
+void sb_log(enum sb_log_level level, const char *fmt, ...)
+{
+    if (level < log_min)
+        return;
+    char msg[2048], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    format_now(ts, sizeof ts);
+    if (log_json) {
+        emit_json(json_pack("{s:s, s:s, s:s}", "time", ts, "level", level_names[level], "msg", msg));
+        return;
+    }
+    char line[2200];
+    int n = snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[level], msg);
+    if (n > 0)
+        emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+void sb_log_request(const char *method, const char *path, int status,
+                    double duration_ms, const char *org_id)
+{
+    char ts[40];
+    format_now(ts, sizeof ts);
+    if (log_json) {
+        emit_json(json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:s?}", "time", ts, "level", "info",
+                            "method", method, "path", path, "status", status,
+                            "duration_ms", duration_ms, "org", org_id));
+        return;
+    }
+    char line[1400];
+    int n = snprintf(line, sizeof line, "%s %s %.1024s %d %.3fms org=%s\n", ts, method, path,
+                     status, duration_ms, org_id ? org_id : "-");
+    if (n > 0)
+        emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}

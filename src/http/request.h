@@ -1,0 +1,65 @@
+/*
+ * request.h - what a route handler sees of an HTTP request, and how it answers.
+ *
+ * A handler runs on the loop thread and must answer exactly once, either
+ * before it returns (sb_respond_*) or later: it calls sb_request_defer(), the
+ * connection is suspended, and any thread may finish it with
+ * sb_request_complete_*() (which post back to the loop thread). The request
+ * object stays valid until it is answered (or the client goes away, in which
+ * case completing it is still safe and simply discards the answer).
+ *
+ * Error bodies are always {"code": <status>, "message": "..."}: handlers pass
+ * a struct sb_err and never format error JSON themselves.
+ */
+#ifndef SB_HTTP_REQUEST_H
+#define SB_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define SB_ROUTE_MAX_PARAMS 4
+#define SB_ORG_ID_MAX 64
+
+struct sb_request {
+    const char *method;            /* "GET", "POST", ... */
+    const char *path;              /* decoded path without query */
+    /* path parameters from the route pattern, e.g. ":id" */
+    int param_count;
+    const char *param_names[SB_ROUTE_MAX_PARAMS];
+    const char *param_values[SB_ROUTE_MAX_PARAMS];
+    /* the raw body (NUL-terminated for convenience) and its length */
+    const char *body;
+    size_t body_len;
+    char org_id[SB_ORG_ID_MAX];    /* set by auth; "" on unauthenticated routes */
+    void *server_ctx;              /* the app context given to sb_server_new */
+    struct sb_http_conn *conn;     /* internal */
+};
+
+/* Path parameter by name (without ':'), or NULL. */
+const char *sb_request_param(const struct sb_request *req, const char *name);
+/* Query-string argument, or NULL. */
+const char *sb_request_query(const struct sb_request *req, const char *name);
+/* Request header (case-insensitive), or NULL. */
+const char *sb_request_header(const struct sb_request *req, const char *name);
+
+/* Parses the body as a JSON object. An empty body gives an empty object when
+ * allow_empty is set. On failure fills err with 400 and a message that names
+ * the problem (line/column) and returns NULL. Caller owns the result. */
+json_t *sb_request_json(const struct sb_request *req, int allow_empty, struct sb_err *err);
+
+/* Answer now. sb_respond_json steals the reference to body. */
+void sb_respond_json(struct sb_request *req, int status, json_t *body);
+void sb_respond_empty(struct sb_request *req, int status);
+void sb_respond_error(struct sb_request *req, const struct sb_err *err);
+void sb_respond_raw(struct sb_request *req, int status, const char *content_type,
+                    const void *data, size_t len);
+
+/* Answer later, from any thread. */
+void sb_request_defer(struct sb_request *req);
+void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
+void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
+void sb_request_complete_empty(struct sb_request *req, int status);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * store.h - the one interface to persistent state: orgs, API keys, sandboxes,
+ * lifecycle events (and, later, templates' metadata, webhooks and their outbox).
+ *
+ * Backed by SQLite in WAL mode at <data-dir>/sandbase.db (store/sqlite.c);
+ * numbered migrations (store/migrations/NNN_name.sql, compiled in) are applied
+ * on open. One connection guarded by a mutex: every function is safe to call
+ * from any thread. Times are milliseconds since the Unix epoch (UTC).
+ * Errors: -1 with err filled (404 for "not found", 409 for conflicts, 500 for
+ * database failures, with the SQLite message as context).
+ * Ownership: out-structs are filled by value; lists are malloc'd arrays the
+ * caller frees with free() (and store_sandbox_list_free for sandboxes, which
+ * own their JSON strings).
+ */
+#ifndef SB_STORE_STORE_H
+#define SB_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct sb_store;
+
+int store_open(const char *data_dir, struct sb_store **out, struct sb_err *err);
+void store_close(struct sb_store *store);
+/* The schema version after migrations (the highest applied number). */
+int store_schema_version(struct sb_store *store);
+
+/* ---- orgs ---- */
+struct sb_org {
+    char id[40];        /* "org_" + 20 base32 chars */
+    char name[128];
+    int64_t created_at;
+};
+int store_org_create(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err);  /* 409 if the name exists */
+int store_org_get_by_name(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err);
+int store_org_get(struct sb_store *store, const char *id, struct sb_org *out, struct sb_err *err);
+int store_org_list(struct sb_store *store, struct sb_org **out, size_t *count, struct sb_err *err);
+
+/* ---- API keys (see core/apikey.h for the key format and hashing) ---- */
+struct sb_api_key {
+    char id[40];            /* "key_" + 20 base32 chars */
+    char org_id[40];
+    char org_name[128];
+    char prefix[24];        /* "sk-sb-" + first 8 hex chars of the secret: shown, never secret */
+    char label[128];
+    int64_t created_at;
+    int64_t last_used_at;   /* 0 = never */
+    int64_t revoked_at;     /* 0 = active */
+};
+int store_key_insert(struct sb_store *store, const char *org_id, const char *prefix,
+                     const unsigned char hash[32], const char *label,
+                     struct sb_api_key *out, struct sb_err *err);
+/* Finds the active key whose prefix matches and whose hash equals `hash`
+ * (compared in constant time). 401 "invalid API key" when none. */
+int store_key_authenticate(struct sb_store *store, const char *prefix, const unsigned char hash[32],
+                           struct sb_api_key *out, struct sb_err *err);
+/* Records use; cheap (writes at most once a minute per key). */
+void store_key_touch(struct sb_store *store, const char *key_id, int64_t now_ms);
+/* org_id NULL lists every org's keys. */
+int store_key_list(struct sb_store *store, const char *org_id, struct sb_api_key **out,
+                   size_t *count, struct sb_err *err);
+/* 404 when no active key has that prefix. */
+int store_key_revoke(struct sb_store *store, const char *prefix, struct sb_err *err);
+
+/* ---- sandboxes ---- */
+struct sb_sandbox_rec {
+    char id[32];            /* "sbx_" + 20 base32 chars */
+    char org_id[40];
+    char template_id[64];
+    char status[16];        /* creating | running | paused | stopped | error */
+    char *metadata_json;    /* owned: a JSON object as text */
+    char *env_json;         /* owned: a JSON object as text */
+    int64_t started_at;
+    int64_t end_at;         /* while paused: the end as it stood at pause */
+    int64_t paused_at;      /* 0 unless paused */
+    int cpu_count;
+    int memory_mb;
+    int disk_mb;
+    int64_t updated_at;
+};
+void store_sandbox_rec_clear(struct sb_sandbox_rec *rec);   /* frees the owned strings */
+int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
+/* Writes status, end_at, paused_at (and updated_at = now). */
+int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
+/* org_id NULL = any org (internal use). 404 "sandbox not found" otherwise. */
+int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id,
+                      struct sb_sandbox_rec *out, struct sb_err *err);
+/* Newest first. status NULL = all except stopped. org_id NULL = every org. */
+int store_sandbox_list(struct sb_store *store, const char *org_id, const char *status,
+                       struct sb_sandbox_rec **out, size_t *count, struct sb_err *err);
+void store_sandbox_list_free(struct sb_sandbox_rec *list, size_t count);
+/* Running or paused sandboxes of an org (for the per-org cap). */
+int store_sandbox_count_live(struct sb_store *store, const char *org_id, size_t *count, struct sb_err *err);
+
+/* ---- lifecycle events ---- */
+struct sb_event {
+    char id[32];            /* "evt_" + 20 base32 chars */
+    char org_id[40];
+    char sandbox_id[32];
+    char template_id[64];
+    char type[48];          /* "sandbox.lifecycle.created" ... */
+    char *data_json;        /* owned: JSON object text, "{}" when none */
+    int64_t created_at;
+};
+int store_event_append(struct sb_store *store, const char *org_id, const char *sandbox_id,
+                       const char *template_id, const char *type, const char *data_json,
+                       struct sb_err *err);
+/* Newest first; sandbox_id NULL = the whole org; limit <= 0 means 100. */
+int store_event_list(struct sb_store *store, const char *org_id, const char *sandbox_id, int limit,
+                     struct sb_event **out, size_t *count, struct sb_err *err);
+void store_event_list_free(struct sb_event *list, size_t count);
+
+#endif
