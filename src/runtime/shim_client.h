@@ -1,0 +1,90 @@
+/*
+ * shim_client.h - the server's side of the shim protocol: start a shim (which
+ * builds and then owns one sandbox), and ask a running shim to exec, pause,
+ * resume, report or destroy.
+ *
+ * Every call here blocks (it connects to <run-dir>/sandboxes/<id>/shim.sock,
+ * sends one request and reads the answer), so call it from a worker thread,
+ * never from the HTTP loop. A shim outlives `sandbase serve`: after a restart
+ * the server finds the shims again by listing <run-dir>/sandboxes/ and calling
+ * shim_status on each.
+ */
+#ifndef SB_RUNTIME_SHIM_CLIENT_H
+#define SB_RUNTIME_SHIM_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "runtime/template.h"
+
+struct sb_sandbox_spec {
+    char id[32];                        /* sbx_...: also the hostname */
+    const struct sb_template *tpl;
+    struct sb_limits limits;
+};
+
+/* Starts `sandbase shim` for spec (detached: setsid, its own process group,
+ * reparented away from serve) and returns once the sandbox is built and the
+ * shim answers on its socket, or with the shim's set-up error (502). */
+int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, struct sb_err *err);
+
+struct sb_exec_request {
+    const char *cmd;                    /* run directly, searched in PATH if no '/' */
+    const char *const *args;            /* argv[1..], arg_count of them */
+    size_t arg_count;
+    const char *const *env;             /* "K=V" strings, env_count of them: the full environment */
+    size_t env_count;
+    const char *cwd;                    /* absolute path inside the sandbox */
+    const char *user;                   /* "user" (template's default) or "root" */
+    const char *stdin_data;             /* NULL = stdin is /dev/null */
+    size_t stdin_len;
+    int timeout_s;                      /* whole process tree killed after this */
+    size_t output_cap;                  /* bytes kept per stream; the rest is drained and dropped */
+};
+
+struct sb_exec_result {
+    int pid;                            /* pid inside the sandbox */
+    int exit_code;                      /* -1 when killed by a signal */
+    int signal;                         /* 0 unless killed by a signal */
+    int oom_killed;                     /* the sandbox's memory limit killed it */
+    int timed_out;
+    int truncated;                      /* output passed output_cap on some stream */
+    int64_t duration_ms;
+    char *out;                          /* owned: stdout bytes (not NUL-terminated safe: use out_len) */
+    size_t out_len;
+    char *err_out;                      /* owned: stderr bytes */
+    size_t err_len;
+};
+void shim_exec_result_clear(struct sb_exec_result *res);
+
+/* Runs one process to completion. Returns 0 when the process ran (whatever
+ * its exit); -1 with 502 "command not found: X" / "permission denied: X" when
+ * it could not start, 409 when the sandbox is paused, 502 when the shim is
+ * unreachable. On timeout returns 0 with res->timed_out set (and partial output). */
+int shim_exec(const char *run_dir, const char *id, const struct sb_exec_request *req,
+              struct sb_exec_result *res, struct sb_err *err);
+
+int shim_pause(const char *run_dir, const char *id, struct sb_err *err);    /* cgroup freezer */
+int shim_resume(const char *run_dir, const char *id, struct sb_err *err);
+
+struct sb_shim_status {
+    pid_t shim_pid;
+    pid_t init_pid;                     /* host pid of the sandbox's PID 1 */
+    int paused;
+    int process_count;                  /* processes in the sandbox's cgroup */
+};
+/* 404 when no shim answers for id (socket missing or dead). */
+int shim_status(const char *run_dir, const char *id, struct sb_shim_status *out, struct sb_err *err);
+
+/* Kills every process of the sandbox, removes its cgroups, mounts and files,
+ * and ends the shim. Idempotent: a sandbox whose shim is already gone has its
+ * leftovers (cgroups, run dir, sandbox dir) cleaned up and returns 0. */
+int shim_destroy(const struct sb_config *cfg, const char *id, struct sb_err *err);
+
+/* Ids of every sandbox that has a run dir (live shim or leftovers). */
+int shim_list_ids(const char *run_dir, char (**ids)[32], size_t *count, struct sb_err *err);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * template.h - sandbox templates: a read-only root directory plus template.json.
+ *
+ * On disk: <data-dir>/templates/<name>/template.json and .../rootfs/.
+ * rootfs is the overlay's lower layer. Its files are owned by *mapped* host
+ * ids: sandbox uid u is host uid (uid_base + u), so the template's root-owned
+ * files belong to host uid uid_base and `user` (1000) to uid_base + 1000.
+ *
+ * template.json:
+ *   {"name": "base", "kind": "host" | "debian",
+ *    "user": "user", "uid": 1000, "gid": 1000, "home": "/home/user",
+ *    "workdir": "/home/user", "env": {"PATH": "..."},
+ *    "binds": [{"source": "/usr", "target": "/usr", "readonly": true}],
+ *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024},
+ *    "packages": ["python3", ...], "createdAt": "RFC 3339"}
+ * `binds` are host directories bind-mounted read-only, nosuid, nodev into the
+ * sandbox (the `host` kind uses them for /usr); `limits` (optional, each key
+ * optional) override the server defaults within the server maxima.
+ *
+ * Building runs on the CLI or a worker thread, never on the HTTP loop.
+ */
+#ifndef SB_RUNTIME_TEMPLATE_H
+#define SB_RUNTIME_TEMPLATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+#define SB_TEMPLATE_NAME_MAX 64
+#define SB_TEMPLATE_MAX_BINDS 8
+
+struct sb_template_bind {
+    char source[SB_PATH_MAX];
+    char target[256];
+    int readonly;
+};
+
+struct sb_template {
+    char name[SB_TEMPLATE_NAME_MAX];
+    char kind[16];                  /* host | debian */
+    char dir[SB_PATH_MAX];          /* <data-dir>/templates/<name> */
+    char rootfs[SB_PATH_MAX];       /* dir + "/rootfs" */
+    char user[32];
+    uint32_t uid, gid;
+    char home[256];
+    char workdir[256];
+    char *env_json;                 /* owned: JSON object text */
+    int bind_count;
+    struct sb_template_bind binds[SB_TEMPLATE_MAX_BINDS];
+    struct sb_limits limits;        /* 0 = not overridden */
+    char created_at[32];
+};
+
+/* Valid names: 1-63 chars of [a-z0-9_-], starting with a letter or digit. */
+int template_name_valid(const char *name);
+/* 400 "unknown template: NAME" when it does not exist. */
+int template_load(const char *data_dir, const char *name, struct sb_template *out, struct sb_err *err);
+void template_clear(struct sb_template *tpl);   /* frees env_json */
+/* Every template, sorted by name; caller frees with template_list_free. */
+int template_list(const char *data_dir, struct sb_template **out, size_t *count, struct sb_err *err);
+void template_list_free(struct sb_template *list, size_t count);
+/* Effective limits: server defaults, then the template's overrides, clamped to maxima. */
+void template_effective_limits(const struct sb_template *tpl, const struct sb_config *cfg,
+                               struct sb_limits *out);
+
+/* Progress lines (e.g. debootstrap output) go to this callback; may be NULL. */
+typedef void (*sb_progress_fn)(void *arg, const char *line);
+
+int template_build_host(const char *data_dir, const char *name, uint32_t uid_base,
+                        struct sb_err *err);
+/* packages: comma-separated extra Debian packages, or NULL. mirror NULL = deb.debian.org
+ * (or $SANDBASE_DEBIAN_MIRROR). */
+int template_build_debian(const char *data_dir, const char *name, uint32_t uid_base,
+                          const char *packages, const char *mirror,
+                          sb_progress_fn progress, void *progress_arg, struct sb_err *err);
+int template_remove(const char *data_dir, const char *name, struct sb_err *err);
+
+#endif
