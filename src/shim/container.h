@@ -1,0 +1,79 @@
+/*
+ * container.h - building one sandbox and putting processes into it.
+ *
+ * Used only by the shim process (host side, root, single-threaded). The shim
+ * calls container_create() once; from then on it holds the sandbox's
+ * namespace fds and cgroup, and every process enters with container_enter()
+ * in a freshly forked child. Nothing here talks to clients or the server.
+ *
+ * Set-up order (see docs/SECURITY.md): overlay root (template lower,
+ * per-sandbox upper/work on a size-capped filesystem), new mount/pid/uts/ipc/
+ * net/cgroup namespaces and a user namespace mapping sandbox ids 0-65535 to
+ * host uid_base.., pivot_root with the old root detached, fresh /proc with
+ * masked and read-only paths, minimal /dev, loopback up, a PID 1 that only
+ * reaps, cgroup limits (v1 or v2 behind cgroup.h).
+ */
+#ifndef SB_SHIM_CONTAINER_H
+#define SB_SHIM_CONTAINER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "runtime/template.h"
+
+enum sb_ns_index { SB_NS_USER, SB_NS_MNT, SB_NS_PID, SB_NS_UTS, SB_NS_IPC, SB_NS_NET, SB_NS_CGROUP, SB_NS_COUNT };
+
+struct sb_container {
+    char id[32];
+    pid_t init_pid;                     /* host pid of the sandbox's PID 1 */
+    int ns_fds[SB_NS_COUNT];            /* opened from /proc/<init_pid>/ns/*, O_CLOEXEC */
+    char sandbox_dir[SB_PATH_MAX];      /* <data-dir>/sandboxes/<id> (upper, work, disk image) */
+    char root_dir[SB_PATH_MAX];         /* the merged root as the host sees it (for file APIs) */
+    uint32_t uid_base;
+    struct sb_template tpl;             /* copy; owns tpl.env_json */
+    struct sb_limits limits;
+    void *cgroup;                       /* struct sb_cgroup *, see cgroup.h */
+};
+
+struct sb_container_config {
+    const char *id;
+    const char *data_dir;
+    const struct sb_template *tpl;
+    struct sb_limits limits;
+    uint32_t uid_base;
+};
+
+int container_create(const struct sb_container_config *cfg, struct sb_container *out, struct sb_err *err);
+
+/* What a process needs to start inside the sandbox. */
+struct sb_container_exec {
+    const char *path;                   /* cmd: searched in the sandbox's PATH if it has no '/' */
+    char *const *argv;                  /* NULL-terminated, argv[0] = cmd */
+    char *const *envp;                  /* NULL-terminated */
+    const char *cwd;
+    int as_root;                        /* 0: the template's user, no capabilities */
+};
+
+/* Called in a child the shim has just forked (stdio already set up): joins
+ * the sandbox's cgroup and namespaces, forks once more to land inside the PID
+ * namespace (the intermediate exits at once; the grandchild's host pid is
+ * written to pid_report_fd as a pid_t before exec), sets ids, drops
+ * capabilities, sets no_new_privs, rlimits and the seccomp filter, and execs.
+ * On failure before exec writes the errno (int) to err_fd, which must be
+ * O_CLOEXEC, and _exit(127). Never returns. */
+__attribute__((noreturn))
+void container_enter_and_exec(const struct sb_container *c, const struct sb_container_exec *ex,
+                              int pid_report_fd, int err_fd);
+
+int container_freeze(struct sb_container *c, struct sb_err *err);
+int container_thaw(struct sb_container *c, struct sb_err *err);
+/* Kills every process in the sandbox except none (PID 1 included). */
+int container_kill_all(struct sb_container *c, struct sb_err *err);
+/* 1 if the cgroup recorded an OOM kill since the last call. */
+int container_oom_events(struct sb_container *c, uint64_t *count);
+/* Kills everything, unmounts, removes cgroups and the sandbox dir. Frees c's fds. */
+int container_destroy(struct sb_container *c, struct sb_err *err);
+
+#endif
