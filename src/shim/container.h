@@ -54,10 +54,11 @@ struct sb_container_exec {
     char *const *envp;                  /* NULL-terminated */
     const char *cwd;
     int as_root;                        /* 0: the template's user, no capabilities */
+    const char *cgroup_leaf;            /* the process's own leaf cgroup (container_leaf_create) */
 };
 
 /* Called in a child the shim has just forked (stdio already set up): joins
- * the sandbox's cgroup and namespaces, forks once more to land inside the PID
+ * the leaf cgroup ex->cgroup_leaf and the sandbox's namespaces, forks once more to land inside the PID
  * namespace (the intermediate exits at once; the grandchild's host pid is
  * written to pid_report_fd as a pid_t before exec), sets ids, drops
  * capabilities, sets no_new_privs, rlimits and the seccomp filter, and execs.
@@ -66,6 +67,15 @@ struct sb_container_exec {
 __attribute__((noreturn))
 void container_enter_and_exec(const struct sb_container *c, const struct sb_container_exec *ex,
                               int pid_report_fd, int err_fd);
+
+/* Per-process leaf cgroups under the sandbox's cgroup, so a process tree
+ * (grandchildren and setsid'd daemons included) can be counted and killed as
+ * one, while the sandbox-wide limits still hold for the sum. */
+int container_leaf_create(struct sb_container *c, const char *leaf, struct sb_err *err);
+/* Freeze, SIGKILL everything in the leaf, thaw (v1); cgroup.kill (v2). */
+int container_leaf_kill(struct sb_container *c, const char *leaf, struct sb_err *err);
+int container_leaf_count(struct sb_container *c, const char *leaf);   /* processes left, -1 on error */
+void container_leaf_remove(struct sb_container *c, const char *leaf);
 
 int container_freeze(struct sb_container *c, struct sb_err *err);
 int container_thaw(struct sb_container *c, struct sb_err *err);
