@@ -37,6 +37,7 @@ int store_org_create(struct sb_store *store, const char *name, struct sb_org *ou
 int store_org_get_by_name(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err);
 int store_org_get(struct sb_store *store, const char *id, struct sb_org *out, struct sb_err *err);
 int store_org_list(struct sb_store *store, struct sb_org **out, size_t *count, struct sb_err *err);
+int store_org_count(struct sb_store *store, size_t *count, struct sb_err *err);
 
 /* ---- API keys (see core/apikey.h for the key format and hashing) ---- */
 struct sb_api_key {
