@@ -1,4 +1,222 @@
-/* serve.c - placeholder until the server lands (owner: lead). */
+/*
+ * serve.c - `sandbase serve`: configuration, store, runtime and the HTTP
+ * server on one event loop, until SIGTERM/SIGINT.
+ *
+ * Start-up order: config (defaults < config file < env < flags), data and
+ * run dirs, store (migrations), optional --bootstrap (default org + key,
+ * built-in templates), worker pool, registry reconciliation with surviving
+ * shims, then listen. Shutdown: stop accepting, finish in-flight requests,
+ * join the workers; running sandboxes are left to their shims.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "cli/bootstrap.h"
 #include "cli/cli.h"
-int cli_serve(int argc, char **argv) { (void)argc; (void)argv; fputs("serve: not built yet\n", stderr); return 1; }
+#include "cli/common.h"
+#include "core/log.h"
+#include "runtime/registry.h"
+
+#define TTL_TICK_MS 1000
+
+static const char serve_usage[] =
+    "usage: sandbase serve [--listen ADDR:PORT] [--data-dir DIR] [--config FILE] "
+    "[--log-format auto|text|json] [--bootstrap]\n";
+
+struct serve_opts {
+    const char *listen, *data_dir, *config, *log_format;
+    int bootstrap;
+};
+
+static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},     {"data-dir", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},     {"log-format", required_argument, NULL, 'f'},
+        {"bootstrap", no_argument, NULL, 'b'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'l': o->listen = optarg; break;
+        case 'd': o->data_dir = optarg; break;
+        case 'c': o->config = optarg; break;
+        case 'f': o->log_format = optarg; break;
+        case 'b': o->bootstrap = 1; break;
+        case 'h': fputs(serve_usage, stdout); exit(0);
+        default: return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+/* defaults < config file < environment < flags */
+static int load_config(const struct serve_opts *o, struct sb_config *cfg, struct sb_err *err)
+{
+    sb_config_defaults(cfg);
+    sb_config_apply_env(cfg);
+    if (o->data_dir)
+        snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", o->data_dir);
+    char path[SB_PATH_MAX + 16];
+    const char *file = o->config;
+    if (!file) {
+        snprintf(path, sizeof path, "%s/config.json", cfg->data_dir);
+        if (access(path, F_OK) == 0)
+            file = path;
+    }
+    if (file && sb_config_load_file(cfg, file, err) < 0)
+        return -1;
+    sb_config_apply_env(cfg);
+    if (o->data_dir)
+        snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", o->data_dir);
+    if (o->listen)
+        snprintf(cfg->listen, sizeof cfg->listen, "%s", o->listen);
+    if (o->log_format)
+        snprintf(cfg->log_format, sizeof cfg->log_format, "%s", o->log_format);
+    return sb_config_finish(cfg, err);
+}
+
+static int make_dir(const char *path, struct sb_err *err)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return sb_err_sys(err, 500, "cannot create %s", path);
+    return 0;
+}
+
+/* ---- signals and the TTL tick, on the loop thread ---- */
+
+static void on_signal(struct sb_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct sb_app *app = arg;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) != sizeof si)
+        return;
+    sb_info("received %s: shutting down", strsignal((int)si.ssi_signo));
+    sb_server_shutdown(app->server);
+}
+
+static atomic_int reaper_busy;
+
+static void reap_job(void *arg)
+{
+    struct sb_app *app = arg;
+    registry_reap_expired(app->registry);
+    atomic_store(&reaper_busy, 0);
+}
+
+static void on_ttl_tick(struct sb_loop *loop, void *arg)
+{
+    struct sb_app *app = arg;
+    if (!atomic_exchange(&reaper_busy, 1) && sb_worker_submit(app->workers, reap_job, app) < 0)
+        atomic_store(&reaper_busy, 0);
+    sb_loop_timer(loop, TTL_TICK_MS, on_ttl_tick, app);
+}
+
+/* Blocks SIGTERM/SIGINT (before any thread starts, so all inherit it) and
+ * returns a signalfd for them. */
+static int signal_fd(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int start_app(struct sb_app *app, int sfd, struct sb_err *err)
+{
+    app->loop = sb_loop_new();
+    app->router = sb_router_new();
+    app->workers = sb_worker_pool_new(0);
+    if (!app->loop || !app->router || !app->workers || api_register_routes(app->router) < 0)
+        return sb_err_set(err, 500, "out of memory while starting");
+    app->registry = registry_new(&app->cfg, app->store, app->workers, err);
+    if (!app->registry || registry_reconcile(app->registry, err) < 0)
+        return -1;
+    struct sb_server_config scfg = {
+        .listen = app->cfg.listen, .max_body = app->cfg.max_body,
+        .auth = api_authenticate, .app_ctx = app,
+    };
+    app->server = sb_server_new(app->loop, app->router, &scfg, err);
+    if (!app->server)
+        return -1;
+    if (sb_loop_watch(app->loop, sfd, EPOLLIN, on_signal, app) < 0)
+        return sb_err_sys(err, 500, "cannot watch signals");
+    sb_loop_timer(app->loop, TTL_TICK_MS, on_ttl_tick, app);
+    return 0;
+}
+
+static void stop_app(struct sb_app *app)
+{
+    if (app->server)
+        sb_server_free(app->server);
+    if (app->workers)
+        sb_worker_pool_free(app->workers);
+    registry_free(app->registry, 0);
+    if (app->router)
+        sb_router_free(app->router);
+    if (app->loop)
+        sb_loop_free(app->loop);
+    store_close(app->store);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct serve_opts opts;
+    if (parse_serve_opts(argc, argv, &opts) < 0) {
+        fputs(serve_usage, stderr);
+        return 2;
+    }
+    static struct sb_app app;
+    struct sb_err err = {0};
+    if (load_config(&opts, &app.cfg, &err) < 0)
+        return cli_fail(&err);
+    enum sb_log_format fmt;
+    if (sb_log_format_parse(app.cfg.log_format, &fmt) < 0) {
+        fprintf(stderr, "sandbase: --log-format must be auto, text or json\n");
+        return 2;
+    }
+    sb_log_init(fmt, SB_LOG_INFO);
+    char sandboxes_dir[SB_PATH_MAX + 16];
+    snprintf(sandboxes_dir, sizeof sandboxes_dir, "%s/sandboxes", app.cfg.run_dir);
+    if (make_dir(app.cfg.data_dir, &err) < 0 || make_dir(app.cfg.run_dir, &err) < 0 ||
+        make_dir(sandboxes_dir, &err) < 0 || cli_open_store(app.cfg.data_dir, &app.store) != 0)
+        return err.status ? cli_fail(&err) : 1;
+    struct bootstrap_result boot = {0};
+    if (opts.bootstrap && bootstrap_run(&app.cfg, app.store, &boot, &err) < 0) {
+        store_close(app.store);
+        return cli_fail(&err);
+    }
+    int sfd = signal_fd();
+    if (sfd < 0 || start_app(&app, sfd, &err) < 0) {
+        if (sfd < 0)
+            sb_err_sys(&err, 500, "signalfd");
+        stop_app(&app);
+        return cli_fail(&err);
+    }
+    sb_info("sandbase %s listening on %s (port %u, data dir %s)", SANDBASE_VERSION, app.cfg.listen,
+            sb_server_port(app.server), app.cfg.data_dir);
+    if (opts.bootstrap)
+        bootstrap_print_welcome(&app.cfg, sb_server_port(app.server), &boot);
+    sb_loop_run(app.loop);
+    stop_app(&app);
+    close(sfd);
+    sb_info("stopped");
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * app.h - the state of one `sandbase serve`: configuration, store, loop,
+ * HTTP server, worker pool, and the sandbox runtime. Handlers reach it
+ * through req->server_ctx.
+ *
+ * Threading: handlers run on the loop thread and must not block; anything
+ * that waits on a shim or the disk is submitted to `workers` and answers the
+ * (deferred) request from there. The store is safe from any thread.
+ * Ownership: cli/serve.c creates and frees everything here.
+ */
+#ifndef SB_API_APP_H
+#define SB_API_APP_H
+
+#include "core/config.h"
+#include "core/worker.h"
+#include "http/loop.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "store/store.h"
+
+struct sb_registry;
+
+struct sb_app {
+    struct sb_config cfg;
+    struct sb_store *store;
+    struct sb_loop *loop;
+    struct sb_router *router;
+    struct sb_server *server;
+    struct sb_worker_pool *workers;
+    struct sb_registry *registry;     /* runtime/registry.h */
+};
+
+/* Registers every REST route on app->router. */
+int api_register_routes(struct sb_router *router);
+
+/* The sb_auth_fn for the HTTP server (api/auth.c). */
+int api_authenticate(void *app_ctx, const char *key, char org_id[SB_ORG_ID_MAX], struct sb_err *err);
+
+/* Route handlers, one file per resource. */
+void api_health(struct sb_request *req);                 /* api/health.c */
+void api_templates_list(struct sb_request *req);         /* api/templates.c */
+void api_sandbox_create(struct sb_request *req);         /* api/sandboxes.c */
+void api_sandbox_list(struct sb_request *req);
+void api_sandbox_get(struct sb_request *req);
+void api_sandbox_delete(struct sb_request *req);
+void api_sandbox_timeout(struct sb_request *req);
+void api_sandbox_pause(struct sb_request *req);
+void api_sandbox_connect(struct sb_request *req);
+void api_process_run(struct sb_request *req);            /* api/processes.c */
+
+static inline struct sb_app *api_app(const struct sb_request *req)
+{
+    return (struct sb_app *)req->server_ctx;
+}
+
+#endif

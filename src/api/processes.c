@@ -1,0 +1,154 @@
+/*
+ * processes.c - POST /sandboxes/:id/processes: run one command to completion
+ * and answer its output, as the SandBase docs describe.
+ *
+ * The command runs directly (no shell). 200 for any exit code; 502 when it
+ * could not start ("command not found: X") or timed out ("timed out after
+ * Ns", with the partial stdout/stderr in the body next to code and message).
+ * Output bytes that are not UTF-8 are replaced by U+FFFD.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/async.h"
+#include "api/validate.h"
+#include "core/utf8.h"
+#include "runtime/registry.h"
+
+#define MAX_ARGS 4096
+#define MAX_PROCESS_TIMEOUT_S 86400
+
+struct process_args {
+    char org_id[SB_ORG_ID_MAX];
+    char id[32];
+    json_t *body;                   /* owned; the strings below point into it */
+    const char **args;
+    struct sb_process_request preq;
+};
+
+static void free_process_args(void *p)
+{
+    struct process_args *a = p;
+    free(a->args);
+    free((char *)a->preq.env_json);
+    json_decref(a->body);
+    free(a);
+}
+
+static json_t *result_json(const struct sb_exec_result *res)
+{
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", res->pid);
+    json_t *out = json_pack("{s:s, s:o, s:o, s:i, s:I, s:b, s:b}", "processID", pid, "stdout",
+                            sb_json_string_lossy(res->out, res->out_len), "stderr",
+                            sb_json_string_lossy(res->err_out, res->err_len), "exitCode",
+                            res->exit_code, "durationMs", (json_int_t)res->duration_ms,
+                            "oomKilled", res->oom_killed, "truncated", res->truncated);
+    if (out && res->signal)
+        json_object_set_new(out, "signal", json_integer(res->signal));
+    return out;
+}
+
+static void process_job(struct sb_request *req, void *p)
+{
+    struct process_args *a = p;
+    struct sb_err err = {0};
+    struct sb_exec_result res = {0};
+    if (registry_exec(api_app(req)->registry, a->org_id, a->id, &a->preq, &res, &err) < 0) {
+        sb_request_complete_error(req, &err);
+        shim_exec_result_clear(&res);
+        return;
+    }
+    json_t *out = result_json(&res);
+    if (res.timed_out && out) {
+        json_object_set_new(out, "code", json_integer(502));
+        char msg[64];
+        snprintf(msg, sizeof msg, "timed out after %ds", a->preq.timeout_s);
+        json_object_set_new(out, "message", json_string(msg));
+        sb_request_complete_json(req, 502, out);
+    } else if (out) {
+        sb_request_complete_json(req, 200, out);
+    } else {
+        sb_err_set(&err, 500, "out of memory");
+        sb_request_complete_error(req, &err);
+    }
+    shim_exec_result_clear(&res);
+}
+
+/* Fills a->args from the "args" array. */
+static int parse_args(struct process_args *a, struct sb_err *err)
+{
+    json_t *arr = json_object_get(a->body, "args");
+    if (!arr || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr))
+        return sb_err_set(err, 400, "args must be an array of strings");
+    size_t n = json_array_size(arr);
+    if (n > MAX_ARGS)
+        return sb_err_set(err, 400, "args: at most %d arguments", MAX_ARGS);
+    a->args = calloc(n + 1, sizeof *a->args);
+    if (!a->args)
+        return sb_err_set(err, 500, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            return sb_err_set(err, 400, "args[%zu] must be a string without NUL characters", i);
+        a->args[i] = json_string_value(v);
+    }
+    a->preq.args = a->args;
+    a->preq.arg_count = n;
+    return 0;
+}
+
+static int parse_process(struct process_args *a, struct sb_err *err)
+{
+    struct sb_process_request *pr = &a->preq;
+    long long timeout;
+    char *env = NULL;
+    if (api_field_string(a->body, "cmd", 1, NULL, &pr->cmd, err) < 0)
+        return -1;
+    if (pr->cmd[0] == '\0')
+        return sb_err_set(err, 400, "cmd must not be empty");
+    if (parse_args(a, err) < 0 || api_field_string(a->body, "cwd", 0, "/workspace", &pr->cwd, err) < 0 ||
+        api_field_string(a->body, "user", 0, "user", &pr->user, err) < 0 ||
+        api_field_string(a->body, "stdin", 0, NULL, &pr->stdin_data, err) < 0 ||
+        api_field_int(a->body, "timeout", 60, 1, MAX_PROCESS_TIMEOUT_S, &timeout, err) < 0 ||
+        api_field_string_map(a->body, "envVars", 1, &env, err) < 0)
+        return -1;
+    pr->env_json = env;
+    pr->timeout_s = (int)timeout;
+    if (pr->cwd[0] != '/')
+        return sb_err_set(err, 400, "cwd must be an absolute path");
+    if (strcmp(pr->user, "user") != 0 && strcmp(pr->user, "root") != 0)
+        return sb_err_set(err, 400, "user must be \"user\" or \"root\"");
+    if (pr->stdin_data)
+        pr->stdin_len = strlen(pr->stdin_data);
+    return 0;
+}
+
+void api_process_run(struct sb_request *req)
+{
+    struct sb_err err = {0};
+    const char *id = sb_request_param(req, "id");
+    struct process_args *a = NULL;
+    if (api_check_sandbox_id(id, &err) < 0)
+        goto fail;
+    a = calloc(1, sizeof *a);
+    if (!a) {
+        sb_err_set(&err, 500, "out of memory");
+        goto fail;
+    }
+    a->body = sb_request_json(req, 0, &err);
+    if (!a->body || parse_process(a, &err) < 0)
+        goto fail;
+    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    api_run_async(req, process_job, a, free_process_args);
+    return;
+fail:
+    if (a)
+        free_process_args(a);
+    sb_respond_error(req, &err);
+}

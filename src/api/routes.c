@@ -1,0 +1,35 @@
+/*
+ * routes.c - the REST route table: every path the server answers, in one
+ * place, with the handler that serves it.
+ */
+#include "api/app.h"
+
+struct route {
+    const char *method;
+    const char *pattern;
+    sb_handler_fn handler;
+    int flags;
+};
+
+static const struct route routes[] = {
+    {"GET", "/health", api_health, SB_ROUTE_NO_AUTH},
+    {"GET", "/templates", api_templates_list, SB_ROUTE_AUTH},
+    {"POST", "/sandboxes", api_sandbox_create, SB_ROUTE_AUTH},
+    {"GET", "/sandboxes", api_sandbox_list, SB_ROUTE_AUTH},
+    {"GET", "/sandboxes/:id", api_sandbox_get, SB_ROUTE_AUTH},
+    {"DELETE", "/sandboxes/:id", api_sandbox_delete, SB_ROUTE_AUTH},
+    {"POST", "/sandboxes/:id/timeout", api_sandbox_timeout, SB_ROUTE_AUTH},
+    {"POST", "/sandboxes/:id/pause", api_sandbox_pause, SB_ROUTE_AUTH},
+    {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH},
+    {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH},
+    {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH},
+};
+
+int api_register_routes(struct sb_router *router)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (sb_router_add(router, routes[i].method, routes[i].pattern, routes[i].handler,
+                          routes[i].flags) < 0)
+            return -1;
+    return 0;
+}

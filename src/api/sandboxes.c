@@ -1,0 +1,280 @@
+/*
+ * sandboxes.c - the sandbox lifecycle routes of the SandBase REST API:
+ * POST/GET /sandboxes, GET/DELETE /sandboxes/:id, and the :id/timeout,
+ * :id/pause and :id/connect actions.
+ *
+ * Validation happens here on the loop thread; anything that waits on a
+ * shim runs in the registry on a worker (api_run_async). Another org's
+ * sandbox is always "404 sandbox not found".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/async.h"
+#include "api/validate.h"
+#include "core/id.h"
+#include "runtime/registry.h"
+#include "runtime/template.h"
+
+#define ENVD_VERSION "0.2.0"
+
+static json_t *json_object_text(const char *text)
+{
+    json_t *obj = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        obj = json_object();
+    }
+    return obj;
+}
+
+/* The sandbox object: SandBase's fields plus what E2B's SDKs read. */
+static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
+{
+    char started[32], end[32];
+    sb_time_rfc3339(rec->started_at, started, sizeof started);
+    sb_time_rfc3339(rec->end_at, end, sizeof end);
+    const char *state = strcmp(rec->status, "paused") == 0 ? "paused" : "running";
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:n, s:i, s:i, s:i}",
+                     "sandboxID", rec->id, "templateID", rec->template_id, "clientID", "sandbase",
+                     "status", rec->status, "state", state, "metadata",
+                     json_object_text(rec->metadata_json), "startedAt", started, "endAt", end,
+                     "envdVersion", ENVD_VERSION, "envdAccessToken", "cpuCount", rec->cpu_count,
+                     "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
+}
+
+/* ---- POST /sandboxes ---- */
+
+struct create_args {
+    char org_id[SB_ORG_ID_MAX];
+    char template_id[SB_TEMPLATE_NAME_MAX];
+    int timeout_s;
+    char *metadata;
+    char *env;
+};
+
+static void free_create_args(void *p)
+{
+    struct create_args *a = p;
+    free(a->metadata);
+    free(a->env);
+    free(a);
+}
+
+static void create_job(struct sb_request *req, void *p)
+{
+    struct create_args *a = p;
+    struct sb_err err = {0};
+    struct sb_sandbox_rec rec;
+    struct sb_create_request creq = {.org_id = a->org_id, .template_id = a->template_id,
+                                     .timeout_s = a->timeout_s, .metadata_json = a->metadata,
+                                     .env_json = a->env};
+    if (registry_create(api_app(req)->registry, &creq, &rec, &err) < 0) {
+        sb_request_complete_error(req, &err);
+        return;
+    }
+    sb_request_complete_json(req, 201, sandbox_json(&rec));
+    store_sandbox_rec_clear(&rec);
+}
+
+void api_sandbox_create(struct sb_request *req)
+{
+    struct sb_app *app = api_app(req);
+    struct sb_err err = {0};
+    json_t *body = sb_request_json(req, 0, &err);
+    struct create_args *a = calloc(1, sizeof *a);
+    const char *template_id = NULL;
+    long long timeout = 0;
+    if (!body || !a)
+        goto fail;
+    if (api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
+        api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
+                      &timeout, &err) < 0 ||
+        api_field_string_map(body, "metadata", 0, &a->metadata, &err) < 0 ||
+        api_field_string_map(body, "envVars", 1, &a->env, &err) < 0)
+        goto fail;
+    if (!template_name_valid(template_id)) {
+        sb_err_set(&err, 400, "unknown template: %.64s", template_id);
+        goto fail;
+    }
+    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
+    snprintf(a->template_id, sizeof a->template_id, "%s", template_id);
+    a->timeout_s = (int)timeout;
+    json_decref(body);
+    api_run_async(req, create_job, a, free_create_args);
+    return;
+fail:
+    if (!a && err.status == 0)
+        sb_err_set(&err, 500, "out of memory");
+    if (a)
+        free_create_args(a);
+    json_decref(body);
+    sb_respond_error(req, &err);
+}
+
+/* ---- GET /sandboxes, GET /sandboxes/:id ---- */
+
+static const char *const list_filters[] = {"running", "paused", "creating", "stopped", "error"};
+
+void api_sandbox_list(struct sb_request *req)
+{
+    struct sb_err err = {0};
+    const char *status = sb_request_query(req, "status");
+    if (status) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof list_filters / sizeof list_filters[0]; i++)
+            ok |= strcmp(status, list_filters[i]) == 0;
+        if (!ok) {
+            sb_err_set(&err, 400, "invalid status filter: %.64s", status);
+            sb_respond_error(req, &err);
+            return;
+        }
+    }
+    struct sb_sandbox_rec *list = NULL;
+    size_t count = 0;
+    if (store_sandbox_list(api_app(req)->store, req->org_id, status, &list, &count, &err) < 0) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(arr, sandbox_json(&list[i]));
+    store_sandbox_list_free(list, count);
+    sb_respond_json(req, 200, arr);
+}
+
+void api_sandbox_get(struct sb_request *req)
+{
+    struct sb_err err = {0};
+    const char *id = sb_request_param(req, "id");
+    struct sb_sandbox_rec rec;
+    if (api_check_sandbox_id(id, &err) < 0 ||
+        store_sandbox_get(api_app(req)->store, req->org_id, id, &rec, &err) < 0) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    if (strcmp(rec.status, "stopped") == 0 || strcmp(rec.status, "error") == 0) {
+        store_sandbox_rec_clear(&rec);
+        sb_err_set(&err, 404, "sandbox not found");
+        sb_respond_error(req, &err);
+        return;
+    }
+    sb_respond_json(req, 200, sandbox_json(&rec));
+    store_sandbox_rec_clear(&rec);
+}
+
+/* ---- actions on one sandbox ---- */
+
+struct action_args {
+    char org_id[SB_ORG_ID_MAX];
+    char id[32];
+    int timeout_s;      /* -1 = not given */
+};
+
+/* Validates :id and (optionally) a {"timeout": N} body into a new action_args. */
+static struct action_args *parse_action(struct sb_request *req, int want_timeout, int timeout_required)
+{
+    struct sb_err err = {0};
+    const char *id = sb_request_param(req, "id");
+    if (api_check_sandbox_id(id, &err) < 0) {
+        sb_respond_error(req, &err);
+        return NULL;
+    }
+    long long timeout = -1;
+    if (want_timeout) {
+        json_t *body = sb_request_json(req, !timeout_required, &err);
+        int rc = body ? 0 : -1;
+        if (rc == 0 && timeout_required && !json_object_get(body, "timeout"))
+            rc = sb_err_set(&err, 400, "missing field: timeout");
+        if (rc == 0)
+            rc = api_field_int(body, "timeout", -1, 0, api_app(req)->cfg.max_timeout_s, &timeout, &err);
+        json_decref(body);
+        if (rc < 0) {
+            sb_respond_error(req, &err);
+            return NULL;
+        }
+    }
+    struct action_args *a = calloc(1, sizeof *a);
+    if (!a) {
+        sb_err_set(&err, 500, "out of memory");
+        sb_respond_error(req, &err);
+        return NULL;
+    }
+    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    a->timeout_s = (int)timeout;
+    return a;
+}
+
+static void delete_job(struct sb_request *req, void *p)
+{
+    struct action_args *a = p;
+    struct sb_err err = {0};
+    if (registry_destroy(api_app(req)->registry, a->org_id, a->id, "deleted", &err) < 0)
+        sb_request_complete_error(req, &err);
+    else
+        sb_request_complete_empty(req, 204);
+}
+
+void api_sandbox_delete(struct sb_request *req)
+{
+    struct action_args *a = parse_action(req, 0, 0);
+    if (a)
+        api_run_async(req, delete_job, a, free);
+}
+
+static void timeout_job(struct sb_request *req, void *p)
+{
+    struct action_args *a = p;
+    struct sb_err err = {0};
+    if (registry_set_timeout(api_app(req)->registry, a->org_id, a->id, a->timeout_s, &err) < 0)
+        sb_request_complete_error(req, &err);
+    else
+        sb_request_complete_empty(req, 204);
+}
+
+void api_sandbox_timeout(struct sb_request *req)
+{
+    struct action_args *a = parse_action(req, 1, 1);
+    if (a)
+        api_run_async(req, timeout_job, a, free);
+}
+
+static void pause_job(struct sb_request *req, void *p)
+{
+    struct action_args *a = p;
+    struct sb_err err = {0};
+    if (registry_pause(api_app(req)->registry, a->org_id, a->id, &err) < 0)
+        sb_request_complete_error(req, &err);
+    else
+        sb_request_complete_empty(req, 204);
+}
+
+void api_sandbox_pause(struct sb_request *req)
+{
+    struct action_args *a = parse_action(req, 0, 0);
+    if (a)
+        api_run_async(req, pause_job, a, free);
+}
+
+static void connect_job(struct sb_request *req, void *p)
+{
+    struct action_args *a = p;
+    struct sb_err err = {0};
+    struct sb_sandbox_rec rec;
+    if (registry_connect(api_app(req)->registry, a->org_id, a->id, a->timeout_s, &rec, &err) < 0) {
+        sb_request_complete_error(req, &err);
+        return;
+    }
+    sb_request_complete_json(req, 200, sandbox_json(&rec));
+    store_sandbox_rec_clear(&rec);
+}
+
+void api_sandbox_connect(struct sb_request *req)
+{
+    struct action_args *a = parse_action(req, 1, 0);
+    if (a)
+        api_run_async(req, connect_job, a, free);
+}

@@ -1,0 +1,78 @@
+/*
+ * validate.c - typed access to JSON body fields (see validate.h).
+ */
+#include "api/validate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/id.h"
+
+int api_field_int(json_t *body, const char *field, long long def, long long min, long long max,
+                  long long *out, struct sb_err *err)
+{
+    json_t *v = json_object_get(body, field);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return sb_err_set(err, 400, "%s must be an integer between %lld and %lld", field, min, max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+int api_field_string(json_t *body, const char *field, int required, const char *def,
+                     const char **out, struct sb_err *err)
+{
+    json_t *v = json_object_get(body, field);
+    if (!v || json_is_null(v)) {
+        if (required)
+            return sb_err_set(err, 400, "missing field: %s", field);
+        *out = def;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return sb_err_set(err, 400, "%s must be a string", field);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return sb_err_set(err, 400, "%s must not contain NUL characters", field);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int env_key_ok(const char *key)
+{
+    return key[0] != '\0' && strchr(key, '=') == NULL;
+}
+
+int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
+                         struct sb_err *err)
+{
+    json_t *v = json_object_get(body, field);
+    *out_text = NULL;
+    if (v && !json_is_null(v)) {
+        if (!json_is_object(v))
+            return sb_err_set(err, 400, "%s must be an object of strings", field);
+        const char *key;
+        json_t *value;
+        json_object_foreach(v, key, value) {
+            if (!json_is_string(value) || strlen(json_string_value(value)) != json_string_length(value))
+                return sb_err_set(err, 400, "%s.%s must be a string", field, key);
+            if (env_keys && !env_key_ok(key))
+                return sb_err_set(err, 400, "%s: invalid variable name '%s'", field, key);
+        }
+        *out_text = json_dumps(v, JSON_COMPACT);
+    } else {
+        *out_text = strdup("{}");
+    }
+    if (!*out_text)
+        return sb_err_set(err, 500, "out of memory");
+    return 0;
+}
+
+int api_check_sandbox_id(const char *id, struct sb_err *err)
+{
+    if (!id || !sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id");
+    return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * utf8.c - lossy UTF-8 validation (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF), used where program output becomes JSON.
+ */
+#include "core/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the valid sequence at s (1-4), or 0 if it is invalid. */
+static size_t valid_sequence(const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    size_t need;
+    unsigned int min, cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2; min = 0x80; cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3; min = 0x800; cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4; min = 0x10000; cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (left < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need;
+}
+
+json_t *sb_json_string_lossy(const char *bytes, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)bytes;
+    size_t i = 0;
+    /* Fast path: already valid, no copy. */
+    while (i < len) {
+        size_t n = valid_sequence(s + i, len - i);
+        if (n == 0)
+            break;
+        i += n;
+    }
+    if (i == len)
+        return json_stringn(bytes, len);
+    /* Each invalid byte becomes 3 bytes of U+FFFD at worst. */
+    char *out = malloc(len * 3 + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, bytes, i);
+    size_t o = i;
+    while (i < len) {
+        size_t n = valid_sequence(s + i, len - i);
+        if (n == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    json_t *str = json_stringn(out, o);
+    free(out);
+    return str;
+}

@@ -1,0 +1,474 @@
+/*
+ * registry.c - sandbox lifecycle over the store and the shims (see registry.h).
+ *
+ * Invariants:
+ *  - A store row exists before a sandbox is announced; its status moves
+ *    creating -> running <-> paused -> stopped (or creating -> error).
+ *  - `stopped` and `error` sandboxes answer 404 to the API.
+ *  - While paused, end_at keeps the value it had at pause; resuming moves it
+ *    forward by the paused time, so paused time never counts against the TTL.
+ *  - `state_lock` serialises state transitions (create's cap check and
+ *    insert, pause, resume, destroy) so two of them never race on one
+ *    sandbox; exec does not take it (the shim answers 409 when paused).
+ */
+#include "runtime/registry.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/id.h"
+#include "core/log.h"
+#include "runtime/pool.h"
+#include "runtime/template.h"
+
+struct sb_registry {
+    const struct sb_config *cfg;
+    struct sb_store *store;
+    struct sb_pool *pool;
+    pthread_mutex_t state_lock;
+};
+
+struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *store,
+                                 struct sb_worker_pool *workers, struct sb_err *err)
+{
+    struct sb_registry *reg = calloc(1, sizeof *reg);
+    if (!reg) {
+        sb_err_set(err, 500, "out of memory");
+        return NULL;
+    }
+    reg->cfg = cfg;
+    reg->store = store;
+    reg->pool = pool_new(cfg, workers);
+    if (!reg->pool) {
+        free(reg);
+        sb_err_set(err, 500, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&reg->state_lock, NULL);
+    return reg;
+}
+
+void registry_free(struct sb_registry *reg, int destroy_pool)
+{
+    if (!reg)
+        return;
+    pool_free(reg->pool, destroy_pool);
+    pthread_mutex_destroy(&reg->state_lock);
+    free(reg);
+}
+
+/* Appends a lifecycle event; a failure is logged, never fatal to the change. */
+static void append_event(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
+                         const char *what, const char *data_json)
+{
+    char type[64];
+    snprintf(type, sizeof type, "sandbox.lifecycle.%s", what);
+    struct sb_err err = {0};
+    if (store_event_append(reg->store, rec->org_id, rec->id, rec->template_id, type,
+                           data_json ? data_json : "{}", &err) < 0)
+        sb_warn("event %s for %s not recorded: %s", type, rec->id, err.msg);
+}
+
+static int is_gone(const struct sb_sandbox_rec *rec)
+{
+    return strcmp(rec->status, "stopped") == 0 || strcmp(rec->status, "error") == 0;
+}
+
+/* Loads a sandbox the API may act on: 404 for other orgs and dead ones. */
+static int load_live(struct sb_registry *reg, const char *org_id, const char *id,
+                     struct sb_sandbox_rec *rec, struct sb_err *err)
+{
+    if (!sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id: %s", id);
+    if (store_sandbox_get(reg->store, org_id, id, rec, err) < 0)
+        return -1;
+    if (is_gone(rec)) {
+        store_sandbox_rec_clear(rec);
+        return sb_err_set(err, 404, "sandbox not found");
+    }
+    return 0;
+}
+
+static int set_status(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *status,
+                      struct sb_err *err)
+{
+    snprintf(rec->status, sizeof rec->status, "%s", status);
+    return store_sandbox_update(reg->store, rec, err);
+}
+
+int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
+{
+    struct sb_sandbox_rec *list = NULL;
+    size_t count = 0;
+    /* status NULL lists creating, running and paused rows of every org. */
+    if (store_sandbox_list(reg->store, NULL, NULL, &list, &count, err) < 0)
+        return sb_err_prefix(err, "reconcile");
+    size_t adopted = 0, lost = 0, orphans = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct sb_sandbox_rec *rec = &list[i];
+        struct sb_shim_status st;
+        struct sb_err serr = {0};
+        if (strcmp(rec->status, "creating") != 0 && shim_status(reg->cfg->run_dir, rec->id, &st, &serr) == 0) {
+            /* The shim is the truth for paused-ness after a crash mid-change. */
+            if (st.paused && strcmp(rec->status, "running") == 0)
+                shim_resume(reg->cfg->run_dir, rec->id, &serr);
+            else if (!st.paused && strcmp(rec->status, "paused") == 0)
+                shim_pause(reg->cfg->run_dir, rec->id, &serr);
+            adopted++;
+            continue;
+        }
+        shim_destroy(reg->cfg, rec->id, &serr);
+        const char *new_status = strcmp(rec->status, "creating") == 0 ? "error" : "stopped";
+        if (set_status(reg, rec, new_status, &serr) == 0)
+            append_event(reg, rec, "killed", "{\"reason\":\"lost\"}");
+        lost++;
+    }
+    /* Shims with no live row: pooled sandboxes of the previous run, or leftovers. */
+    char (*ids)[32] = NULL;
+    size_t id_count = 0;
+    struct sb_err lerr = {0};
+    if (shim_list_ids(reg->cfg->run_dir, &ids, &id_count, &lerr) == 0) {
+        for (size_t i = 0; i < id_count; i++) {
+            int owned = 0;
+            for (size_t j = 0; j < count && !owned; j++)
+                owned = strcmp(list[j].id, ids[i]) == 0 && !is_gone(&list[j]);
+            if (!owned) {
+                struct sb_err derr = {0};
+                shim_destroy(reg->cfg, ids[i], &derr);
+                orphans++;
+            }
+        }
+        free(ids);
+    }
+    store_sandbox_list_free(list, count);
+    sb_info("reconcile: %zu sandboxes re-adopted, %zu lost, %zu orphan shims removed", adopted,
+            lost, orphans);
+    pool_fill_all(reg->pool);
+    return 0;
+}
+
+int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
+                    struct sb_sandbox_rec *out, struct sb_err *err)
+{
+    struct sb_template tpl;
+    if (template_load(reg->cfg->data_dir, creq->template_id, &tpl, err) < 0)
+        return -1;
+    struct sb_limits limits;
+    template_effective_limits(&tpl, reg->cfg, &limits);
+    template_clear(&tpl);
+
+    /* Reserve a slot under the cap with a `creating` row, then build. */
+    struct sb_sandbox_rec rec = {0};
+    sb_id_new("sbx_", rec.id, sizeof rec.id);
+    snprintf(rec.org_id, sizeof rec.org_id, "%s", creq->org_id);
+    snprintf(rec.template_id, sizeof rec.template_id, "%s", creq->template_id);
+    snprintf(rec.status, sizeof rec.status, "creating");
+    rec.metadata_json = strdup(creq->metadata_json ? creq->metadata_json : "{}");
+    rec.env_json = strdup(creq->env_json ? creq->env_json : "{}");
+    rec.cpu_count = limits.cpu_count;
+    rec.memory_mb = limits.memory_mb;
+    rec.disk_mb = limits.disk_mb;
+    rec.started_at = sb_wall_ms();
+    rec.end_at = rec.started_at + (int64_t)creq->timeout_s * 1000;
+    if (!rec.metadata_json || !rec.env_json) {
+        store_sandbox_rec_clear(&rec);
+        return sb_err_set(err, 500, "out of memory");
+    }
+
+    int from_pool = 0;
+    pthread_mutex_lock(&reg->state_lock);
+    size_t live = 0;
+    int rc = store_sandbox_count_live(reg->store, creq->org_id, &live, err);
+    if (rc == 0 && live >= (size_t)reg->cfg->org_sandbox_cap)
+        rc = sb_err_set(err, 429,
+                        "sandbox limit reached: this org already has %zu running or paused sandboxes (max %d)",
+                        live, reg->cfg->org_sandbox_cap);
+    /* The pooled sandbox's id replaces the reserved one before the row exists. */
+    if (rc == 0)
+        from_pool = pool_take(reg->pool, creq->template_id, rec.id) == 0;
+    if (rc == 0)
+        rc = store_sandbox_insert(reg->store, &rec, err);
+    pthread_mutex_unlock(&reg->state_lock);
+    if (rc < 0) {
+        if (from_pool)
+            pool_give_back(reg->pool, creq->template_id, rec.id);
+        store_sandbox_rec_clear(&rec);
+        return -1;
+    }
+
+    if (!from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, err) < 0) {
+        struct sb_err uerr = {0};
+        set_status(reg, &rec, "error", &uerr);
+        store_sandbox_rec_clear(&rec);
+        return sb_err_prefix(err, "failed to create sandbox");
+    }
+    /* The TTL counts from when the sandbox is usable. */
+    rec.end_at = sb_wall_ms() + (int64_t)creq->timeout_s * 1000;
+    if (set_status(reg, &rec, "running", err) < 0) {
+        struct sb_err derr = {0};
+        shim_destroy(reg->cfg, rec.id, &derr);
+        store_sandbox_rec_clear(&rec);
+        return -1;
+    }
+    append_event(reg, &rec, "created", NULL);
+    *out = rec;
+    return 0;
+}
+
+/* Destroys a loaded live sandbox; caller holds state_lock. */
+static int destroy_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
+                          struct sb_err *err)
+{
+    if (shim_destroy(reg->cfg, rec->id, err) < 0)
+        return sb_err_prefix(err, "failed to destroy sandbox");
+    rec->paused_at = 0;
+    if (set_status(reg, rec, "stopped", err) < 0)
+        return -1;
+    json_t *data = json_pack("{s:s}", "reason", reason);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    append_event(reg, rec, "killed", text);
+    free(text);
+    json_decref(data);
+    return 0;
+}
+
+int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id,
+                     const char *reason, struct sb_err *err)
+{
+    pthread_mutex_lock(&reg->state_lock);
+    struct sb_sandbox_rec rec;
+    int rc = load_live(reg, org_id, id, &rec, err);
+    if (rc == 0) {
+        rc = destroy_locked(reg, &rec, reason, err);
+        store_sandbox_rec_clear(&rec);
+    }
+    pthread_mutex_unlock(&reg->state_lock);
+    return rc;
+}
+
+int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err)
+{
+    pthread_mutex_lock(&reg->state_lock);
+    struct sb_sandbox_rec rec;
+    int rc = load_live(reg, org_id, id, &rec, err);
+    if (rc < 0)
+        goto out;
+    if (strcmp(rec.status, "paused") == 0)
+        rc = sb_err_set(err, 409, "sandbox is already paused");
+    else if (strcmp(rec.status, "running") != 0)
+        rc = sb_err_set(err, 409, "sandbox is not running (status %s)", rec.status);
+    else if (shim_pause(reg->cfg->run_dir, rec.id, err) < 0)
+        rc = sb_err_prefix(err, "failed to pause sandbox");
+    if (rc == 0) {
+        rec.paused_at = sb_wall_ms();
+        rc = set_status(reg, &rec, "paused", err);
+    }
+    if (rc == 0)
+        append_event(reg, &rec, "paused", NULL);
+    store_sandbox_rec_clear(&rec);
+out:
+    pthread_mutex_unlock(&reg->state_lock);
+    return rc;
+}
+
+int registry_connect(struct sb_registry *reg, const char *org_id, const char *id, int timeout_s,
+                     struct sb_sandbox_rec *out, struct sb_err *err)
+{
+    pthread_mutex_lock(&reg->state_lock);
+    struct sb_sandbox_rec rec;
+    int rc = load_live(reg, org_id, id, &rec, err);
+    if (rc < 0)
+        goto out;
+    int64_t now = sb_wall_ms();
+    int was_paused = strcmp(rec.status, "paused") == 0;
+    if (was_paused) {
+        if (shim_resume(reg->cfg->run_dir, rec.id, err) < 0) {
+            rc = sb_err_prefix(err, "failed to resume sandbox");
+            store_sandbox_rec_clear(&rec);
+            goto out;
+        }
+        rec.end_at += now - rec.paused_at;
+        rec.paused_at = 0;
+        snprintf(rec.status, sizeof rec.status, "running");
+    } else if (strcmp(rec.status, "running") != 0) {
+        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", rec.status);
+        store_sandbox_rec_clear(&rec);
+        goto out;
+    }
+    if (timeout_s >= 0)
+        rec.end_at = now + (int64_t)timeout_s * 1000;
+    rc = store_sandbox_update(reg->store, &rec, err);
+    if (rc == 0 && was_paused)
+        append_event(reg, &rec, "resumed", NULL);
+    else if (rc == 0 && timeout_s >= 0)
+        append_event(reg, &rec, "updated", NULL);
+    if (rc == 0)
+        *out = rec;
+    else
+        store_sandbox_rec_clear(&rec);
+out:
+    pthread_mutex_unlock(&reg->state_lock);
+    return rc;
+}
+
+int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char *id,
+                         int timeout_s, struct sb_err *err)
+{
+    pthread_mutex_lock(&reg->state_lock);
+    struct sb_sandbox_rec rec;
+    int rc = load_live(reg, org_id, id, &rec, err);
+    if (rc < 0)
+        goto out;
+    if (strcmp(rec.status, "running") != 0) {
+        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", rec.status);
+    } else {
+        rec.end_at = sb_wall_ms() + (int64_t)timeout_s * 1000;
+        rc = store_sandbox_update(reg->store, &rec, err);
+        if (rc == 0)
+            append_event(reg, &rec, "updated", NULL);
+    }
+    store_sandbox_rec_clear(&rec);
+out:
+    pthread_mutex_unlock(&reg->state_lock);
+    return rc;
+}
+
+void registry_reap_expired(struct sb_registry *reg)
+{
+    struct sb_sandbox_rec *list = NULL;
+    size_t count = 0;
+    struct sb_err err = {0};
+    if (store_sandbox_list(reg->store, NULL, "running", &list, &count, &err) < 0) {
+        sb_warn("ttl: cannot list sandboxes: %s", err.msg);
+        return;
+    }
+    int64_t now = sb_wall_ms();
+    for (size_t i = 0; i < count; i++) {
+        if (list[i].end_at > now)
+            continue;
+        pthread_mutex_lock(&reg->state_lock);
+        /* Re-read under the lock: a connect or timeout may have moved end_at. */
+        struct sb_sandbox_rec rec;
+        struct sb_err rerr = {0};
+        if (load_live(reg, list[i].org_id, list[i].id, &rec, &rerr) == 0) {
+            if (strcmp(rec.status, "running") == 0 && rec.end_at <= now &&
+                destroy_locked(reg, &rec, "timeout", &rerr) < 0)
+                sb_warn("ttl: could not kill expired sandbox %s: %s", rec.id, rerr.msg);
+            else if (strcmp(rec.status, "stopped") == 0)
+                sb_info("ttl: sandbox %s expired and was killed", rec.id);
+            store_sandbox_rec_clear(&rec);
+        }
+        pthread_mutex_unlock(&reg->state_lock);
+    }
+    store_sandbox_list_free(list, count);
+}
+
+/* Merges the JSON object text src into env (later sources win). */
+static void merge_env_text(json_t *env, const char *text)
+{
+    if (!text)
+        return;
+    json_t *obj = json_loads(text, 0, NULL);
+    if (json_is_object(obj))
+        json_object_update(env, obj);
+    json_decref(obj);
+}
+
+/* The process environment: template env, the user's HOME/USER, the E2B
+ * variables E2B's SDKs rely on, the sandbox's envVars, the request's
+ * envVars. Returns a NULL-terminated malloc'd "K=V" array (free with
+ * free_env), or NULL. */
+static char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec,
+                        const char *user, const char *request_env, size_t *count)
+{
+    json_t *env = json_object();
+    if (!env)
+        return NULL;
+    merge_env_text(env, tpl->env_json);
+    int root = strcmp(user, "root") == 0;
+    json_object_set_new(env, "HOME", json_string(root ? "/root" : tpl->home));
+    json_object_set_new(env, "USER", json_string(root ? "root" : tpl->user));
+    json_object_set_new(env, "E2B_SANDBOX", json_string("true"));
+    json_object_set_new(env, "E2B_SANDBOX_ID", json_string(rec->id));
+    json_object_set_new(env, "E2B_TEMPLATE_ID", json_string(rec->template_id));
+    merge_env_text(env, rec->env_json);
+    merge_env_text(env, request_env);
+
+    size_t n = json_object_size(env), i = 0;
+    char **out = calloc(n + 1, sizeof *out);
+    const char *key;
+    json_t *value;
+    json_object_foreach(env, key, value) {
+        if (!out || !json_is_string(value))
+            continue;
+        if (asprintf(&out[i], "%s=%s", key, json_string_value(value)) < 0) {
+            out[i] = NULL;
+            continue;
+        }
+        i++;
+    }
+    json_decref(env);
+    *count = i;
+    return out;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
+                  const struct sb_process_request *preq, struct sb_exec_result *res,
+                  struct sb_err *err)
+{
+    struct sb_sandbox_rec rec;
+    if (load_live(reg, org_id, id, &rec, err) < 0)
+        return -1;
+    int rc = -1;
+    struct sb_template tpl = {0};
+    char **env = NULL;
+    if (strcmp(rec.status, "paused") == 0) {
+        sb_err_set(err, 409, "sandbox is paused: resume it with POST /sandboxes/%s/connect", id);
+        goto out;
+    }
+    if (strcmp(rec.status, "running") != 0) {
+        sb_err_set(err, 409, "sandbox is not running (status %s)", rec.status);
+        goto out;
+    }
+    if (template_load(reg->cfg->data_dir, rec.template_id, &tpl, err) < 0) {
+        sb_err_prefix(err, "failed to execute command in sandbox");
+        err->status = 502;
+        goto out;
+    }
+    const char *user = preq->user ? preq->user : "user";
+    size_t env_count = 0;
+    env = build_env(&tpl, &rec, user, preq->env_json, &env_count);
+    if (!env) {
+        sb_err_set(err, 500, "out of memory");
+        goto out;
+    }
+    struct sb_exec_request ereq = {
+        .cmd = preq->cmd,
+        .args = preq->args,
+        .arg_count = preq->arg_count,
+        .env = (const char *const *)env,
+        .env_count = env_count,
+        .cwd = preq->cwd ? preq->cwd : "/workspace",
+        .user = user,
+        .stdin_data = preq->stdin_data,
+        .stdin_len = preq->stdin_len,
+        .timeout_s = preq->timeout_s,
+        .output_cap = reg->cfg->exec_output_cap,
+    };
+    rc = shim_exec(reg->cfg->run_dir, rec.id, &ereq, res, err);
+out:
+    free_env(env);
+    template_clear(&tpl);
+    store_sandbox_rec_clear(&rec);
+    return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * registry.h - the sandbox lifecycle as the API sees it: create (from the
+ * warm pool or cold), exec, pause, resume, timeout, destroy, the TTL reaper
+ * and start-up reconciliation with the shims that survived a restart.
+ *
+ * The store row is the truth for status and TTL; the shim is the truth for
+ * whether the sandbox still exists. Every state change is written to the
+ * store and appends a lifecycle event (sandbox.lifecycle.*).
+ *
+ * Every function here blocks (shim calls, disk): call them from a worker
+ * thread, never from the HTTP loop. All are thread-safe. Errors carry the
+ * HTTP status to answer with (404 "sandbox not found" also for other orgs'
+ * sandboxes, 409 for wrong states, 429 for the per-org cap, 502 for runtime
+ * failures).
+ */
+#ifndef SB_RUNTIME_REGISTRY_H
+#define SB_RUNTIME_REGISTRY_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/worker.h"
+#include "runtime/shim_client.h"
+#include "store/store.h"
+
+struct sb_registry;
+
+/* cfg and store must outlive the registry. */
+struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *store,
+                                 struct sb_worker_pool *workers, struct sb_err *err);
+/* Stops refilling the pool and destroys the pooled (never handed out)
+ * sandboxes when destroy_pool is set; live sandboxes are left to their shims. */
+void registry_free(struct sb_registry *reg, int destroy_pool);
+
+/* Start-up: re-adopts sandboxes whose shim answers, marks the rest stopped
+ * (event killed, reason "lost"), destroys shims nobody owns. Then starts
+ * filling the warm pools in the background. */
+int registry_reconcile(struct sb_registry *reg, struct sb_err *err);
+
+struct sb_create_request {
+    const char *org_id;
+    const char *template_id;
+    int timeout_s;
+    const char *metadata_json;      /* object text; NULL = {} */
+    const char *env_json;           /* object text; NULL = {} */
+};
+int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
+                    struct sb_sandbox_rec *out, struct sb_err *err);
+int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id,
+                     const char *reason, struct sb_err *err);
+int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err);
+/* Resumes a paused sandbox (or just extends a running one); timeout_s < 0
+ * keeps the remaining time. Fills out with the updated record. */
+int registry_connect(struct sb_registry *reg, const char *org_id, const char *id, int timeout_s,
+                     struct sb_sandbox_rec *out, struct sb_err *err);
+int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char *id,
+                         int timeout_s, struct sb_err *err);
+/* Destroys running sandboxes whose end_at has passed. */
+void registry_reap_expired(struct sb_registry *reg);
+
+struct sb_process_request {
+    const char *cmd;
+    const char *const *args;
+    size_t arg_count;
+    const char *env_json;           /* per-process envVars object text, or NULL */
+    const char *cwd;                /* NULL = /workspace */
+    const char *user;               /* NULL = "user" */
+    const char *stdin_data;
+    size_t stdin_len;
+    int timeout_s;
+};
+int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
+                  const struct sb_process_request *preq, struct sb_exec_result *res,
+                  struct sb_err *err);
+
+#endif
