@@ -32,15 +32,34 @@ struct sb_server_config {
     unsigned idle_timeout_s;    /* keep-alive idle timeout, default 60 */
     sb_auth_fn auth;
     void *app_ctx;              /* given to auth and to handlers as req->server_ctx */
+    unsigned shutdown_grace_ms; /* how long shutdown waits for in-flight requests;
+                                   default 10000 (added after the first contract) */
 };
 
 struct sb_server;
 
+/* Starts listening and hooks the server into loop (an fd watch and the
+ * loop's tick hook, so one server per loop). Also ignores SIGPIPE. The loop
+ * must outlive the server, and every thread that may still complete a
+ * deferred request (worker pool) must be joined before sb_loop_free().
+ * Caller owns the result. NULL with err set (e.g. address in use). */
 struct sb_server *sb_server_new(struct sb_loop *loop, struct sb_router *router,
                                 const struct sb_server_config *config, struct sb_err *err);
 /* The port actually bound (useful with port 0). */
 unsigned sb_server_port(const struct sb_server *server);
+/* Graceful stop; loop thread only (e.g. from a signalfd watcher or a
+ * posted callback; a signal handler must post or use sb_loop_stop instead).
+ * Closes the listen socket at once, answers new requests 503 with
+ * Connection: close, waits up to shutdown_grace_ms for in-flight and
+ * deferred requests, answers deferred ones still pending 503, stops the
+ * daemon and then calls sb_loop_stop(): sb_loop_run() returns when done.
+ * Calling it again is a no-op. Typical serve sequence:
+ *     signalfd watcher -> sb_server_shutdown(server);
+ *     sb_loop_run(loop) returns -> sb_server_free(server);
+ *     sb_worker_pool_free(pool); sb_loop_free(loop);  */
 void sb_server_shutdown(struct sb_server *server);
+/* Stops the daemon if still running (deferred requests answered 503, no
+ * grace period) and frees the server. Loop thread, loop not running. */
 void sb_server_free(struct sb_server *server);
 
 #endif

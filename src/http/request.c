@@ -1,0 +1,179 @@
+/*
+ * request.c - what handlers call on an sb_request (see request.h): reading
+ * params, query, headers and the JSON body, and building answers.
+ *
+ * Every answer becomes an MHD_Response here and goes to http_conn_answer()
+ * or http_conn_complete() in server.c, which decide when it is queued.
+ * Error bodies are built in exactly one place, http_error_response().
+ * Must never queue a response on MHD itself or touch MHD off the loop thread:
+ * header and query lookups are valid only while the handler runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/conn.h"
+
+const char *sb_request_param(const struct sb_request *req, const char *name)
+{
+    for (int i = 0; i < req->param_count; i++)
+        if (strcmp(req->param_names[i], name) == 0)
+            return req->param_values[i];
+    return NULL;
+}
+
+const char *sb_request_query(const struct sb_request *req, const char *name)
+{
+    struct MHD_Connection *mhd = req->conn->mhd;
+    return mhd ? MHD_lookup_connection_value(mhd, MHD_GET_ARGUMENT_KIND, name) : NULL;
+}
+
+const char *sb_request_header(const struct sb_request *req, const char *name)
+{
+    struct MHD_Connection *mhd = req->conn->mhd;
+    return mhd ? MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, name) : NULL;
+}
+
+static int body_is_blank(const struct sb_request *req)
+{
+    for (size_t i = 0; i < req->body_len; i++)
+        if (!strchr(" \t\r\n", req->body[i]))
+            return 0;
+    return 1;
+}
+
+/* Caller owns the result. */
+json_t *sb_request_json(const struct sb_request *req, int allow_empty, struct sb_err *err)
+{
+    if (body_is_blank(req)) {
+        if (allow_empty)
+            return json_object();
+        sb_err_set(err, 400, "request body is required");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        sb_err_set(err, 400, "invalid JSON body: %s at line %d column %d", jerr.text,
+                   jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        sb_err_set(err, 400, "request body must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+/* ---- building responses ---- */
+
+static struct MHD_Response *raw_response(const char *content_type, const void *data, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (resp && content_type &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+/* Steals body. */
+struct MHD_Response *http_json_response(json_t *body)
+{
+    if (!body)
+        return NULL;
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (!text)
+        return NULL;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return NULL;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") !=
+        MHD_YES) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+/* Replaces bytes that are not valid UTF-8 with '?', so a message quoting a
+ * client's path can always be encoded as a JSON string. */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int extra = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+                  : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int ok = extra >= 0;
+        for (int i = 1; ok && i <= extra; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += extra + 1;
+    }
+}
+
+/* The one place error bodies are made: {"code": status, "message": msg}.
+ * A status that is not an error (0, or below 400) is answered as 500. */
+struct MHD_Response *http_error_response(const struct sb_err *err, int *status_out)
+{
+    int status = err->status >= 400 && err->status <= 599 ? err->status : 500;
+    char msg[SB_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg[0] ? err->msg : "internal error");
+    utf8_sanitize(msg);
+    *status_out = status;
+    return http_json_response(json_pack("{s:i, s:s}", "code", status, "message", msg));
+}
+
+/* ---- answering ---- */
+
+void sb_respond_json(struct sb_request *req, int status, json_t *body)
+{
+    http_conn_answer(req->conn, status, http_json_response(body));
+}
+
+void sb_respond_empty(struct sb_request *req, int status)
+{
+    http_conn_answer(req->conn, status, raw_response(NULL, "", 0));
+}
+
+void sb_respond_error(struct sb_request *req, const struct sb_err *err)
+{
+    int status;
+    struct MHD_Response *resp = http_error_response(err, &status);
+    http_conn_answer(req->conn, status, resp);
+}
+
+void sb_respond_raw(struct sb_request *req, int status, const char *content_type,
+                    const void *data, size_t len)
+{
+    http_conn_answer(req->conn, status, raw_response(content_type, data, len));
+}
+
+void sb_request_defer(struct sb_request *req) { http_conn_defer(req->conn); }
+
+void sb_request_complete_json(struct sb_request *req, int status, json_t *body)
+{
+    http_conn_complete(req->conn, status, http_json_response(body));
+}
+
+void sb_request_complete_error(struct sb_request *req, const struct sb_err *err)
+{
+    int status;
+    struct MHD_Response *resp = http_error_response(err, &status);
+    http_conn_complete(req->conn, status, resp);
+}
+
+void sb_request_complete_empty(struct sb_request *req, int status)
+{
+    http_conn_complete(req->conn, status, raw_response(NULL, "", 0));
+}

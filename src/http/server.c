@@ -1,0 +1,639 @@
+/*
+ * server.c - libmicrohttpd in external-epoll mode on an sb_loop (see server.h).
+ *
+ * MHD's epoll fd is watched by the loop and a tick hook runs MHD_run() every
+ * iteration, returning MHD_get_timeout() as the longest the loop may sleep.
+ * Per request (one struct sb_http_conn, see conn.h) the access handler is
+ * called several times:
+ *   1st call    headers only: route, authenticate, note an early error. Never
+ *               answer here: queuing on the first call makes MHD 0.9.75 close
+ *               every keep-alive connection.
+ *   body calls  append to the body up to max_body, or discard (too large, or
+ *               an early error already decided).
+ *   final call  answer the early error / 413, or run the handler. A deferred
+ *               handler's connection is suspended; its completion is posted
+ *               to the loop, which resumes it, and MHD calls us once more to
+ *               queue the response.
+ * MHD's "request completed" notification logs the access line and drops
+ * MHD's reference to the conn.
+ *
+ * Shutdown: MHD_stop_daemon() aborts the process if a connection is still
+ * suspended, so sb_server_shutdown() quiesces (closes the listen socket),
+ * answers new requests 503 with Connection: close, waits for in-flight
+ * requests up to the grace period (config), then answers what is still deferred with
+ * 503, resumes it, lets MHD flush for up to SERVER_FLUSH_MS, stops the
+ * daemon and stops the loop.
+ *
+ * Owns: the MHD daemon, the suspended-connection list, a copy of the config.
+ * Never blocks the loop thread and never touches MHD off the loop thread.
+ */
+#include "http/server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "http/conn.h"
+
+#define SERVER_DEFAULT_MAX_BODY (1024 * 1024)
+#define SERVER_DEFAULT_CONNECTIONS 4096
+#define SERVER_DEFAULT_IDLE_S 60
+#define SERVER_LISTEN_BACKLOG 4096
+#define SERVER_GRACE_MS 10000
+#define SERVER_FLUSH_MS 1000
+#define SERVER_SHUTDOWN_POLL_MS 20
+
+enum server_state { SERVER_RUNNING, SERVER_DRAINING, SERVER_FLUSHING, SERVER_STOPPED };
+
+struct sb_server {
+    struct sb_loop *loop;
+    struct sb_router *router;
+    struct sb_server_config config;     /* listen points to listen_copy */
+    char listen_copy[128];
+    struct MHD_Daemon *daemon;
+    int epoll_fd;
+    unsigned port;
+
+    enum server_state state;
+    uint64_t phase_deadline_ms;
+    uint64_t shutdown_timer;
+    unsigned live_requests;             /* first call seen, not yet completed */
+    struct sb_http_conn *suspended;     /* doubly linked via prev/next */
+    char last_mhd_error[256];           /* for sb_server_new's error message */
+};
+
+static double now_precise_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- conn lifetime ---- */
+
+static void conn_unref(struct sb_http_conn *conn)
+{
+    if (--conn->refs > 0)
+        return;
+    if (conn->response)
+        MHD_destroy_response(conn->response);
+    free(conn->method);
+    free(conn->path);
+    free(conn->body);
+    free(conn);
+}
+
+static void suspended_remove(struct sb_server *server, struct sb_http_conn *conn)
+{
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else
+        server->suspended = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    conn->prev = conn->next = NULL;
+}
+
+static void conn_suspend(struct sb_http_conn *conn)
+{
+    struct sb_server *server = conn->server;
+    MHD_suspend_connection(conn->mhd);
+    conn->suspended = 1;
+    conn->next = server->suspended;
+    if (server->suspended)
+        server->suspended->prev = conn;
+    server->suspended = conn;
+}
+
+static void conn_resume(struct sb_http_conn *conn)
+{
+    suspended_remove(conn->server, conn);
+    conn->suspended = 0;
+    MHD_resume_connection(conn->mhd);
+}
+
+/* Stores the response to be queued on the next access-handler call. A
+ * second answer is a handler bug: it is logged and dropped. */
+static void conn_set_response(struct sb_http_conn *conn, int status, struct MHD_Response *resp)
+{
+    if (!resp) {
+        struct sb_err err;
+        sb_err_set(&err, 500, "could not build the response");
+        resp = http_error_response(&err, &status);
+    }
+    if (conn->response || conn->queued) {
+        sb_warn("%s %s: handler answered twice; second answer (%d) dropped",
+                conn->method, conn->path, status);
+        if (resp)
+            MHD_destroy_response(resp);
+        return;
+    }
+    conn->response = resp;
+    conn->status = status;
+}
+
+/* ---- answers from handlers (conn.h) ---- */
+
+struct conn_completion {
+    struct sb_http_conn *conn;
+    int status;
+    struct MHD_Response *resp;
+};
+
+/* Loop thread: the deferred answer arrives. Drops the handler's reference. */
+static void on_completion(struct sb_loop *loop, void *arg)
+{
+    struct conn_completion *c = arg;
+    struct sb_http_conn *conn = c->conn;
+    if (conn->mhd_done || conn->response || conn->queued) {
+        if (c->resp)
+            MHD_destroy_response(c->resp);   /* client gone, or forced 503 at shutdown */
+    } else {
+        conn_set_response(conn, c->status, c->resp);
+        if (conn->suspended)
+            conn_resume(conn);
+    }
+    free(c);
+    conn_unref(conn);
+}
+
+void http_conn_complete(struct sb_http_conn *conn, int status, struct MHD_Response *resp)
+{
+    if (!conn->deferred) {   /* set on the loop thread before the handoff */
+        sb_error("%s %s: completed without sb_request_defer; answer dropped", conn->method,
+                 conn->path);
+        if (resp)
+            MHD_destroy_response(resp);
+        return;
+    }
+    struct conn_completion *c = malloc(sizeof *c);
+    if (c) {
+        *c = (struct conn_completion){.conn = conn, .status = status, .resp = resp};
+        if (sb_loop_post(conn->loop, on_completion, c) == 0)
+            return;
+        free(c);
+    }
+    /* Out of memory: the connection stays suspended until shutdown answers it. */
+    sb_error("cannot post the answer of %s %s: out of memory", conn->method, conn->path);
+    if (resp)
+        MHD_destroy_response(resp);
+}
+
+void http_conn_answer(struct sb_http_conn *conn, int status, struct MHD_Response *resp)
+{
+    if (conn->deferred)
+        http_conn_complete(conn, status, resp);
+    else
+        conn_set_response(conn, status, resp);
+}
+
+void http_conn_defer(struct sb_http_conn *conn)
+{
+    if (conn->deferred || conn->response) {
+        sb_warn("%s %s: sb_request_defer on an answered or deferred request",
+                conn->method, conn->path);
+        return;
+    }
+    conn->deferred = 1;
+    conn->refs++;   /* the handler's reference, dropped by on_completion */
+}
+
+/* ---- the access handler ---- */
+
+/* Copies the API key (X-API-Key wins over Authorization: Bearer) or NULL. */
+static const char *request_api_key(struct MHD_Connection *mhd)
+{
+    const char *key = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "X-API-Key");
+    if (key && *key)
+        return key;
+    const char *auth = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return NULL;
+    auth += 7;
+    while (*auth == ' ')
+        auth++;
+    return *auth ? auth : NULL;
+}
+
+/* Decides from the headers alone whether the request gets an early error
+ * (stored in conn->early), and routes and authenticates it otherwise. */
+static void conn_route(struct sb_http_conn *conn)
+{
+    struct sb_server *server = conn->server;
+    if (server->state != SERVER_RUNNING) {
+        sb_err_set(&conn->early, 503, "server is shutting down");
+        return;
+    }
+    enum sb_route_result found =
+        sb_router_match(server->router, conn->method, conn->path, &conn->match);
+    if (found == SB_ROUTE_NOT_FOUND) {
+        sb_err_set(&conn->early, 404, "not found: %s %s", conn->method, conn->path);
+        return;
+    }
+    if (!(conn->match.flags & SB_ROUTE_NO_AUTH)) {
+        const char *key = request_api_key(conn->mhd);
+        if (!key) {
+            sb_err_set(&conn->early, 401, "missing API key");
+            return;
+        }
+        if (server->config.auth(server->config.app_ctx, key, conn->req.org_id,
+                                &conn->early) < 0) {
+            if (conn->early.status == 0)
+                sb_err_set(&conn->early, 401, "invalid API key");
+            conn->req.org_id[0] = '\0';
+            return;
+        }
+        sb_err_clear(&conn->early);
+    }
+    if (found == SB_ROUTE_METHOD_NOT_ALLOWED)
+        sb_err_set(&conn->early, 405, "method not allowed");
+}
+
+/* First call: allocate the conn. Returns NULL when out of memory. */
+static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connection *mhd,
+                                     const char *method, const char *url)
+{
+    struct sb_http_conn *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        return NULL;
+    conn->server = server;
+    conn->loop = server->loop;
+    conn->mhd = mhd;
+    conn->refs = 1;     /* MHD's, dropped in on_request_completed */
+    conn->start_ms = now_precise_ms();
+    conn->method = strdup(method);
+    conn->path = strdup(url);
+    if (!conn->method || !conn->path) {
+        conn_unref(conn);
+        return NULL;
+    }
+    conn->req.conn = conn;
+    conn->req.server_ctx = server->config.app_ctx;
+    server->live_requests++;
+    conn_route(conn);
+    const char *length = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
+    if (length && strtoull(length, NULL, 10) > server->config.max_body)
+        conn->body_too_large = 1;
+    return conn;
+}
+
+/* Appends a piece of body, or discards it once it cannot be used. */
+static int conn_take_body(struct sb_http_conn *conn, const char *data, size_t len)
+{
+    size_t max = conn->server->config.max_body;
+    if (conn->early.status || conn->body_too_large)
+        return 0;
+    if (len > max - conn->body_len) {
+        conn->body_too_large = 1;
+        free(conn->body);
+        conn->body = NULL;
+        conn->body_len = conn->body_cap = 0;
+        return 0;
+    }
+    if (conn->body_len + len + 1 > conn->body_cap) {
+        size_t cap = conn->body_cap ? conn->body_cap : 1024;
+        while (cap < conn->body_len + len + 1)
+            cap *= 2;
+        char *grown = realloc(conn->body, cap);
+        if (!grown)
+            return -1;
+        conn->body = grown;
+        conn->body_cap = cap;
+    }
+    memcpy(conn->body + conn->body_len, data, len);
+    conn->body_len += len;
+    conn->body[conn->body_len] = '\0';
+    return 0;
+}
+
+static void conn_answer_error(struct sb_http_conn *conn, const struct sb_err *err)
+{
+    int status;
+    struct MHD_Response *resp = http_error_response(err, &status);
+    if (resp && status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, conn->match.allow);
+    conn_set_response(conn, status, resp);
+}
+
+/* Final call: answer an early error or 413, or run the handler. */
+static void conn_dispatch(struct sb_http_conn *conn)
+{
+    struct sb_err err;
+    if (conn->early.status) {
+        conn_answer_error(conn, &conn->early);
+        return;
+    }
+    if (conn->body_too_large) {
+        sb_err_set(&err, 413, "request body too large (limit %zu bytes)",
+                   conn->server->config.max_body);
+        conn_answer_error(conn, &err);
+        return;
+    }
+    if (!conn->body && !(conn->body = calloc(1, 1))) {
+        sb_err_set(&err, 500, "out of memory");
+        conn_answer_error(conn, &err);
+        return;
+    }
+    struct sb_request *req = &conn->req;
+    req->method = conn->method;
+    req->path = conn->path;
+    req->param_count = conn->match.param_count;
+    memcpy(req->param_names, conn->match.param_names, sizeof req->param_names);
+    memcpy(req->param_values, conn->match.param_values, sizeof req->param_values);
+    req->body = conn->body;
+    req->body_len = conn->body_len;
+    conn->match.handler(req);
+    if (!conn->response && !conn->deferred) {
+        sb_error("%s %s: handler returned without answering", conn->method, conn->path);
+        sb_err_set(&err, 500, "internal error: the handler did not answer");
+        conn_answer_error(conn, &err);
+    }
+}
+
+static enum MHD_Result conn_queue(struct sb_http_conn *conn)
+{
+    if (conn->server->state != SERVER_RUNNING)
+        MHD_add_response_header(conn->response, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result rc = MHD_queue_response(conn->mhd, (unsigned)conn->status, conn->response);
+    MHD_destroy_response(conn->response);
+    conn->response = NULL;
+    conn->queued = 1;
+    return rc;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    struct sb_http_conn *conn = *con_cls;
+    if (!conn) {
+        conn = conn_new(cls, mhd, method, url);
+        *con_cls = conn;
+        return conn ? MHD_YES : MHD_NO;
+    }
+    if (*upload_data_size > 0) {
+        int rc = conn_take_body(conn, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc == 0 ? MHD_YES : MHD_NO;
+    }
+    if (conn->queued)
+        return MHD_YES;
+    if (!conn->response && !conn->deferred)
+        conn_dispatch(conn);
+    if (conn->response)
+        return conn_queue(conn);
+    if (!conn->suspended)
+        conn_suspend(conn);     /* deferred: on_completion resumes it */
+    return MHD_YES;
+}
+
+static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
+                                 enum MHD_RequestTerminationCode toe)
+{
+    struct sb_server *server = cls;
+    struct sb_http_conn *conn = *con_cls;
+    if (!conn)
+        return;
+    *con_cls = NULL;
+    /* 499 (as nginx logs it): the client went away before an answer was sent. */
+    int status = conn->queued ? conn->status : 499;
+    sb_log_request(conn->method, conn->path, status, now_precise_ms() - conn->start_ms,
+                   conn->req.org_id[0] ? conn->req.org_id : NULL);
+    if (conn->suspended) {
+        suspended_remove(server, conn);
+        conn->suspended = 0;
+    }
+    conn->mhd_done = 1;
+    conn->mhd = NULL;
+    server->live_requests--;
+    conn_unref(conn);
+}
+
+/* ---- driving MHD from the loop ---- */
+
+static void on_mhd_epoll(struct sb_loop *loop, int fd, uint32_t events, void *arg)
+{
+    /* Nothing to do here: the tick hook runs MHD_run() at the top of the next
+     * iteration, which also covers connections resumed by posted callbacks. */
+}
+
+static int64_t server_tick(struct sb_loop *loop, void *arg)
+{
+    struct sb_server *server = arg;
+    if (!server->daemon)
+        return -1;
+    MHD_run(server->daemon);
+    MHD_UNSIGNED_LONG_LONG timeout;
+    if (MHD_get_timeout(server->daemon, &timeout) != MHD_YES)
+        return -1;
+    return timeout > INT32_MAX ? INT32_MAX : (int64_t)timeout;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct sb_server *server = cls;
+    char *msg = server->last_mhd_error;
+    vsnprintf(msg, sizeof server->last_mhd_error, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    sb_warn("http: %s", msg);
+}
+
+/* "ADDR:PORT", "[V6ADDR]:PORT" or ":PORT" (all IPv4 addresses) into addr. */
+static int parse_listen(const char *listen, struct sockaddr_storage *addr, struct sb_err *err)
+{
+    char host[128];
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return sb_err_set(err, 400, "listen address %s: expected [IPV6]:PORT", listen);
+        snprintf(host, sizeof host, "%.*s", (int)(close - listen - 1), listen + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon)
+            return sb_err_set(err, 400, "listen address %s: expected ADDR:PORT", listen);
+        snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    }
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port > 65535)
+        return sb_err_set(err, 400, "listen address %s: bad port", listen);
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    if (host[0] == '\0')
+        hints.ai_family = AF_INET;
+    struct addrinfo *res;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0)
+        return sb_err_set(err, 400, "listen address %s: %s", listen, gai_strerror(rc));
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void server_apply_defaults(struct sb_server *server, const struct sb_server_config *config)
+{
+    server->config = *config;
+    snprintf(server->listen_copy, sizeof server->listen_copy, "%s", config->listen);
+    server->config.listen = server->listen_copy;
+    if (!server->config.max_body)
+        server->config.max_body = SERVER_DEFAULT_MAX_BODY;
+    if (!server->config.connection_limit)
+        server->config.connection_limit = SERVER_DEFAULT_CONNECTIONS;
+    if (!server->config.idle_timeout_s)
+        server->config.idle_timeout_s = SERVER_DEFAULT_IDLE_S;
+    if (!server->config.shutdown_grace_ms)
+        server->config.shutdown_grace_ms = SERVER_GRACE_MS;
+}
+
+static int server_start_daemon(struct sb_server *server, struct sb_err *err)
+{
+    struct sockaddr_storage addr;
+    if (parse_listen(server->config.listen, &addr, err) < 0)
+        return -1;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_UPGRADE;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    server->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, server,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, server,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)SERVER_LISTEN_BACKLOG,
+        MHD_OPTION_CONNECTION_LIMIT, server->config.connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, server->config.idle_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, server,
+        MHD_OPTION_END);
+    if (!server->daemon)
+        return sb_err_set(err, 500, "cannot listen on %s: %s", server->config.listen,
+                          server->last_mhd_error[0] ? server->last_mhd_error
+                                                    : "libmicrohttpd failed to start");
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    server->epoll_fd = info ? info->epoll_fd : -1;
+    info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    server->port = info ? info->port : 0;
+    if (server->epoll_fd < 0)
+        return sb_err_set(err, 500, "libmicrohttpd gave no epoll fd");
+    if (sb_loop_watch(server->loop, server->epoll_fd, EPOLLIN, on_mhd_epoll, server) < 0)
+        return sb_err_sys(err, 500, "cannot watch the HTTP epoll fd");
+    return 0;
+}
+
+/* Caller owns the result and frees it with sb_server_free(). */
+struct sb_server *sb_server_new(struct sb_loop *loop, struct sb_router *router,
+                                const struct sb_server_config *config, struct sb_err *err)
+{
+    if (!config->listen || !config->auth) {
+        sb_err_set(err, 400, "server config needs a listen address and an auth function");
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN);   /* a client closing mid-write must not kill us */
+    struct sb_server *server = calloc(1, sizeof *server);
+    if (!server) {
+        sb_err_set(err, 500, "out of memory");
+        return NULL;
+    }
+    server->loop = loop;
+    server->router = router;
+    server->epoll_fd = -1;
+    server_apply_defaults(server, config);
+    if (server_start_daemon(server, err) < 0) {
+        sb_server_free(server);
+        return NULL;
+    }
+    sb_loop_set_tick(loop, server_tick, server);
+    return server;
+}
+
+unsigned sb_server_port(const struct sb_server *server) { return server->port; }
+
+/* ---- shutdown ---- */
+
+/* Answers every suspended (deferred) request 503 and resumes it. The late
+ * completions of their handlers are discarded (see on_completion). */
+static void server_answer_suspended(struct sb_server *server)
+{
+    struct sb_err err;
+    sb_err_set(&err, 503, "server is shutting down");
+    while (server->suspended) {
+        struct sb_http_conn *conn = server->suspended;
+        conn_answer_error(conn, &err);
+        conn_resume(conn);
+    }
+}
+
+/* Stops MHD for good. Never with a suspended connection (MHD would abort). */
+static void server_stop_daemon(struct sb_server *server)
+{
+    if (!server->daemon)
+        return;
+    server_answer_suspended(server);
+    if (server->epoll_fd >= 0)
+        sb_loop_unwatch(server->loop, server->epoll_fd);
+    sb_loop_set_tick(server->loop, NULL, NULL);
+    MHD_stop_daemon(server->daemon);
+    server->daemon = NULL;
+    server->epoll_fd = -1;
+    server->state = SERVER_STOPPED;
+}
+
+static void shutdown_poll(struct sb_loop *loop, void *arg)
+{
+    struct sb_server *server = arg;
+    server->shutdown_timer = 0;
+    uint64_t now = sb_now_ms();
+    if (server->state == SERVER_DRAINING && server->live_requests > 0 &&
+        now < server->phase_deadline_ms) {
+        server->shutdown_timer = sb_loop_timer(loop, SERVER_SHUTDOWN_POLL_MS, shutdown_poll, server);
+        return;
+    }
+    if (server->state == SERVER_DRAINING && server->live_requests > 0) {
+        sb_warn("http: grace period over, answering %u request(s) still in flight with 503",
+                server->live_requests);
+        server_answer_suspended(server);
+        server->state = SERVER_FLUSHING;
+        server->phase_deadline_ms = now + SERVER_FLUSH_MS;
+    }
+    if (server->state == SERVER_FLUSHING && server->live_requests > 0 &&
+        now < server->phase_deadline_ms) {
+        server->shutdown_timer = sb_loop_timer(loop, SERVER_SHUTDOWN_POLL_MS, shutdown_poll, server);
+        return;
+    }
+    server_stop_daemon(server);
+    sb_loop_stop(loop);
+}
+
+void sb_server_shutdown(struct sb_server *server)
+{
+    if (server->state != SERVER_RUNNING)
+        return;
+    MHD_socket listen_fd = MHD_quiesce_daemon(server->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    server->state = SERVER_DRAINING;
+    server->phase_deadline_ms = sb_now_ms() + server->config.shutdown_grace_ms;
+    shutdown_poll(server->loop, server);
+}
+
+void sb_server_free(struct sb_server *server)
+{
+    if (!server)
+        return;
+    if (server->shutdown_timer)
+        sb_loop_cancel(server->loop, server->shutdown_timer);
+    server_stop_daemon(server);
+    free(server);
+}

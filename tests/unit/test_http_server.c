@@ -1,0 +1,743 @@
+/*
+ * test_http_server.c - the HTTP server end to end over real loopback
+ * sockets: a real sb_loop on its own thread, a real libmicrohttpd daemon, a
+ * tiny router and auth function, and a raw-socket client (so keep-alive,
+ * pipelining and chunked uploads are exercised exactly as sent).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/worker.h"
+#include "http/loop.h"
+#include "http/server.h"
+
+#define TEST_MAX_BODY 1024
+
+/* ---- the application under test ---- */
+
+/* A request parked by GET /gate until the test thread completes it. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct sb_request *req;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL};
+
+static struct sb_worker_pool *workers;
+
+static int test_auth(void *app_ctx, const char *key, char org_id[SB_ORG_ID_MAX],
+                     struct sb_err *err)
+{
+    assert_string_equal(app_ctx, "app");
+    if (strcmp(key, "good-key") == 0)
+        snprintf(org_id, SB_ORG_ID_MAX, "org_a");
+    else if (strcmp(key, "other-key") == 0)
+        snprintf(org_id, SB_ORG_ID_MAX, "org_b");
+    else
+        return sb_err_set(err, 401, "invalid API key");
+    return 0;
+}
+
+static void h_health(struct sb_request *req)
+{
+    sb_respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void h_whoami(struct sb_request *req)
+{
+    assert_string_equal(req->server_ctx, "app");
+    sb_respond_json(req, 200, json_pack("{s:s}", "org", req->org_id));
+}
+
+static void h_echo(struct sb_request *req)
+{
+    struct sb_err err;
+    json_t *body = sb_request_json(req, 0, &err);
+    if (!body) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    assert_int_equal(req->body[req->body_len], '\0');
+    sb_respond_json(req, 200, json_pack("{s:I, s:o}", "len", (json_int_t)req->body_len,
+                                        "body", body));
+}
+
+static void h_text(struct sb_request *req)
+{
+    const char *name = sb_request_query(req, "name");
+    char text[64];
+    int n = snprintf(text, sizeof text, "hello %s\n", name ? name : "nobody");
+    sb_respond_raw(req, 200, "text/plain", text, (size_t)n);
+}
+
+struct slow_job {
+    struct sb_request *req;
+    int ms;
+};
+
+static void slow_job_run(void *arg)
+{
+    struct slow_job *job = arg;
+    struct timespec ts = {job->ms / 1000, (long)(job->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    sb_request_complete_json(job->req, 200, json_pack("{s:i}", "slept", job->ms));
+    free(job);
+}
+
+/* Sleeps on a worker thread, then completes from there. */
+static void h_slow(struct sb_request *req)
+{
+    struct slow_job *job = malloc(sizeof *job);
+    assert_non_null(job);
+    job->req = req;
+    job->ms = atoi(sb_request_param(req, "ms"));
+    sb_request_defer(req);
+    assert_int_equal(sb_worker_submit(workers, slow_job_run, job), 0);
+}
+
+static void h_gate(struct sb_request *req)
+{
+    sb_request_defer(req);
+    pthread_mutex_lock(&gate.lock);
+    gate.req = req;
+    pthread_cond_broadcast(&gate.changed);
+    pthread_mutex_unlock(&gate.lock);
+}
+
+/* Waits (up to 5 s) for GET /gate to park a request and takes it. */
+static struct sb_request *gate_take(void)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    pthread_mutex_lock(&gate.lock);
+    while (!gate.req && pthread_cond_timedwait(&gate.changed, &gate.lock, &deadline) == 0)
+        ;
+    struct sb_request *req = gate.req;
+    gate.req = NULL;
+    pthread_mutex_unlock(&gate.lock);
+    assert_non_null(req);
+    return req;
+}
+
+/* ---- the server fixture ---- */
+
+struct fixture {
+    struct sb_loop *loop;
+    struct sb_router *router;
+    struct sb_server *server;
+    pthread_t thread;
+    int loop_rc;
+    unsigned port;
+};
+
+static void *loop_thread(void *arg)
+{
+    struct fixture *f = arg;
+    f->loop_rc = sb_loop_run(f->loop);
+    return NULL;
+}
+
+static struct fixture *fixture_start(unsigned grace_ms)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->loop = sb_loop_new();
+    f->router = sb_router_new();
+    workers = sb_worker_pool_new(4);
+    assert_non_null(f->loop);
+    assert_non_null(workers);
+    assert_int_equal(sb_router_add(f->router, "GET", "/health", h_health, SB_ROUTE_NO_AUTH), 0);
+    assert_int_equal(sb_router_add(f->router, "GET", "/whoami", h_whoami, 0), 0);
+    assert_int_equal(sb_router_add(f->router, "POST", "/echo", h_echo, 0), 0);
+    assert_int_equal(sb_router_add(f->router, "GET", "/text", h_text, SB_ROUTE_NO_AUTH), 0);
+    assert_int_equal(sb_router_add(f->router, "GET", "/slow/:ms", h_slow, 0), 0);
+    assert_int_equal(sb_router_add(f->router, "GET", "/gate", h_gate, 0), 0);
+    struct sb_server_config config = {
+        .listen = "127.0.0.1:0",
+        .max_body = TEST_MAX_BODY,
+        .idle_timeout_s = 10,
+        .auth = test_auth,
+        .app_ctx = "app",
+        .shutdown_grace_ms = grace_ms,
+    };
+    struct sb_err err = {0};
+    f->server = sb_server_new(f->loop, f->router, &config, &err);
+    if (!f->server)
+        fail_msg("sb_server_new: %s", err.msg);
+    f->port = sb_server_port(f->server);
+    assert_true(f->port > 0);
+    assert_int_equal(pthread_create(&f->thread, NULL, loop_thread, f), 0);
+    return f;
+}
+
+static void post_shutdown(struct sb_loop *loop, void *arg) { sb_server_shutdown(arg); }
+
+static void fixture_join(struct fixture *f)
+{
+    assert_int_equal(pthread_join(f->thread, NULL), 0);
+    assert_int_equal(f->loop_rc, 0);
+}
+
+/* Order matters: workers may still complete requests, which posts to the loop. */
+static void fixture_free(struct fixture *f)
+{
+    sb_server_free(f->server);
+    sb_worker_pool_free(workers);
+    workers = NULL;
+    sb_loop_free(f->loop);
+    sb_router_free(f->router);
+    free(f);
+}
+
+static int setup(void **state)
+{
+    *state = fixture_start(0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
+    fixture_join(f);
+    fixture_free(f);
+    return 0;
+}
+
+/* ---- a raw HTTP/1.1 client ---- */
+
+struct client {
+    int fd;
+    char buf[65536];
+    size_t len;
+};
+
+struct response {
+    int status;
+    char headers[4096];
+    char body[8192];
+    size_t body_len;
+};
+
+static int try_connect(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static struct client *client_open(unsigned port)
+{
+    struct client *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->fd = try_connect(port);
+    assert_true(c->fd >= 0);
+    return c;
+}
+
+static void client_close(struct client *c)
+{
+    close(c->fd);
+    free(c);
+}
+
+static void client_send(struct client *c, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void client_sendf(struct client *c, const char *fmt, ...)
+{
+    char text[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    client_send(c, text, (size_t)n);
+}
+
+static int client_fill(struct client *c)
+{
+    assert_true(c->len < sizeof c->buf);
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    if (n <= 0)
+        return -1;
+    c->len += (size_t)n;
+    return 0;
+}
+
+/* Returns the value of header name in resp (a static copy) or NULL. */
+static const char *header(const struct response *resp, const char *name)
+{
+    static char value[512];
+    size_t name_len = strlen(name);
+    for (const char *line = resp->headers; line && *line;) {
+        const char *end = strstr(line, "\r\n");
+        if (!end)
+            break;
+        if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
+            const char *v = line + name_len + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(value, sizeof value, "%.*s", (int)(end - v), v);
+            return value;
+        }
+        line = end + 2;
+    }
+    return NULL;
+}
+
+/* Reads one response (Content-Length framed, as the server sends them). */
+static int client_read(struct client *c, struct response *resp)
+{
+    char *end;
+    c->buf[c->len] = '\0';
+    while (c->len + 1 >= sizeof c->buf || !(end = strstr(c->buf, "\r\n\r\n"))) {
+        if (client_fill(c) < 0)
+            return -1;
+        c->buf[c->len] = '\0';
+    }
+    size_t head_len = (size_t)(end - c->buf) + 4;
+    memset(resp, 0, sizeof *resp);
+    assert_true(head_len < sizeof resp->headers);
+    memcpy(resp->headers, c->buf, head_len);
+    assert_int_equal(sscanf(resp->headers, "HTTP/1.1 %d", &resp->status), 1);
+    const char *length = header(resp, "Content-Length");
+    assert_non_null(length);
+    resp->body_len = strtoul(length, NULL, 10);
+    assert_true(resp->body_len < sizeof resp->body);
+    while (c->len < head_len + resp->body_len)
+        if (client_fill(c) < 0)
+            return -1;
+    memcpy(resp->body, c->buf + head_len, resp->body_len);
+    c->len -= head_len + resp->body_len;
+    memmove(c->buf, c->buf + head_len + resp->body_len, c->len);
+    return 0;
+}
+
+/* One request on a fresh connection; extra_headers end with "\r\n". */
+static void request(unsigned port, const char *method, const char *path,
+                    const char *extra_headers, const char *body, struct response *resp)
+{
+    struct client *c = client_open(port);
+    client_sendf(c, "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n%s", method, path,
+                 extra_headers ? extra_headers : "", body ? strlen(body) : 0, body ? body : "");
+    assert_int_equal(client_read(c, resp), 0);
+    client_close(c);
+}
+
+static json_t *json_of(const struct response *resp)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(resp->body, resp->body_len, 0, &jerr);
+    if (!j)
+        fail_msg("response body is not JSON (%s): %.*s", jerr.text, (int)resp->body_len,
+                 resp->body);
+    return j;
+}
+
+/* Asserts resp is the error {"code": status, "message": message}. */
+static void assert_error(const struct response *resp, int status, const char *message)
+{
+    assert_int_equal(resp->status, status);
+    assert_string_equal(header(resp, "Content-Type"), "application/json");
+    json_t *j = json_of(resp);
+    assert_int_equal(json_integer_value(json_object_get(j, "code")), status);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), message);
+    json_decref(j);
+}
+
+static void assert_org(const struct response *resp, const char *org)
+{
+    assert_int_equal(resp->status, 200);
+    json_t *j = json_of(resp);
+    assert_string_equal(json_string_value(json_object_get(j, "org")), org);
+    json_decref(j);
+}
+
+/* ---- tests ---- */
+
+static void test_health_without_key(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "GET", "/health", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(header(&resp, "Content-Type"), "application/json");
+    assert_int_equal(resp.body_len, strlen("{\"ok\":true}"));
+    assert_memory_equal(resp.body, "{\"ok\":true}", resp.body_len);
+}
+
+static void test_raw_response_and_query(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "GET", "/text?name=ada%20l", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(header(&resp, "Content-Type"), "text/plain");
+    assert_string_equal(resp.body, "hello ada l\n");
+}
+
+static void test_auth_missing_and_invalid(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "GET", "/whoami", NULL, NULL, &resp);
+    assert_error(&resp, 401, "missing API key");
+    request(f->port, "GET", "/whoami", "Authorization: Basic Zm9vOmJhcg==\r\n", NULL, &resp);
+    assert_error(&resp, 401, "missing API key");
+    request(f->port, "GET", "/whoami", "X-API-Key: nope\r\n", NULL, &resp);
+    assert_error(&resp, 401, "invalid API key");
+    request(f->port, "GET", "/whoami", "Authorization: Bearer nope\r\n", NULL, &resp);
+    assert_error(&resp, 401, "invalid API key");
+}
+
+static void test_auth_sources(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "GET", "/whoami", "Authorization: Bearer good-key\r\n", NULL, &resp);
+    assert_org(&resp, "org_a");
+    request(f->port, "GET", "/whoami", "X-API-Key: other-key\r\n", NULL, &resp);
+    assert_org(&resp, "org_b");
+    request(f->port, "GET", "/whoami",
+            "Authorization: Bearer good-key\r\nX-API-Key: other-key\r\n", NULL, &resp);
+    assert_org(&resp, "org_b");
+    request(f->port, "GET", "/whoami",
+            "Authorization: Bearer good-key\r\nX-API-Key: bad\r\n", NULL, &resp);
+    assert_error(&resp, 401, "invalid API key");
+}
+
+static void test_not_found_needs_no_key(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "GET", "/nope", NULL, NULL, &resp);
+    assert_error(&resp, 404, "not found: GET /nope");
+    request(f->port, "GET", "/whoami/", "X-API-Key: good-key\r\n", NULL, &resp);
+    assert_error(&resp, 404, "not found: GET /whoami/");
+}
+
+static void test_method_not_allowed(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "DELETE", "/whoami", "X-API-Key: good-key\r\n", NULL, &resp);
+    assert_error(&resp, 405, "method not allowed");
+    assert_string_equal(header(&resp, "Allow"), "GET");
+    /* the path exists, so the key is checked first */
+    request(f->port, "DELETE", "/whoami", NULL, NULL, &resp);
+    assert_error(&resp, 401, "missing API key");
+    /* ... unless the path's routes need none */
+    request(f->port, "POST", "/health", NULL, "{}", &resp);
+    assert_error(&resp, 405, "method not allowed");
+    assert_string_equal(header(&resp, "Allow"), "GET");
+}
+
+static void test_json_body(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    const char *key = "X-API-Key: good-key\r\n";
+    request(f->port, "POST", "/echo", key, "{\"a\": [1, 2]}", &resp);
+    assert_int_equal(resp.status, 200);
+    json_t *j = json_of(&resp);
+    assert_int_equal(json_integer_value(json_object_get(j, "len")), 13);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(j, "body"), "a")), 2);
+    json_decref(j);
+
+    request(f->port, "POST", "/echo", key, "{\"a\": }", &resp);
+    assert_int_equal(resp.status, 400);
+    j = json_of(&resp);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    assert_true(strncmp(msg, "invalid JSON body: ", 19) == 0);
+    assert_non_null(strstr(msg, "at line 1 column 7"));
+    json_decref(j);
+
+    request(f->port, "POST", "/echo", key, "{\"a\": 1, \"a\": 2}", &resp);
+    assert_int_equal(resp.status, 400);
+    request(f->port, "POST", "/echo", key, "[1]", &resp);
+    assert_error(&resp, 400, "request body must be a JSON object");
+    request(f->port, "POST", "/echo", key, "", &resp);
+    assert_error(&resp, 400, "request body is required");
+    request(f->port, "POST", "/echo", key, " \r\n", &resp);
+    assert_error(&resp, 400, "request body is required");
+}
+
+static void test_body_too_large(void **state)
+{
+    struct fixture *f = *state;
+    char body[TEST_MAX_BODY + 2];
+    memset(body, ' ', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    body[0] = '{';
+    body[sizeof body - 2] = '}';
+    char limit_msg[128];
+    snprintf(limit_msg, sizeof limit_msg, "request body too large (limit %d bytes)", TEST_MAX_BODY);
+
+    /* a declared length over the limit; the connection stays usable */
+    struct client *c = client_open(f->port);
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
+                    "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_error(&resp, 413, limit_msg);
+    client_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    client_close(c);
+
+    /* exactly the limit is fine */
+    body[sizeof body - 2] = '\0';
+    body[sizeof body - 3] = '}';
+    request(f->port, "POST", "/echo", "X-API-Key: good-key\r\n", body, &resp);
+    assert_int_equal(resp.status, 200);
+}
+
+static void test_chunked_body(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"
+                    "6\r\n{\"k\": \r\n9\r\n\"chunked\"\r\n1\r\n}\r\n0\r\n\r\n");
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    json_t *j = json_of(&resp);
+    assert_int_equal(json_integer_value(json_object_get(j, "len")), 16);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "body"), "k")),
+                        "chunked");
+    json_decref(j);
+
+    /* chunked past the limit: no Content-Length to look at, caught while reading */
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n");
+    char chunk[600];
+    memset(chunk, 'x', sizeof chunk);
+    for (int i = 0; i < 3; i++) {
+        client_sendf(c, "%zx\r\n", sizeof chunk);
+        client_send(c, chunk, sizeof chunk);
+        client_sendf(c, "\r\n");
+    }
+    client_sendf(c, "0\r\n\r\n");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 413);
+    client_close(c);
+}
+
+static void test_keep_alive(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    struct response resp;
+    for (int i = 0; i < 3; i++) {
+        client_sendf(c, "GET /whoami HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+        assert_int_equal(client_read(c, &resp), 0);
+        assert_org(&resp, "org_a");
+        const char *connection = header(&resp, "Connection");
+        assert_true(!connection || strcasecmp(connection, "close") != 0);
+    }
+    client_close(c);
+}
+
+static void test_pipelining(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /whoami HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n"
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: other-key\r\n"
+                    "Content-Length: 8\r\n\r\n{\"n\": 2}"
+                    "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_org(&resp, "org_a");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_non_null(strstr(resp.body, "\"n\":2"));
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    client_close(c);
+}
+
+/* Deferred requests complete on worker threads while the loop keeps serving. */
+static void test_deferred_from_worker(void **state)
+{
+    struct fixture *f = *state;
+    struct client *slow[3];
+    for (int i = 0; i < 3; i++) {
+        slow[i] = client_open(f->port);
+        client_sendf(slow[i], "GET /slow/%d HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n",
+                     300 + 10 * i);
+    }
+    uint64_t start = sb_now_ms();
+    struct response resp;
+    request(f->port, "GET", "/health", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_true(sb_now_ms() - start < 250);     /* not stuck behind the slow ones */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(client_read(slow[i], &resp), 0);
+        assert_int_equal(resp.status, 200);
+        json_t *j = json_of(&resp);
+        assert_int_equal(json_integer_value(json_object_get(j, "slept")), 300 + 10 * i);
+        json_decref(j);
+        /* the connection is still good for another (deferred) request */
+        client_sendf(slow[i], "GET /slow/1 HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+        assert_int_equal(client_read(slow[i], &resp), 0);
+        assert_int_equal(resp.status, 200);
+        client_close(slow[i]);
+    }
+}
+
+/* Completing a request whose client left is safe; the server carries on. */
+static void test_client_gone_before_completion(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    struct sb_request *req = gate_take();
+    client_close(c);
+    usleep(50 * 1000);
+    sb_request_complete_json(req, 200, json_pack("{s:s}", "late", "answer"));
+    struct response resp;
+    for (int i = 0; i < 3; i++) {
+        request(f->port, "GET", "/whoami", "X-API-Key: good-key\r\n", NULL, &resp);
+        assert_org(&resp, "org_a");
+    }
+    /* a completed error from another thread reaches a client that stayed */
+    c = client_open(f->port);
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    req = gate_take();
+    struct sb_err err;
+    sb_err_set(&err, 409, "sandbox is paused");
+    sb_request_complete_error(req, &err);
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_error(&resp, 409, "sandbox is paused");
+    client_close(c);
+}
+
+/* Shutdown closes the listener at once but lets a deferred request finish. */
+static void test_graceful_shutdown(void **state)
+{
+    struct fixture *f = fixture_start(5000);
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    struct sb_request *req = gate_take();
+    assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
+    usleep(100 * 1000);
+    int fd = try_connect(f->port);
+    assert_int_equal(fd, -1);   /* no longer accepting */
+    sb_request_complete_json(req, 200, json_pack("{s:s}", "finished", "yes"));
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(header(&resp, "Connection"), "close");
+    assert_non_null(strstr(resp.body, "finished"));
+    client_close(c);
+    fixture_join(f);
+    fixture_free(f);
+}
+
+/* Past the grace period, a request still deferred is answered 503, and its
+ * late completion (after the loop stopped) is discarded without harm. */
+static void test_shutdown_grace_expires(void **state)
+{
+    struct fixture *f = fixture_start(200);
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    struct sb_request *req = gate_take();
+    uint64_t start = sb_now_ms();
+    assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_error(&resp, 503, "server is shutting down");
+    assert_true(sb_now_ms() - start >= 190);
+    client_close(c);
+    fixture_join(f);
+    sb_request_complete_json(req, 200, json_pack("{}"));
+    fixture_free(f);
+}
+
+/* The loop's own pieces: timers in deadline order, cancel, posts, stop. */
+struct loop_probe {
+    char order[16];
+    int n;
+};
+
+static void probe_push(struct loop_probe *p, char mark) { p->order[p->n++] = mark; }
+static void probe_post(struct sb_loop *loop, void *arg) { probe_push(arg, 'p'); }
+static void probe_timer_a(struct sb_loop *loop, void *arg) { probe_push(arg, 'a'); }
+static void probe_timer_b(struct sb_loop *loop, void *arg) { probe_push(arg, 'b'); }
+static void probe_timer_c(struct sb_loop *loop, void *arg) { probe_push(arg, 'c'); }
+static void probe_stop(struct sb_loop *loop, void *arg) { sb_loop_stop(loop); }
+
+static void test_loop_timers_and_posts(void **state)
+{
+    struct sb_loop *loop = sb_loop_new();
+    struct loop_probe p = {{0}, 0};
+    assert_true(sb_loop_timer(loop, 60, probe_timer_b, &p) > 0);
+    assert_true(sb_loop_timer(loop, 20, probe_timer_a, &p) > 0);
+    uint64_t c = sb_loop_timer(loop, 40, probe_timer_c, &p);
+    sb_loop_cancel(loop, c);
+    assert_true(sb_loop_timer(loop, 100, probe_stop, NULL) > 0);
+    assert_int_equal(sb_loop_post(loop, probe_post, &p), 0);
+    uint64_t start = sb_now_ms();
+    assert_int_equal(sb_loop_run(loop), 0);
+    assert_true(sb_now_ms() - start >= 100);
+    assert_string_equal(p.order, "pab");
+    sb_loop_free(loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loop_timers_and_posts),
+        cmocka_unit_test_setup_teardown(test_health_without_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_raw_response_and_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_missing_and_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_needs_no_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_from_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
+        cmocka_unit_test(test_graceful_shutdown),
+        cmocka_unit_test(test_shutdown_grace_expires),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
