@@ -434,7 +434,7 @@ static int org_get(struct sb_store *store, enum stmt_id id, const char *key, str
         return sb_err_set(err, 404, "org not found: %s", key ? key : "(none)");
     if (rc != SQLITE_ROW)
         return db_error(store, err, "reading org");
-    return read_org(st, out);
+    return out ? read_org(st, out) : 0;    /* out NULL: an existence check */
 }
 
 int store_org_get_by_name(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err)
