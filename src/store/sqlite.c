@@ -90,7 +90,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SBX_LIST_STATUS] = SBX_SELECT " WHERE status = ?2" SBX_ORDER,
     [ST_SBX_LIST_ORG_LIVE] = SBX_SELECT " WHERE org_id = ?1 AND status <> 'stopped'" SBX_ORDER,
     [ST_SBX_LIST_ORG_STATUS] = SBX_SELECT " WHERE org_id = ?1 AND status = ?2" SBX_ORDER,
-    [ST_SBX_COUNT_LIVE] = "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND status IN ('running', 'paused')",
+    [ST_SBX_COUNT_LIVE] = "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND status IN ('creating', 'running', 'paused')",
     [ST_EVT_INSERT] = "INSERT INTO events (id, org_id, sandbox_id, template_id, type, data_json, created_at) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_EVT_LIST_ALL] = EVT_SELECT EVT_ORDER,

@@ -92,7 +92,8 @@ int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id
 int store_sandbox_list(struct sb_store *store, const char *org_id, const char *status,
                        struct sb_sandbox_rec **out, size_t *count, struct sb_err *err);
 void store_sandbox_list_free(struct sb_sandbox_rec *list, size_t count);
-/* Running or paused sandboxes of an org (for the per-org cap). */
+/* Live sandboxes of an org for the per-org cap: running, paused, and
+ * creating (a `creating` row reserves its slot while the sandbox is built). */
 int store_sandbox_count_live(struct sb_store *store, const char *org_id, size_t *count, struct sb_err *err);
 
 /* ---- lifecycle events ---- */

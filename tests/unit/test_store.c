@@ -481,7 +481,7 @@ static void test_sandbox_list_and_count(void **state)
     store_sandbox_list_free(list, n);
 
     assert_int_equal(store_sandbox_count_live(f->store, f->org.id, &n, &err), 0);
-    assert_int_equal(n, 3);    /* 2 running + 1 paused */
+    assert_int_equal(n, 4);    /* 2 running + 1 paused + 1 creating; not stopped or error */
     assert_int_equal(store_sandbox_count_live(f->store, f->other.id, &n, &err), 0);
     assert_int_equal(n, 1);
 }
