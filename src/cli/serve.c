@@ -168,7 +168,7 @@ static void stop_app(struct sb_app *app)
         sb_server_free(app->server);
     if (app->workers)
         sb_worker_pool_free(app->workers);
-    registry_free(app->registry, 0);
+    registry_free(app->registry, 1);   /* pooled sandboxes have no owner: destroy them */
     if (app->router)
         sb_router_free(app->router);
     if (app->loop)
