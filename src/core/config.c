@@ -194,6 +194,9 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
         if (n < 0 || (size_t)n >= sizeof cfg->run_dir)
             return sb_err_set(err, 400, "config: data_dir is too long");
     }
+    if (strcmp(cfg->log_format, "auto") != 0 && strcmp(cfg->log_format, "text") != 0 &&
+        strcmp(cfg->log_format, "json") != 0)
+        return sb_err_set(err, 400, "config: log_format must be auto, text or json");
     if (cfg->max_body < 1024)
         return sb_err_set(err, 400, "config: max_body must be at least 1024 bytes");
     if (cfg->default_timeout_s < 1 || cfg->default_timeout_s > cfg->max_timeout_s)

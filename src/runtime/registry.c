@@ -184,7 +184,7 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
     int rc = store_sandbox_count_live(reg->store, creq->org_id, &live, err);
     if (rc == 0 && live >= (size_t)reg->cfg->org_sandbox_cap)
         rc = sb_err_set(err, 429,
-                        "sandbox limit reached: this org already has %zu running or paused sandboxes (max %d)",
+                        "sandbox limit reached: this org already has %zu live sandboxes (max %d); kill one first",
                         live, reg->cfg->org_sandbox_cap);
     /* The pooled sandbox's id replaces the reserved one before the row exists. */
     if (rc == 0)
