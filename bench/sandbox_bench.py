@@ -1,0 +1,169 @@
+"""Driver for bench/sandbox.sh: starts a real `sandbase serve` on loopback
+with a temporary data dir and a --from host template, measures the hot
+paths, and prints each beside its baseline from the same run."""
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    def __init__(self, port, key):
+        self.port, self.key = port, key
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body) if body is not None else None
+        self.conn.request(method, path, body=data,
+                          headers={"X-API-Key": self.key, "Content-Type": "application/json"})
+        resp = self.conn.getresponse()
+        payload = resp.read()
+        return resp.status, (json.loads(payload) if payload else None)
+
+
+def timed(fn, n):
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(samples), statistics.mean(samples)
+
+
+def start_server(args, data_dir, pool_size):
+    with open(os.path.join(data_dir, "config.json"), "w") as f:
+        json.dump({"pool_size": pool_size, "org_sandbox_cap": 1000}, f)
+    port = free_port()
+    log = open(os.path.join(data_dir, "serve.log"), "ab")
+    proc = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                             data_dir, "--log-format", "json"], stdout=log, stderr=log)
+    for _ in range(300):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def stop_server(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def baseline(args, n, *cmd):
+    out = subprocess.run([args.spawn, str(n), *cmd], capture_output=True, text=True, check=True)
+    median_mean = out.stdout.split()
+    return float(median_mean[1]), float(median_mean[0])
+
+
+def idle_memory_kib(run_dir, ids):
+    """PSS of each sandbox's shim and its PID 1 (what the host pays while idle)."""
+    total = 0
+    for sid in ids:
+        shim = int(open(os.path.join(run_dir, sid, "shim.pid")).read())
+        pids = [shim] + [int(p) for p in open(f"/proc/{shim}/task/{shim}/children").read().split()]
+        for pid in pids:
+            for line in open(f"/proc/{pid}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / len(ids)
+
+
+def exec_throughput(port, key, sid, clients, seconds=5.0):
+    def worker(_):
+        api, count, end = Api(port, key), 0, time.time() + seconds
+        while time.time() < end:
+            status, _ = api.call("POST", f"/sandboxes/{sid}/processes", {"cmd": "true"})
+            assert status == 200
+            count += 1
+        return count
+    with concurrent.futures.ThreadPoolExecutor(clients) as ex:
+        total = sum(ex.map(worker, range(clients)))
+    return total / seconds
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True)
+    p.add_argument("--spawn", required=True)
+    p.add_argument("--work", required=True)
+    args = p.parse_args()
+    data_dir = os.path.join(args.work, "data")
+    os.makedirs(data_dir)
+    subprocess.run([args.bin, "template", "build", "base", "--from", "host", "--data-dir", data_dir], check=True,
+                   capture_output=True)
+    subprocess.run([args.bin, "org", "create", "bench", "--data-dir", data_dir], check=True, capture_output=True)
+    key = subprocess.run([args.bin, "key", "create", "--org", "bench", "--data-dir", data_dir], check=True,
+                         capture_output=True, text=True).stdout.strip()
+
+    fork_med, _ = baseline(args, 2000, "/bin/true")
+    bwrap_med, _ = baseline(args, 100, "bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
+                            "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+                            "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "/bin/true")
+
+    # Cold creates: no pool.
+    proc, port = start_server(args, data_dir, 0)
+    api = Api(port, key)
+    health_med, _ = timed(lambda: api.call("GET", "/health"), 500)
+    ids = []
+    def cold():
+        status, body = api.call("POST", "/sandboxes", {"templateID": "base"})
+        assert status == 201, body
+        ids.append(body["sandboxID"])
+    cold_med, _ = timed(cold, 20)
+    exec_med, _ = timed(lambda: api.call("POST", f"/sandboxes/{ids[0]}/processes", {"cmd": "true"}), 200)
+    mem_kib = idle_memory_kib(os.path.join(data_dir, "run", "sandboxes"), ids)
+    rates = {n: exec_throughput(port, key, ids[0], n) for n in (1, 8, 64)}
+    for sid in ids:
+        api.call("DELETE", f"/sandboxes/{sid}")
+    stop_server(proc)
+
+    # Pooled creates: let the pool fill between creates.
+    proc, port = start_server(args, data_dir, 4)
+    api = Api(port, key)
+    time.sleep(3)
+    pooled = []
+    ids = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        status, body = api.call("POST", "/sandboxes", {"templateID": "base"})
+        pooled.append((time.perf_counter() - t0) * 1e6)
+        assert status == 201, body
+        ids.append(body["sandboxID"])
+        time.sleep(0.5)
+    pooled_med = statistics.median(pooled)
+    for sid in ids:
+        api.call("DELETE", f"/sandboxes/{sid}")
+    stop_server(proc)
+
+    print(f"{'measure':44} {'sandbase':>12} {'baseline':>12} {'ratio':>7}")
+    def row(name, ours, base, unit="us"):
+        ratio = f"{ours / base:7.2f}" if base else "      -"
+        print(f"{name:44} {ours:10.0f}{unit} {base:10.0f}{unit} {ratio}")
+    row("HTTP round trip GET /health (client floor)", health_med, 0)
+    row("create, cold (median) vs bwrap spawn", cold_med, bwrap_med)
+    row("create, from the pool (median) vs bwrap", pooled_med, bwrap_med)
+    row("exec `true` (median) vs fork+exec", exec_med, fork_med)
+    row("exec `true` minus HTTP floor vs fork+exec", exec_med - health_med, fork_med)
+    for n, rate in rates.items():
+        print(f"{'execs/s with %d client(s)' % n:44} {rate:10.0f}/s")
+    print(f"{'host memory per idle sandbox (PSS)':44} {mem_kib:10.0f}KiB")
+
+
+if __name__ == "__main__":
+    main()
