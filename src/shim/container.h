@@ -28,7 +28,7 @@ enum sb_ns_index { SB_NS_USER, SB_NS_MNT, SB_NS_PID, SB_NS_UTS, SB_NS_IPC, SB_NS
 struct sb_container {
     char id[32];
     pid_t init_pid;                     /* host pid of the sandbox's PID 1 */
-    int ns_fds[SB_NS_COUNT];            /* opened from /proc/<init_pid>/ns/*, O_CLOEXEC */
+    int ns_fds[SB_NS_COUNT];            /* opened from /proc/<init_pid>/ns/<name>, O_CLOEXEC */
     char sandbox_dir[SB_PATH_MAX];      /* <data-dir>/sandboxes/<id> (upper, work, disk image) */
     char root_dir[SB_PATH_MAX];         /* the merged root as the host sees it (for file APIs) */
     uint32_t uid_base;
