@@ -815,15 +815,48 @@ static int shift_descend(const char *relpath, void *arg)
     return strcmp(relpath, "proc") != 0 && strcmp(relpath, "dev") != 0 && strcmp(relpath, "sys") != 0;
 }
 
+/* The shift walk: hard-linked files are met once per link but must be
+ * shifted once, so their inodes are remembered (one filesystem per walk). */
+struct shift_state {
+    uint32_t base;
+    ino_t *seen;
+    size_t seen_count, seen_cap;
+};
+
+/* Returns 1 when the inode was already shifted, 0 after recording it, -1 on ENOMEM. */
+static int shift_seen(struct shift_state *s, ino_t ino)
+{
+    for (size_t i = 0; i < s->seen_count; i++)
+        if (s->seen[i] == ino)
+            return 1;
+    if (s->seen_count == s->seen_cap) {
+        size_t cap = s->seen_cap ? s->seen_cap * 2 : 256;
+        ino_t *grown = realloc(s->seen, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        s->seen = grown;
+        s->seen_cap = cap;
+    }
+    s->seen[s->seen_count++] = ino;
+    return 0;
+}
+
 /* lchown by uid_base; chown clears set-id bits, so those modes are re-applied. */
 static int shift_visit(int dirfd, const char *name, const struct stat *st, const char *relpath,
                        void *arg, struct sb_err *err)
 {
-    uint32_t base = *(const uint32_t *)arg;
+    struct shift_state *s = arg;
+    if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+        int seen = shift_seen(s, st->st_ino);
+        if (seen < 0)
+            return sb_err_set(err, 500, "out of memory");
+        if (seen)
+            return 0;
+    }
     if (st->st_uid >= SANDBOX_ID_RANGE || st->st_gid >= SANDBOX_ID_RANGE)
         return sb_err_set(err, 500, "rootfs/%s: owner %u:%u is outside the sandbox id range", relpath,
                           (unsigned)st->st_uid, (unsigned)st->st_gid);
-    if (fchownat(dirfd, name, base + st->st_uid, base + st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fchownat(dirfd, name, s->base + st->st_uid, s->base + st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
         return sb_err_sys(err, 500, "cannot chown rootfs/%s", relpath);
     if (!S_ISLNK(st->st_mode) && (st->st_mode & (S_ISUID | S_ISGID)) &&
         fchmodat(dirfd, name, st->st_mode & 07777, 0) < 0)
@@ -833,8 +866,11 @@ static int shift_visit(int dirfd, const char *name, const struct stat *st, const
 
 static int shift_ownership(const char *rootfs, uint32_t uid_base, struct sb_err *err)
 {
-    struct walk w = {.visit = shift_visit, .descend = shift_descend, .arg = &uid_base};
-    return walk_tree(rootfs, &w, err);
+    struct shift_state state = {.base = uid_base};
+    struct walk w = {.visit = shift_visit, .descend = shift_descend, .arg = &state};
+    int rc = walk_tree(rootfs, &w, err);
+    free(state.seen);
+    return rc;
 }
 
 static int debian_fill_rootfs(struct build *b, const char *data_dir, uint32_t uid_base, const char *packages,
