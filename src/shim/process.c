@@ -263,21 +263,10 @@ static pid_t read_ns_pid(pid_t host_pid)
     return pid;
 }
 
-/* In the forked child, before entering the sandbox: undo what the shim set
- * up for itself (blocked signals, ignored SIGPIPE, oom protection) and wire
- * stdio. Only plain syscalls: the shim is single-threaded. */
+/* In the forked child, before entering the sandbox: wire stdio. Signals,
+ * the signal mask and oom_score_adj are reset by container_enter_and_exec. */
 static void child_prepare(int in_fd, int out_fd, int err_fd)
 {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t rc = write(fd, "0", 1);
-        (void)rc;
-        close(fd);
-    }
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
         _exit(127);
 }

@@ -192,9 +192,12 @@ static void pump_client(struct sb_shim_server *s, struct sb_client *cl)
     int progress = 1;
     while (progress && !cl->dead && out_queued(cl) < SB_SHIM_CLIENT_SOFT_OUT) {
         progress = 0;
-        for (struct sb_attach *a = cl->attaches; a && !cl->dead; a = a->next_in_client)
-            for (int idx = 0; idx < 2 && out_queued(cl) < SB_SHIM_CLIENT_SOFT_OUT; idx++)
+        for (struct sb_attach *a = cl->attaches; a; a = a->next_in_client)
+            for (int idx = 0; idx < 2 && out_queued(cl) < SB_SHIM_CLIENT_SOFT_OUT; idx++) {
                 progress |= pump_chunk(s, cl, a, idx);
+                if (cl->dead)       /* dropped: its attachments are gone */
+                    return;
+            }
     }
     for (struct sb_attach *a = cl->attaches, *next; a && !cl->dead; a = next) {
         next = a->next_in_client;
@@ -289,6 +292,7 @@ static void on_proc_output(void *arg, struct sb_proc *p)
 static void on_proc_finished(void *arg, struct sb_proc *p)
 {
     struct sb_shim_server *s = arg;
+    struct sb_wait *due = NULL;     /* unlinked first: answering may drop a client */
     for (struct sb_wait **pp = &s->waits; *pp;) {
         struct sb_wait *w = *pp;
         if (w->proc != p->id) {
@@ -296,8 +300,16 @@ static void on_proc_finished(void *arg, struct sb_proc *p)
             continue;
         }
         *pp = w->next;
-        respond_ok(s, w->client, w->seq, proc_describe(p));
-        client_flush(s, w->client);
+        w->next = due;
+        due = w;
+    }
+    while (due) {
+        struct sb_wait *w = due;
+        due = w->next;
+        if (!w->client->dead) {
+            respond_ok(s, w->client, w->seq, proc_describe(p));
+            client_flush(s, w->client);
+        }
         free(w);
     }
     on_proc_output(arg, p);         /* attached clients now get their exit events */
