@@ -331,6 +331,15 @@ int cgroup_set_limits(struct sb_cgroup *cg, const struct sb_limits *limits, stru
 
 /* ---- leaves, membership ------------------------------------------------- */
 
+/* v1 keeps leaves in the freezer hierarchy only: memory, pids and cpu hold
+ * every process in the sandbox directory itself. Leaves there would add
+ * nothing (limits are sandbox-wide) and would hide OOM kills, which v1
+ * counts only in the victim's own memory cgroup, not in its ancestors. */
+static int has_leaves(const struct sb_cgroup *cg, int i)
+{
+    return cg->v2 || i == SB_CG_FREEZER;
+}
+
 static int check_leaf(const char *leaf, struct sb_err *err)
 {
     if (leaf && !cgroup_name_valid(leaf))
@@ -344,6 +353,8 @@ int cgroup_leaf_create(struct sb_cgroup *cg, const char *leaf, struct sb_err *er
         return leaf ? -1 : sb_err_set(err, 400, "cgroup: leaf name required");
     for (int i = 0; i < cg->dir_count; i++) {
         char path[SB_PATH_MAX];
+        if (!has_leaves(cg, i))
+            continue;
         if (path_join(path, sizeof(path), cg->dirs[i], leaf, NULL) < 0)
             return sb_err_sys(err, 500, "cgroup: leaf path");
         if (make_dir(path, err) < 0)
@@ -359,7 +370,8 @@ int cgroup_enter(const struct sb_cgroup *cg, const char *leaf, pid_t pid, struct
     char value[24], path[SB_PATH_MAX];
     snprintf(value, sizeof(value), "%ld", (long)pid);
     for (int i = 0; i < cg->dir_count; i++) {
-        if (path_join(path, sizeof(path), cg->dirs[i], leaf, "cgroup.procs") < 0 || write_file(path, value) < 0)
+        const char *sub = has_leaves(cg, i) ? leaf : NULL;
+        if (path_join(path, sizeof(path), cg->dirs[i], sub, "cgroup.procs") < 0 || write_file(path, value) < 0)
             return sb_err_sys(err, 500, "cgroup: moving pid %ld into %s", (long)pid, path);
     }
     return 0;
@@ -601,6 +613,8 @@ int cgroup_leaf_remove(struct sb_cgroup *cg, const char *leaf, struct sb_err *er
     int rc = 0;
     for (int i = 0; i < cg->dir_count; i++) {
         char path[SB_PATH_MAX];
+        if (!has_leaves(cg, i))
+            continue;
         if (path_join(path, sizeof(path), cg->dirs[i], leaf, NULL) < 0 || remove_tree(path, 0) < 0)
             rc = sb_err_sys(err, 500, "cgroup: removing %s", path);
     }

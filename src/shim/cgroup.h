@@ -5,8 +5,10 @@
  * sbx_..."), holding the sandbox-wide limits; processes live in leaf
  * directories below it ("init" for PID 1, one per started process), so a
  * whole process tree can be frozen, killed and counted on its own while the
- * limits hold for the sum. v1 repeats the layout in every controller's
- * hierarchy (memory, pids, cpu, freezer); v2 has one directory.
+ * limits hold for the sum. v1 has the sandbox directory in every
+ * controller's hierarchy (memory, pids, cpu, freezer) but leaves only under
+ * freezer (v1 counts an OOM kill only in the victim's own memory cgroup, so
+ * every process stays in the sandbox's memory cgroup); v2 has one tree.
  *
  * Every path comes from struct sb_cgroup_roots, never from a constant, so the
  * v2 file-writing layer can be tested against a directory that imitates a
@@ -69,7 +71,8 @@ int cgroup_set_limits(struct sb_cgroup *cg, const struct sb_limits *limits, stru
 
 /* leaf NULL means the sandbox directory itself in the calls below. */
 int cgroup_leaf_create(struct sb_cgroup *cg, const char *leaf, struct sb_err *err);
-/* Moves pid (0 = the caller) into the leaf in every hierarchy. Allocates
+/* Moves pid (0 = the caller) into the leaf (v1: the freezer leaf and the
+ * sandbox directory of the other hierarchies). Allocates
  * nothing, so it is safe in a freshly forked child. */
 int cgroup_enter(const struct sb_cgroup *cg, const char *leaf, pid_t pid, struct sb_err *err);
 /* Freezes (waits until frozen, bounded) or thaws. */
@@ -79,7 +82,7 @@ int cgroup_freeze(struct sb_cgroup *cg, const char *leaf, int frozen, struct sb_
 int cgroup_kill(struct sb_cgroup *cg, const char *leaf, struct sb_err *err);
 /* Processes in the leaf and below; -1 on error. */
 int cgroup_count(const struct sb_cgroup *cg, const char *leaf);
-/* Removes the leaf (and any sub-leaves) in every hierarchy; retries briefly on EBUSY. */
+/* Removes the leaf (and any sub-leaves); retries briefly on EBUSY. */
 int cgroup_leaf_remove(struct sb_cgroup *cg, const char *leaf, struct sb_err *err);
 /* *count = OOM kills recorded for the sandbox; returns 1 if it grew since
  * the last call, 0 if not, -1 on error. */
