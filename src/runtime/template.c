@@ -669,36 +669,87 @@ static int packages_valid(const char *packages)
     return packages[0] != ',' && !strstr(packages, ",,");
 }
 
-/* Runs debootstrap into rootfs, feeding each output line to progress. The
- * last line is kept for the error message, which is what explains a failure. */
+/* wget (debootstrap's downloader) would wait 15 minutes x 20 tries on a
+ * silent mirror; a wgetrc makes it fail within minutes, so callers can fall back. */
+static int write_wget_limits(const struct build *b, char *path, size_t len, struct sb_err *err)
+{
+    static const char limits[] = "timeout = 30\ntries = 3\n";
+    if (path_fmt(path, len, err, "%s/wgetrc", b->dir) < 0)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 || write_all(fd, limits, strlen(limits)) < 0 ? -1 : 0;
+    if (fd >= 0 && close(fd) < 0)
+        rc = -1;
+    return rc < 0 ? sb_err_sys(err, 500, "cannot write %s", path) : 0;
+}
+
+/* Starts debootstrap with stdout+stderr on one pipe; *out_fd is its read end. */
+static int spawn_debootstrap(char **argv, char **envp, pid_t *pid, int *out_fd, struct sb_err *err)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return sb_err_sys(err, 500, "cannot create a pipe for debootstrap");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    int rc = posix_spawn(pid, "/usr/sbin/debootstrap", &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    if (rc != 0) {
+        close(pipefd[0]);
+        errno = rc;
+        return sb_err_sys(err, 500, "cannot run /usr/sbin/debootstrap (install it: scripts/install-deps)");
+    }
+    *out_fd = pipefd[0];
+    return 0;
+}
+
+/* Feeds each line to progress until EOF (closes fd). Keeps the last "E:"
+ * line (or else the last line) in `last`: it is what explains a failure. */
+static void stream_lines(int fd, sb_progress_fn progress, void *arg, char *last, size_t last_len)
+{
+    FILE *in = fdopen(fd, "r");
+    if (!in) {
+        close(fd);
+        return;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int have_error = 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        int is_error = strncmp(line, "E:", 2) == 0;
+        if (is_error || !have_error)
+            snprintf(last, last_len, "%s", line);
+        have_error |= is_error;
+        if (progress)
+            progress(arg, line);
+    }
+    free(line);
+    fclose(in);
+}
+
+/* Runs debootstrap into the build's rootfs, streaming its output to progress. */
 static int run_debootstrap(const struct build *b, const char *packages, const char *mirror,
                            const char *cache_dir, sb_progress_fn progress, void *arg, struct sb_err *err)
 {
-    /* wget (debootstrap's downloader) would wait 15 minutes x 20 tries on a
-     * silent mirror; fail within minutes instead, so callers can fall back. */
     char wgetrc_path[SB_PATH_MAX], wgetrc[SB_PATH_MAX + 8];
-    if (path_fmt(wgetrc_path, sizeof wgetrc_path, err, "%s/wgetrc", b->dir) < 0)
+    if (write_wget_limits(b, wgetrc_path, sizeof wgetrc_path, err) < 0)
         return -1;
     snprintf(wgetrc, sizeof wgetrc, "WGETRC=%s", wgetrc_path);
-    int wfd = open(wgetrc_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    static const char wget_limits[] = "timeout = 30\ntries = 3\n";
-    if (wfd < 0 || write_all(wfd, wget_limits, strlen(wget_limits)) < 0) {
-        if (wfd >= 0)
-            close(wfd);
-        return sb_err_sys(err, 500, "cannot write %s", wgetrc_path);
-    }
-    close(wfd);
-    const char *rootfs = b->rootfs_path;
     char include[4096] = "", cache[SB_PATH_MAX + 16];
-    if (packages && *packages)
-        snprintf(include, sizeof include, "--include=%s", packages);
     snprintf(cache, sizeof cache, "--cache-dir=%s", cache_dir);
     char *argv[8] = {"debootstrap", "--variant=minbase", cache};
     int argc = 3;
-    if (include[0])
+    if (packages && snprintf(include, sizeof include, "--include=%s", packages) < (int)sizeof include)
         argv[argc++] = include;
     argv[argc++] = DEBIAN_SUITE;
-    argv[argc++] = (char *)rootfs;
+    argv[argc++] = (char *)b->rootfs_path;
     argv[argc++] = (char *)mirror;
     char *envp[8] = {"PATH=" DEFAULT_PATH, "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive", wgetrc};
     int envc = 4;
@@ -709,41 +760,12 @@ static int run_debootstrap(const struct build *b, const char *packages, const ch
         if (v && *v && snprintf(proxy[i], sizeof proxy[i], "%s=%s", passed[i], v) < (int)sizeof proxy[i])
             envp[envc++] = proxy[i];
     }
-
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return sb_err_sys(err, 500, "pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    pid_t pid;
-    int spawn_rc = posix_spawn(&pid, "/usr/sbin/debootstrap", &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pipefd[1]);
-    if (spawn_rc != 0) {
-        close(pipefd[0]);
-        errno = spawn_rc;
-        return sb_err_sys(err, 500, "cannot run /usr/sbin/debootstrap (install it: scripts/install-deps)");
-    }
-    FILE *out = fdopen(pipefd[0], "r");
-    char *line = NULL, last[256] = "";
-    size_t cap = 0;
-    ssize_t n;
-    while (out && (n = getline(&line, &cap, out)) > 0) {
-        if (line[n - 1] == '\n')
-            line[n - 1] = '\0';
-        snprintf(last, sizeof last, "%s", line);
-        if (progress)
-            progress(arg, line);
-    }
-    free(line);
-    if (out)
-        fclose(out);
-    else
-        close(pipefd[0]);
+    pid_t pid = -1;
+    int out_fd = -1;
+    if (spawn_debootstrap(argv, envp, &pid, &out_fd, err) < 0)
+        return -1;
+    char last[256] = "";
+    stream_lines(out_fd, progress, arg, last, sizeof last);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
