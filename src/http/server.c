@@ -370,6 +370,19 @@ static enum MHD_Result conn_queue(struct sb_http_conn *conn)
     return rc;
 }
 
+/* A client that sent "Expect: 100-continue" waits for our go-ahead before
+ * uploading. If the request is already refused (early error, or a declared
+ * length over the limit), answer now instead: MHD then sends no 100 Continue
+ * and closes the connection after the answer, so nothing is uploaded. This is
+ * the one case where we answer on the first call (see the top comment). */
+static int conn_refuse_upload(const struct sb_http_conn *conn)
+{
+    const char *expect = MHD_lookup_connection_value(conn->mhd, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_EXPECT);
+    return expect && strcasecmp(expect, "100-continue") == 0 &&
+           (conn->early.status || conn->body_too_large);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -379,6 +392,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
     if (!conn) {
         conn = conn_new(cls, mhd, method, url);
         *con_cls = conn;
+        if (conn && conn_refuse_upload(conn)) {
+            conn_dispatch(conn);
+            return conn_queue(conn);
+        }
         return conn ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size > 0) {
@@ -516,10 +533,16 @@ static int server_start_daemon(struct sb_server *server, struct sb_err *err)
         MHD_OPTION_CONNECTION_TIMEOUT, server->config.idle_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, server,
         MHD_OPTION_END);
-    if (!server->daemon)
+    if (!server->daemon) {
+        /* MHD says "Failed to bind to port 0: <strerror>" (it never saw the
+         * port): keep only the reason, the address is ours to name. */
+        const char *reason = server->last_mhd_error;
+        const char *colon = strrchr(reason, ':');
+        if (strncmp(reason, "Failed to bind", 14) == 0 && colon)
+            reason = colon + 2;
         return sb_err_set(err, 500, "cannot listen on %s: %s", server->config.listen,
-                          server->last_mhd_error[0] ? server->last_mhd_error
-                                                    : "libmicrohttpd failed to start");
+                          reason[0] ? reason : "libmicrohttpd failed to start");
+    }
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     server->epoll_fd = info ? info->epoll_fd : -1;

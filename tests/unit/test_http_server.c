@@ -397,6 +397,11 @@ static void test_health_without_key(void **state)
     assert_string_equal(header(&resp, "Content-Type"), "application/json");
     assert_int_equal(resp.body_len, strlen("{\"ok\":true}"));
     assert_memory_equal(resp.body, "{\"ok\":true}", resp.body_len);
+    /* libmicrohttpd percent-decodes the path before it reaches the router */
+    request(f->port, "GET", "/he%61lth", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    request(f->port, "GET", "/health%2Fx", NULL, NULL, &resp);
+    assert_error(&resp, 404, "not found: GET /health/x");
 }
 
 static void test_raw_response_and_query(void **state)
@@ -523,6 +528,43 @@ static void test_body_too_large(void **state)
     body[sizeof body - 3] = '}';
     request(f->port, "POST", "/echo", "X-API-Key: good-key\r\n", body, &resp);
     assert_int_equal(resp.status, 200);
+}
+
+/* With Expect: 100-continue a refused upload is answered before any body is
+ * sent: the client gets the error instead of "100 Continue". */
+static void test_expect_continue_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
+                    "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n", TEST_MAX_BODY * 10);
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 413);
+    assert_string_equal(header(&resp, "Connection"), "close");
+    client_close(c);
+
+    c = client_open(f->port);
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                    "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_error(&resp, 401, "missing API key");
+    client_close(c);
+
+    /* an acceptable upload gets the go-ahead first */
+    c = client_open(f->port);
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
+                    "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    while (!strstr(c->buf, "\r\n\r\n")) {
+        assert_int_equal(client_fill(c), 0);
+        c->buf[c->len] = '\0';
+    }
+    assert_true(strncmp(c->buf, "HTTP/1.1 100", 12) == 0);
+    c->len = 0;
+    client_sendf(c, "{}");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    client_close(c);
 }
 
 static void test_chunked_body(void **state)
@@ -689,6 +731,35 @@ static void test_shutdown_grace_expires(void **state)
     fixture_free(f);
 }
 
+static void test_listen_errors(void **state)
+{
+    struct sb_loop *loop = sb_loop_new();
+    struct sb_router *router = sb_router_new();
+    struct sb_server_config config = {.auth = test_auth, .app_ctx = "app"};
+    const char *bad[] = {"nonsense", "127.0.0.1:", "127.0.0.1:70000", "[::1:80", "1.2.3.4.5:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct sb_err err = {0};
+        config.listen = bad[i];
+        assert_null(sb_server_new(loop, router, &config, &err));
+        assert_int_equal(err.status, 400);
+        assert_non_null(strstr(err.msg, bad[i]));
+    }
+    /* IPv6 works, and a port in use is reported as such */
+    struct sb_err err = {0};
+    config.listen = "[::1]:0";
+    struct sb_server *first = sb_server_new(loop, router, &config, &err);
+    if (!first)
+        fail_msg("[::1]:0: %s", err.msg);
+    char listen[64];
+    snprintf(listen, sizeof listen, "[::1]:%u", sb_server_port(first));
+    config.listen = listen;
+    assert_null(sb_server_new(loop, router, &config, &err));
+    assert_non_null(strstr(err.msg, "Address already in use"));
+    sb_server_free(first);
+    sb_router_free(router);
+    sb_loop_free(loop);
+}
+
 /* The loop's own pieces: timers in deadline order, cancel, posts, stop. */
 struct loop_probe {
     char order[16];
@@ -731,11 +802,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_from_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
+        cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_shutdown_grace_expires),
     };
