@@ -29,7 +29,7 @@
 struct sb_server;
 
 struct sb_http_conn {
-    struct sb_server *server;       /* NULL-safe to read only while !mhd_done */
+    struct sb_server *server;       /* may be freed once mhd_done: don't touch then */
     struct sb_loop *loop;           /* outlives every conn (see server.h) */
     struct MHD_Connection *mhd;     /* NULL once MHD completed the request */
     int refs;                       /* loop thread only */

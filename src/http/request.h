@@ -10,6 +10,13 @@
  *
  * Error bodies are always {"code": <status>, "message": "..."}: handlers pass
  * a struct sb_err and never format error JSON themselves.
+ *
+ * Rules for deferred requests: call sb_request_defer() on the loop thread
+ * before handing req to another thread; complete it exactly once; after
+ * deferring, the fields of req stay valid until completion but
+ * sb_request_query/sb_request_header may only be called while the handler
+ * is running (copy what the worker needs). A handler that returns without
+ * answering or deferring gets a 500 answer.
  */
 #ifndef SB_HTTP_REQUEST_H
 #define SB_HTTP_REQUEST_H
@@ -49,7 +56,8 @@ const char *sb_request_header(const struct sb_request *req, const char *name);
  * the problem (line/column) and returns NULL. Caller owns the result. */
 json_t *sb_request_json(const struct sb_request *req, int allow_empty, struct sb_err *err);
 
-/* Answer now. sb_respond_json steals the reference to body. */
+/* Answer now. sb_respond_json steals the reference to body (NULL answers
+ * 500). On a deferred request these behave like sb_request_complete_*. */
 void sb_respond_json(struct sb_request *req, int status, json_t *body);
 void sb_respond_empty(struct sb_request *req, int status);
 void sb_respond_error(struct sb_request *req, const struct sb_err *err);

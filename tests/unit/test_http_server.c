@@ -696,12 +696,21 @@ static void test_graceful_shutdown(void **state)
     struct client *c = client_open(f->port);
     client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
     struct sb_request *req = gate_take();
+    struct client *idle = client_open(f->port);     /* a keep-alive client */
+    struct response resp;
+    client_sendf(idle, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(idle, &resp), 0);
     assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
     usleep(100 * 1000);
     int fd = try_connect(f->port);
     assert_int_equal(fd, -1);   /* no longer accepting */
+    /* a new request on an open connection is turned away, and told to go */
+    client_sendf(idle, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(idle, &resp), 0);
+    assert_error(&resp, 503, "server is shutting down");
+    assert_string_equal(header(&resp, "Connection"), "close");
+    client_close(idle);
     sb_request_complete_json(req, 200, json_pack("{s:s}", "finished", "yes"));
-    struct response resp;
     assert_int_equal(client_read(c, &resp), 0);
     assert_int_equal(resp.status, 200);
     assert_string_equal(header(&resp, "Connection"), "close");
