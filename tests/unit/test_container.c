@@ -291,7 +291,9 @@ static void test_root_cannot_escape(void **state)
         "ip link set lo down 2>/dev/null && echo IPLINK;"
         "mknod /tmp/sda b 8 0 2>/dev/null && echo MKNOD;"
         "touch /usr/x 2>/dev/null && echo USRWRITE;"
-        "echo kcore=$(head -c 16 /proc/kcore | wc -c);"
+        "echo 'b' > /proc/sysrq-trigger 2>/dev/null && echo SYSRQ;"
+        "echo masked=$(cat /proc/timer_list /proc/keys /proc/interrupts | wc -c)"
+        " acpi=$(ls -A /proc/acpi | wc -l) fw=$(ls -A /sys/firmware | wc -l);"
         "python3 - <<'EOF'\n"
         "import ctypes, os\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
@@ -307,11 +309,11 @@ static void test_root_cannot_escape(void **state)
     int rc = sh(1, script, out);
     assert_int_equal(rc, 0);
     const char *forbidden[] = { "MOUNTED", "UNSHARED", "HOSTNAME", "PROCSYS", "SYSFS", "SYSTOUCH",
-                                "IPLINK", "MKNOD", "USRWRITE" };
+                                "IPLINK", "MKNOD", "USRWRITE", "SYSRQ" };
     for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++)
         if (strstr(out, forbidden[i]))
             fail_msg("sandboxed root could: %s\n%s", forbidden[i], out);
-    assert_contains(out, "kcore=0");
+    assert_contains(out, "masked=0 acpi=0 fw=0");
     assert_contains(out, "keyctl 1\n");
     assert_contains(out, "ptrace 1\n");
     assert_contains(out, "setns 1\n");
