@@ -415,6 +415,8 @@ static void test_pids_limit_stops_fork_bomb(void **state)
                          "try:\n"
                          "    while n < 1000:\n"
                          "        if os.fork() == 0:\n"
+                         "            null = os.open('/dev/null', os.O_WRONLY)\n"
+                         "            os.dup2(null, 1); os.dup2(null, 2)\n"
                          "            os.execv('/bin/sleep', ['sleep', '60'])\n"
                          "        n += 1\n"
                          "except OSError as e:\n"
