@@ -276,13 +276,12 @@ static int v1_set_memory(const char *dir, uint64_t bytes, struct sb_err *err)
     snprintf(value, sizeof(value), "%" PRIu64, bytes);
     int has_memsw = path_join(memsw, sizeof(memsw), dir, NULL, "memory.memsw.limit_in_bytes") == 0 &&
                     access(memsw, F_OK) == 0;
-    /* memsw must stay >= the memory limit: when raising, memsw goes first. */
-    if (set_value(dir, "memory.limit_in_bytes", value, NULL) < 0) {
-        if (!has_memsw || set_value(dir, "memory.memsw.limit_in_bytes", value, err) < 0)
-            return set_value(dir, "memory.limit_in_bytes", value, err);
-        return set_value(dir, "memory.limit_in_bytes", value, err);
-    }
-    return has_memsw ? set_value(dir, "memory.memsw.limit_in_bytes", value, err) : 0;
+    /* memsw must stay >= the memory limit: when raising past it, memsw goes first. */
+    if (set_value(dir, "memory.limit_in_bytes", value, NULL) == 0)
+        return has_memsw ? set_value(dir, "memory.memsw.limit_in_bytes", value, err) : 0;
+    if (has_memsw && set_value(dir, "memory.memsw.limit_in_bytes", value, err) < 0)
+        return -1;
+    return set_value(dir, "memory.limit_in_bytes", value, err);
 }
 
 /*

@@ -63,7 +63,12 @@ struct sb_container_exec {
  * written to pid_report_fd as a pid_t before exec), sets ids, drops
  * capabilities, sets no_new_privs, rlimits and the seccomp filter, and execs.
  * On failure before exec writes the errno (int) to err_fd, which must be
- * O_CLOEXEC, and _exit(127). Never returns. */
+ * O_CLOEXEC, and _exit(127). Never returns.
+ * The caller must be a child subreaper (PR_SET_CHILD_SUBREAPER): the
+ * grandchild is re-parented to it when the intermediate exits. Signal
+ * dispositions and the mask are reset here; fds >= 3 other than err_fd are
+ * closed at exec. A missing command or cwd reports ENOENT, a
+ * non-executable one EACCES (no /bin/sh fallback). */
 __attribute__((noreturn))
 void container_enter_and_exec(const struct sb_container *c, const struct sb_container_exec *ex,
                               int pid_report_fd, int err_fd);
@@ -81,9 +86,15 @@ int container_freeze(struct sb_container *c, struct sb_err *err);
 int container_thaw(struct sb_container *c, struct sb_err *err);
 /* Kills every process in the sandbox except none (PID 1 included). */
 int container_kill_all(struct sb_container *c, struct sb_err *err);
-/* 1 if the cgroup recorded an OOM kill since the last call. */
+/* 1 if the cgroup recorded an OOM kill since the last call, 0 if not, -1 on
+ * error; *count is the total so far. */
 int container_oom_events(struct sb_container *c, uint64_t *count);
-/* Kills everything, unmounts, removes cgroups and the sandbox dir. Frees c's fds. */
+/* Kills everything, removes cgroups and the sandbox dir, frees c's fds,
+ * cgroup and tpl.env_json. Mounts need no unmounting: they exist only in the
+ * sandbox's mount namespace, which dies with its processes and fds, and the
+ * loop device detaches itself. PID 1 finishes exiting only once the shim
+ * has reaped every process it started in the sandbox; destroy reaps PID 1
+ * only if it is already gone (WNOHANG), otherwise the shim's reaper does. */
 int container_destroy(struct sb_container *c, struct sb_err *err);
 
 #endif

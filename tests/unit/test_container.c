@@ -348,6 +348,27 @@ static void test_isolated_views(void **state)
     free(out);
 }
 
+/* The template user can serve on a low port over lo and open a pty in the
+ * sandbox's own devpts instance. */
+static void test_loopback_port_and_pty(void **state)
+{
+    (void)state;
+    NEED_SANDBOX();
+    char *out = malloc(OUT_MAX);
+    const char *script = "python3 - <<'EOF'\n"
+                         "import os, pty, socket\n"
+                         "s = socket.socket(); s.bind(('127.0.0.1', 80)); s.listen()\n"
+                         "c = socket.create_connection(('127.0.0.1', 80)); a, _ = s.accept()\n"
+                         "c.sendall(b'ping'); print('lo', a.recv(4).decode())\n"
+                         "m, t = pty.openpty(); print('pty', os.ttyname(t))\n"
+                         "EOF\n";
+    int rc = sh(0, script, out);
+    assert_int_equal(rc, 0);
+    assert_contains(out, "lo ping");
+    assert_contains(out, "pty /dev/pts/");
+    free(out);
+}
+
 static void test_overlay_writes_stay_in_sandbox(void **state)
 {
     (void)state;
@@ -681,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_root_identity),
         cmocka_unit_test(test_root_cannot_escape),
         cmocka_unit_test(test_isolated_views),
+        cmocka_unit_test(test_loopback_port_and_pty),
         cmocka_unit_test(test_overlay_writes_stay_in_sandbox),
         cmocka_unit_test(test_exec_errors),
         cmocka_unit_test(test_memory_hog_is_oom_killed),
