@@ -529,14 +529,27 @@ static int wait_empty(const char *dir, int64_t deadline)
     }
 }
 
+/* v1: true when an ancestor (the paused sandbox) keeps dir frozen. */
+static int ancestor_frozen(const struct sb_cgroup *cg, const char *dir)
+{
+    char path[SB_PATH_MAX], value[16];
+    if (cg->v2 || path_join(path, sizeof(path), dir, NULL, "freezer.parent_freezing") < 0 ||
+        read_file(path, value, sizeof(value)) < 0)
+        return 0;
+    return value[0] == '1';
+}
+
 /* Freeze so nothing forks while we list, SIGKILL each pid, thaw so the
- * signals are delivered; repeat if a freeze timed out and something slipped by. */
+ * signals are delivered; repeat if a freeze timed out and something slipped
+ * by. Inside a paused sandbox (v1) the kill lands at resume: do not wait. */
 static int kill_by_freezing(struct sb_cgroup *cg, const char *leaf, const char *dir, int64_t deadline)
 {
     for (int round = 0;; round++) {
         cgroup_freeze(cg, leaf, 1, NULL);
         walk_pids(dir, 0, kill_one, NULL);
         cgroup_freeze(cg, leaf, 0, NULL);
+        if (leaf && ancestor_frozen(cg, dir))
+            return 0;
         int64_t step = now_ms() + 250;
         if (wait_empty(dir, step < deadline ? step : deadline) == 0)
             return 0;

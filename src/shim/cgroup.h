@@ -78,7 +78,9 @@ int cgroup_enter(const struct sb_cgroup *cg, const char *leaf, pid_t pid, struct
 /* Freezes (waits until frozen, bounded) or thaws. */
 int cgroup_freeze(struct sb_cgroup *cg, const char *leaf, int frozen, struct sb_err *err);
 /* SIGKILLs every process in the leaf and below (v2: cgroup.kill; otherwise
- * freeze, kill each listed pid, thaw) and waits, bounded, until it is empty. */
+ * freeze, kill each listed pid, thaw) and waits, bounded, until it is empty.
+ * v1 only: a leaf of a frozen sandbox is not waited for; its processes die
+ * when the sandbox is thawed. */
 int cgroup_kill(struct sb_cgroup *cg, const char *leaf, struct sb_err *err);
 /* Processes in the leaf and below; -1 on error. */
 int cgroup_count(const struct sb_cgroup *cg, const char *leaf);

@@ -508,6 +508,30 @@ static void test_freeze_and_thaw(void **state)
     assert_true(WIFSIGNALED(status));
 }
 
+/* Killing a process of a paused sandbox returns at once; it dies on resume. */
+static void test_leaf_kill_while_frozen(void **state)
+{
+    (void)state;
+    NEED_SANDBOX();
+    char *const argv[] = { "sleep", "600", NULL };
+    struct proc p;
+    struct sb_err err;
+    start(&fx.c, 0, NULL, argv, &p);
+    assert_int_equal(p.enter_errno, 0);
+    assert_int_equal(container_freeze(&fx.c, &err), 0);
+    int64_t t0 = now_ms();
+    if (container_leaf_kill(&fx.c, p.leaf, &err) < 0)
+        fail_msg("leaf kill: %s", err.msg);
+    assert_true(now_ms() - t0 < 1000);
+    assert_int_equal(container_thaw(&fx.c, &err), 0);
+    int status;
+    assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(container_leaf_count(&fx.c, p.leaf), 0);
+    close(p.out);
+    container_leaf_remove(&fx.c, p.leaf);
+}
+
 static void test_leaf_kill_reaches_setsid_daemon(void **state)
 {
     (void)state;
@@ -709,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_pids_limit_stops_fork_bomb),
         cmocka_unit_test(test_disk_quota),
         cmocka_unit_test(test_freeze_and_thaw),
+        cmocka_unit_test(test_leaf_kill_while_frozen),
         cmocka_unit_test(test_leaf_kill_reaches_setsid_daemon),
         cmocka_unit_test(test_destroy_leaves_nothing),
     };
