@@ -44,9 +44,10 @@
  * victim of a host OOM), join the process's leaf cgroup, rlimits (raising a
  * hard limit needs host privilege, so before the user namespace), setns mnt,
  * uts, ipc, net, cgroup, pid as host root and user LAST (afterwards the
- * others would need capabilities we no longer have), fork so the child
- * lands in the PID namespace (the intermediate reports the grandchild's host
- * pid and exits), setsid, ids, capabilities (none for the template user,
+ * others would need capabilities we no longer have), clone(CLONE_VM|
+ * CLONE_VFORK) so the child lands in the PID namespace without copying the
+ * shim's page tables again (the intermediate reports the grandchild's host
+ * pid once it has exec'd, and exits), setsid, ids, capabilities (none for the template user,
  * Docker's default set for root), chdir, mark fds >= 3 close-on-exec,
  * no_new_privs, seccomp as the very last step, then execve along the
  * sandbox's PATH.
@@ -73,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -482,6 +484,42 @@ __attribute__((noreturn)) static void exec_inside(const struct sb_container *c, 
     enter_fail(err_fd, errno);
 }
 
+struct inside_args {
+    const struct sb_container *c;
+    const struct sb_container_exec *ex;
+    int pid_report_fd, err_fd;
+};
+
+static int inside_main(void *arg)
+{
+    struct inside_args *a = arg;
+    close(a->pid_report_fd);
+    exec_inside(a->c, a->ex, a->err_fd);
+}
+
+/* Starts the process that lands in the PID namespace. Like posix_spawn, it
+ * shares our memory (CLONE_VM) and we sleep until it has exec'd or died
+ * (CLONE_VFORK), so the shim's page tables are not copied a second time;
+ * creds, fds, cwd, signal handlers and seccomp stay per-process. Under
+ * AddressSanitizer (which cannot follow a foreign stack) it is a plain fork. */
+static pid_t spawn_inside(const struct sb_container *c, const struct sb_container_exec *ex, int pid_report_fd,
+                          int err_fd)
+{
+    struct inside_args a = { c, ex, pid_report_fd, err_fd };
+#if defined(__SANITIZE_ADDRESS__)
+    pid_t pid = fork();
+    if (pid == 0)
+        inside_main(&a);
+    return pid;
+#else
+    const size_t stack_size = 256 * 1024;
+    char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return -1;
+    return clone(inside_main, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+#endif
+}
+
 void container_enter_and_exec(const struct sb_container *c, const struct sb_container_exec *ex,
                               int pid_report_fd, int err_fd)
 {
@@ -497,13 +535,9 @@ void container_enter_and_exec(const struct sb_container *c, const struct sb_cont
         if (setns(c->ns_fds[ns], ns_files[ns].type) < 0)
             enter_fail(err_fd, errno);
     }
-    pid_t pid = fork();
+    pid_t pid = spawn_inside(c, ex, pid_report_fd, err_fd);
     if (pid < 0)
         enter_fail(err_fd, errno);
-    if (pid == 0) {
-        close(pid_report_fd);
-        exec_inside(c, ex, err_fd);
-    }
     ssize_t n = write(pid_report_fd, &pid, sizeof(pid));
     _exit(n == (ssize_t)sizeof(pid) ? 0 : 127);
 }
