@@ -17,8 +17,8 @@
  * reports "ready" after dropping to sandbox root with no capabilities.
  * No sleeps or polls anywhere on this path.
  *
- * PID 1, while still host root: resets signals and closes every inherited
- * fd; sets oom_score_adj -1000 where the host allows it (the reaper must
+ * PID 1, while still host root: resets signals, closes every inherited fd
+ * and points stdio at /dev/null; sets oom_score_adj -1000 where the host allows it (the reaper must
  * survive a memory-cgroup OOM);
  * joins the sandbox cgroup, unshares CLONE_NEWCGROUP there (so the sandbox
  * sees its own cgroup as "/") and moves into the "init" leaf (v2 forbids
@@ -219,6 +219,13 @@ __attribute__((noreturn)) static void init_main(struct init_args *a)
     reset_signals();
     umask(0);
     close_fds_except(a->sync_fd, a->loop_fd);
+    /* PID 1 must not hold the shim's stdio (a pipe would never see EOF). */
+    int null = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3 && null >= 0; fd++)
+        if (fd != null && fd != a->sync_fd && fd != a->loop_fd)
+            dup2(null, fd);
+    if (null > 2)
+        close(null);
     if (init_setup_as_host_root(a, &err) < 0)
         goto fail;
     sync_send(a->sync_fd, SYNC_USERNS, 0, NULL);
