@@ -18,9 +18,9 @@
  * No sleeps or polls anywhere on this path.
  *
  * PID 1, while still host root: resets signals, closes every inherited fd
- * and points stdio at /dev/null; sets oom_score_adj -1000 where the host allows it (the reaper must
- * survive a memory-cgroup OOM);
- * joins the sandbox cgroup, unshares CLONE_NEWCGROUP there (so the sandbox
+ * and points stdio at /dev/null; sets oom_score_adj -1000 where the host
+ * allows it (the reaper must survive a memory-cgroup OOM); joins the
+ * sandbox cgroup, unshares CLONE_NEWCGROUP there (so the sandbox
  * sees its own cgroup as "/") and moves into the "init" leaf (v2 forbids
  * processes in a cgroup whose children get controllers, and per-process
  * leaves keep PID 1 out of any process-tree kill); sets hostname = id;
@@ -47,8 +47,8 @@
  * others would need capabilities we no longer have), clone(CLONE_VM|
  * CLONE_VFORK) so the child lands in the PID namespace without copying the
  * shim's page tables again (the intermediate reports the grandchild's host
- * pid once it has exec'd, and exits), setsid, ids, capabilities (none for the template user,
- * Docker's default set for root), chdir, mark fds >= 3 close-on-exec,
+ * pid once it has exec'd, and exits), setsid, ids, capabilities (none for
+ * the template user, Docker's default set for root), chdir, mark fds >= 3 close-on-exec,
  * no_new_privs, seccomp as the very last step, then execve along the
  * sandbox's PATH.
  *
