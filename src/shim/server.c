@@ -553,8 +553,10 @@ static int op_pause(struct sb_shim_server *s, struct sb_client *cl, json_t *req,
 {
     if (s->paused)
         return 0;
-    if (container_freeze(s->c, err) < 0)
+    if (container_freeze(s->c, err) < 0) {
+        container_thaw(s->c, NULL);     /* never leave the sandbox half frozen */
         return sb_err_prefix(err, "pause");
+    }
     s->paused = 1;
     return 0;
 }

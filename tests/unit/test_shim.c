@@ -115,7 +115,10 @@ static int run(struct sb_exec_result *res, struct sb_err *err, size_t cap, int t
         .stdin_data = stdin_data, .stdin_len = stdin_len, .timeout_s = timeout_s, .output_cap = cap,
     };
     sb_err_clear(err);
-    return shim_exec(cfg.run_dir, sandbox_id, &req, res, err);
+    int rc = shim_exec(cfg.run_dir, sandbox_id, &req, res, err);
+    if (rc < 0)
+        print_message("exec %s: %d %s\n", cmd, err->status, err->msg);
+    return rc;
 }
 
 static void test_echo(void **state)
@@ -174,7 +177,30 @@ static void test_stdin_round_trip(void **state)
     assert_memory_equal(res.out, data, big);
     assert_false(res.truncated);
     shim_exec_result_clear(&res);
+
+    /* a process that stops reading its stdin early does not hold the exec */
+    assert_int_equal(run(&res, &err, 1024, 30, data, big, "head", "-c", "5", NULL), 0);
+    assert_int_equal(res.exit_code, 0);
+    assert_int_equal(res.out_len, 5);
+    assert_memory_equal(res.out, data, 5);
+    shim_exec_result_clear(&res);
     free(data);
+}
+
+static void test_oom_killed(void **state)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    /* the shell holds 300 MB in a variable: past the sandbox's 256 MiB limit */
+    assert_int_equal(run(&res, &err, 1024, 60, NULL, 0, "sh", "-c",
+                         "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived", NULL), 0);
+    assert_int_equal(res.out_len, 0);
+    assert_int_equal(res.signal, SIGKILL);
+    assert_true(res.oom_killed);
+    assert_false(res.timed_out);
+    shim_exec_result_clear(&res);
+    assert_int_equal(run(&res, &err, 1024, 10, NULL, 0, "true", NULL), 0);   /* the sandbox lives on */
+    shim_exec_result_clear(&res);
 }
 
 static void test_large_output_truncated(void **state)
@@ -371,7 +397,8 @@ static void test_pause_resume_and_protocol(void **state)
     assert_memory_equal(x.first, "1\n", 2);
 
     struct sb_err err = {0};
-    assert_int_equal(shim_pause(cfg.run_dir, sandbox_id, &err), 0);
+    if (shim_pause(cfg.run_dir, sandbox_id, &err) < 0)
+        fail_msg("pause: %s", err.msg);
     struct sb_shim_status st;
     assert_int_equal(shim_status(cfg.run_dir, sandbox_id, &st, &err), 0);
     assert_true(st.paused);
@@ -586,6 +613,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_large_output_truncated),
         cmocka_unit_test(test_interleaved_streams_complete),
         cmocka_unit_test(test_start_errors),
+        cmocka_unit_test(test_oom_killed),
         cmocka_unit_test(test_timeout_kills_tree),
         cmocka_unit_test(test_daemon_holding_pipe_does_not_hang),
         cmocka_unit_test(test_pause_resume_and_protocol),
