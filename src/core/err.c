@@ -48,7 +48,21 @@ int sb_err_prefix(struct sb_err *err, const char *fmt, ...)
     va_end(ap);
     char old[SB_ERR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* Build "prefix: old" piecewise; truncation at SB_ERR_MSG_MAX is intended. */
+    size_t n = strlen(prefix);
+    if (n > sizeof err->msg - 1)
+        n = sizeof err->msg - 1;
+    memcpy(err->msg, prefix, n);
+    size_t room = sizeof err->msg - 1 - n;
+    size_t sep = room < 2 ? room : 2;
+    memcpy(err->msg + n, ": ", sep);
+    n += sep;
+    room -= sep;
+    size_t old_len = strnlen(old, sizeof old - 1);
+    if (old_len > room)
+        old_len = room;
+    memcpy(err->msg + n, old, old_len);
+    err->msg[n + old_len] = '\0';
     if (err->status == 0)
         err->status = 500;
     return -1;
