@@ -25,20 +25,38 @@
  *   SB_FRAME_STDIN  stdin bytes, client -> shim, acknowledged like a request:
  *       u32 seq, u32 proc, bytes
  *
- * Ops (fields beyond "op"/"seq"; see docs in shim/server.c for answers):
- *   start   argv[], env[], cwd, user ("user"|"root"), stdin ("open"|"closed"),
- *           tag, timeout_ms (0 = none), pty ({"rows","cols"}, unsupported: 501)
+ * Ops (fields beyond "op"/"seq" -> fields of the ok answer). Errors carry an
+ * HTTP-like status: 400 bad request, 404 no such process, 409 conflict
+ * ("sandbox is paused", stdin closed, already attached), 501 unsupported,
+ * 502 start failures ("command not found: X", "permission denied: X").
+ *   start   argv[] (required), env[] ("K=V"; default: the template's env),
+ *           cwd (default: template workdir), user ("user"|"root"),
+ *           stdin ("open"|"closed", default closed), tag, timeout_ms
+ *           (0 = none; the whole process tree is killed at the deadline),
+ *           pty (must be absent/null: 501 "PTY not supported yet"),
+ *           attach (true: attached from offset 0 before any output is read)
  *           -> proc, pid (inside the sandbox), host_pid
- *   list    -> processes[]: {proc, pid, tag, argv, running, exit_code, signal, ...}
- *   attach  proc, stdout_offset, stderr_offset -> stdout_offset, stderr_offset
- *           actually used (the ring may have dropped older bytes); then OUTPUT
- *           frames and, once both streams are flushed, the "exit" event.
+ *   list    -> processes[]: {proc, pid, host_pid, tag, argv, running, exited,
+ *           stdout_end, stderr_end, and once exited: exit_code, signal,
+ *           timed_out, oom_killed, duration_ms}
+ *   attach  proc, stdout_offset, stderr_offset -> the offsets actually used
+ *           (raised to the oldest byte the ring still holds). Then OUTPUT
+ *           frames from there on, live, and once the process has finished
+ *           and both streams are flushed: {"event":"exit", <list fields>}.
+ *           An attached client that lags slows the process (its pipes are
+ *           not read) instead of losing bytes.
  *   detach  proc
- *   close_stdin proc
- *   signal  proc, signal
+ *   (STDIN frame) -> ok once queued; the connection is not read while the
+ *           process's stdin queue is full
+ *   close_stdin proc (after the queued bytes are written)
+ *   signal  proc, signal (number)
  *   resize  proc, rows, cols -> 501 "PTY not supported yet"
- *   wait    proc -> (when finished) exit fields
- *   pause | resume | status | destroy
+ *   wait    proc -> answered when the process finishes, with <list fields>
+ *   pause | resume                 (cgroup freezer)
+ *   status  -> id, shim_pid, init_pid, init_running, paused, process_count,
+ *           running_procs, root_dir, sandbox_dir
+ *   destroy -> ok after every process is killed and the sandbox removed; the
+ *           shim then closes every connection and exits
  */
 #ifndef SB_PROTO_PROTO_H
 #define SB_PROTO_PROTO_H

@@ -152,7 +152,9 @@ static int mkdir_p(const char *path, mode_t mode)
 static int check_not_running(const char *dir, struct sb_err *err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", dir);
+    int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", dir);
+    if (n < 0 || (size_t)n >= sizeof addr.sun_path)
+        return 0;                   /* shim_server_init reports the long path */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
