@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -301,8 +303,33 @@ static int start_fds_open(struct start_fds *f, int stdin_open, struct sb_err *er
     return 0;
 }
 
-static int exec_error(int e, const char *cmd, struct sb_err *err)
+/* Whether dir exists as a directory inside the sandbox, resolved beneath
+ * its root (no symlink or ".." can lead out of it). */
+static int sandbox_dir_exists(const struct sb_container *c, const char *dir)
 {
+    int root = open(c->root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return 1;                   /* cannot tell: do not blame the directory */
+    struct open_how how = {
+        .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, root, dir, &how, sizeof how);
+    int missing = fd < 0 && (errno == ENOENT || errno == ENOTDIR);
+    if (fd >= 0)
+        close(fd);
+    close(root);
+    return !missing;
+}
+
+/* The child reports only an errno; ENOENT from chdir and from execve look
+ * alike, so a missing working directory is told apart here. */
+static int exec_error(const struct sb_container *c, int e, const struct sb_proc_spec *spec,
+                      struct sb_err *err)
+{
+    const char *cmd = spec->argv[0];
+    if (e == ENOENT && spec->cwd && !sandbox_dir_exists(c, spec->cwd))
+        return sb_err_set(err, 400, "working directory not found: %s", spec->cwd);
     if (e == ENOENT)
         return sb_err_set(err, 502, "command not found: %s", cmd);
     if (e == EACCES)
@@ -343,7 +370,7 @@ static int spawn_child(struct sb_proc_table *t, struct sb_proc *p, const struct 
         return sb_err_set(err, 502, "start %s: the process did not enter the sandbox in time", spec->argv[0]);
     }
     if (m == (ssize_t)sizeof e)
-        return exec_error(e, spec->argv[0], err);
+        return exec_error(t->c, e, spec, err);
     if (n != (ssize_t)sizeof host_pid || host_pid <= 0)
         return sb_err_set(err, 502, "start %s: entering the sandbox failed (see shim.log)", spec->argv[0]);
     p->host_pid = host_pid;

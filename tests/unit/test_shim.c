@@ -241,6 +241,12 @@ static void test_start_errors(void **state)
     assert_int_equal(run(&res, &err, 1024, 10, NULL, 0, "/etc/passwd", NULL), -1);
     assert_int_equal(err.status, 502);
     assert_string_equal(err.msg, "permission denied: /etc/passwd");
+    const char *args[] = {"-c", "true"};
+    struct sb_exec_request req = {.cmd = "sh", .args = args, .arg_count = 2, .cwd = "/does/not/exist",
+                                  .timeout_s = 10, .output_cap = 1024};
+    assert_int_equal(shim_exec(cfg.run_dir, sandbox_id, &req, &res, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.msg, "working directory not found: /does/not/exist");
     /* the sandbox still works afterwards */
     assert_int_equal(run(&res, &err, 1024, 10, NULL, 0, "true", NULL), 0);
     shim_exec_result_clear(&res);
