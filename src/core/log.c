@@ -93,20 +93,51 @@ void sb_log(enum sb_log_level level, const char *fmt, ...)
         emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* Appends s to out as the body of a JSON string (quotes, backslashes and
+ * control characters escaped); stops at the buffer's end. Returns the new length. */
+static size_t json_escape_into(char *out, size_t len, size_t used, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (; *s && used + 7 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[used++] = '\\';
+            out[used++] = (char)c;
+        } else if (c < 0x20) {
+            memcpy(out + used, "\\u00", 4);
+            out[used + 4] = hex[c >> 4];
+            out[used + 5] = hex[c & 15];
+            used += 6;
+        } else {
+            out[used++] = (char)c;
+        }
+    }
+    return used;
+}
+
+/* The access line is on the hot path of every request: formatted by hand,
+ * without building a JSON tree. */
 void sb_log_request(const char *method, const char *path, int status,
                     double duration_ms, const char *org_id)
 {
     char ts[40];
     format_now(ts, sizeof ts);
+    char line[2400];
+    int n;
     if (log_json) {
-        emit_json(json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:s?}", "time", ts, "level", "info",
-                            "method", method, "path", path, "status", status,
-                            "duration_ms", duration_ms, "org", org_id));
+        size_t used = (size_t)snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"info\",\"method\":\"", ts);
+        used = json_escape_into(line, sizeof line - 200, used, method);
+        memcpy(line + used, "\",\"path\":\"", 10);
+        used = json_escape_into(line, sizeof line - 200, used + 10, path);
+        n = snprintf(line + used, sizeof line - used,
+                     "\",\"status\":%d,\"duration_ms\":%.3f,\"org\":%s%s%s}\n", status,
+                     duration_ms, org_id ? "\"" : "", org_id ? org_id : "null", org_id ? "\"" : "");
+        if (n > 0)
+            emit(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
         return;
     }
-    char line[1400];
-    int n = snprintf(line, sizeof line, "%s %s %.1024s %d %.3fms org=%s\n", ts, method, path,
-                     status, duration_ms, org_id ? org_id : "-");
+    n = snprintf(line, sizeof line, "%s %s %.1024s %d %.3fms org=%s\n", ts, method, path,
+                 status, duration_ms, org_id ? org_id : "-");
     if (n > 0)
         emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
