@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -668,19 +669,27 @@ static void unmount_below(const char *dir)
     free(points);
 }
 
+/* The pid in <dir>/shim.pid, or 0. */
+static int read_shim_pid(const char *dir)
+{
+    char path[SB_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/shim.pid", dir);
+    FILE *f = fopen(path, "re");
+    int pid = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%d", &pid) != 1 || pid <= 1)
+        pid = 0;
+    fclose(f);
+    return pid;
+}
+
 /* A shim that no longer answers but still runs is killed, if the pid file's
  * process really is the shim for id (its command line names it). */
 static void kill_stale_shim(const char *dir, const char *id)
 {
     char path[SB_PATH_MAX + 32], buf[4096];
-    snprintf(path, sizeof path, "%s/shim.pid", dir);
-    FILE *f = fopen(path, "re");
-    int pid = 0;
-    if (!f)
-        return;
-    if (fscanf(f, "%d", &pid) != 1)
-        pid = 0;
-    fclose(f);
+    int pid = read_shim_pid(dir);
     if (pid <= 1)
         return;
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
@@ -739,16 +748,36 @@ static void wait_closed(struct conn *c, int timeout_ms)
     }
 }
 
+/* Waits (bounded) until the process behind pidfd has exited; SIGKILLs it
+ * if it is still there after timeout_ms (it closed its socket but hangs in
+ * exit, e.g. a sanitizer's leak check). Closes pidfd. */
+static void wait_exited(int pidfd, int timeout_ms)
+{
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) == 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        poll(&p, 1, 1000);
+    }
+    close(pidfd);
+}
+
 int shim_destroy(const struct sb_config *cfg, const char *id, struct sb_err *err)
 {
     struct conn c;
     if (conn_open(cfg->run_dir, id, &c, NULL) == 0) {
+        /* Pin the shim process while it still answers, so "destroyed" means
+         * the process is gone, not only its socket. */
+        char dir[SB_PATH_MAX];
+        int pid = sandbox_run_dir(dir, sizeof dir, cfg->run_dir, id) == 0 ? read_shim_pid(dir) : 0;
+        int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
         json_t *resp = NULL;
         struct sb_err call_err = {0};
         if (conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp, now_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0)
             wait_closed(&c, 5000);
         json_decref(resp);
         conn_close(&c);
+        if (pidfd >= 0)
+            wait_exited(pidfd, 10000);
     }
     sb_err_clear(err);
     return cleanup_leftovers(cfg, id, err);
