@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,40 +528,39 @@ static void spawn_argv_build(struct spawn_argv *a, const struct sb_config *cfg,
     char *v[] = {"sandbase", "shim", "--id", (char *)spec->id, "--data-dir", (char *)cfg->data_dir,
                  "--run-dir", (char *)cfg->run_dir, "--template", (char *)spec->tpl->name,
                  "--uid-base", a->nums[0], "--cpus", a->nums[1], "--memory-mb", a->nums[2],
-                 "--pids", a->nums[3], "--disk-mb", a->nums[4], "--ready-fd", a->nums[5], NULL};
+                 "--pids", a->nums[3], "--disk-mb", a->nums[4], "--ready-fd", a->nums[5],
+                 "--detach", NULL};
     memcpy(a->argv, v, sizeof v);
 }
 
-/* In the forked child (of a possibly multi-threaded server): only
- * async-signal-safe calls. New session, second fork so the shim is nobody's
- * child, stdio to /dev/null and the log, the ready pipe as fd 3, every other
- * fd closed, default signal state, exec. Never returns. */
-__attribute__((noreturn))
-static void spawn_child(int ready_fd, const char *log_path, char *const argv[])
+/* Starts the shim with posix_spawn (vfork-like: serve's address space is
+ * not copied, so a spawn does not stall the server's other threads):
+ * new session, default signals, stdin /dev/null, stdout/stderr to the log,
+ * the ready pipe as fd 3, nothing else open, cwd /. The shim's --detach
+ * then forks once so it is nobody's child; *pid is the short-lived parent. */
+static int spawn_detached(int ready_fd, const char *log_path, char *const argv[], pid_t *pid)
 {
-    if (setsid() < 0)
-        _exit(1);
-    pid_t pid = fork();
-    if (pid != 0)
-        _exit(pid < 0 ? 1 : 0);
-    sigset_t none;
+    extern char **environ;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (int sig = 1; sig < 32; sig++)
-        sigaction(sig, &dfl, NULL);
-    int high = fcntl(ready_fd, F_DUPFD, 100);
-    int null_fd = open("/dev/null", O_RDWR);
-    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (high < 0 || null_fd < 0 || log_fd < 0)
-        _exit(1);
-    if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(high, 3) < 0)
-        _exit(1);
-    close_range(4, ~0u, 0);
-    if (chdir("/") < 0)
-        _exit(1);
-    execv("/proc/self/exe", argv);
-    _exit(127);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_adddup2(&fa, ready_fd, 3);   /* clears close-on-exec */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    posix_spawn_file_actions_addchdir_np(&fa, "/");
+    int rc = posix_spawn(pid, "/proc/self/exe", &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    return rc;
 }
 
 /* Reads the shim's one readiness line ("ok" / "error <status> <message>"). */
@@ -609,13 +609,13 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, 
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) < 0)
         return sb_err_sys(err, 500, "spawn sandbox runtime: pipe");
-    pid_t pid = fork();
-    if (pid == 0)
-        spawn_child(ready[1], log_path, a.argv);
+    pid_t pid;
+    int src = spawn_detached(ready[1], log_path, a.argv, &pid);
     close(ready[1]);
-    if (pid < 0) {
+    if (src != 0) {
         close(ready[0]);
-        return sb_err_sys(err, 500, "spawn sandbox runtime: fork");
+        errno = src;
+        return sb_err_sys(err, 500, "spawn sandbox runtime");
     }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

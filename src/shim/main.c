@@ -4,7 +4,7 @@
  *
  *   sandbase shim --id ID --data-dir DIR --run-dir DIR --template NAME
  *                 --uid-base N --cpus N --memory-mb N --pids N --disk-mb N
- *                 [--ready-fd FD]
+ *                 [--ready-fd FD] [--detach]
  *
  * Builds the sandbox (container_create), serves <run-dir>/sandboxes/<id>/
  * shim.sock (dir 0700, shim.pid beside it) until destroyed, then removes its
@@ -38,6 +38,7 @@
 struct shim_args {
     const char *id, *data_dir, *run_dir, *template_name;
     uint32_t uid_base;
+    int detach;             /* fork once and let the parent exit: nobody's child */
     struct sb_limits limits;
     int ready_fd;
 };
@@ -80,7 +81,7 @@ static int parse_args(int argc, char **argv, struct shim_args *a)
         {"uid-base", required_argument, 0, 'u'},  {"cpus", required_argument, 0, 'c'},
         {"memory-mb", required_argument, 0, 'm'}, {"pids", required_argument, 0, 'p'},
         {"disk-mb", required_argument, 0, 'k'},   {"ready-fd", required_argument, 0, 'f'},
-        {0, 0, 0, 0},
+        {"detach", no_argument, 0, 'D'},           {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
     a->ready_fd = -1;
@@ -100,6 +101,7 @@ static int parse_args(int argc, char **argv, struct shim_args *a)
         case 'p': bad = parse_int(optarg, 8, 1 << 22, &v); a->limits.pids = (int)v; break;
         case 'k': bad = parse_int(optarg, 16, 1 << 26, &v); a->limits.disk_mb = (int)v; break;
         case 'f': bad = parse_int(optarg, 0, 1 << 20, &v); a->ready_fd = (int)v; break;
+        case 'D': a->detach = 1; break;
         default: return -1;
         }
         if (bad) {
@@ -220,6 +222,18 @@ int cli_shim(int argc, char **argv)
     if (parse_args(argc, argv, &a) < 0) {
         usage();
         return 2;
+    }
+    /* serve starts the shim with posix_spawn (no copy of its own address
+     * space); the shim's own fork here, while it is still tiny, is what
+     * re-parents it away from serve. */
+    if (a.detach) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "sandbase shim: fork: %s\n", strerror(errno));
+            return 1;
+        }
+        if (pid > 0)
+            _exit(0);
     }
     sb_log_init(SB_LOG_JSON, SB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
