@@ -63,14 +63,19 @@ static void free_create_args(void *p)
     free(a);
 }
 
+static struct sb_create_request create_request_of(const struct create_args *a)
+{
+    return (struct sb_create_request){.org_id = a->org_id, .template_id = a->template_id,
+                                      .timeout_s = a->timeout_s, .metadata_json = a->metadata,
+                                      .env_json = a->env};
+}
+
 static void create_job(struct sb_request *req, void *p)
 {
     struct create_args *a = p;
     struct sb_err err = {0};
     struct sb_sandbox_rec rec;
-    struct sb_create_request creq = {.org_id = a->org_id, .template_id = a->template_id,
-                                     .timeout_s = a->timeout_s, .metadata_json = a->metadata,
-                                     .env_json = a->env};
+    struct sb_create_request creq = create_request_of(a);
     if (registry_create(api_app(req)->registry, &creq, &rec, &err) < 0) {
         sb_request_complete_error(req, &err);
         return;
@@ -103,6 +108,20 @@ void api_sandbox_create(struct sb_request *req)
     snprintf(a->template_id, sizeof a->template_id, "%s", template_id);
     a->timeout_s = (int)timeout;
     json_decref(body);
+    /* A warm sandbox is handed out right here; otherwise build one on a worker. */
+    struct sb_sandbox_rec rec;
+    struct sb_create_request creq = create_request_of(a);
+    int handled = registry_try_create_pooled(app->registry, &creq, &rec, &err);
+    if (handled != 0) {
+        free_create_args(a);
+        if (handled < 0) {
+            sb_respond_error(req, &err);
+            return;
+        }
+        sb_respond_json(req, 201, sandbox_json(&rec));
+        store_sandbox_rec_clear(&rec);
+        return;
+    }
     api_run_async(req, create_job, a, free_create_args);
     return;
 fail:

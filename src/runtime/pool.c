@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/id.h"
 #include "core/log.h"
@@ -21,11 +22,13 @@
 
 #define POOL_MAX_TEMPLATES 64
 #define POOL_MAX_READY 64
+#define POOL_REFILL_DELAY_US 20000
 
 struct template_pool {
     char name[SB_TEMPLATE_NAME_MAX];
     char ready[POOL_MAX_READY][32];
     int ready_count;
+    struct sb_limits limits;        /* what the ready sandboxes were built with */
     int in_flight;
 };
 
@@ -57,7 +60,7 @@ struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *wor
 }
 
 int pool_spawn(const struct sb_config *cfg, const char *template_name, const char *id,
-               struct sb_err *err)
+               struct sb_limits *limits, struct sb_err *err)
 {
     struct sb_template tpl;
     if (template_load(cfg->data_dir, template_name, &tpl, err) < 0)
@@ -65,6 +68,8 @@ int pool_spawn(const struct sb_config *cfg, const char *template_name, const cha
     struct sb_sandbox_spec spec = {.tpl = &tpl};
     snprintf(spec.id, sizeof spec.id, "%s", id);
     template_effective_limits(&tpl, cfg, &spec.limits);
+    if (limits)
+        *limits = spec.limits;
     int rc = shim_spawn(cfg, &spec, err);
     template_clear(&tpl);
     return rc;
@@ -112,14 +117,18 @@ static void refill_one(void *arg)
     struct refill_job *job = arg;
     struct sb_pool *pool = job->pool;
     char id[32] = "";
+    struct sb_limits limits;
     struct sb_err err = {0};
     int rc = -1;
     pthread_mutex_lock(&pool->lock);
     int stopping = pool->stopping;
     pthread_mutex_unlock(&pool->lock);
     if (!stopping) {
+        /* Let the create that claimed the slot answer first: on a small
+         * machine a refill started at once competes with it for the CPU. */
+        usleep(POOL_REFILL_DELAY_US);
         sb_id_new("sbx_", id, sizeof id);
-        rc = pool_spawn(pool->cfg, job->name, id, &err);
+        rc = pool_spawn(pool->cfg, job->name, id, &limits, &err);
         if (rc < 0)
             sb_warn("pool: could not pre-build a sandbox of template %s: %s", job->name, err.msg);
     }
@@ -127,8 +136,10 @@ static void refill_one(void *arg)
     struct template_pool *tp = find_template(pool, job->name);
     if (tp) {
         tp->in_flight--;
-        if (rc == 0 && tp->ready_count < POOL_MAX_READY)
+        if (rc == 0 && tp->ready_count < POOL_MAX_READY) {
             memcpy(tp->ready[tp->ready_count++], id, 32);
+            tp->limits = limits;
+        }
         else if (rc == 0)
             rc = -2;  /* no room: destroy below */
     }
@@ -141,7 +152,8 @@ static void refill_one(void *arg)
     free(job);
 }
 
-int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32])
+int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
+              struct sb_limits *limits)
 {
     int rc = -1;
     pthread_mutex_lock(&pool->lock);
@@ -149,6 +161,7 @@ int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32])
     if (tp) {
         if (tp->ready_count > 0) {
             memcpy(id_out, tp->ready[0], 32);
+            *limits = tp->limits;
             memmove(tp->ready[0], tp->ready[1], (size_t)(tp->ready_count - 1) * 32);
             tp->ready_count--;
             rc = 0;

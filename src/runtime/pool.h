@@ -20,12 +20,15 @@ struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *wor
 /* Waits for in-flight refills; destroys the pooled sandboxes if destroy is set. */
 void pool_free(struct sb_pool *pool, int destroy);
 
-/* Builds sandbox `id` of template_name now (blocking). */
+/* Builds sandbox `id` of template_name now (blocking); writes the limits it
+ * got to *limits (may be NULL). */
 int pool_spawn(const struct sb_config *cfg, const char *template_name, const char *id,
-               struct sb_err *err);
-/* Claims a ready sandbox: 0 and its id, or -1 when none is ready. Either way
- * schedules a refill of that template's pool. */
-int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32]);
+               struct sb_limits *limits, struct sb_err *err);
+/* Claims a ready sandbox: 0, its id and its limits, or -1 when none is
+ * ready. Either way schedules a refill of that template's pool. Never
+ * blocks beyond a mutex: safe on the HTTP loop. */
+int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
+              struct sb_limits *limits);
 /* Gives a claimed sandbox back (a create that failed after claiming). */
 void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id);
 /* Schedules filling every installed template's pool up to cfg->pool_size. */

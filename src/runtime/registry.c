@@ -150,6 +150,104 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
     return 0;
 }
 
+/* A new `creating` record for creq; the caller fills id and limits. */
+static int new_record(const struct sb_create_request *creq, struct sb_sandbox_rec *rec,
+                      struct sb_err *err)
+{
+    memset(rec, 0, sizeof *rec);
+    snprintf(rec->org_id, sizeof rec->org_id, "%s", creq->org_id);
+    snprintf(rec->template_id, sizeof rec->template_id, "%s", creq->template_id);
+    snprintf(rec->status, sizeof rec->status, "creating");
+    rec->metadata_json = strdup(creq->metadata_json ? creq->metadata_json : "{}");
+    rec->env_json = strdup(creq->env_json ? creq->env_json : "{}");
+    rec->started_at = sb_wall_ms();
+    rec->end_at = rec->started_at + (int64_t)creq->timeout_s * 1000;
+    if (!rec->metadata_json || !rec->env_json) {
+        store_sandbox_rec_clear(rec);
+        return sb_err_set(err, 500, "out of memory");
+    }
+    return 0;
+}
+
+static void set_limits(struct sb_sandbox_rec *rec, const struct sb_limits *limits)
+{
+    rec->cpu_count = limits->cpu_count;
+    rec->memory_mb = limits->memory_mb;
+    rec->disk_mb = limits->disk_mb;
+}
+
+/* Caller holds state_lock. Checks the per-org cap, claims a pooled sandbox
+ * when one is ready (its id and limits replace rec's) and inserts the row,
+ * which reserves the slot. A claimed sandbox is given back on failure.
+ * With pool_only, returns 1 (and changes nothing) when none is ready. */
+static int reserve_locked(struct sb_registry *reg, const struct sb_create_request *creq,
+                          struct sb_sandbox_rec *rec, int pool_only, int *from_pool,
+                          struct sb_err *err)
+{
+    size_t live = 0;
+    *from_pool = 0;
+    if (store_sandbox_count_live(reg->store, creq->org_id, &live, err) < 0)
+        return -1;
+    if (live >= (size_t)reg->cfg->org_sandbox_cap)
+        return sb_err_set(err, 429,
+                          "sandbox limit reached: this org already has %zu live sandboxes (max %d); kill one first",
+                          live, reg->cfg->org_sandbox_cap);
+    struct sb_limits limits;
+    *from_pool = pool_take(reg->pool, creq->template_id, rec->id, &limits) == 0;
+    if (*from_pool)
+        set_limits(rec, &limits);
+    else if (pool_only)
+        return 1;
+    if (store_sandbox_insert(reg->store, rec, err) < 0) {
+        if (*from_pool)
+            pool_give_back(reg->pool, creq->template_id, rec->id);
+        return -1;
+    }
+    return 0;
+}
+
+/* The sandbox exists: mark it running (its TTL counts from now) and announce it. */
+static int finish_create(struct sb_registry *reg, const struct sb_create_request *creq,
+                         struct sb_sandbox_rec *rec, struct sb_err *err)
+{
+    rec->end_at = sb_wall_ms() + (int64_t)creq->timeout_s * 1000;
+    if (set_status(reg, rec, "running", err) < 0) {
+        struct sb_err derr = {0};
+        shim_destroy(reg->cfg, rec->id, &derr);
+        return -1;
+    }
+    append_event(reg, rec, "created", NULL);
+    return 0;
+}
+
+int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_request *creq,
+                               struct sb_sandbox_rec *out, struct sb_err *err)
+{
+    struct sb_sandbox_rec rec;
+    int from_pool = 0;
+    if (new_record(creq, &rec, err) < 0)
+        return -1;
+    /* Never wait on the lock here: a destroy may hold it for a while. */
+    if (pthread_mutex_trylock(&reg->state_lock) != 0) {
+        store_sandbox_rec_clear(&rec);
+        return 0;
+    }
+    int rc = reserve_locked(reg, creq, &rec, 1, &from_pool, err);
+    pthread_mutex_unlock(&reg->state_lock);
+    if (rc == 1) {
+        store_sandbox_rec_clear(&rec);
+        return 0;
+    }
+    if (rc == 0)
+        rc = finish_create(reg, creq, &rec, err);
+    if (rc < 0) {
+        store_sandbox_rec_clear(&rec);
+        return -1;
+    }
+    *out = rec;
+    return 1;
+}
+
 int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
                     struct sb_sandbox_rec *out, struct sb_err *err)
 {
@@ -160,60 +258,27 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
     template_effective_limits(&tpl, reg->cfg, &limits);
     template_clear(&tpl);
 
-    /* Reserve a slot under the cap with a `creating` row, then build. */
-    struct sb_sandbox_rec rec = {0};
+    struct sb_sandbox_rec rec;
+    if (new_record(creq, &rec, err) < 0)
+        return -1;
     sb_id_new("sbx_", rec.id, sizeof rec.id);
-    snprintf(rec.org_id, sizeof rec.org_id, "%s", creq->org_id);
-    snprintf(rec.template_id, sizeof rec.template_id, "%s", creq->template_id);
-    snprintf(rec.status, sizeof rec.status, "creating");
-    rec.metadata_json = strdup(creq->metadata_json ? creq->metadata_json : "{}");
-    rec.env_json = strdup(creq->env_json ? creq->env_json : "{}");
-    rec.cpu_count = limits.cpu_count;
-    rec.memory_mb = limits.memory_mb;
-    rec.disk_mb = limits.disk_mb;
-    rec.started_at = sb_wall_ms();
-    rec.end_at = rec.started_at + (int64_t)creq->timeout_s * 1000;
-    if (!rec.metadata_json || !rec.env_json) {
-        store_sandbox_rec_clear(&rec);
-        return sb_err_set(err, 500, "out of memory");
-    }
-
+    set_limits(&rec, &limits);
     int from_pool = 0;
     pthread_mutex_lock(&reg->state_lock);
-    size_t live = 0;
-    int rc = store_sandbox_count_live(reg->store, creq->org_id, &live, err);
-    if (rc == 0 && live >= (size_t)reg->cfg->org_sandbox_cap)
-        rc = sb_err_set(err, 429,
-                        "sandbox limit reached: this org already has %zu live sandboxes (max %d); kill one first",
-                        live, reg->cfg->org_sandbox_cap);
-    /* The pooled sandbox's id replaces the reserved one before the row exists. */
-    if (rc == 0)
-        from_pool = pool_take(reg->pool, creq->template_id, rec.id) == 0;
-    if (rc == 0)
-        rc = store_sandbox_insert(reg->store, &rec, err);
+    int rc = reserve_locked(reg, creq, &rec, 0, &from_pool, err);
     pthread_mutex_unlock(&reg->state_lock);
-    if (rc < 0) {
-        if (from_pool)
-            pool_give_back(reg->pool, creq->template_id, rec.id);
-        store_sandbox_rec_clear(&rec);
-        return -1;
-    }
-
-    if (!from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, err) < 0) {
+    if (rc == 0 && !from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, NULL, err) < 0) {
         struct sb_err uerr = {0};
         set_status(reg, &rec, "error", &uerr);
-        store_sandbox_rec_clear(&rec);
-        return sb_err_prefix(err, "failed to create sandbox");
+        sb_err_prefix(err, "failed to create sandbox");
+        rc = -1;
     }
-    /* The TTL counts from when the sandbox is usable. */
-    rec.end_at = sb_wall_ms() + (int64_t)creq->timeout_s * 1000;
-    if (set_status(reg, &rec, "running", err) < 0) {
-        struct sb_err derr = {0};
-        shim_destroy(reg->cfg, rec.id, &derr);
+    if (rc == 0)
+        rc = finish_create(reg, creq, &rec, err);
+    if (rc < 0) {
         store_sandbox_rec_clear(&rec);
         return -1;
     }
-    append_event(reg, &rec, "created", NULL);
     *out = rec;
     return 0;
 }

@@ -7,8 +7,8 @@
  * whether the sandbox still exists. Every state change is written to the
  * store and appends a lifecycle event (sandbox.lifecycle.*).
  *
- * Every function here blocks (shim calls, disk): call them from a worker
- * thread, never from the HTTP loop. All are thread-safe. Errors carry the
+ * Every function here except registry_try_create_pooled blocks (shim
+ * calls, disk): call them from a worker thread, never from the HTTP loop. All are thread-safe. Errors carry the
  * HTTP status to answer with (404 "sandbox not found" also for other orgs'
  * sandboxes, 409 for wrong states, 429 for the per-org cap, 502 for runtime
  * failures).
@@ -47,6 +47,13 @@ struct sb_create_request {
 };
 int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
                     struct sb_sandbox_rec *out, struct sb_err *err);
+/* The fast path, safe on the HTTP loop (no shim call, no waiting on locks):
+ * hands out a pooled sandbox. 1 = created (out filled); 0 = nothing ready
+ * or the registry is busy, nothing changed: call registry_create on a
+ * worker; -1 = error (err set, e.g. 429). The template must have been
+ * validated by name; an unknown template simply has no pool. */
+int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_request *creq,
+                               struct sb_sandbox_rec *out, struct sb_err *err);
 int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id,
                      const char *reason, struct sb_err *err);
 int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err);
