@@ -523,7 +523,11 @@ static pid_t spawn_inside(const struct sb_container *c, const struct sb_containe
     char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED)
         return -1;
-    return clone(inside_main, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    pid_t pid = clone(inside_main, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    /* The grandchild has exec'd (or died): its stack is free. Unmapping it
+     * matters when this process itself shares the shim's memory. */
+    munmap(stack, stack_size);
+    return pid;
 #endif
 }
 
