@@ -186,10 +186,15 @@ void api_sandbox_get(struct sb_request *req)
 
 /* ---- actions on one sandbox ---- */
 
+struct action_args;
+/* A registry call for an action that answers 204 on success. */
+typedef int (*action_fn)(struct sb_registry *reg, const struct action_args *a, struct sb_err *err);
+
 struct action_args {
     char org_id[SB_ORG_ID_MAX];
     char id[32];
     int timeout_s;      /* -1 = not given */
+    action_fn run;
 };
 
 /* Validates :id and (optionally) a {"timeout": N} body into a new action_args. */
@@ -227,55 +232,54 @@ static struct action_args *parse_action(struct sb_request *req, int want_timeout
     return a;
 }
 
-static void delete_job(struct sb_request *req, void *p)
+static void empty_action_job(struct sb_request *req, void *p)
 {
     struct action_args *a = p;
     struct sb_err err = {0};
-    if (registry_destroy(api_app(req)->registry, a->org_id, a->id, "deleted", &err) < 0)
+    if (a->run(api_app(req)->registry, a, &err) < 0)
         sb_request_complete_error(req, &err);
     else
         sb_request_complete_empty(req, 204);
+}
+
+/* Parses the action and runs it on a worker; answers 204 or the error. */
+static void run_empty_action(struct sb_request *req, action_fn run, int want_timeout)
+{
+    struct action_args *a = parse_action(req, want_timeout, want_timeout);
+    if (!a)
+        return;
+    a->run = run;
+    api_run_async(req, empty_action_job, a, free);
+}
+
+static int do_delete(struct sb_registry *reg, const struct action_args *a, struct sb_err *err)
+{
+    return registry_destroy(reg, a->org_id, a->id, "deleted", err);
+}
+
+static int do_set_timeout(struct sb_registry *reg, const struct action_args *a, struct sb_err *err)
+{
+    return registry_set_timeout(reg, a->org_id, a->id, a->timeout_s, err);
+}
+
+static int do_pause(struct sb_registry *reg, const struct action_args *a, struct sb_err *err)
+{
+    return registry_pause(reg, a->org_id, a->id, err);
 }
 
 void api_sandbox_delete(struct sb_request *req)
 {
-    struct action_args *a = parse_action(req, 0, 0);
-    if (a)
-        api_run_async(req, delete_job, a, free);
-}
-
-static void timeout_job(struct sb_request *req, void *p)
-{
-    struct action_args *a = p;
-    struct sb_err err = {0};
-    if (registry_set_timeout(api_app(req)->registry, a->org_id, a->id, a->timeout_s, &err) < 0)
-        sb_request_complete_error(req, &err);
-    else
-        sb_request_complete_empty(req, 204);
+    run_empty_action(req, do_delete, 0);
 }
 
 void api_sandbox_timeout(struct sb_request *req)
 {
-    struct action_args *a = parse_action(req, 1, 1);
-    if (a)
-        api_run_async(req, timeout_job, a, free);
-}
-
-static void pause_job(struct sb_request *req, void *p)
-{
-    struct action_args *a = p;
-    struct sb_err err = {0};
-    if (registry_pause(api_app(req)->registry, a->org_id, a->id, &err) < 0)
-        sb_request_complete_error(req, &err);
-    else
-        sb_request_complete_empty(req, 204);
+    run_empty_action(req, do_set_timeout, 1);
 }
 
 void api_sandbox_pause(struct sb_request *req)
 {
-    struct action_args *a = parse_action(req, 0, 0);
-    if (a)
-        api_run_async(req, pause_job, a, free);
+    run_empty_action(req, do_pause, 0);
 }
 
 static void connect_job(struct sb_request *req, void *p)

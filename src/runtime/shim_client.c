@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "proto/proto.h"
 #include "shim/cgroup.h"
 
@@ -493,23 +494,6 @@ int shim_exec(const char *run_dir, const char *id, const struct sb_exec_request 
 
 /* ---- spawn ---- */
 
-/* mkdir -p with mode for the last component. */
-static int make_dirs(const char *path, mode_t mode)
-{
-    char buf[SB_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -1;
-    return chmod(buf, mode);
-}
 
 struct spawn_argv {
     char nums[6][24];
@@ -601,8 +585,8 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, 
     char dir[SB_PATH_MAX], log_path[SB_PATH_MAX + 16];
     if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0)
         return sb_err_set(err, 500, "run dir path too long");
-    if (make_dirs(dir, 0700) < 0)
-        return sb_err_sys(err, 500, "create %s", dir);
+    if (sb_mkdir_p(dir, 0700, err) < 0)
+        return -1;
     snprintf(log_path, sizeof log_path, "%s/shim.log", dir);
     struct spawn_argv a;
     spawn_argv_build(&a, cfg, spec);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "runtime/template.h"
 #include "shim/container.h"
@@ -133,22 +134,6 @@ static void report_ready(int fd, const struct sb_err *err)
     close(fd);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[SB_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -1;
-    return chmod(buf, mode);
-}
 
 /* Refuses to start a second shim for a sandbox whose shim still answers. */
 static int check_not_running(const char *dir, struct sb_err *err)
@@ -247,8 +232,7 @@ int cli_shim(int argc, char **argv)
     struct sb_shim_server s;
     int created = 0, rc = 1;
     snprintf(dir, sizeof dir, "%s/sandboxes/%s", a.run_dir, a.id);
-    if (mkdir_p(dir, 0700) < 0) {
-        sb_err_sys(&err, 500, "create run dir %s", dir);
+    if (sb_mkdir_p(dir, 0700, &err) < 0) {
         report_ready(a.ready_fd, &err);
         return 1;
     }

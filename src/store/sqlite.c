@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fs.h"
 #include "core/id.h"
 #include "store/migrations.h"
 
@@ -248,31 +249,6 @@ fail:
 
 /* ---- opening, migrations ---- */
 
-/* mkdir -p with mode 0700 for every directory it creates. */
-static int make_dirs(const char *path, struct sb_err *err)
-{
-    char buf[PATH_MAX];
-    int n = snprintf(buf, sizeof buf, "%s", path);
-    if (n <= 0 || (size_t)n >= sizeof buf)
-        return sb_err_set(err, 400, "data dir path is empty or too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return sb_err_sys(err, 500, "cannot create directory %s", buf);
-        *p = saved;
-        if (saved == '\0')
-            break;
-    }
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return sb_err_sys(err, 500, "cannot use data dir %s", path);
-    if (!S_ISDIR(st.st_mode))
-        return sb_err_set(err, 500, "data dir %s is not a directory", path);
-    return 0;
-}
 
 static int read_user_version(struct sb_store *s, int *version, struct sb_err *err)
 {
@@ -343,7 +319,7 @@ static int configure(struct sb_store *s, struct sb_err *err)
 int store_open(const char *data_dir, struct sb_store **out, struct sb_err *err)
 {
     *out = NULL;
-    if (!data_dir || make_dirs(data_dir, err) < 0)
+    if (!data_dir || sb_mkdir_p(data_dir, 0700, err) < 0)
         return data_dir ? -1 : sb_err_set(err, 400, "no data dir given");
     char path[PATH_MAX];
     int n = snprintf(path, sizeof path, "%s/sandbase.db", data_dir);
