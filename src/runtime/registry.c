@@ -60,16 +60,19 @@ void registry_free(struct sb_registry *reg, int destroy_pool)
     free(reg);
 }
 
-/* Appends a lifecycle event; a failure is logged, never fatal to the change. */
-static void append_event(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
-                         const char *what, const char *data_json)
+/* Writes rec (with a new status unless status is NULL) and, unless what is
+ * NULL, appends the event sandbox.lifecycle.<what> in the same transaction,
+ * so the row and its events never disagree. */
+static int record_change(struct sb_registry *reg, struct sb_sandbox_rec *rec, int insert,
+                         const char *status, const char *what, const char *data_json,
+                         struct sb_err *err)
 {
+    if (status)
+        snprintf(rec->status, sizeof rec->status, "%s", status);
     char type[64];
-    snprintf(type, sizeof type, "sandbox.lifecycle.%s", what);
-    struct sb_err err = {0};
-    if (store_event_append(reg->store, rec->org_id, rec->id, rec->template_id, type,
-                           data_json ? data_json : "{}", &err) < 0)
-        sb_warn("event %s for %s not recorded: %s", type, rec->id, err.msg);
+    if (what)
+        snprintf(type, sizeof type, "sandbox.lifecycle.%s", what);
+    return store_sandbox_write(reg->store, rec, insert, what ? type : NULL, data_json, err);
 }
 
 static int is_gone(const struct sb_sandbox_rec *rec)
@@ -92,13 +95,6 @@ static int load_live(struct sb_registry *reg, const char *org_id, const char *id
     return 0;
 }
 
-static int set_status(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *status,
-                      struct sb_err *err)
-{
-    snprintf(rec->status, sizeof rec->status, "%s", status);
-    return store_sandbox_update(reg->store, rec, err);
-}
-
 int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
 {
     struct sb_sandbox_rec *list = NULL;
@@ -112,7 +108,8 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
         struct sb_shim_status st;
         struct sb_err serr = {0};
         if (strcmp(rec->status, "creating") != 0 && shim_status(reg->cfg->run_dir, rec->id, &st, &serr) == 0) {
-            /* The shim is the truth for paused-ness after a crash mid-change. */
+            /* The row is the truth: a crash between a pause/resume and its
+             * row write leaves the shim apart from it, so re-apply it. */
             if (st.paused && strcmp(rec->status, "running") == 0)
                 shim_resume(reg->cfg->run_dir, rec->id, &serr);
             else if (!st.paused && strcmp(rec->status, "paused") == 0)
@@ -122,8 +119,7 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
         }
         shim_destroy(reg->cfg, rec->id, &serr);
         const char *new_status = strcmp(rec->status, "creating") == 0 ? "error" : "stopped";
-        if (set_status(reg, rec, new_status, &serr) == 0)
-            append_event(reg, rec, "killed", "{\"reason\":\"lost\"}");
+        record_change(reg, rec, 0, new_status, "killed", "{\"reason\":\"lost\"}", &serr);
         lost++;
     }
     /* Shims with no live row: pooled sandboxes of the previous run, or leftovers. */
@@ -198,7 +194,10 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
         set_limits(rec, &limits);
     else if (pool_only)
         return 1;
-    if (store_sandbox_insert(reg->store, rec, err) < 0) {
+    /* A pooled sandbox already exists: its row starts out running. */
+    int rc = *from_pool ? record_change(reg, rec, 1, "running", "created", NULL, err)
+                        : record_change(reg, rec, 1, NULL, NULL, NULL, err);
+    if (rc < 0) {
         if (*from_pool)
             pool_give_back(reg->pool, creq->template_id, rec->id);
         return -1;
@@ -206,17 +205,17 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
     return 0;
 }
 
-/* The sandbox exists: mark it running (its TTL counts from now) and announce it. */
+/* A cold-built sandbox exists: mark it running (its TTL counts from now)
+ * and announce it. */
 static int finish_create(struct sb_registry *reg, const struct sb_create_request *creq,
                          struct sb_sandbox_rec *rec, struct sb_err *err)
 {
     rec->end_at = sb_wall_ms() + (int64_t)creq->timeout_s * 1000;
-    if (set_status(reg, rec, "running", err) < 0) {
+    if (record_change(reg, rec, 0, "running", "created", NULL, err) < 0) {
         struct sb_err derr = {0};
         shim_destroy(reg->cfg, rec->id, &derr);
         return -1;
     }
-    append_event(reg, rec, "created", NULL);
     return 0;
 }
 
@@ -238,8 +237,6 @@ int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_r
         store_sandbox_rec_clear(&rec);
         return 0;
     }
-    if (rc == 0)
-        rc = finish_create(reg, creq, &rec, err);
     if (rc < 0) {
         store_sandbox_rec_clear(&rec);
         return -1;
@@ -269,11 +266,11 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
     pthread_mutex_unlock(&reg->state_lock);
     if (rc == 0 && !from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, NULL, err) < 0) {
         struct sb_err uerr = {0};
-        set_status(reg, &rec, "error", &uerr);
+        record_change(reg, &rec, 0, "error", NULL, NULL, &uerr);
         sb_err_prefix(err, "failed to create sandbox");
         rc = -1;
     }
-    if (rc == 0)
+    if (rc == 0 && !from_pool)
         rc = finish_create(reg, creq, &rec, err);
     if (rc < 0) {
         store_sandbox_rec_clear(&rec);
@@ -290,14 +287,12 @@ static int destroy_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, c
     if (shim_destroy(reg->cfg, rec->id, err) < 0)
         return sb_err_prefix(err, "failed to destroy sandbox");
     rec->paused_at = 0;
-    if (set_status(reg, rec, "stopped", err) < 0)
-        return -1;
     json_t *data = json_pack("{s:s}", "reason", reason);
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    append_event(reg, rec, "killed", text);
+    int rc = record_change(reg, rec, 0, "stopped", "killed", text, err);
     free(text);
     json_decref(data);
-    return 0;
+    return rc;
 }
 
 int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id,
@@ -329,10 +324,8 @@ int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, 
         rc = sb_err_prefix(err, "failed to pause sandbox");
     if (rc == 0) {
         rec.paused_at = sb_wall_ms();
-        rc = set_status(reg, &rec, "paused", err);
+        rc = record_change(reg, &rec, 0, "paused", "paused", NULL, err);
     }
-    if (rc == 0)
-        append_event(reg, &rec, "paused", NULL);
     store_sandbox_rec_clear(&rec);
 out:
     pthread_mutex_unlock(&reg->state_lock);
@@ -365,11 +358,8 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
     }
     if (timeout_s >= 0)
         rec.end_at = now + (int64_t)timeout_s * 1000;
-    rc = store_sandbox_update(reg->store, &rec, err);
-    if (rc == 0 && was_paused)
-        append_event(reg, &rec, "resumed", NULL);
-    else if (rc == 0 && timeout_s >= 0)
-        append_event(reg, &rec, "updated", NULL);
+    const char *what = was_paused ? "resumed" : timeout_s >= 0 ? "updated" : NULL;
+    rc = record_change(reg, &rec, 0, NULL, what, NULL, err);
     if (rc == 0)
         *out = rec;
     else
@@ -391,9 +381,7 @@ int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char
         rc = sb_err_set(err, 409, "sandbox is not active (status %s)", rec.status);
     } else {
         rec.end_at = sb_wall_ms() + (int64_t)timeout_s * 1000;
-        rc = store_sandbox_update(reg->store, &rec, err);
-        if (rc == 0)
-            append_event(reg, &rec, "updated", NULL);
+        rc = record_change(reg, &rec, 0, NULL, "updated", NULL, err);
     }
     store_sandbox_rec_clear(&rec);
 out:

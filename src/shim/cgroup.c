@@ -29,7 +29,7 @@
 
 #include <linux/magic.h>
 
-#define FREEZE_TIMEOUT_MS 2000
+#define FREEZE_TIMEOUT_MS 5000
 #define KILL_TIMEOUT_MS 3000
 #define RMDIR_TIMEOUT_MS 1000
 #define MAX_DEPTH 8
@@ -430,7 +430,10 @@ int cgroup_count(const struct sb_cgroup *cg, const char *leaf)
 
 /* ---- freeze and kill ---------------------------------------------------- */
 
-/* v1: freezer.state reads FROZEN once every task (and every child cgroup) stopped. */
+/* v1: freezer.state reads FROZEN once every task (and every child cgroup)
+ * stopped. The kernel tries to freeze tasks only when FROZEN is written, so
+ * a task that was mid-fork or busy at that moment can leave the cgroup in
+ * FREEZING on a loaded machine: write FROZEN again now and then. */
 static int v1_wait_frozen(const char *dir, int64_t deadline)
 {
     char path[SB_PATH_MAX], state[64];
@@ -441,6 +444,8 @@ static int v1_wait_frozen(const char *dir, int64_t deadline)
             return -1;
         if (strncmp(state, "FROZEN", 6) == 0)
             return 0;
+        if (round % 8 == 7)
+            set_value(dir, "freezer.state", "FROZEN", NULL);
         if (now_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;

@@ -634,9 +634,11 @@ static int sandbox_write_error(struct sb_store *store, const struct sb_sandbox_r
     }
 }
 
-int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err)
+/* The writes below take the store's lock themselves (public) or expect the
+ * caller to hold it (_locked), so store_sandbox_write can group them. */
+static int sandbox_insert_locked(struct sb_store *store, const struct sb_sandbox_rec *rec,
+                                 struct sb_err *err)
 {
-    STORE_LOCKED(store);
     STMT(st) = stmt_get(store, ST_SBX_INSERT, err);
     if (!st)
         return -1;
@@ -658,9 +660,15 @@ int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *re
     return 0;
 }
 
-int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err)
+int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err)
 {
     STORE_LOCKED(store);
+    return sandbox_insert_locked(store, rec, err);
+}
+
+static int sandbox_update_locked(struct sb_store *store, const struct sb_sandbox_rec *rec,
+                                 struct sb_err *err)
+{
     STMT(st) = stmt_get(store, ST_SBX_UPDATE, err);
     if (!st)
         return -1;
@@ -674,6 +682,35 @@ int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *re
     if (sqlite3_changes(store->db) == 0)
         return sb_err_set(err, 404, "sandbox not found");
     return 0;
+}
+
+int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err)
+{
+    STORE_LOCKED(store);
+    return sandbox_update_locked(store, rec, err);
+}
+
+static int event_append_locked(struct sb_store *store, const char *org_id, const char *sandbox_id,
+                               const char *template_id, const char *type, const char *data_json,
+                               struct sb_err *err);
+
+int store_sandbox_write(struct sb_store *store, const struct sb_sandbox_rec *rec, int insert,
+                        const char *event_type, const char *event_data_json, struct sb_err *err)
+{
+    STORE_LOCKED(store);
+    if (!event_type)
+        return insert ? sandbox_insert_locked(store, rec, err) : sandbox_update_locked(store, rec, err);
+    if (sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(store, err, "starting a transaction");
+    int rc = insert ? sandbox_insert_locked(store, rec, err) : sandbox_update_locked(store, rec, err);
+    if (rc == 0)
+        rc = event_append_locked(store, rec->org_id, rec->id, rec->template_id, event_type,
+                                 event_data_json, err);
+    if (rc == 0 && sqlite3_exec(store->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_error(store, err, "committing a sandbox change");
+    if (rc < 0)
+        sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id,
@@ -760,6 +797,14 @@ int store_event_append(struct sb_store *store, const char *org_id, const char *s
                        const char *template_id, const char *type, const char *data_json,
                        struct sb_err *err)
 {
+    STORE_LOCKED(store);
+    return event_append_locked(store, org_id, sandbox_id, template_id, type, data_json, err);
+}
+
+static int event_append_locked(struct sb_store *store, const char *org_id, const char *sandbox_id,
+                               const char *template_id, const char *type, const char *data_json,
+                               struct sb_err *err)
+{
     struct sb_event ev = {.created_at = sb_wall_ms()};
     if (check_text(org_id, sizeof ev.org_id, 0, "event org id", err) < 0 ||
         check_text(sandbox_id, sizeof ev.sandbox_id, 1, "event sandbox id", err) < 0 ||
@@ -767,7 +812,6 @@ int store_event_append(struct sb_store *store, const char *org_id, const char *s
         check_text(type, sizeof ev.type, 0, "event type", err) < 0)
         return -1;
     sb_id_new("evt_", ev.id, sizeof ev.id);
-    STORE_LOCKED(store);
     STMT(st) = stmt_get(store, ST_EVT_INSERT, err);
     if (!st)
         return -1;

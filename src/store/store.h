@@ -85,6 +85,10 @@ void store_sandbox_rec_clear(struct sb_sandbox_rec *rec);   /* frees the owned s
 int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
 /* Writes status, end_at, paused_at (and updated_at = now). */
 int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
+/* Inserts (insert=1) or updates rec and, when event_type is set, appends
+ * that lifecycle event for it in the same transaction: both or neither. */
+int store_sandbox_write(struct sb_store *store, const struct sb_sandbox_rec *rec, int insert,
+                        const char *event_type, const char *event_data_json, struct sb_err *err);
 /* org_id NULL = any org (internal use). 404 "sandbox not found" otherwise. */
 int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id,
                       struct sb_sandbox_rec *out, struct sb_err *err);
