@@ -7,7 +7,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int sb_mkdir_p(const char *path, mode_t mode, struct sb_err *err)
 {
@@ -31,5 +33,21 @@ int sb_mkdir_p(const char *path, mode_t mode, struct sb_err *err)
         return sb_err_sys(err, 500, "cannot use directory %s", path);
     if (!S_ISDIR(st.st_mode))
         return sb_err_set(err, 500, "%s is not a directory", path);
+    return 0;
+}
+
+int sb_write_file(const char *path, const char *s)
+{
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(s);
+    ssize_t n = write(fd, s, len);
+    int saved = errno;
+    close(fd);
+    if (n != (ssize_t)len) {
+        errno = n < 0 ? saved : EIO;
+        return -1;
+    }
     return 0;
 }

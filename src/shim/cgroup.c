@@ -29,6 +29,8 @@
 
 #include <linux/magic.h>
 
+#include "core/fs.h"
+
 #define FREEZE_TIMEOUT_MS 5000
 #define KILL_TIMEOUT_MS 3000
 #define RMDIR_TIMEOUT_MS 1000
@@ -68,22 +70,6 @@ static int path_join(char *out, size_t len, const char *dir, const char *leaf, c
     return 0;
 }
 
-/* Writes s to an existing file in one write(2). Sets errno on failure. */
-static int write_file(const char *path, const char *s)
-{
-    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(s);
-    ssize_t n = write(fd, s, len);
-    int saved = errno;
-    close(fd);
-    if (n != (ssize_t)len) {
-        errno = n < 0 ? saved : EIO;
-        return -1;
-    }
-    return 0;
-}
 
 /* Reads up to len-1 bytes, NUL-terminated. Returns bytes read or -1. */
 static ssize_t read_file(const char *path, char *buf, size_t len)
@@ -115,7 +101,7 @@ static ssize_t read_file(const char *path, char *buf, size_t len)
 static int set_value(const char *dir, const char *file, const char *value, struct sb_err *err)
 {
     char path[SB_PATH_MAX];
-    if (path_join(path, sizeof(path), dir, NULL, file) < 0 || write_file(path, value) < 0)
+    if (path_join(path, sizeof(path), dir, NULL, file) < 0 || sb_write_file(path, value) < 0)
         return sb_err_sys(err, 500, "cgroup: writing \"%s\" to %s/%s", value, dir, file);
     return 0;
 }
@@ -370,7 +356,7 @@ int cgroup_enter(const struct sb_cgroup *cg, const char *leaf, pid_t pid, struct
     snprintf(value, sizeof(value), "%ld", (long)pid);
     for (int i = 0; i < cg->dir_count; i++) {
         const char *sub = has_leaves(cg, i) ? leaf : NULL;
-        if (path_join(path, sizeof(path), cg->dirs[i], sub, "cgroup.procs") < 0 || write_file(path, value) < 0)
+        if (path_join(path, sizeof(path), cg->dirs[i], sub, "cgroup.procs") < 0 || sb_write_file(path, value) < 0)
             return sb_err_sys(err, 500, "cgroup: moving pid %ld into %s", (long)pid, path);
     }
     return 0;
@@ -577,7 +563,7 @@ int cgroup_kill(struct sb_cgroup *cg, const char *leaf, struct sb_err *err)
     int64_t deadline = now_ms() + KILL_TIMEOUT_MS;
     int rc;
     if (cg->v2 && access(kill_file, F_OK) == 0) {
-        if (write_file(kill_file, "1") < 0)
+        if (sb_write_file(kill_file, "1") < 0)
             return sb_err_sys(err, 500, "cgroup: writing 1 to %s", kill_file);
         rc = wait_empty(dir, deadline);
     } else {

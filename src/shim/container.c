@@ -85,6 +85,7 @@
 
 #include <linux/close_range.h>
 
+#include "core/fs.h"
 #include "shim/caps.h"
 #include "shim/cgroup.h"
 #include "shim/container_disk.h"
@@ -141,14 +142,7 @@ static int write_proc_self(const char *file, const char *value)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/%s", file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = write(fd, value, strlen(value));
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n == (ssize_t)strlen(value) ? 0 : -1;
+    return sb_write_file(path, value);
 }
 
 /* Closes every fd >= 3 except the (at most two) given. */

@@ -14,19 +14,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/fs.h"
+
 static int write_sysctl(const char *path, const char *value, struct sb_err *err)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sb_err_sys(err, 500, "net: opening %s", path);
-    size_t len = strlen(value);
-    ssize_t n = write(fd, value, len);
-    int saved = errno;
-    close(fd);
-    if (n != (ssize_t)len) {
-        errno = n < 0 ? saved : EIO;
+    if (sb_write_file(path, value) < 0)
         return sb_err_sys(err, 500, "net: writing \"%s\" to %s", value, path);
-    }
     return 0;
 }
 

@@ -181,11 +181,8 @@ static void remove_run_dir(const char *dir)
 
 static void protect_from_oom(void)
 {
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "-1000", 5) != 5)
+    if (sb_write_file("/proc/self/oom_score_adj", "-1000") < 0)
         sb_warn("shim: cannot set oom_score_adj: %s", strerror(errno));
-    if (fd >= 0)
-        close(fd);
 }
 
 static int build_sandbox(const struct shim_args *a, struct sb_container *c, struct sb_err *err)

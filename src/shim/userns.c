@@ -11,21 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fs.h"
+
 static int write_map(pid_t pid, const char *file, uint32_t base, uint32_t count, struct sb_err *err)
 {
     char path[64], line[64];
     snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, file);
-    int len = snprintf(line, sizeof(line), "0 %u %u\n", base, count);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return sb_err_sys(err, 500, "userns: opening %s", path);
-    ssize_t n = write(fd, line, (size_t)len);
-    int saved = errno;
-    close(fd);
-    if (n != len) {
-        errno = n < 0 ? saved : EIO;
+    snprintf(line, sizeof(line), "0 %u %u\n", base, count);
+    if (sb_write_file(path, line) < 0)
         return sb_err_sys(err, 500, "userns: writing \"0 %u %u\" to %s", base, count, path);
-    }
     return 0;
 }
 
