@@ -1,0 +1,145 @@
+/*
+ * test_json.c - the JSON helpers the handlers share: typed body fields
+ * (api/validate.c), sandbox id checks, and lossy UTF-8 for process output
+ * (core/utf8.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/validate.h"
+#include "core/utf8.h"
+
+static json_t *parse(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_int_field(void **state)
+{
+    (void)state;
+    json_t *b = parse("{\"t\": 30, \"s\": \"30\", \"big\": 99999, \"neg\": -1, \"n\": null}");
+    struct sb_err err = {0};
+    long long v = 0;
+    assert_int_equal(api_field_int(b, "t", 5, 1, 100, &v, &err), 0);
+    assert_int_equal(v, 30);
+    assert_int_equal(api_field_int(b, "absent", 5, 1, 100, &v, &err), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(api_field_int(b, "n", 7, 1, 100, &v, &err), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(api_field_int(b, "s", 5, 1, 100, &v, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.msg, "s must be an integer between 1 and 100");
+    assert_int_equal(api_field_int(b, "big", 5, 1, 100, &v, &err), -1);
+    assert_int_equal(api_field_int(b, "neg", 5, 0, 100, &v, &err), -1);
+    json_decref(b);
+}
+
+static void test_string_field(void **state)
+{
+    (void)state;
+    json_t *b = parse("{\"cmd\": \"ls\", \"num\": 1}");
+    struct sb_err err = {0};
+    const char *v = NULL;
+    assert_int_equal(api_field_string(b, "cmd", 1, NULL, &v, &err), 0);
+    assert_string_equal(v, "ls");
+    assert_int_equal(api_field_string(b, "cwd", 0, "/workspace", &v, &err), 0);
+    assert_string_equal(v, "/workspace");
+    assert_int_equal(api_field_string(b, "missing", 1, NULL, &v, &err), -1);
+    assert_string_equal(err.msg, "missing field: missing");
+    assert_int_equal(api_field_string(b, "num", 0, NULL, &v, &err), -1);
+    assert_string_equal(err.msg, "num must be a string");
+    json_decref(b);
+    /* An embedded NUL would silently cut an argument short: refused. */
+    b = json_loads("{\"nul\": \"a\\u0000b\"}", JSON_ALLOW_NUL, NULL);
+    assert_non_null(b);
+    assert_int_equal(api_field_string(b, "nul", 0, NULL, &v, &err), -1);
+    assert_int_equal(err.status, 400);
+    json_decref(b);
+}
+
+static void test_string_map(void **state)
+{
+    (void)state;
+    json_t *b = parse("{\"env\": {\"A\": \"1\", \"B_2\": \"x y\"}, \"num\": {\"A\": 1},"
+                      " \"eq\": {\"A=B\": \"1\"}, \"empty\": {\"\": \"1\"}, \"arr\": [\"A=1\"]}");
+    struct sb_err err = {0};
+    char *text = NULL;
+    assert_int_equal(api_field_string_map(b, "env", 1, &text, &err), 0);
+    json_t *round = parse(text);
+    assert_string_equal(json_string_value(json_object_get(round, "B_2")), "x y");
+    json_decref(round);
+    free(text);
+    assert_int_equal(api_field_string_map(b, "absent", 1, &text, &err), 0);
+    assert_string_equal(text, "{}");
+    free(text);
+    assert_int_equal(api_field_string_map(b, "num", 0, &text, &err), -1);
+    assert_string_equal(err.msg, "num.A must be a string");
+    assert_int_equal(api_field_string_map(b, "eq", 1, &text, &err), -1);
+    assert_string_equal(err.msg, "eq: invalid variable name 'A=B'");
+    /* metadata (env_keys 0) may use any key. */
+    assert_int_equal(api_field_string_map(b, "eq", 0, &text, &err), 0);
+    free(text);
+    assert_int_equal(api_field_string_map(b, "empty", 1, &text, &err), -1);
+    assert_int_equal(api_field_string_map(b, "arr", 1, &text, &err), -1);
+    assert_string_equal(err.msg, "arr must be an object of strings");
+    json_decref(b);
+}
+
+static void test_sandbox_id(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    assert_int_equal(api_check_sandbox_id("sbx_abcdefghijklmnopqrst", &err), 0);
+    assert_int_equal(api_check_sandbox_id("sbx_abcdefghijklmnopqrs", &err), -1);
+    assert_int_equal(api_check_sandbox_id("sbx_abcdefghijklmnopqrstu", &err), -1);
+    assert_int_equal(api_check_sandbox_id("sbx_ABCDEFGHIJKLMNOPQRST", &err), -1);
+    assert_int_equal(api_check_sandbox_id("sbx_abcdefghijklmnopqr01", &err), -1);  /* 0 and 1 are not base32 */
+    assert_int_equal(api_check_sandbox_id("../../etc/passwd", &err), -1);
+    assert_int_equal(api_check_sandbox_id(NULL, &err), -1);
+    assert_string_equal(err.msg, "invalid sandbox id");
+    assert_int_equal(err.status, 400);
+}
+
+/* want is a string literal: its length is sizeof - 1, NULs included. */
+#define assert_lossy(in, len, want) check_lossy(in, len, want, sizeof(want) - 1)
+
+static void check_lossy(const char *in, size_t len, const char *want, size_t want_len)
+{
+    json_t *s = sb_json_string_lossy(in, len);
+    assert_non_null(s);
+    assert_int_equal(json_string_length(s), want_len);
+    assert_memory_equal(json_string_value(s), want, want_len);
+    json_decref(s);
+}
+
+static void test_utf8_lossy(void **state)
+{
+    (void)state;
+    assert_lossy("plain", 5, "plain");
+    assert_lossy("", 0, "");
+    assert_lossy("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    assert_lossy("a\xff" "b", 3, "a\xef\xbf\xbd" "b");
+    assert_lossy("\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong '/' */
+    assert_lossy("\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    assert_lossy("\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* > U+10FFFF */
+    assert_lossy("ab\xe2\x82", 4, "ab\xef\xbf\xbd\xef\xbf\xbd");             /* cut short */
+    assert_lossy("a\0b", 3, "a\0b");                                           /* NUL is valid UTF-8 */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_int_field),    cmocka_unit_test(test_string_field),
+        cmocka_unit_test(test_string_map),   cmocka_unit_test(test_sandbox_id),
+        cmocka_unit_test(test_utf8_lossy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
