@@ -7,12 +7,15 @@
  * signals to a namespace's init that has no handler); the shim ends it with
  * SIGKILL from outside, which tears down the whole namespace.
  *
- * Owns: nothing.  Never: returns, or runs anything.
+ * Owns: nothing.  Never: returns, or runs anything but the embedded reaper.
  */
 #ifndef SB_SHIM_INIT_H
 #define SB_SHIM_INIT_H
 
-/* Blocks SIGCHLD (so it is queued, not discarded) and reaps forever. */
+/* Becomes src/init/sandbox_init.c, the embedded few-KiB static reaper, by
+ * exec'ing it from a memfd: PID 1 then no longer holds a copy-on-write copy
+ * of the shim's memory. If that exec fails, reaps in this process instead:
+ * blocks SIGCHLD (so it is queued, not discarded) and reaps forever. */
 __attribute__((noreturn)) void init_reap_forever(void);
 
 #endif

@@ -136,3 +136,14 @@ def test_memory_hog_is_oom_killed_and_reported(org_a, sandbox):
     assert body["signal"] == 9
     # The sandbox itself survives and still answers.
     assert org_a.sh(sandbox, "echo still here")["stdout"] == "still here\n"
+
+
+def test_orphans_are_reaped_by_pid_1(org_a, sandbox):
+    # A daemon whose parent exits is re-parented to the sandbox's PID 1,
+    # which must reap it when it ends: no zombies pile up.
+    org_a.sh(sandbox, "sh -c 'sleep 0.2 &'; sh -c 'sleep 0.2 &'")
+    time.sleep(0.6)
+    out = org_a.sh(sandbox, "ps -eo pid,stat,comm")["stdout"]
+    assert " Z" not in out, out
+    pid1 = [line.split() for line in out.splitlines()[1:] if line.split()[0] == "1"][0]
+    assert pid1[2].startswith("memfd:sandbox"), "PID 1 is the tiny embedded reaper"
