@@ -148,17 +148,17 @@ def test_paused_sandbox_makes_no_progress(org_a, sandbox):
                json={"cmd": "/bin/sh", "args": ["-c", f"setsid sh -c '{counter}' >/dev/null 2>&1 &"]})
     time.sleep(0.3)
     assert org_a.post(f"/sandboxes/{sandbox}/pause").status_code == 204
-    before = open_count(org_a, sandbox, paused=True)
+    before = read_count_from_host(org_a, sandbox)
     time.sleep(0.6)
-    after = open_count(org_a, sandbox, paused=True)
+    after = read_count_from_host(org_a, sandbox)
     assert before == after
     assert org_a.post(f"/sandboxes/{sandbox}/connect", json={}).status_code == 200
 
 
-def open_count(client, sandbox, paused):
-    """Reads /tmp/count from the host side of a paused sandbox through its
-    shim's root: processes cannot run while paused, so peek via the run dir."""
-    import glob, os
+def read_count_from_host(client, sandbox):
+    """Reads /tmp/count of a paused sandbox from the host, through its PID 1's
+    root: nothing can run inside while it is paused."""
+    import os
     pid_file = os.path.join(client.server.data_dir, "run", "sandboxes", sandbox, "shim.pid")
     # The sandbox's root as the host sees it: /proc/<init>/root. The init pid
     # is the only child of the shim.
@@ -178,10 +178,13 @@ def test_ttl_reaper_kills_expired_sandboxes(org_a):
     while time.time() < deadline and org_a.get(f"/sandboxes/{sid}").status_code == 200:
         time.sleep(0.3)
     assert org_a.get(f"/sandboxes/{sid}").status_code == 404
-    events = org_a.server  # events API comes later; the store check is below
-    run_dir = f"{org_a.server.data_dir}/run/sandboxes/{sid}"
     import os
-    assert not os.path.exists(run_dir)
+    import sqlite3
+    assert not os.path.exists(f"{org_a.server.data_dir}/run/sandboxes/{sid}")
+    db = sqlite3.connect(f"{org_a.server.data_dir}/sandbase.db")
+    data = db.execute("SELECT data_json FROM events WHERE sandbox_id = ? AND type = 'sandbox.lifecycle.killed'",
+                      (sid,)).fetchone()[0]
+    assert '"timeout"' in data
 
 
 def test_paused_time_does_not_count(org_a):
