@@ -71,14 +71,11 @@ static int load_config(const struct serve_opts *o, struct sb_config *cfg, struct
     sb_config_apply_env(cfg);
     if (o->data_dir)
         snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", o->data_dir);
-    char path[SB_PATH_MAX + 16];
-    const char *file = o->config;
-    if (!file) {
-        snprintf(path, sizeof path, "%s/config.json", cfg->data_dir);
-        if (access(path, F_OK) == 0)
-            file = path;
-    }
-    if (file && sb_config_load_file(cfg, file, err) < 0)
+    /* The data dir (env or flag) says where config.json lives; env and
+     * flags are applied again below so they win over the file. */
+    int rc = o->config ? sb_config_load_file(cfg, o->config, err)
+                       : sb_config_load_data_dir(cfg, cfg->data_dir, err);
+    if (rc < 0)
         return -1;
     sb_config_apply_env(cfg);
     if (o->data_dir)

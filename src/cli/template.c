@@ -75,10 +75,8 @@ static int load_uid_base(const char *data_dir, uint32_t *uid_base)
 {
     struct sb_config cfg;
     sb_config_defaults(&cfg);
-    char path[SB_PATH_MAX];
-    snprintf(path, sizeof path, "%s/config.json", data_dir);
     struct sb_err err = {0};
-    if (access(path, F_OK) == 0 && sb_config_load_file(&cfg, path, &err) < 0)
+    if (sb_config_load_data_dir(&cfg, data_dir, &err) < 0)
         return cli_fail(&err);
     *uid_base = cfg.uid_base;
     return 0;

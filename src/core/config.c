@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void sb_config_defaults(struct sb_config *cfg)
 {
@@ -163,6 +164,15 @@ int sb_config_load_file(struct sb_config *cfg, const char *path, struct sb_err *
     if (rc < 0)
         sb_err_prefix(err, "%s", path);
     return rc;
+}
+
+int sb_config_load_data_dir(struct sb_config *cfg, const char *data_dir, struct sb_err *err)
+{
+    char path[SB_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/config.json", data_dir);
+    if (access(path, F_OK) != 0)
+        return 0;
+    return sb_config_load_file(cfg, path, err);
 }
 
 void sb_config_apply_env(struct sb_config *cfg)

@@ -45,6 +45,8 @@ void sb_config_defaults(struct sb_config *cfg);
  * errors (400) that name the key. */
 int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb_err *err);
 int sb_config_load_file(struct sb_config *cfg, const char *path, struct sb_err *err);
+/* Applies <data_dir>/config.json when that file exists (no file: no change). */
+int sb_config_load_data_dir(struct sb_config *cfg, const char *data_dir, struct sb_err *err);
 void sb_config_apply_env(struct sb_config *cfg);
 /* Fills derived values (run_dir) and checks ranges; 400 with the field name. */
 int sb_config_finish(struct sb_config *cfg, struct sb_err *err);
