@@ -3,6 +3,8 @@
  */
 #include "core/config.h"
 
+#include "core/fs.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->exec_output_cap = 10 * 1024 * 1024;
     cfg->default_timeout_s = 300;
     cfg->max_timeout_s = 86400;
+    cfg->retention_days = 30;
     cfg->uid_base = 100000;
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
@@ -83,7 +86,7 @@ struct int_option {
 #define INT_OPT(field) {#field, offsetof(struct sb_config, field), sizeof(((struct sb_config *)0)->field)}
 static const struct int_option int_options[] = {
     INT_OPT(max_body), INT_OPT(pool_size), INT_OPT(org_sandbox_cap), INT_OPT(exec_output_cap),
-    INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base),
+    INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
 };
 
 static int apply_int_option(struct sb_config *cfg, const char *key, json_t *v, struct sb_err *err)
@@ -199,6 +202,12 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
 {
     if (cfg->data_dir[0] == '\0')
         return sb_err_set(err, 400, "config: data_dir must not be empty");
+    /* Shims and template builds run with another cwd: every path is made
+     * absolute here, once, wherever it came from (flag, env, file). */
+    if (sb_path_absolute(cfg->data_dir, cfg->data_dir, sizeof cfg->data_dir, err) < 0)
+        return sb_err_prefix(err, "config: data_dir");
+    if (cfg->run_dir[0] != '\0' && sb_path_absolute(cfg->run_dir, cfg->run_dir, sizeof cfg->run_dir, err) < 0)
+        return sb_err_prefix(err, "config: run_dir");
     if (cfg->run_dir[0] == '\0') {
         int n = snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s/run", cfg->data_dir);
         if (n < 0 || (size_t)n >= sizeof cfg->run_dir)
@@ -211,6 +220,8 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
         return sb_err_set(err, 400, "config: max_body must be at least 1024 bytes");
     if (cfg->default_timeout_s < 1 || cfg->default_timeout_s > cfg->max_timeout_s)
         return sb_err_set(err, 400, "config: default_timeout_s must be between 1 and max_timeout_s");
+    if (cfg->retention_days < 1 || cfg->retention_days > 3650)
+        return sb_err_set(err, 400, "config: retention_days must be between 1 and 3650");
     if (check_limits(&cfg->defaults, "defaults", err) < 0 || check_limits(&cfg->maxima, "maxima", err) < 0)
         return -1;
     if (cfg->defaults.cpu_count > cfg->maxima.cpu_count || cfg->defaults.memory_mb > cfg->maxima.memory_mb ||

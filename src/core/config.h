@@ -34,6 +34,7 @@ struct sb_config {
     size_t exec_output_cap;         /* per stream, bytes (default 10 MiB) */
     int default_timeout_s;          /* sandbox TTL when create omits it (300) */
     int max_timeout_s;              /* largest TTL accepted (86400) */
+    int retention_days;             /* stopped sandboxes stay readable this long (30) */
     uint32_t uid_base;              /* first host uid of the sandbox range (100000) */
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
@@ -48,7 +49,8 @@ int sb_config_load_file(struct sb_config *cfg, const char *path, struct sb_err *
 /* Applies <data_dir>/config.json when that file exists (no file: no change). */
 int sb_config_load_data_dir(struct sb_config *cfg, const char *data_dir, struct sb_err *err);
 void sb_config_apply_env(struct sb_config *cfg);
-/* Fills derived values (run_dir) and checks ranges; 400 with the field name. */
+/* Makes data_dir and run_dir absolute (against the current directory), fills
+ * derived values (run_dir) and checks ranges; 400 with the field name. */
 int sb_config_finish(struct sb_config *cfg, struct sb_err *err);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,5 +51,80 @@ int sb_write_file(const char *path, const char *s)
         errno = n < 0 ? saved : EIO;
         return -1;
     }
+    return 0;
+}
+
+int sb_path_absolute(const char *path, char *out, size_t len, struct sb_err *err)
+{
+    char joined[PATH_MAX * 2];
+    if (!path || !*path)
+        return sb_err_set(err, 400, "path is empty");
+    if (path[0] == '/') {
+        snprintf(joined, sizeof joined, "%s", path);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return sb_err_sys(err, 500, "cannot make %s absolute: getcwd", path);
+        snprintf(joined, sizeof joined, "%s/%s", cwd, path);
+    }
+    /* Rebuild component by component into norm. */
+    char norm[PATH_MAX];
+    size_t n = 0;
+    for (char *seg = joined, *next; seg; seg = next) {
+        char *slash = strchr(seg, '/');
+        next = slash ? slash + 1 : NULL;
+        if (slash)
+            *slash = '\0';
+        if (*seg == '\0' || strcmp(seg, ".") == 0)
+            continue;
+        if (strcmp(seg, "..") == 0) {
+            while (n > 0 && norm[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;        /* the slash before the dropped component */
+            continue;
+        }
+        size_t seg_len = strlen(seg);
+        if (n + 1 + seg_len >= sizeof norm)
+            return sb_err_set(err, 400, "path %.64s... is too long", path);
+        norm[n++] = '/';
+        memcpy(norm + n, seg, seg_len);
+        n += seg_len;
+    }
+    if (n == 0)
+        norm[n++] = '/';
+    if (n >= len)
+        return sb_err_set(err, 400, "path %.64s... is too long", path);
+    memcpy(out, norm, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int sb_lock_file(const char *path, int *fd_out, pid_t *holder, struct sb_err *err)
+{
+    *holder = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sb_err_sys(err, 500, "cannot open lock file %s", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int saved = errno;
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        close(fd);
+        if (saved != EWOULDBLOCK) {
+            errno = saved;
+            return sb_err_sys(err, 500, "cannot lock %s", path);
+        }
+        if (n > 0)
+            *holder = (pid_t)strtol(buf, NULL, 10);
+        return sb_err_set(err, 409, "%s is locked: already used by pid %d", path, (int)*holder);
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        close(fd);
+        return sb_err_sys(err, 500, "cannot write our pid into %s", path);
+    }
+    *fd_out = fd;
     return 0;
 }

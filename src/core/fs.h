@@ -4,6 +4,7 @@
 #ifndef SB_CORE_FS_H
 #define SB_CORE_FS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "core/err.h"
@@ -18,5 +19,18 @@ int sb_mkdir_p(const char *path, mode_t mode, struct sb_err *err);
  * short write). Only syscalls: safe in a child that shares its parent's
  * memory (vfork-like). */
 int sb_write_file(const char *path, const char *s);
+
+/* Makes path absolute against the current directory, lexically: "." and
+ * empty components are dropped and ".." goes up one component (the path
+ * need not exist yet, so nothing is resolved on disk). Writes to out (len
+ * bytes); 400 when path is empty or the result does not fit. out may be
+ * path itself. */
+int sb_path_absolute(const char *path, char *out, size_t len, struct sb_err *err);
+
+/* Takes an exclusive advisory lock (flock) on path, creating it, and writes
+ * our pid into it; *fd_out keeps the lock until closed (O_CLOEXEC, so no
+ * child inherits it). 409 "... already used by pid N" when another process
+ * holds it (*holder gets N, or 0 if unreadable); 500 otherwise. */
+int sb_lock_file(const char *path, int *fd_out, pid_t *holder, struct sb_err *err);
 
 #endif

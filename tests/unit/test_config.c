@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,52 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.maxima.disk_mb, 10240);
     /* The defaults are valid as they stand, and run_dir follows data_dir. */
     assert_int_equal(sb_config_finish(&cfg, &err), 0);
-    assert_string_equal(cfg.run_dir, "./sandbase-data/run");
+    char want[PATH_MAX + 32];
+    assert_non_null(getcwd(want, PATH_MAX));
+    strcat(want, "/sandbase-data/run");
+    assert_string_equal(cfg.run_dir, want);
+}
+
+/* Relative paths from a flag, the environment or a config file all come out
+ * absolute, against the directory serve was started from. */
+static void test_relative_paths_made_absolute(void **state)
+{
+    (void)state;
+    struct sb_config cfg;
+    struct sb_err err = {0};
+    char cwd[PATH_MAX], want[PATH_MAX + 64];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+
+    sb_config_defaults(&cfg);
+    setenv("SANDBASE_DATA_DIR", "./a/./b//c/../d/", 1);
+    sb_config_apply_env(&cfg);
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+    snprintf(want, sizeof want, "%s/a/b/d", cwd);
+    assert_string_equal(cfg.data_dir, want);
+    snprintf(want, sizeof want, "%s/a/b/d/run", cwd);
+    assert_string_equal(cfg.run_dir, want);
+    clear_env(NULL);
+
+    sb_config_defaults(&cfg);
+    assert_int_equal(sb_config_apply_json(&cfg, "{\"data_dir\": \"data\", \"run_dir\": \"../run\"}", &err), 0);
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+    snprintf(want, sizeof want, "%s/data", cwd);
+    assert_string_equal(cfg.data_dir, want);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", cwd);
+    *strrchr(parent, '/') = '\0';
+    snprintf(want, sizeof want, "%s/run", parent[0] ? parent : "");
+    assert_string_equal(cfg.run_dir, want);
+
+    /* Absolute paths are only tidied. */
+    sb_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "/srv//sb/");
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+    assert_string_equal(cfg.data_dir, "/srv/sb");
+    sb_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "/../..");
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+    assert_string_equal(cfg.data_dir, "/");
 }
 
 static void test_json_apply(void **state)
@@ -254,6 +300,7 @@ int main(void)
         cmocka_unit_test_setup(test_load_file, clear_env),
         cmocka_unit_test_setup(test_env, clear_env),
         cmocka_unit_test_setup(test_finish_ranges, clear_env),
+        cmocka_unit_test_setup(test_relative_paths_made_absolute, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
