@@ -9,12 +9,23 @@
  * here. The shim is a child subreaper, so the grandchild is reparented to it
  * and reaped by proc_reap.
  *
- * A process is "finished" when its main process was reaped and both output
- * pipes reached EOF. A daemon that inherited the pipes cannot hold that
- * forever: SB_PROC_EXIT_GRACE_MS after the main process exits the whole leaf
- * is killed. Daemons that let go of the pipes live on in their leaf, which is
- * removed once empty. Must never block on a pipe or let a sandboxed process
- * kill the shim.
+ * A process is "finished" when its main process was reaped and the bytes
+ * that were in its pipes at that moment (FIONREAD, the exit backlog) are in
+ * the rings, read as attached readers allow (a pipe reading EAGAIN has no
+ * backlog left). Not EOF: a background child (`python app.py &`) inherits
+ * the pipes and may hold them for ever, and what a command leaves running
+ * must live on, as in E2B or a shell. Not "until EAGAIN" alone either: a
+ * child that keeps the pipe full (`yes &`) would never let it read EAGAIN,
+ * while the backlog is bounded. So nothing is killed at exit; the pipes
+ * stay open and watched after finish and are drained into the rings (newest
+ * bytes kept, no back-pressure once nobody is attached) until EOF, because
+ * closing them would make the children's next write fail with EPIPE and
+ * kill them with SIGPIPE. They are closed at EOF, when the record is evicted
+ * or when the table is freed. Attachments stop at the ring ends recorded at
+ * finish, so a chatty child cannot keep a synchronous exec from returning.
+ * A timeout (while the main process runs) or SIGKILL kills the whole leaf;
+ * leaves still populated after finish linger until empty. Must never block
+ * on a pipe or let a sandboxed process kill the shim.
  */
 #include "shim/process.h"
 
@@ -28,6 +39,7 @@
 #include <string.h>
 #include <linux/openat2.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -132,6 +144,8 @@ static void leaf_release(struct sb_proc_table *t, const char *leaf)
 static void proc_finish(struct sb_proc_table *t, struct sb_proc *p)
 {
     p->finished = 1;
+    for (int i = 0; i < 2; i++)
+        p->final_end[i] = p->ring[i].end;
     close_in(t, p);
     free(p->in_buf);
     p->in_buf = NULL;
@@ -142,10 +156,23 @@ static void proc_finish(struct sb_proc_table *t, struct sb_proc *p)
     proc_evict_finished(t);
 }
 
+/* Finishes p once its main process was reaped and each pipe is at EOF or
+ * has given up its exit backlog. May free p (eviction): call it last. */
 static void maybe_finish(struct sb_proc_table *t, struct sb_proc *p)
 {
-    if (p->exited && !p->finished && p->out_fd[0] < 0 && p->out_fd[1] < 0)
-        proc_finish(t, p);
+    if (!p->exited || p->finished)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (p->out_fd[i] >= 0 && p->exit_backlog[i] > 0)
+            return;
+    proc_finish(t, p);
+}
+
+/* Counts bytes read after the main process exited against the exit backlog. */
+static void count_backlog(struct sb_proc *p, int idx, size_t n)
+{
+    if (p->exited && !p->finished)
+        p->exit_backlog[idx] -= n < p->exit_backlog[idx] ? n : p->exit_backlog[idx];
 }
 
 static void read_pipe(struct sb_proc_table *t, struct sb_proc *p, int idx)
@@ -156,11 +183,13 @@ static void read_pipe(struct sb_proc_table *t, struct sb_proc *p, int idx)
         ssize_t n = read(p->out_fd[idx], buf, room < sizeof buf ? room : sizeof buf);
         if (n > 0) {
             sb_ring_append(&p->ring[idx], buf, (size_t)n);
+            count_backlog(p, idx, (size_t)n);
             room -= (size_t)n;
             total += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && errno == EAGAIN) {
+            count_backlog(p, idx, SIZE_MAX);   /* an empty pipe holds no backlog */
             break;
         } else {
             close_out(t, p, idx);   /* EOF, or an error that will not go away */
@@ -197,6 +226,8 @@ static void write_stdin(struct sb_proc_table *t, struct sb_proc *p)
 void proc_handle_event(struct sb_proc_table *t, struct sb_shim_watch *w, uint32_t events)
 {
     struct sb_proc *p = w->owner;
+    if (p->evicted)                 /* an event of the same epoll batch; its fds are closed */
+        return;
     switch (w->kind) {
     case SB_WATCH_STDOUT:
         read_pipe(t, p, 0);
@@ -443,6 +474,7 @@ static struct sb_proc *proc_new(struct sb_proc_table *t, const struct sb_proc_sp
     return p;
 }
 
+/* Frees the record only: its fds and leaf are the caller's business. */
 static void proc_free(struct sb_proc *p)
 {
     sb_ring_free(&p->ring[0]);
@@ -514,6 +546,20 @@ struct sb_proc *proc_find(struct sb_proc_table *t, uint32_t id)
 
 /* ---- exits, deadlines, cleanup ---- */
 
+/* Bytes waiting in a pipe: what the main process wrote and we have not read
+ * yet (its children's writes may be mixed in). When the kernel cannot say,
+ * 0: the result is final with what the ring holds, and the rest still
+ * reaches the ring afterwards. */
+static size_t pipe_backlog(int fd)
+{
+    int n = 0;
+    if (fd < 0 || ioctl(fd, FIONREAD, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
+/* The result is taken here; the process finishes once the pipes' backlog is
+ * read (at once when they are empty or closed), without waiting for EOF. */
 static void record_exit(struct sb_proc_table *t, struct sb_proc *p, int status)
 {
     p->exited = 1;
@@ -529,8 +575,8 @@ static void record_exit(struct sb_proc_table *t, struct sb_proc *p, int status)
     if (p->signal == SIGKILL && !p->timed_out && container_oom_events(t->c, &oom) >= 0 &&
         oom > p->oom_before)
         p->oom_killed = 1;
-    if (p->out_fd[0] >= 0 || p->out_fd[1] >= 0)
-        p->grace_ms = proc_now_ms() + SB_PROC_EXIT_GRACE_MS;
+    for (int i = 0; i < 2; i++)
+        p->exit_backlog[i] = pipe_backlog(p->out_fd[i]);
     maybe_finish(t, p);
 }
 
@@ -568,21 +614,27 @@ static void check_lingering(struct sb_proc_table *t)
     t->lingering_count = keep;
 }
 
+/* Evicted records may still be named by epoll events of the batch being
+ * dispatched; proc_tick runs after the batch, when none is left. */
+static void free_evicted(struct sb_proc_table *t)
+{
+    while (t->evicted) {
+        struct sb_proc *p = t->evicted;
+        t->evicted = p->next;
+        proc_free(p);
+    }
+}
+
 void proc_tick(struct sb_proc_table *t)
 {
     int64_t now = proc_now_ms();
+    free_evicted(t);
     for (struct sb_proc *p = t->head; p; p = p->next) {
         if (!p->exited && p->deadline_ms && now >= p->deadline_ms && !p->timed_out) {
             p->timed_out = 1;
             struct sb_err e = {0};
             if (container_leaf_kill(t->c, p->leaf, &e) < 0)
                 sb_error("shim: timeout of proc %u: %s", p->id, e.msg);
-        }
-        if (p->exited && !p->finished && p->grace_ms && now >= p->grace_ms) {
-            p->grace_ms = 0;        /* something still holds the pipes: end it */
-            struct sb_err e = {0};
-            if (container_leaf_count(t->c, p->leaf) != 0 && container_leaf_kill(t->c, p->leaf, &e) < 0)
-                sb_error("shim: ending proc %u's leftovers: %s", p->id, e.msg);
         }
     }
     if (t->lingering_count && now >= t->linger_check_ms) {
@@ -598,8 +650,6 @@ int proc_next_timeout_ms(struct sb_proc_table *t)
         int64_t when = 0;
         if (!p->exited && p->deadline_ms && !p->timed_out)
             when = p->deadline_ms;
-        else if (p->exited && !p->finished && p->grace_ms)
-            when = p->grace_ms;
         if (when && (next < 0 || when - now < next))
             next = when - now < 0 ? 0 : when - now;
     }
@@ -641,13 +691,22 @@ int proc_stdin_close(struct sb_proc_table *t, struct sb_proc *p, struct sb_err *
     return 0;
 }
 
-int proc_signal(struct sb_proc *p, int sig, struct sb_err *err)
+/* SIGKILL means "end it": with children living on after exit, the main
+ * process alone would leave them holding the pipes, so the leaf goes. */
+int proc_signal(struct sb_proc_table *t, struct sb_proc *p, int sig, struct sb_err *err)
 {
     if (p->exited)
         return sb_err_set(err, 409, "process %u has already exited", p->id);
+    if (sig == SIGKILL)
+        return container_leaf_kill(t->c, p->leaf, err) < 0 ? sb_err_prefix(err, "kill process %u", p->id) : 0;
     if (kill(p->host_pid, sig) < 0)
         return sb_err_sys(err, 500, "signal process %u", p->id);
     return 0;
+}
+
+uint64_t proc_stream_end(const struct sb_proc *p, int idx)
+{
+    return p->finished ? p->final_end[idx] : p->ring[idx].end;
 }
 
 void proc_evict_finished(struct sb_proc_table *t)
@@ -657,7 +716,11 @@ void proc_evict_finished(struct sb_proc_table *t)
         struct sb_proc *p = *pp;
         if (p->finished && !p->attached && ++kept > SB_PROC_KEEP_FINISHED) {
             *pp = p->next;
-            proc_free(p);
+            close_out(t, p, 0);     /* leftover children writing here now get EPIPE */
+            close_out(t, p, 1);
+            p->evicted = 1;
+            p->next = t->evicted;
+            t->evicted = p;
             continue;
         }
         pp = &p->next;
@@ -704,6 +767,7 @@ void proc_table_free(struct sb_proc_table *t)
         container_leaf_remove(t->c, p->leaf);
         proc_free(p);
     }
+    free_evicted(t);
     for (size_t i = 0; i < t->lingering_count; i++)
         container_leaf_remove(t->c, t->lingering[i]);
     free(t->lingering);

@@ -14,6 +14,13 @@
  * far as the ring can hold without overwriting bytes an attached client has
  * not received yet. With nobody attached the ring simply keeps the latest
  * output, and pipes are always drained.
+ *
+ * Life of a process: running; "exited" when its main process is reaped;
+ * "finished" once what was already in its pipes at that moment is in the
+ * rings. A finished process's result is final: waits are answered and
+ * attachments end at the stream ends recorded then (proc_stream_end). What
+ * it left running lives on in its leaf cgroup and may keep writing to the
+ * pipes, which stay open and drained into the rings until EOF.
  */
 #ifndef SB_SHIM_PROCESS_H
 #define SB_SHIM_PROCESS_H
@@ -54,7 +61,6 @@ struct sb_attach {
 };
 
 #define SB_PROC_STDIN_MAX (1024u * 1024u)   /* queued stdin bytes before the writer must wait */
-#define SB_PROC_EXIT_GRACE_MS 500           /* how long pipes may stay open after the main process exits */
 #define SB_PROC_KEEP_FINISHED 16            /* finished processes kept for late attach/wait/list */
 
 struct sb_proc {
@@ -66,12 +72,14 @@ struct sb_proc {
     json_t *argv;                   /* owned reference, for list */
     int64_t started_ms;
     int64_t deadline_ms;            /* 0 = no timeout */
-    int64_t grace_ms;               /* when pipes still open after exit get cut; 0 = not yet */
 
-    int out_fd[2];                  /* stdout, stderr read ends; -1 after EOF */
+    int out_fd[2];                  /* stdout, stderr read ends; -1 after EOF or eviction */
     int out_watched[2];             /* registered on epoll right now */
     struct sb_shim_watch out_watch[2];
     struct sb_ring ring[2];
+    size_t exit_backlog[2];         /* bytes in the pipe when the main process was reaped,
+                                       not read yet; finishing waits for 0 (or EOF) */
+    uint64_t final_end[2];          /* ring ends when it finished: where attachments stop */
 
     int in_fd;                      /* stdin write end; -1 when closed or never open */
     int in_watched;
@@ -82,7 +90,8 @@ struct sb_proc {
 
     uint64_t oom_before;
     int exited;                     /* main process reaped */
-    int finished;                   /* exited and both pipes drained: result final */
+    int finished;                   /* exited and each pipe's exit backlog read: result final */
+    int evicted;                    /* dropped from the table, freed at the next proc_tick */
     int exit_code;                  /* -1 when killed by a signal */
     int signal;
     int timed_out;
@@ -104,6 +113,8 @@ struct sb_proc_table {
     int epfd;
     uint32_t next_id;
     struct sb_proc *head;           /* newest first; owned */
+    struct sb_proc *evicted;        /* owned; dropped records kept until the epoll batch that
+                                       may still point at them is over (see proc_tick) */
     struct sb_proc_callbacks cb;
     char (*lingering)[24];          /* leaves of finished processes whose daemons live on */
     size_t lingering_count;
@@ -136,8 +147,8 @@ struct sb_proc *proc_find(struct sb_proc_table *t, uint32_t id);
 void proc_handle_event(struct sb_proc_table *t, struct sb_shim_watch *w, uint32_t events);
 /* Reaps every exited child (call on SIGCHLD). */
 void proc_reap(struct sb_proc_table *t);
-/* Deadlines, exit grace and lingering leaves; call at least every
- * proc_next_timeout_ms() milliseconds. */
+/* Deadlines, lingering leaves and freeing evicted records; call after each
+ * batch of epoll events and at least every proc_next_timeout_ms() ms. */
 void proc_tick(struct sb_proc_table *t);
 int proc_next_timeout_ms(struct sb_proc_table *t);
 /* Re-evaluates whether p's pipes may be read (after attached cursors moved
@@ -150,10 +161,17 @@ size_t proc_stdin_room(const struct sb_proc *p);
 int proc_stdin_write(struct sb_proc_table *t, struct sb_proc *p, const void *data, size_t len,
                      struct sb_err *err);
 int proc_stdin_close(struct sb_proc_table *t, struct sb_proc *p, struct sb_err *err);
-int proc_signal(struct sb_proc *p, int sig, struct sb_err *err);
+/* SIGKILL kills p's whole leaf (the process and everything it started);
+ * any other signal goes to the main process alone, which may handle it.
+ * 409 once the main process has exited. */
+int proc_signal(struct sb_proc_table *t, struct sb_proc *p, int sig, struct sb_err *err);
+/* Where an attachment's stream idx ends: the live ring end while the
+ * process runs, the end recorded at finish afterwards. */
+uint64_t proc_stream_end(const struct sb_proc *p, int idx);
 
 /* Drops old finished processes nobody is attached to, keeping the newest
- * SB_PROC_KEEP_FINISHED. */
+ * SB_PROC_KEEP_FINISHED. A dropped record's pipes are closed, so anything it
+ * left running that still writes to them gets EPIPE (SIGPIPE) from then on. */
 void proc_evict_finished(struct sb_proc_table *t);
 /* A JSON description for list/wait/exit answers (new reference). */
 json_t *proc_describe(const struct sb_proc *p);

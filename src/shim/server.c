@@ -13,8 +13,11 @@
  * it is paused until the stdin queue has room.
  *
  * Answers: every request gets exactly one response with its seq; "wait" is
- * answered when the process finishes; an attachment ends with the "exit"
- * event after the last output byte.
+ * answered when the process finishes (its main process exited and what was
+ * in its pipes then was read, see process.c); an attachment ends with the
+ * "exit" event after the last byte before the end recorded at finish
+ * (proc_stream_end), not the live ring end: children the process left
+ * running may keep writing, and must not keep a synchronous exec open.
  */
 #include "shim/server.h"
 
@@ -167,11 +170,12 @@ static void send_exit_event(struct sb_shim_server *s, struct sb_client *cl, stru
 static int pump_chunk(struct sb_shim_server *s, struct sb_client *cl, struct sb_attach *a, int idx)
 {
     struct sb_ring *r = &a->proc->ring[idx];
+    uint64_t end = proc_stream_end(a->proc, idx);
     if (a->cursor[idx] < r->start)
         a->cursor[idx] = r->start;  /* bytes lost before this client attached */
-    if (a->cursor[idx] >= r->end)
+    if (a->cursor[idx] >= end)
         return 0;
-    size_t n = (size_t)(r->end - a->cursor[idx]);
+    size_t n = (size_t)(end - a->cursor[idx]);
     if (n > SB_PROTO_CHUNK)
         n = SB_PROTO_CHUNK;
     uint8_t *dst = out_reserve(s, cl, SB_PROTO_HEADER + SB_PROTO_OUTPUT_HEADER + n);
@@ -185,8 +189,9 @@ static int pump_chunk(struct sb_shim_server *s, struct sb_client *cl, struct sb_
 }
 
 /* Fills cl's queue from its attachments (alternating streams) up to the soft
- * limit, ends attachments of finished processes with the exit event, and
- * lets the processes read their pipes again. */
+ * limit, ends attachments of finished processes with the exit event once
+ * they reached the ends recorded at finish, and lets the processes read
+ * their pipes again. */
 static void pump_client(struct sb_shim_server *s, struct sb_client *cl)
 {
     int progress = 1;
@@ -202,7 +207,7 @@ static void pump_client(struct sb_shim_server *s, struct sb_client *cl)
     for (struct sb_attach *a = cl->attaches, *next; a && !cl->dead; a = next) {
         next = a->next_in_client;
         struct sb_proc *p = a->proc;
-        if (p->finished && a->cursor[0] >= p->ring[0].end && a->cursor[1] >= p->ring[1].end) {
+        if (p->finished && a->cursor[0] >= proc_stream_end(p, 0) && a->cursor[1] >= proc_stream_end(p, 1)) {
             send_exit_event(s, cl, p);
             attach_unlink(cl, a);
             free(a);
@@ -521,7 +526,9 @@ static int op_signal(struct sb_shim_server *s, struct sb_client *cl, json_t *req
     json_int_t sig = json_integer_value(json_object_get(req, "signal"));
     if (sig < 1 || sig > 64)
         return sb_err_set(err, 400, "\"signal\" must be a signal number (1-64)");
-    return proc_signal(p, (int)sig, err);
+    if (s->paused)                  /* a frozen tree cannot die: SIGKILL would stall the loop */
+        return sb_err_set(err, 409, "sandbox is paused");
+    return proc_signal(&s->procs, p, (int)sig, err);
 }
 
 static int op_resize(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
