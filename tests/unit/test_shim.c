@@ -3,6 +3,7 @@
  * in a temp data dir, a detached shim per sandbox, processes entering the
  * sandbox. Covers exec (output, stderr, exit codes, stdin, large and
  * interleaved output, caps), start errors, timeouts killing whole trees,
+ * background children that outlive their command (and keep their stdout),
  * pause/resume, status, the raw protocol (attach/replay, list, signal, wait),
  * a client killed mid-exec, a spawner that exits, and destroy (with and
  * without a live shim).
@@ -283,16 +284,97 @@ static void test_timeout_kills_tree(void **state)
     assert_int_equal(after, before);
 }
 
-static void test_daemon_holding_pipe_does_not_hang(void **state)
+/* How many processes named name run in the main sandbox (pgrep -c -x). */
+static int sandbox_count(const char *name)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    assert_int_equal(run(&res, &err, 1024, 10, NULL, 0, "pgrep", "-c", "-x", name, NULL), 0);
+    int n = atoi(res.out);
+    shim_exec_result_clear(&res);
+    return n;
+}
+
+/* Kills what a test left running in the main sandbox, so that process
+ * counts of later tests hold. */
+static void sandbox_kill_all(const char *name)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    assert_int_equal(run(&res, &err, 1024, 10, NULL, 0, "pkill", "-KILL", "-x", name, NULL), 0);
+    shim_exec_result_clear(&res);
+    for (int i = 0; i < 40 && sandbox_count(name) > 0; i++)
+        usleep(50000);
+    assert_int_equal(sandbox_count(name), 0);
+}
+
+/* `server &` in a command: the call returns when the shell exits, though the
+ * child still holds the output pipe, and the child lives on. */
+static void test_background_child_lives_on(void **state)
 {
     struct sb_exec_result res;
     struct sb_err err;
     int64_t t0 = mono_ms();
-    assert_int_equal(run(&res, &err, 1024, 30, NULL, 0, "sh", "-c", "sleep 60 & echo bg", NULL), 0);
+    assert_int_equal(run(&res, &err, 1024, 30, NULL, 0, "sh", "-c", "sleep 100 & echo started", NULL), 0);
+    int64_t took = mono_ms() - t0;
     assert_int_equal(res.exit_code, 0);
-    assert_string_equal(res.out, "bg\n");
-    assert_true(mono_ms() - t0 < 5000);
+    assert_string_equal(res.out, "started\n");
+    assert_true(took < 400);
     shim_exec_result_clear(&res);
+    usleep(200000);
+    assert_int_equal(sandbox_count("sleep"), 1);
+    sandbox_kill_all("sleep");
+}
+
+/* Output of a chatty background child cannot keep the call open. */
+static void test_chatty_background_child_does_not_hold_the_call(void **state)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    int64_t t0 = mono_ms();
+    assert_int_equal(run(&res, &err, 1 << 20, 30, NULL, 0, "sh", "-c", "yes & sleep 0.05; echo started >&2", NULL), 0);
+    int64_t took = mono_ms() - t0;
+    assert_int_equal(res.exit_code, 0);
+    assert_string_equal(res.err_out, "started\n");
+    assert_true(res.out_len > 0);
+    assert_memory_equal(res.out, "y\ny\n", 4);
+    assert_true(took < 1000);
+    shim_exec_result_clear(&res);
+    assert_int_equal(sandbox_count("yes"), 1);
+    sandbox_kill_all("yes");
+}
+
+/* A command that ends after writing more than a pipe holds: the bytes still
+ * in the pipe at its exit are part of the result, without waiting for the
+ * child that keeps the pipe open. */
+static void test_output_in_the_pipe_at_exit_is_returned(void **state)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    int64_t t0 = mono_ms();
+    assert_int_equal(run(&res, &err, 1 << 20, 30, NULL, 0, "sh", "-c",
+                         "sleep 100 & exec head -c 204800 /dev/zero", NULL), 0);
+    int64_t took = mono_ms() - t0;
+    assert_int_equal(res.exit_code, 0);
+    assert_int_equal(res.out_len, 204800);
+    assert_false(res.truncated);
+    assert_true(took < 400);
+    shim_exec_result_clear(&res);
+    sandbox_kill_all("sleep");
+}
+
+/* The timeout still kills everything in the leaf, the child holding the
+ * pipe included. */
+static void test_timeout_kills_background_child(void **state)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    assert_int_equal(run(&res, &err, 1024, 1, NULL, 0, "sh", "-c", "sleep 100 & echo started; sleep 101", NULL), 0);
+    assert_true(res.timed_out);
+    assert_int_equal(res.signal, SIGKILL);
+    assert_string_equal(res.out, "started\n");
+    shim_exec_result_clear(&res);
+    assert_int_equal(sandbox_count("sleep"), 0);
 }
 
 /* ---- raw protocol helpers ---- */
@@ -382,6 +464,65 @@ static void raw_close(struct raw *x)
 {
     close(x->fd);
     sb_frame_reader_free(&x->r);
+}
+
+/* The pipes stay open after the call returned: a child writing to stdout
+ * later is not killed by SIGPIPE, and its bytes reach the ring. */
+static void test_background_child_keeps_its_stdout(void **state)
+{
+    struct sb_exec_result res;
+    struct sb_err err;
+    const char *script = "rm -f /tmp/later-ok; (sleep 0.3; echo later; touch /tmp/later-ok) & echo now";
+    assert_int_equal(run(&res, &err, 1024, 30, NULL, 0, "sh", "-c", script, NULL), 0);
+    assert_string_equal(res.out, "now\n");     /* returned before "later" was written */
+    shim_exec_result_clear(&res);
+    usleep(1000000);
+    assert_int_equal(run(&res, &err, 1024, 10, NULL, 0, "test", "-e", "/tmp/later-ok", NULL), 0);
+    assert_int_equal(res.exit_code, 0);
+    shim_exec_result_clear(&res);
+
+    struct raw x;
+    raw_open(&x, sandbox_id);
+    raw_send(x.fd, json_pack("{s:s, s:i}", "op", "list", "seq", 1));
+    json_t *resp = raw_read(&x, 1, 2000);
+    assert_non_null(resp);
+    json_t *procs = json_object_get(resp, "processes"), *found = NULL;
+    for (size_t i = 0; i < json_array_size(procs); i++) {
+        json_t *p = json_array_get(procs, i);
+        const char *arg = json_string_value(json_array_get(json_object_get(p, "argv"), 2));
+        if (arg && strcmp(arg, script) == 0)
+            found = p;
+    }
+    assert_non_null(found);
+    assert_false(json_is_true(json_object_get(found, "running")));
+    assert_int_equal(json_integer_value(json_object_get(found, "stdout_end")), strlen("now\nlater\n"));
+    json_decref(resp);
+    raw_close(&x);
+}
+
+/* An explicit SIGKILL ends the whole tree at once, children included. */
+static void test_sigkill_kills_background_child(void **state)
+{
+    struct raw x;
+    raw_open(&x, sandbox_id);
+    raw_send(x.fd, json_pack("{s:s, s:i, s:[s,s,s], s:b}", "op", "start", "seq", 1, "argv", "sh", "-c",
+                             "sleep 100 & echo started; sleep 101", "attach", 1));
+    json_t *resp = raw_read(&x, 1, 5000);
+    assert_non_null(resp);
+    assert_true(json_is_true(json_object_get(resp, "ok")));
+    json_int_t proc = json_integer_value(json_object_get(resp, "proc"));
+    json_decref(resp);
+    assert_null(raw_read(&x, 99, 200));
+    assert_memory_equal(x.first, "started\n", 8);
+    int64_t t0 = mono_ms();
+    raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i}", "op", "signal", "seq", 2, "proc", proc, "signal", SIGKILL));
+    json_t *ev = raw_read(&x, -1, 5000);
+    assert_non_null(ev);
+    assert_true(mono_ms() - t0 < 400);
+    assert_int_equal(json_integer_value(json_object_get(ev, "signal")), SIGKILL);
+    json_decref(ev);
+    raw_close(&x);
+    assert_int_equal(sandbox_count("sleep"), 0);
 }
 
 static void test_pause_resume_and_protocol(void **state)
@@ -621,7 +762,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_oom_killed),
         cmocka_unit_test(test_timeout_kills_tree),
-        cmocka_unit_test(test_daemon_holding_pipe_does_not_hang),
+        cmocka_unit_test(test_background_child_lives_on),
+        cmocka_unit_test(test_chatty_background_child_does_not_hold_the_call),
+        cmocka_unit_test(test_output_in_the_pipe_at_exit_is_returned),
+        cmocka_unit_test(test_timeout_kills_background_child),
+        cmocka_unit_test(test_background_child_keeps_its_stdout),
+        cmocka_unit_test(test_sigkill_kills_background_child),
         cmocka_unit_test(test_pause_resume_and_protocol),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_client_killed_mid_exec),
