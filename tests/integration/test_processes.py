@@ -73,6 +73,19 @@ def test_timeout_kills_the_whole_tree_and_returns_partial_output(org_a, sandbox)
     assert left == "0"
 
 
+def test_a_background_child_lives_on_and_the_call_returns_at_once(org_a, sandbox):
+    # `python app.py &`: the call returns when the shell exits, although the
+    # child still holds stdout, and the child keeps running.
+    t0 = time.time()
+    r = org_a.run(sandbox, "sh", "-c", "sleep 100 & echo started")
+    took = time.time() - t0
+    assert r.status_code == 200, r.text
+    assert r.json()["stdout"] == "started\n" and r.json()["exitCode"] == 0
+    assert took < 0.45, took
+    time.sleep(0.2)
+    assert org_a.sh(sandbox, "pgrep -c -x sleep || true")["stdout"] == "1\n"
+
+
 def test_signal_is_reported(org_a, sandbox):
     r = org_a.run(sandbox, "/bin/sh", "-c", "kill -TERM $$")
     assert r.status_code == 200
