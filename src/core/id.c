@@ -1,5 +1,6 @@
 /*
- * id.c - random ids (libsodium randombytes) and wall-clock helpers.
+ * id.c - random ids (libsodium randombytes), the rule for user-chosen names
+ * and wall-clock helpers.
  */
 #include "core/id.h"
 
@@ -34,6 +35,19 @@ int sb_id_valid(const char *prefix, const char *s)
     for (size_t i = plen; s[i]; i++)
         if (!strchr(base32_alphabet, s[i]))
             return 0;
+    return 1;
+}
+
+int sb_name_valid(const char *name)
+{
+    if (!name || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
+        return 0;
+    size_t len = 0;
+    for (const char *p = name; *p; p++, len++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+        if (!ok || len >= SB_NAME_MAX)
+            return 0;
+    }
     return 1;
 }
 

@@ -2,8 +2,10 @@
  * id.h - random identifiers and timestamps shared by every layer.
  *
  * Ids are a prefix ("sbx_", "org_", "key_", "evt_") followed by 20 lowercase
- * base32 characters (100 bits from libsodium's CSPRNG). Timestamps are
- * milliseconds since the epoch; RFC 3339 text is UTC with a trailing "Z".
+ * base32 characters (100 bits from libsodium's CSPRNG). Names that users
+ * choose (templates, orgs) follow one rule, sb_name_valid, because they end
+ * up in paths, URLs and log lines. Timestamps are milliseconds since the
+ * epoch; RFC 3339 text is UTC with a trailing "Z".
  */
 #ifndef SB_CORE_ID_H
 #define SB_CORE_ID_H
@@ -17,6 +19,12 @@
 void sb_id_new(const char *prefix, char *out, size_t len);
 /* True when s is prefix followed by exactly 20 chars of [a-z2-7]. */
 int sb_id_valid(const char *prefix, const char *s);
+
+/* The rule for user-chosen names, in words for error messages. */
+#define SB_NAME_MAX 63
+#define SB_NAME_RULE "1-63 characters of [a-z0-9_-], starting with a letter or digit"
+/* True when name follows SB_NAME_RULE (so it is safe as a path component). */
+int sb_name_valid(const char *name);
 
 int64_t sb_wall_ms(void);
 /* "2026-05-24T10:00:00Z" (second precision, as the SandBase docs show). */
