@@ -2,13 +2,16 @@
  * common.c - helpers shared by the CLI verbs (see common.h).
  *
  * Owns nothing long-lived. Prints only in the functions whose contract says
- * so (cli_open_store, cli_fail); never prints a key itself.
+ * so (cli_open_store, cli_fail); never prints a key itself, and never
+ * creates a data dir (only `serve --bootstrap` does).
  */
 #include "cli/common.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 const char *cli_data_dir(const char *flag_value)
 {
@@ -24,10 +27,28 @@ int cli_fail(const struct sb_err *err)
     return 1;
 }
 
+int cli_check_data_dir(const char *data_dir, struct sb_err *err)
+{
+    struct stat st;
+    if (stat(data_dir, &st) < 0) {
+        if (errno == ENOENT)
+            return sb_err_set(err, 404,
+                              "data dir %s does not exist; create it with `sandbase serve --bootstrap "
+                              "--data-dir %s` (what `make run` does), or point --data-dir or "
+                              "SANDBASE_DATA_DIR at an existing one",
+                              data_dir, data_dir);
+        return sb_err_sys(err, 500, "cannot use data dir %s", data_dir);
+    }
+    if (!S_ISDIR(st.st_mode))
+        return sb_err_set(err, 400, "data dir %s is not a directory; point --data-dir at the data dir", data_dir);
+    return 0;
+}
+
 int cli_open_store(const char *data_dir, struct sb_store **out)
 {
     struct sb_err err = {0};
-    if (store_open(data_dir, out, &err) < 0) {
+    *out = NULL;
+    if (cli_check_data_dir(data_dir, &err) < 0 || store_open(data_dir, out, &err) < 0) {
         cli_fail(&err);
         return -1;
     }

@@ -1,8 +1,8 @@
 /*
  * common.h - what every CLI verb that touches the data dir shares: resolving
- * --data-dir, opening the store with a printed error, printing errors the
- * one way ("sandbase: <message>"), making API keys, and the first-start
- * bootstrap used by `serve --bootstrap`.
+ * --data-dir, refusing a data dir that does not exist, opening the store
+ * with a printed error, printing errors the one way ("sandbase: <message>"),
+ * making API keys, and the first-start bootstrap used by `serve --bootstrap`.
  */
 #ifndef SB_CLI_COMMON_H
 #define SB_CLI_COMMON_H
@@ -17,9 +17,16 @@
  * and non-empty, else ./sandbase-data. The result is not owned by the caller. */
 const char *cli_data_dir(const char *flag_value);
 
-/* Opens (creating and migrating as needed) the store in data_dir. On failure
- * prints "sandbase: <message>" to stderr and returns -1. The caller owns
- * *out and closes it with store_close(). */
+/* 0 when data_dir is an existing directory. Otherwise -1 with err saying
+ * what to do (404 "data dir DIR does not exist; create it with `sandbase
+ * serve --bootstrap --data-dir DIR` ..."): the admin verbs never create a
+ * data dir, so a mistyped path is an error, not a fresh empty database. */
+int cli_check_data_dir(const char *data_dir, struct sb_err *err);
+
+/* Opens (creating the database and migrating as needed) the store in
+ * data_dir, which must exist (cli_check_data_dir). On failure prints
+ * "sandbase: <message>" to stderr and returns -1. The caller owns *out and
+ * closes it with store_close(). */
 int cli_open_store(const char *data_dir, struct sb_store **out);
 
 /* Prints "sandbase: <err->msg>" to stderr and returns 1 (the exit code). */
