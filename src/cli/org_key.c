@@ -5,8 +5,10 @@
  * Both verbs share one flag parser and one table of subcommands (usage,
  * accepted flags, positional count, handler), so flags may come before or
  * after the positional arguments and every wrong call gets the same kind of
- * one-line usage (exit 2). A new key is printed exactly once, here, and never
- * stored or logged in clear.
+ * one-line usage (exit 2), after "unknown org command 'x'" for a mistyped
+ * subcommand. A new key is printed exactly once, here, and never stored or
+ * logged in clear; `key revoke` never echoes a whole key back. Org names
+ * are checked by the store (sb_name_valid, the rule template names follow).
  */
 #include <getopt.h>
 #include <sodium.h>
@@ -140,11 +142,48 @@ static int key_list(struct sb_store *store, const struct args *a, struct sb_err 
     return 0;
 }
 
+#define KEY_MARKER "sk-sb-"
+#define E2B_MARKER "e2b_"
+#define KEY_PREFIX_HEX 8    /* hex characters a stored prefix keeps (core/apikey.h) */
+
+/* What `key revoke ARG` names: the whole key in either spelling (then
+ * *hash_given = 1 and the store matches its hash), or a leading part of a
+ * prefix as `key list` shows it, "sk-sb-" (or "e2b_") and 1 to 8 lowercase
+ * hex characters. The error never repeats more of ARG than a prefix. */
+static int revoke_target(const char *arg, char prefix[SB_APIKEY_PREFIX_MAX],
+                         unsigned char hash[SB_APIKEY_HASH_LEN], int *hash_given, struct sb_err *err)
+{
+    struct sb_err not_a_key = {0};
+    *hash_given = apikey_parse(arg, prefix, hash, &not_a_key) == 0;
+    if (*hash_given)
+        return 0;
+    const char *hex = NULL;
+    if (strncmp(arg, KEY_MARKER, strlen(KEY_MARKER)) == 0)
+        hex = arg + strlen(KEY_MARKER);
+    else if (strncmp(arg, E2B_MARKER, strlen(E2B_MARKER)) == 0)
+        hex = arg + strlen(E2B_MARKER);
+    size_t n = hex ? strspn(hex, "0123456789abcdef") : 0;
+    if (!hex || n == 0 || n > KEY_PREFIX_HEX || hex[n] != '\0')
+        return sb_err_set(err, 400,
+                          "'%.*s%s' is neither a key prefix nor a whole API key: give " KEY_MARKER
+                          " and 1 to %d hex characters, as `sandbase key list` shows them, or the whole key",
+                          KEY_PREFIX_HEX + (int)strlen(KEY_MARKER), arg,
+                          strlen(arg) > KEY_PREFIX_HEX + strlen(KEY_MARKER) ? "..." : "", KEY_PREFIX_HEX);
+    snprintf(prefix, SB_APIKEY_PREFIX_MAX, KEY_MARKER "%.*s", (int)n, hex);
+    return 0;
+}
+
 static int key_revoke(struct sb_store *store, const struct args *a, struct sb_err *err)
 {
-    if (store_key_revoke(store, a->pos[0], err) < 0)
+    char prefix[SB_APIKEY_PREFIX_MAX];
+    unsigned char hash[SB_APIKEY_HASH_LEN];
+    int hash_given;
+    if (revoke_target(a->pos[0], prefix, hash, &hash_given, err) < 0)
         return -1;
-    printf("revoked %s\n", a->pos[0]);
+    struct sb_api_key key;
+    if (store_key_revoke(store, prefix, hash_given ? hash : NULL, &key, err) < 0)
+        return -1;
+    printf("revoked API key %s (label %s, org %s)\n", key.prefix, or_dash(key.label), key.org_name);
     return 0;
 }
 
@@ -154,7 +193,7 @@ static const struct subcommand subcommands[] = {
     {"key", "create", "key create --org NAME [--name LABEL] [--data-dir DIR]", F_ORG | F_NAME, F_ORG, 0,
      key_create},
     {"key", "list", "key list [--org NAME] [--data-dir DIR]", F_ORG, 0, 0, key_list},
-    {"key", "revoke", "key revoke PREFIX [--data-dir DIR]", 0, 0, 1, key_revoke},
+    {"key", "revoke", "key revoke PREFIX|KEY [--data-dir DIR]", 0, 0, 1, key_revoke},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 
@@ -231,6 +270,8 @@ static int run_verb(const char *verb, int argc, char **argv)
         usage(stdout, verb, sub);
         return 0;
     }
+    if (parsed == 0 && !sub && a.npos > 0)
+        fprintf(stderr, "sandbase: unknown %s command '%s'\n", verb, a.pos[0]);
     if (parsed < 0 || !sub)
         return usage(stderr, verb, sub);
     a.pos++;
