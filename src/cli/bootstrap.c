@@ -40,7 +40,7 @@ static int ensure_template(const struct sb_config *cfg, const struct builtin_tem
         fprintf(stderr, "sandbase: building template %s from Debian bookworm (first start only; "
                         "takes a few minutes)\n", bt->name);
         struct sb_err berr = {0};
-        if (template_build_debian(cfg->data_dir, bt->name, cfg->uid_base, bt->packages, NULL,
+        if (template_build_debian(cfg->data_dir, bt->name, cfg->uid_base, bt->packages, NULL, 0,
                                   print_progress, (void *)bt->name, &berr) == 0)
             return 0;
         fprintf(stderr, "sandbase: could not build %s from Debian (%s)\n", bt->name, berr.msg);
@@ -48,7 +48,7 @@ static int ensure_template(const struct sb_config *cfg, const struct builtin_tem
     fprintf(stderr, "sandbase: using a --from host template for %s instead (the host's /usr, "
                     "read-only); rebuild later with: sandbase template build %s --from debian\n",
             bt->name, bt->name);
-    if (template_build_host(cfg->data_dir, bt->name, cfg->uid_base, err) < 0)
+    if (template_build_host(cfg->data_dir, bt->name, cfg->uid_base, 0, err) < 0)
         return sb_err_prefix(err, "template %s", bt->name);
     return 0;
 }

@@ -5,7 +5,14 @@
  * happen in <data-dir>/templates/.build-<name>-XXXXXX and are renamed into
  * place in one step at the end (renameat2 EXCHANGE when replacing), so a
  * reader sees either the old template or the new one, and a failed build
- * leaves nothing behind. Removal renames the template aside before deleting.
+ * leaves nothing behind.
+ *
+ * Templates in use: each shim holds a shared flock on <template>/.in-use for
+ * the life of its sandbox (template_hold), and the lock follows the
+ * directory across renames. Rebuilding (only with force) or removing a
+ * template renames the old directory to .retired-<name>-XXXXXX; running
+ * sandboxes keep the tree they mounted, and template_gc deletes a retired
+ * tree once nobody holds its lock.
  *
  * Every file in a rootfs is owned by a *mapped* host id (uid_base + sandbox
  * id). `host` builds create files with mapped owners directly; `debian`
@@ -28,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -38,6 +46,7 @@
 #define DEFAULT_USER "user"
 #define DEFAULT_UID 1000
 #define DEFAULT_HOME "/home/user"
+#define DEFAULT_WORKDIR "/workspace"     /* SandBase's default cwd for processes */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define DEBIAN_SUITE "bookworm"
 #define DEBIAN_MIRROR "http://deb.debian.org/debian"
@@ -49,15 +58,7 @@ extern char **environ;
 
 int template_name_valid(const char *name)
 {
-    if (!name || !isalnum((unsigned char)name[0]))
-        return 0;
-    size_t len = 0;
-    for (const char *p = name; *p; p++, len++) {
-        int ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
-        if (!ok || len >= SB_TEMPLATE_NAME_MAX - 1)
-            return 0;
-    }
-    return 1;
+    return sb_name_valid(name);     /* one rule for every user-chosen name (core/id.h) */
 }
 
 static int path_fmt(char *out, size_t len, struct sb_err *err, const char *fmt, ...)
@@ -404,10 +405,17 @@ struct build {
     char final[SB_PATH_MAX];    /* <data-dir>/templates/<name> */
     char rootfs_path[SB_PATH_MAX];
     struct rootfs rootfs;
+    int force;                  /* an existing template of the same name is replaced */
 };
 
-static int build_begin(const char *data_dir, const char *name, uint32_t id_add, struct build *b,
-                       struct sb_err *err)
+static int exists_error(const char *name, struct sb_err *err)
+{
+    return sb_err_set(err, 409, "template %s already exists; rebuild it with --force (running "
+                                "sandboxes keep the tree they started from)", name);
+}
+
+static int build_begin(const char *data_dir, const char *name, uint32_t id_add, int force,
+                       struct build *b, struct sb_err *err)
 {
     memset(b, 0, sizeof *b);
     b->rootfs.fd = -1;
@@ -420,6 +428,9 @@ static int build_begin(const char *data_dir, const char *name, uint32_t id_add, 
         path_fmt(b->final, sizeof b->final, err, "%s/%s", templates, name) < 0 ||
         path_fmt(staging, sizeof staging, err, "%s/.build-%s-XXXXXX", templates, name) < 0)
         return -1;
+    b->force = force;
+    if (!force && access(b->final, F_OK) == 0)
+        return exists_error(name, err);
     if (mkdir_if_missing(data_dir, 0755, err) < 0 || mkdir_if_missing(templates, 0755, err) < 0)
         return -1;
     if (!mkdtemp(staging))
@@ -449,9 +460,28 @@ static void build_abort(struct build *b)
     b->dir[0] = '\0';
 }
 
-/* Moves the finished build into place in one rename; an existing template of
- * the same name is swapped out atomically and then deleted. */
-static int build_commit(struct build *b, struct sb_err *err)
+/* Renames a template directory to a fresh .retired-<name>-XXXXXX beside it
+ * (mkdtemp reserves the name; rename(2) may replace an empty directory). */
+static int retire_dir(const char *data_dir, const char *name, const char *path, struct sb_err *err)
+{
+    char aside[SB_PATH_MAX];
+    if (path_fmt(aside, sizeof aside, err, "%s/templates/.retired-%s-XXXXXX", data_dir, name) < 0)
+        return -1;
+    if (!mkdtemp(aside))
+        return sb_err_sys(err, 500, "cannot set template %s aside", name);
+    if (rename(path, aside) < 0) {
+        int saved = errno;
+        rmdir(aside);
+        errno = saved;
+        return sb_err_sys(err, 500, "cannot set template %s aside", name);
+    }
+    return 0;
+}
+
+/* Moves the finished build into place in one rename. With force, an
+ * existing template of the same name is swapped out atomically and retired:
+ * sandboxes running on it keep it until they end (template_gc). */
+static int build_commit(struct build *b, const char *data_dir, const char *name, struct sb_err *err)
 {
     close(b->rootfs.fd);
     b->rootfs.fd = -1;
@@ -461,13 +491,18 @@ static int build_commit(struct build *b, struct sb_err *err)
     }
     if (errno != EEXIST)
         return sb_err_sys(err, 500, "cannot move build into %s", b->final);
+    if (!b->force)
+        return exists_error(name, err);
     if (renameat2(AT_FDCWD, b->dir, AT_FDCWD, b->final, RENAME_EXCHANGE) < 0)
         return sb_err_sys(err, 500, "cannot replace %s", b->final);
-    /* b->dir now holds the old template; the new one is already live, so a
-     * failure to delete the old copy only leaves a hidden .build-* behind. */
+    /* b->dir now holds the old template and the new one is live: a failure
+     * to retire the old copy only leaves a hidden .build-* behind. */
     struct sb_err ignored;
-    remove_tree(b->dir, &ignored);
+    if (retire_dir(data_dir, name, b->dir, &ignored) < 0)
+        remove_tree(b->dir, &ignored);
     b->dir[0] = '\0';
+    struct sb_err gc_err = {0};
+    template_gc(data_dir, &gc_err);
     return 0;
 }
 
@@ -497,7 +532,7 @@ static int write_template_json(const struct build *b, const char *name, const ch
     /* HOME is the default user's; a sandbox run as root should use /root. */
     json_t *root = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:o, s:s}",
                              "name", name, "kind", kind, "user", DEFAULT_USER, "uid", DEFAULT_UID,
-                             "gid", DEFAULT_UID, "home", DEFAULT_HOME, "workdir", DEFAULT_HOME,
+                             "gid", DEFAULT_UID, "home", DEFAULT_HOME, "workdir", DEFAULT_WORKDIR,
                              "env", "PATH", DEFAULT_PATH, "HOME", DEFAULT_HOME, "LANG", "C.UTF-8",
                              "binds", binds, "packages", packages_array(packages),
                              "createdAt", created);
@@ -648,11 +683,12 @@ static int host_fill_rootfs(const struct rootfs *r, struct sb_err *err)
     return make_user_dirs(r, err);
 }
 
-int template_build_host(const char *data_dir, const char *name, uint32_t uid_base, struct sb_err *err)
+int template_build_host(const char *data_dir, const char *name, uint32_t uid_base, int force,
+                        struct sb_err *err)
 {
     struct build b;
-    if (build_begin(data_dir, name, uid_base, &b, err) < 0 || host_fill_rootfs(&b.rootfs, err) < 0 ||
-        write_template_json(&b, name, "host", NULL, 1, err) < 0 || build_commit(&b, err) < 0) {
+    if (build_begin(data_dir, name, uid_base, force, &b, err) < 0 || host_fill_rootfs(&b.rootfs, err) < 0 ||
+        write_template_json(&b, name, "host", NULL, 1, err) < 0 || build_commit(&b, data_dir, name, err) < 0) {
         build_abort(&b);
         return sb_err_prefix(err, "building template %s", name ? name : "");
     }
@@ -916,7 +952,8 @@ static int debian_fill_rootfs(struct build *b, const char *data_dir, uint32_t ui
 }
 
 int template_build_debian(const char *data_dir, const char *name, uint32_t uid_base, const char *packages,
-                          const char *mirror, sb_progress_fn progress, void *progress_arg, struct sb_err *err)
+                          const char *mirror, int force, sb_progress_fn progress, void *progress_arg,
+                          struct sb_err *err)
 {
     if (!mirror || !*mirror)
         mirror = getenv("SANDBASE_DEBIAN_MIRROR");
@@ -931,9 +968,10 @@ int template_build_debian(const char *data_dir, const char *name, uint32_t uid_b
         return sb_err_set(err, 403, "building a debian template needs root (debootstrap chroots and mknods)");
     struct build b;
     /* Owners stay sandbox ids (id_add 0) until shift_ownership maps the whole tree. */
-    if (build_begin(data_dir, name, 0, &b, err) < 0 ||
+    if (build_begin(data_dir, name, 0, force, &b, err) < 0 ||
         debian_fill_rootfs(&b, data_dir, uid_base, packages, mirror, progress, progress_arg, err) < 0 ||
-        write_template_json(&b, name, "debian", packages, 0, err) < 0 || build_commit(&b, err) < 0) {
+        write_template_json(&b, name, "debian", packages, 0, err) < 0 ||
+        build_commit(&b, data_dir, name, err) < 0) {
         build_abort(&b);
         return sb_err_prefix(err, "building template %s", name ? name : "");
     }
@@ -1035,16 +1073,10 @@ static int load_fields(struct sb_template *t, json_t *root, const char *path, st
     return 0;
 }
 
-int template_load(const char *data_dir, const char *name, struct sb_template *out, struct sb_err *err)
+/* Parses the template.json at path into out (whose dir and rootfs the
+ * caller has set or left empty). */
+static int load_json_file(const char *path, const char *name, struct sb_template *out, struct sb_err *err)
 {
-    memset(out, 0, sizeof *out);
-    if (!template_name_valid(name))
-        return sb_err_set(err, 400, "unknown template: %s", name ? name : "");
-    char path[SB_PATH_MAX];
-    if (path_fmt(out->dir, sizeof out->dir, err, "%s/templates/%s", data_dir, name) < 0 ||
-        path_fmt(out->rootfs, sizeof out->rootfs, err, "%s/rootfs", out->dir) < 0 ||
-        path_fmt(path, sizeof path, err, "%s/template.json", out->dir) < 0)
-        return -1;
     snprintf(out->name, sizeof out->name, "%s", name);
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -1059,6 +1091,56 @@ int template_load(const char *data_dir, const char *name, struct sb_template *ou
     if (rc < 0)
         template_clear(out);
     return rc;
+}
+
+int template_load(const char *data_dir, const char *name, struct sb_template *out, struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!template_name_valid(name))
+        return sb_err_set(err, 400, "unknown template: %s", name ? name : "");
+    char path[SB_PATH_MAX];
+    if (path_fmt(out->dir, sizeof out->dir, err, "%s/templates/%s", data_dir, name) < 0 ||
+        path_fmt(out->rootfs, sizeof out->rootfs, err, "%s/rootfs", out->dir) < 0 ||
+        path_fmt(path, sizeof path, err, "%s/template.json", out->dir) < 0)
+        return -1;
+    if (load_json_file(path, name, out, err) < 0)
+        return -1;
+    struct stat st;
+    if (stat(out->dir, &st) == 0)
+        out->identity = (uint64_t)st.st_ino;
+    return 0;
+}
+
+int template_snapshot(const struct sb_template *tpl, const char *dest, struct sb_err *err)
+{
+    char src[SB_PATH_MAX], tmp[SB_PATH_MAX];
+    if (path_fmt(src, sizeof src, err, "%s/template.json", tpl->dir) < 0 ||
+        path_fmt(tmp, sizeof tmp, err, "%s.tmp", dest) < 0)
+        return -1;
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return sb_err_sys(err, 500, "template %s: cannot read %s", tpl->name, src);
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        close(in);
+        return sb_err_sys(err, 500, "template %s: cannot write %s", tpl->name, tmp);
+    }
+    int rc = copy_file_data(in, out);
+    close(in);
+    if (close(out) < 0)
+        rc = -1;
+    if (rc < 0 || rename(tmp, dest) < 0) {
+        unlink(tmp);
+        return sb_err_sys(err, 500, "template %s: cannot write %s", tpl->name, dest);
+    }
+    return 0;
+}
+
+int template_load_snapshot(const char *path, const char *name, struct sb_template *out,
+                           struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    return load_json_file(path, name, out, err);
 }
 
 void template_clear(struct sb_template *tpl)
@@ -1133,25 +1215,92 @@ int template_remove(const char *data_dir, const char *name, struct sb_err *err)
 {
     if (!template_name_valid(name))
         return sb_err_set(err, 404, "unknown template: %s", name ? name : "");
-    char final[SB_PATH_MAX], aside[SB_PATH_MAX];
-    if (path_fmt(final, sizeof final, err, "%s/templates/%s", data_dir, name) < 0 ||
-        path_fmt(aside, sizeof aside, err, "%s/templates/.rm-%s-XXXXXX", data_dir, name) < 0)
+    char final[SB_PATH_MAX];
+    if (path_fmt(final, sizeof final, err, "%s/templates/%s", data_dir, name) < 0)
         return -1;
     struct stat st;
     if (lstat(final, &st) < 0 || !S_ISDIR(st.st_mode))
         return sb_err_set(err, 404, "unknown template: %s", name);
-    /* Rename aside first, so nobody loads a half-deleted template. mkdtemp
-     * reserves a unique name; rename(2) may replace an empty directory. */
-    if (!mkdtemp(aside))
-        return sb_err_sys(err, 500, "cannot remove template %s", name);
-    if (rename(final, aside) < 0) {
-        int saved = errno;
-        rmdir(aside);
-        errno = saved;
-        return sb_err_sys(err, 500, "cannot remove template %s", name);
+    /* Retired first, so nobody loads a half-deleted template and running
+     * sandboxes keep their tree; template_gc deletes it once unused. */
+    if (retire_dir(data_dir, name, final, err) < 0)
+        return -1;
+    return template_gc(data_dir, err);
+}
+
+/* ---------------------------------------------------------------- in use */
+
+static int in_use_path(char *out, size_t len, const char *dir, struct sb_err *err)
+{
+    return path_fmt(out, len, err, "%s/.in-use", dir);
+}
+
+int template_hold(const struct sb_template *tpl, int *fd_out, struct sb_err *err)
+{
+    char path[SB_PATH_MAX];
+    if (in_use_path(path, sizeof path, tpl->dir, err) < 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return sb_err_sys(err, 500, "template %s: cannot open %s", tpl->name, path);
+    /* A template rebuilt between loading it and locking it: the lock (and
+     * so the tree) is the retired one, which may be deleted at any time. */
+    struct stat held, current;
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &held) < 0 || stat(path, &current) < 0 ||
+        held.st_ino != current.st_ino || held.st_dev != current.st_dev) {
+        close(fd);
+        return sb_err_set(err, 409, "template %s was rebuilt or removed while this sandbox was "
+                                    "being created; try again", tpl->name);
     }
-    if (remove_tree(aside, err) < 0)
-        return sb_err_prefix(err, "removing template %s", name);
+    *fd_out = fd;
+    return 0;
+}
+
+/* Deletes one retired tree if no shim holds it. */
+static void gc_one(const char *dir)
+{
+    char path[SB_PATH_MAX];
+    struct sb_err ignored;
+    if (in_use_path(path, sizeof path, dir, &ignored) < 0)
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);                  /* a sandbox still runs on it */
+        return;
+    }
+    remove_tree(dir, &ignored);
+    if (fd >= 0)
+        close(fd);
+}
+
+int template_gc(const char *data_dir, struct sb_err *err)
+{
+    char templates[SB_PATH_MAX];
+    if (path_fmt(templates, sizeof templates, err, "%s/templates", data_dir) < 0)
+        return -1;
+    DIR *d = opendir(templates);
+    if (!d)
+        return errno == ENOENT ? 0 : sb_err_sys(err, 500, "cannot read %s", templates);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char dir[SB_PATH_MAX];
+        struct sb_err ignored;
+        if (strncmp(de->d_name, ".retired-", 9) == 0 &&
+            path_fmt(dir, sizeof dir, &ignored, "%s/%s", templates, de->d_name) == 0)
+            gc_one(dir);
+    }
+    closedir(d);
+    return 0;
+}
+
+int template_identity(const char *data_dir, const char *name, uint64_t *out)
+{
+    char dir[SB_PATH_MAX];
+    struct stat st;
+    if (!template_name_valid(name) || snprintf(dir, sizeof dir, "%s/templates/%s", data_dir, name) >= (int)sizeof dir ||
+        stat(dir, &st) < 0)
+        return -1;
+    *out = (uint64_t)st.st_ino;
     return 0;
 }
 

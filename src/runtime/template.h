@@ -51,6 +51,7 @@ struct sb_template {
     struct sb_template_bind binds[SB_TEMPLATE_MAX_BINDS];
     struct sb_limits limits;        /* 0 = not overridden */
     char created_at[32];
+    uint64_t identity;              /* template_identity() when loaded */
 };
 
 /* Valid names: 1-63 chars of [a-z0-9_-], starting with a letter or digit. */
@@ -58,6 +59,14 @@ int template_name_valid(const char *name);
 /* 400 "unknown template: NAME" when it does not exist. */
 int template_load(const char *data_dir, const char *name, struct sb_template *out, struct sb_err *err);
 void template_clear(struct sb_template *tpl);   /* frees env_json */
+/* A sandbox's own copy of its template.json (written atomically to dest),
+ * so its processes keep the user, env and workdir they started with after
+ * the template is rebuilt or removed. */
+int template_snapshot(const struct sb_template *tpl, const char *dest, struct sb_err *err);
+/* Loads such a copy; dir, rootfs and identity stay empty. 400 "unknown
+ * template" when the file does not exist. */
+int template_load_snapshot(const char *path, const char *name, struct sb_template *out,
+                           struct sb_err *err);
 /* Every template, sorted by name; caller frees with template_list_free. */
 int template_list(const char *data_dir, struct sb_template **out, size_t *count, struct sb_err *err);
 void template_list_free(struct sb_template *list, size_t count);
@@ -68,13 +77,30 @@ void template_effective_limits(const struct sb_template *tpl, const struct sb_co
 /* Progress lines (e.g. debootstrap output) go to this callback; may be NULL. */
 typedef void (*sb_progress_fn)(void *arg, const char *line);
 
-int template_build_host(const char *data_dir, const char *name, uint32_t uid_base,
+/* Without force, a template that already exists is a 409 (checked before
+ * the build starts and again when it is moved into place); with force it is
+ * replaced and the old tree retired (running sandboxes keep it). */
+int template_build_host(const char *data_dir, const char *name, uint32_t uid_base, int force,
                         struct sb_err *err);
 /* packages: comma-separated extra Debian packages, or NULL. mirror NULL = deb.debian.org
  * (or $SANDBASE_DEBIAN_MIRROR). */
 int template_build_debian(const char *data_dir, const char *name, uint32_t uid_base,
-                          const char *packages, const char *mirror,
+                          const char *packages, const char *mirror, int force,
                           sb_progress_fn progress, void *progress_arg, struct sb_err *err);
+/* Retires the template (404 when unknown): new sandboxes cannot use it,
+ * running ones keep their tree until they end. */
 int template_remove(const char *data_dir, const char *name, struct sb_err *err);
+
+/* Marks tpl's tree as in use for as long as *fd_out stays open (a shared
+ * flock that follows the directory across renames; O_CLOEXEC). 409 when
+ * the template was rebuilt or removed since tpl was loaded. */
+int template_hold(const struct sb_template *tpl, int *fd_out, struct sb_err *err);
+/* Deletes retired trees (old versions of rebuilt or removed templates) that
+ * no sandbox holds any more. Blocks on the disk. */
+int template_gc(const char *data_dir, struct sb_err *err);
+/* An id of the template's current version (its directory's inode): it
+ * changes when the template is rebuilt. -1 when there is no such template.
+ * One stat(2): cheap enough for the HTTP loop. */
+int template_identity(const char *data_dir, const char *name, uint64_t *out);
 
 #endif

@@ -211,11 +211,23 @@ static void release_setup_memory(void)
         madvise((void *)lo, below - lo, MADV_DONTNEED);
 }
 
-static int build_sandbox(const struct shim_args *a, struct sb_container *c, struct sb_err *err)
+/* The template's tree stays held (template_hold) until the shim exits, so a
+ * rebuild or removal of the template retires it instead of deleting it
+ * under this sandbox; its template.json is copied into the run dir for
+ * serve to build process environments from. *held_fd is never closed: the
+ * kernel drops the lock when the shim exits. */
+static int build_sandbox(const struct shim_args *a, const char *dir, struct sb_container *c,
+                         int *held_fd, struct sb_err *err)
 {
     struct sb_template tpl;
+    char snapshot[SB_PATH_MAX + 16];
+    snprintf(snapshot, sizeof snapshot, "%s/template.json", dir);
     if (template_load(a->data_dir, a->template_name, &tpl, err) < 0)
         return -1;
+    if (template_hold(&tpl, held_fd, err) < 0 || template_snapshot(&tpl, snapshot, err) < 0) {
+        template_clear(&tpl);
+        return -1;
+    }
     struct sb_container_config cfg = {
         .id = a->id, .data_dir = a->data_dir, .tpl = &tpl, .limits = a->limits, .uid_base = a->uid_base,
     };
@@ -253,7 +265,7 @@ int cli_shim(int argc, char **argv)
     struct sb_err err = {0};
     struct sb_container c;
     struct sb_shim_server s;
-    int created = 0, rc = 1;
+    int created = 0, rc = 1, template_fd = -1;
     snprintf(dir, sizeof dir, "%s/sandboxes/%s", a.run_dir, a.id);
     if (sb_mkdir_p(dir, 0700, &err) < 0) {
         report_ready(a.ready_fd, &err);
@@ -265,7 +277,7 @@ int cli_shim(int argc, char **argv)
     }
     memset(&s, 0, sizeof s);
     s.listen_fd = s.signal_fd = s.epfd = -1;
-    if (write_pid_file(dir, &err) < 0 || build_sandbox(&a, &c, &err) < 0)
+    if (write_pid_file(dir, &err) < 0 || build_sandbox(&a, dir, &c, &template_fd, &err) < 0)
         goto fail;
     created = 1;
     protect_from_oom();

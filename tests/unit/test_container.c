@@ -191,7 +191,7 @@ static int group_setup(void **state)
         return -1;
     struct sb_err err;
     sb_err_clear(&err);
-    if (template_build_host(fx.data_dir, "host", UID_BASE, &err) < 0 ||
+    if (template_build_host(fx.data_dir, "host", UID_BASE, 0, &err) < 0 ||
         template_load(fx.data_dir, "host", &fx.tpl, &err) < 0) {
         fprintf(stderr, "template: %s\n", err.msg);
         return -1;

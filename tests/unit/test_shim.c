@@ -76,7 +76,7 @@ static int group_setup(void **state)
     snprintf(cfg.run_dir, sizeof cfg.run_dir, "%s/run", data_dir);
     struct sb_err err = {0};
     if (sb_config_finish(&cfg, &err) < 0 ||
-        template_build_host(data_dir, "base", cfg.uid_base, &err) < 0 ||
+        template_build_host(data_dir, "base", cfg.uid_base, 0, &err) < 0 ||
         template_load(data_dir, "base", &tpl, &err) < 0) {
         fprintf(stderr, "test_shim: set-up: %s\n", err.msg);
         return -1;

@@ -97,7 +97,7 @@ static int hidden_entries(void)
 static void build_host(const char *name, uint32_t uid_base)
 {
     struct sb_err err = {0};
-    if (template_build_host(data_dir, name, uid_base, &err) < 0)
+    if (template_build_host(data_dir, name, uid_base, 1, &err) < 0)
         fail_msg("build %s: %s", name, err.msg);
 }
 
@@ -215,7 +215,7 @@ static void test_load_round_trip(void **state)
     assert_int_equal(t.uid, 1000);
     assert_int_equal(t.gid, 1000);
     assert_string_equal(t.home, "/home/user");
-    assert_string_equal(t.workdir, "/home/user");
+    assert_string_equal(t.workdir, "/workspace");
     char expect[512];
     snprintf(expect, sizeof expect, "%s/templates/rt/rootfs", data_dir);
     assert_string_equal(t.rootfs, expect);
@@ -379,9 +379,9 @@ static void test_invalid_name_builds_nothing(void **state)
 {
     (void)state;
     struct sb_err err = {0};
-    assert_int_equal(template_build_host(data_dir, "../evil", UID_BASE, &err), -1);
+    assert_int_equal(template_build_host(data_dir, "../evil", UID_BASE, 0, &err), -1);
     assert_int_equal(err.status, 400);
-    assert_int_equal(template_build_host(data_dir, "A", UID_BASE, &err), -1);
+    assert_int_equal(template_build_host(data_dir, "A", UID_BASE, 0, &err), -1);
     char path[512];
     struct stat st;
     snprintf(path, sizeof path, "%s/evil", data_dir);
@@ -409,7 +409,7 @@ static void test_debian_failed_build_leaves_nothing(void **state)
     build_host("deb", UID_BASE); /* an existing template survives a failed rebuild */
     struct progress_log log = {0};
     struct sb_err err = {0};
-    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "python3", "http://127.0.0.1:9/debian",
+    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "python3", "http://127.0.0.1:9/debian", 0,
                                            count_progress, &log, &err), -1);
     assert_int_equal(err.status, 502);
     assert_non_null(strstr(err.msg, "http://127.0.0.1:9/debian"));
@@ -426,10 +426,10 @@ static void test_debian_rejects_bad_packages(void **state)
 {
     (void)state;
     struct sb_err err = {0};
-    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "python3;rm -rf /", NULL, NULL, NULL,
+    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "python3;rm -rf /", NULL, 0, NULL, NULL,
                                            &err), -1);
     assert_int_equal(err.status, 400);
-    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "a,,b", NULL, NULL, NULL, &err), -1);
+    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "a,,b", NULL, 0, NULL, NULL, &err), -1);
     assert_int_equal(err.status, 400);
 }
 
