@@ -6,6 +6,12 @@
  * pool; each builds one sandbox with pool_spawn and appends it. A refill that
  * fails (e.g. the template was removed) logs and stops that template's refill
  * until the next take, so a broken template cannot spin the workers.
+ *
+ * A claim never hands out a sandbox that cannot work: each ready entry
+ * remembers the template version it was built from (template identity), and
+ * pool_take skips, and destroys on a worker, entries whose shim no longer
+ * listens or whose template was rebuilt or removed since. A template that
+ * no longer exists is not refilled.
  */
 #include "runtime/pool.h"
 
@@ -24,11 +30,16 @@
 #define POOL_MAX_READY 64
 #define POOL_REFILL_DELAY_US 20000
 
+struct ready_sandbox {
+    char id[32];
+    uint64_t identity;              /* the template version it was built from */
+    struct sb_limits limits;        /* what it was built with */
+};
+
 struct template_pool {
     char name[SB_TEMPLATE_NAME_MAX];
-    char ready[POOL_MAX_READY][32];
+    struct ready_sandbox ready[POOL_MAX_READY];
     int ready_count;
-    struct sb_limits limits;        /* what the ready sandboxes were built with */
     int in_flight;
 };
 
@@ -47,6 +58,12 @@ struct refill_job {
     char name[SB_TEMPLATE_NAME_MAX];
 };
 
+/* A pooled sandbox that must not be handed out, destroyed on a worker. */
+struct discard_job {
+    struct sb_pool *pool;
+    char id[32];
+};
+
 struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *workers)
 {
     struct sb_pool *pool = calloc(1, sizeof *pool);
@@ -60,11 +77,13 @@ struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *wor
 }
 
 int pool_spawn(const struct sb_config *cfg, const char *template_name, const char *id,
-               struct sb_limits *limits, struct sb_err *err)
+               struct sb_limits *limits, uint64_t *identity, struct sb_err *err)
 {
     struct sb_template tpl;
     if (template_load(cfg->data_dir, template_name, &tpl, err) < 0)
         return -1;
+    if (identity)
+        *identity = tpl.identity;
     struct sb_sandbox_spec spec = {.tpl = &tpl};
     snprintf(spec.id, sizeof spec.id, "%s", id);
     template_effective_limits(&tpl, cfg, &spec.limits);
@@ -118,6 +137,7 @@ static void refill_one(void *arg)
     struct sb_pool *pool = job->pool;
     char id[32] = "";
     struct sb_limits limits;
+    uint64_t identity = 0;
     struct sb_err err = {0};
     int rc = -1;
     pthread_mutex_lock(&pool->lock);
@@ -128,7 +148,7 @@ static void refill_one(void *arg)
          * machine a refill started at once competes with it for the CPU. */
         usleep(POOL_REFILL_DELAY_US);
         sb_id_new("sbx_", id, sizeof id);
-        rc = pool_spawn(pool->cfg, job->name, id, &limits, &err);
+        rc = pool_spawn(pool->cfg, job->name, id, &limits, &identity, &err);
         if (rc < 0)
             sb_warn("pool: could not pre-build a sandbox of template %s: %s", job->name, err.msg);
     }
@@ -137,8 +157,10 @@ static void refill_one(void *arg)
     if (tp) {
         tp->in_flight--;
         if (rc == 0 && tp->ready_count < POOL_MAX_READY) {
-            memcpy(tp->ready[tp->ready_count++], id, 32);
-            tp->limits = limits;
+            struct ready_sandbox *r = &tp->ready[tp->ready_count++];
+            memcpy(r->id, id, sizeof r->id);
+            r->identity = identity;
+            r->limits = limits;
         }
         else if (rc == 0)
             rc = -2;  /* no room: destroy below */
@@ -152,33 +174,120 @@ static void refill_one(void *arg)
     free(job);
 }
 
+static void discard_one(void *arg)
+{
+    struct discard_job *job = arg;
+    struct sb_err err = {0};
+    if (shim_destroy(job->pool->cfg, job->id, &err) < 0)
+        sb_warn("pool: could not destroy stale sandbox %s: %s", job->id, err.msg);
+    else if (template_gc(job->pool->cfg->data_dir, &err) < 0)   /* it may have held a retired tree */
+        sb_warn("pool: cannot clean up retired templates: %s", err.msg);
+    free(job);
+}
+
+static void discard(struct sb_pool *pool, const char id[32])
+{
+    struct discard_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return;     /* its shim is reaped at the next start's reconcile */
+    job->pool = pool;
+    memcpy(job->id, id, sizeof job->id);
+    if (sb_worker_submit(pool->workers, discard_one, job) < 0)
+        free(job);
+}
+
+/* Caller holds the lock. Moves the first usable ready entry to *out and
+ * every unusable one before it to stale[]; returns 0 or -1 (none). */
+static int claim_ready(struct sb_pool *pool, struct template_pool *tp, uint64_t identity,
+                       struct ready_sandbox *out, char (*stale)[32], int *stale_count)
+{
+    int found = -1;
+    while (tp->ready_count > 0 && found < 0) {
+        struct ready_sandbox r = tp->ready[0];
+        memmove(&tp->ready[0], &tp->ready[1], (size_t)(tp->ready_count - 1) * sizeof tp->ready[0]);
+        tp->ready_count--;
+        if (r.identity == identity && shim_alive(pool->cfg->run_dir, r.id)) {
+            *out = r;
+            found = 0;
+        } else {
+            memcpy(stale[(*stale_count)++], r.id, 32);
+        }
+    }
+    return found;
+}
+
 int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
               struct sb_limits *limits)
 {
-    int rc = -1;
+    uint64_t identity = 0;
+    int exists = template_identity(pool->cfg->data_dir, template_name, &identity) == 0;
+    char stale[POOL_MAX_READY][32];
+    int stale_count = 0, rc = -1;
     pthread_mutex_lock(&pool->lock);
     struct template_pool *tp = find_template(pool, template_name);
-    if (tp) {
-        if (tp->ready_count > 0) {
-            memcpy(id_out, tp->ready[0], 32);
-            *limits = tp->limits;
-            memmove(tp->ready[0], tp->ready[1], (size_t)(tp->ready_count - 1) * 32);
-            tp->ready_count--;
+    if (tp && exists) {
+        struct ready_sandbox r;
+        if (claim_ready(pool, tp, identity, &r, stale, &stale_count) == 0) {
+            memcpy(id_out, r.id, 32);
+            *limits = r.limits;
             rc = 0;
         }
         schedule_refills(pool, tp);
+    } else if (tp) {
+        for (int i = 0; i < tp->ready_count; i++)   /* the template is gone */
+            memcpy(stale[stale_count++], tp->ready[i].id, 32);
+        tp->ready_count = 0;
     }
     pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < stale_count; i++) {
+        sb_info("pool: dropping pooled sandbox %s (its shim is gone or its template changed)", stale[i]);
+        discard(pool, stale[i]);
+    }
     return rc;
 }
 
-void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id)
+void pool_drop_stale(struct sb_pool *pool)
+{
+    char stale[POOL_MAX_TEMPLATES][32];
+    int stale_count = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (int i = 0; i < pool->template_count; i++) {
+        struct template_pool *tp = &pool->templates[i];
+        uint64_t identity = 0;
+        int exists = template_identity(pool->cfg->data_dir, tp->name, &identity) == 0;
+        int keep = 0, before = tp->ready_count;
+        for (int j = 0; j < tp->ready_count; j++) {
+            if (exists && tp->ready[j].identity == identity)
+                tp->ready[keep++] = tp->ready[j];
+            else if (stale_count < POOL_MAX_TEMPLATES)
+                memcpy(stale[stale_count++], tp->ready[j].id, 32);
+            else
+                tp->ready[keep++] = tp->ready[j];      /* next sweep */
+        }
+        tp->ready_count = keep;
+        if (exists && keep < before)    /* a rebuilt template: fill with the new version */
+            schedule_refills(pool, tp);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < stale_count; i++) {
+        sb_info("pool: dropping pooled sandbox %s (its template was rebuilt or removed)", stale[i]);
+        discard(pool, stale[i]);
+    }
+}
+
+void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id,
+                    const struct sb_limits *limits)
 {
     int kept = 0;
+    uint64_t identity = 0;
+    int exists = template_identity(pool->cfg->data_dir, template_name, &identity) == 0;
     pthread_mutex_lock(&pool->lock);
     struct template_pool *tp = find_template(pool, template_name);
-    if (tp && !pool->stopping && tp->ready_count < POOL_MAX_READY) {
-        snprintf(tp->ready[tp->ready_count++], 32, "%s", id);
+    if (tp && exists && !pool->stopping && tp->ready_count < POOL_MAX_READY) {
+        struct ready_sandbox *r = &tp->ready[tp->ready_count++];
+        snprintf(r->id, sizeof r->id, "%s", id);
+        r->identity = identity;     /* it was claimed a moment ago: still current */
+        r->limits = *limits;
         kept = 1;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -213,7 +322,7 @@ int pool_owns(struct sb_pool *pool, const char *id)
     pthread_mutex_lock(&pool->lock);
     for (int i = 0; i < pool->template_count && !found; i++)
         for (int j = 0; j < pool->templates[i].ready_count; j++)
-            if (strcmp(pool->templates[i].ready[j], id) == 0)
+            if (strcmp(pool->templates[i].ready[j].id, id) == 0)
                 found = 1;
     pthread_mutex_unlock(&pool->lock);
     return found;
@@ -237,7 +346,7 @@ void pool_free(struct sb_pool *pool, int destroy)
     for (int i = 0; destroy && i < pool->template_count; i++)
         for (int j = 0; j < pool->templates[i].ready_count; j++) {
             struct sb_err err = {0};
-            shim_destroy(pool->cfg, pool->templates[i].ready[j], &err);
+            shim_destroy(pool->cfg, pool->templates[i].ready[j].id, &err);
         }
     pthread_cond_destroy(&pool->idle);
     pthread_mutex_destroy(&pool->lock);

@@ -10,6 +10,8 @@
 #ifndef SB_RUNTIME_POOL_H
 #define SB_RUNTIME_POOL_H
 
+#include <stdint.h>
+
 #include "core/config.h"
 #include "core/err.h"
 #include "core/worker.h"
@@ -21,16 +23,24 @@ struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *wor
 void pool_free(struct sb_pool *pool, int destroy);
 
 /* Builds sandbox `id` of template_name now (blocking); writes the limits it
- * got to *limits (may be NULL). */
+ * got to *limits and the template version to *identity (each may be NULL). */
 int pool_spawn(const struct sb_config *cfg, const char *template_name, const char *id,
-               struct sb_limits *limits, struct sb_err *err);
+               struct sb_limits *limits, uint64_t *identity, struct sb_err *err);
 /* Claims a ready sandbox: 0, its id and its limits, or -1 when none is
- * ready. Either way schedules a refill of that template's pool. Never
- * blocks beyond a mutex: safe on the HTTP loop. */
+ * ready. Ready sandboxes whose shim is gone or whose template was rebuilt or
+ * removed are skipped and destroyed on a worker. Schedules a refill of the
+ * template's pool if the template exists. Never blocks beyond a mutex, a
+ * stat(2) and a non-blocking connect(2) per entry: safe on the HTTP loop. */
 int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
               struct sb_limits *limits);
+/* Destroys (on workers) ready sandboxes whose template was rebuilt or
+ * removed, and refills those pools: the templates' files change under a
+ * running server (the CLI), so the registry calls this periodically. One
+ * stat(2) per template; blocks only on the mutex. */
+void pool_drop_stale(struct sb_pool *pool);
 /* Gives a claimed sandbox back (a create that failed after claiming). */
-void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id);
+void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id,
+                    const struct sb_limits *limits);
 /* Schedules filling every installed template's pool up to cfg->pool_size. */
 void pool_fill_all(struct sb_pool *pool);
 /* 1 if id is a pooled (unclaimed) sandbox. */

@@ -76,15 +76,38 @@ static void conn_close(struct conn *c)
     sb_frame_reader_free(&c->in);
 }
 
+static int socket_addr(struct sockaddr_un *addr, const char *run_dir, const char *id)
+{
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    char dir[SB_PATH_MAX];
+    if (sandbox_run_dir(dir, sizeof dir, run_dir, id) < 0 ||
+        snprintf(addr->sun_path, sizeof addr->sun_path, "%s/shim.sock", dir) >= (int)sizeof addr->sun_path)
+        return -1;
+    return 0;
+}
+
+int shim_alive(const char *run_dir, const char *id)
+{
+    struct sockaddr_un addr;
+    if (socket_addr(&addr, run_dir, id) < 0)
+        return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return 1;       /* out of fds says nothing about the shim */
+    int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    int alive = rc == 0 || errno == EAGAIN;     /* EAGAIN: listening, backlog full */
+    close(fd);
+    return alive;
+}
+
 /* Connects to id's shim. On failure err is 502 "sandbox runtime unreachable". */
 static int conn_open(const char *run_dir, const char *id, struct conn *c, struct sb_err *err)
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    char dir[SB_PATH_MAX];
-    if (sandbox_run_dir(dir, sizeof dir, run_dir, id) < 0 ||
-        snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", dir) >= (int)sizeof addr.sun_path)
+    struct sockaddr_un addr;
+    if (socket_addr(&addr, run_dir, id) < 0)
         return sb_err_set(err, 502, "sandbox runtime unreachable: socket path too long");
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (c->fd < 0)

@@ -76,6 +76,10 @@ struct sb_shim_status {
     int paused;
     int process_count;                  /* processes in the sandbox's cgroup */
 };
+/* 1 when a shim listens on id's socket, 0 when none does. One non-blocking
+ * connect: cheap enough for the HTTP loop (the pool's claim check). */
+int shim_alive(const char *run_dir, const char *id);
+
 /* 404 when no shim answers for id (socket missing or dead). */
 int shim_status(const char *run_dir, const char *id, struct sb_shim_status *out, struct sb_err *err);
 
