@@ -41,16 +41,17 @@ enum stmt_id {
     ST_KEY_TOUCH,
     ST_KEY_LIST_ALL,
     ST_KEY_LIST_ORG,
+    ST_KEY_MATCH_PREFIX,
     ST_KEY_REVOKE,
     ST_SBX_INSERT,
     ST_SBX_UPDATE,
     ST_SBX_GET_ANY,
     ST_SBX_GET_ORG,
-    ST_SBX_LIST_LIVE,           /* + 1: status given, + 2: org given */
-    ST_SBX_LIST_STATUS,
-    ST_SBX_LIST_ORG_LIVE,
+    ST_SBX_LIST_STATUS,         /* + 1: org given */
     ST_SBX_LIST_ORG_STATUS,
     ST_SBX_COUNT_LIVE,
+    ST_SBX_DELETE,
+    ST_SBX_PRUNE,
     ST_EVT_INSERT,
     ST_EVT_LIST_ALL,            /* + 1: sandbox given, + 2: org given */
     ST_EVT_LIST_SANDBOX,
@@ -62,7 +63,7 @@ enum stmt_id {
 #define KEY_COLS "k.id, k.org_id, o.name, k.prefix, k.label, k.created_at, k.last_used_at, k.revoked_at"
 #define KEY_FROM " FROM api_keys k JOIN orgs o ON o.id = k.org_id"
 #define SBX_COLS "id, org_id, template_id, status, metadata_json, env_json, started_at, end_at, " \
-                 "paused_at, cpu_count, memory_mb, disk_mb, updated_at"
+                 "paused_at, cpu_count, memory_mb, disk_mb, updated_at, stopped_at, stop_reason"
 #define SBX_SELECT "SELECT " SBX_COLS " FROM sandboxes"
 #define SBX_ORDER " ORDER BY started_at DESC, rowid DESC"
 #define EVT_SELECT "SELECT id, org_id, sandbox_id, template_id, type, data_json, created_at FROM events"
@@ -80,18 +81,23 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND last_used_at < ?2 - 60000",
     [ST_KEY_LIST_ALL] = "SELECT " KEY_COLS KEY_FROM " ORDER BY k.created_at, k.rowid",
     [ST_KEY_LIST_ORG] = "SELECT " KEY_COLS KEY_FROM " WHERE k.org_id = ?1 ORDER BY k.created_at, k.rowid",
-    [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1 AND revoked_at = 0",
+    /* A leading part of the prefix: no index, but only `key revoke` asks and
+     * an org has a handful of keys. */
+    [ST_KEY_MATCH_PREFIX] = "SELECT " KEY_COLS ", k.hash" KEY_FROM
+                            " WHERE substr(k.prefix, 1, length(?1)) = ?1 ORDER BY k.created_at, k.rowid",
+    [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
     [ST_SBX_INSERT] = "INSERT INTO sandboxes (" SBX_COLS ") "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    [ST_SBX_UPDATE] = "UPDATE sandboxes SET status = ?2, end_at = ?3, paused_at = ?4, updated_at = ?5 "
-                      "WHERE id = ?1",
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [ST_SBX_UPDATE] = "UPDATE sandboxes SET status = ?2, end_at = ?3, paused_at = ?4, updated_at = ?5, "
+                      "stopped_at = ?6, stop_reason = ?7 WHERE id = ?1",
     [ST_SBX_GET_ANY] = SBX_SELECT " WHERE id = ?1",
     [ST_SBX_GET_ORG] = SBX_SELECT " WHERE id = ?1 AND org_id = ?2",
-    [ST_SBX_LIST_LIVE] = SBX_SELECT " WHERE status <> 'stopped'" SBX_ORDER,
-    [ST_SBX_LIST_STATUS] = SBX_SELECT " WHERE status = ?2" SBX_ORDER,
-    [ST_SBX_LIST_ORG_LIVE] = SBX_SELECT " WHERE org_id = ?1 AND status <> 'stopped'" SBX_ORDER,
-    [ST_SBX_LIST_ORG_STATUS] = SBX_SELECT " WHERE org_id = ?1 AND status = ?2" SBX_ORDER,
+    /* ?2 is a set of statuses written ",running,paused," */
+    [ST_SBX_LIST_STATUS] = SBX_SELECT " WHERE instr(?2, ',' || status || ',') > 0" SBX_ORDER,
+    [ST_SBX_LIST_ORG_STATUS] = SBX_SELECT " WHERE org_id = ?1 AND instr(?2, ',' || status || ',') > 0" SBX_ORDER,
     [ST_SBX_COUNT_LIVE] = "SELECT count(*) FROM sandboxes WHERE org_id = ?1 AND status IN ('creating', 'running', 'paused')",
+    [ST_SBX_DELETE] = "DELETE FROM sandboxes WHERE id = ?1 AND status = 'creating'",
+    [ST_SBX_PRUNE] = "DELETE FROM sandboxes WHERE status = 'stopped' AND stopped_at < ?1",
     [ST_EVT_INSERT] = "INSERT INTO events (id, org_id, sandbox_id, template_id, type, data_json, created_at) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [ST_EVT_LIST_ALL] = EVT_SELECT EVT_ORDER,
@@ -374,8 +380,8 @@ static int read_org(sqlite3_stmt *st, void *elem)
 
 int store_org_create(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err)
 {
-    if (check_text(name, sizeof out->name, 0, "org name", err) < 0)
-        return -1;
+    if (!sb_name_valid(name))
+        return sb_err_set(err, 400, "invalid org name '%s': use " SB_NAME_RULE, name ? name : "");
     STORE_LOCKED(store);
     STMT(st) = stmt_get(store, ST_ORG_INSERT, err);
     if (!st)
@@ -565,18 +571,65 @@ int store_key_list(struct sb_store *store, const char *org_id, struct sb_api_key
     return rc;
 }
 
-int store_key_revoke(struct sb_store *store, const char *prefix, struct sb_err *err)
+/* The keys store_key_revoke means: every key whose prefix starts with
+ * `prefix`, or with `hash`, the one key with exactly that prefix and hash.
+ * Fills *match with the first, counts them all. The caller holds the lock. */
+static int key_match_locked(struct sb_store *store, const char *prefix, const unsigned char *hash,
+                            struct sb_api_key *match, size_t *count, struct sb_err *err)
 {
-    STORE_LOCKED(store);
-    STMT(st) = stmt_get(store, ST_KEY_REVOKE, err);
+    STMT(st) = stmt_get(store, ST_KEY_MATCH_PREFIX, err);
     if (!st)
         return -1;
     bind_text(st, 1, prefix);
-    sqlite3_bind_int64(st, 2, sb_wall_ms());
+    *count = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (hash) {
+            const unsigned char *stored_prefix = sqlite3_column_text(st, 3);
+            if (!stored_prefix || strcmp((const char *)stored_prefix, prefix) != 0 ||
+                sqlite3_column_bytes(st, 8) != 32 || sodium_memcmp(sqlite3_column_blob(st, 8), hash, 32) != 0)
+                continue;
+        }
+        if ((*count)++ == 0)
+            read_key(st, match);
+    }
+    if (rc != SQLITE_DONE)
+        return db_error(store, err, "looking up API key");
+    return 0;
+}
+
+int store_key_revoke(struct sb_store *store, const char *prefix, const unsigned char *hash,
+                     struct sb_api_key *out, struct sb_err *err)
+{
+    struct sb_api_key key;
+    size_t count;
+    if (check_text(prefix, sizeof key.prefix, 0, "key prefix", err) < 0)
+        return -1;
+    STORE_LOCKED(store);
+    if (key_match_locked(store, prefix, hash, &key, &count, err) < 0)
+        return -1;
+    if (count == 0)
+        return sb_err_set(err, 404, hash ? "no API key matches the key given (prefix %s)" : "no API key matches %s",
+                          prefix);
+    if (count > 1)
+        return sb_err_set(err, 409, "%zu API keys match %s: give more characters of the key "
+                                    "(`sandbase key list` shows their prefixes) or the whole key",
+                          count, prefix);
+    if (key.revoked_at != 0)
+        return sb_err_set(err, 409, "API key %s is already revoked", key.prefix);
+    STMT(st) = stmt_get(store, ST_KEY_REVOKE, err);
+    if (!st)
+        return -1;
+    int64_t now = sb_wall_ms();
+    bind_text(st, 1, key.id);
+    sqlite3_bind_int64(st, 2, now);
     if (step_done(store, st, "revoking API key", err) < 0)
         return -1;
-    if (sqlite3_changes(store->db) == 0)
-        return sb_err_set(err, 404, "no active key with prefix %s", prefix ? prefix : "(none)");
+    if (sqlite3_changes(store->db) == 0)    /* another process revoked it since the lookup */
+        return sb_err_set(err, 409, "API key %s is already revoked", key.prefix);
+    key.revoked_at = now;
+    if (out)
+        *out = key;
     return 0;
 }
 
@@ -613,6 +666,8 @@ static int read_sandbox(sqlite3_stmt *st, void *elem)
     rec->memory_mb = sqlite3_column_int(st, 10);
     rec->disk_mb = sqlite3_column_int(st, 11);
     rec->updated_at = sqlite3_column_int64(st, 12);
+    rec->stopped_at = sqlite3_column_int64(st, 13);
+    column_copy(st, 14, rec->stop_reason, sizeof rec->stop_reason);
     return rec->metadata_json && rec->env_json ? 0 : -1;
 }
 
@@ -655,6 +710,8 @@ static int sandbox_insert_locked(struct sb_store *store, const struct sb_sandbox
     sqlite3_bind_int(st, 11, rec->memory_mb);
     sqlite3_bind_int(st, 12, rec->disk_mb);
     sqlite3_bind_int64(st, 13, sb_wall_ms());
+    sqlite3_bind_int64(st, 14, rec->stopped_at);
+    bind_text(st, 15, rec->stop_reason);
     if (sqlite3_step(st) != SQLITE_DONE)
         return sandbox_write_error(store, rec, err);
     return 0;
@@ -677,6 +734,8 @@ static int sandbox_update_locked(struct sb_store *store, const struct sb_sandbox
     sqlite3_bind_int64(st, 3, rec->end_at);
     sqlite3_bind_int64(st, 4, rec->paused_at);
     sqlite3_bind_int64(st, 5, sb_wall_ms());
+    sqlite3_bind_int64(st, 6, rec->stopped_at);
+    bind_text(st, 7, rec->stop_reason);
     if (sqlite3_step(st) != SQLITE_DONE)
         return sandbox_write_error(store, rec, err);
     if (sqlite3_changes(store->db) == 0)
@@ -736,22 +795,62 @@ int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id
     return 0;
 }
 
-int store_sandbox_list(struct sb_store *store, const char *org_id, const char *status,
-                       struct sb_sandbox_rec **out, size_t *count, struct sb_err *err)
+int store_sandbox_list(struct sb_store *store, const char *org_id, const char *const *statuses,
+                       size_t status_count, struct sb_sandbox_rec **out, size_t *count, struct sb_err *err)
 {
+    static const char *const live[] = {"creating", "running", "paused"};
+    if (status_count == 0) {
+        statuses = live;
+        status_count = sizeof live / sizeof live[0];
+    }
+    char set[128] = ",";
+    size_t used = 1;
+    for (size_t i = 0; i < status_count; i++) {
+        size_t len = strlen(statuses[i]);
+        if (used + len + 2 > sizeof set || strchr(statuses[i], ','))
+            return sb_err_set(err, 400, "invalid status filter: %.32s", statuses[i]);
+        memcpy(set + used, statuses[i], len);
+        used += len;
+        set[used++] = ',';
+        set[used] = '\0';
+    }
     STORE_LOCKED(store);
-    enum stmt_id id = ST_SBX_LIST_LIVE + (status ? 1 : 0) + (org_id ? 2 : 0);
-    STMT(st) = stmt_get(store, id, err);
+    STMT(st) = stmt_get(store, org_id ? ST_SBX_LIST_ORG_STATUS : ST_SBX_LIST_STATUS, err);
     if (!st)
         return -1;
     if (org_id)
         bind_text(st, 1, org_id);
-    if (status)
-        bind_text(st, 2, status);
+    bind_text(st, 2, set);
     void *rows;
     int rc = collect_rows(store, st, sizeof **out, read_sandbox, sandbox_elem_clear, &rows, count, err);
     *out = rows;
     return rc;
+}
+
+int store_sandbox_delete_creating(struct sb_store *store, const char *id, struct sb_err *err)
+{
+    STORE_LOCKED(store);
+    STMT(st) = stmt_get(store, ST_SBX_DELETE, err);
+    if (!st)
+        return -1;
+    bind_text(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(store, err, "deleting a failed sandbox");
+    return 0;
+}
+
+int store_sandbox_prune_stopped(struct sb_store *store, int64_t before_ms, size_t *pruned,
+                                struct sb_err *err)
+{
+    STORE_LOCKED(store);
+    STMT(st) = stmt_get(store, ST_SBX_PRUNE, err);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, before_ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(store, err, "pruning stopped sandboxes");
+    *pruned = (size_t)sqlite3_changes(store->db);
+    return 0;
 }
 
 void store_sandbox_list_free(struct sb_sandbox_rec *list, size_t count)

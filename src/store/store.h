@@ -33,7 +33,8 @@ struct sb_org {
     char name[128];
     int64_t created_at;
 };
-int store_org_create(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err);  /* 409 if the name exists */
+/* 400 unless sb_name_valid(name) (core/id.h); 409 if the name exists. */
+int store_org_create(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err);
 int store_org_get_by_name(struct sb_store *store, const char *name, struct sb_org *out, struct sb_err *err);
 int store_org_get(struct sb_store *store, const char *id, struct sb_org *out, struct sb_err *err);
 int store_org_list(struct sb_store *store, struct sb_org **out, size_t *count, struct sb_err *err);
@@ -62,15 +63,22 @@ void store_key_touch(struct sb_store *store, const char *key_id, int64_t now_ms)
 /* org_id NULL lists every org's keys. */
 int store_key_list(struct sb_store *store, const char *org_id, struct sb_api_key **out,
                    size_t *count, struct sb_err *err);
-/* 404 when no active key has that prefix. */
-int store_key_revoke(struct sb_store *store, const char *prefix, struct sb_err *err);
+/* Revokes one key, named by a leading part of its prefix ("sk-sb-1a2b"; the
+ * whole stored prefix works too) with hash NULL, or, for a whole key, by its
+ * exact prefix and the hash apikey_parse gives (compared in constant time).
+ * Counting revoked keys too, exactly one key must match: 404 "no API key
+ * matches PREFIX" when none, 409 "N API keys match PREFIX: give more
+ * characters..." when several, 409 "API key PREFIX is already revoked" when
+ * the one match is. out (may be NULL) gets the revoked key's row. */
+int store_key_revoke(struct sb_store *store, const char *prefix, const unsigned char *hash,
+                     struct sb_api_key *out, struct sb_err *err);
 
 /* ---- sandboxes ---- */
 struct sb_sandbox_rec {
     char id[32];            /* "sbx_" + 20 base32 chars */
     char org_id[40];
     char template_id[64];
-    char status[16];        /* creating | running | paused | stopped | error */
+    char status[16];        /* creating | running | paused | stopped ('error' only in old rows) */
     char *metadata_json;    /* owned: a JSON object as text */
     char *env_json;         /* owned: a JSON object as text */
     int64_t started_at;
@@ -80,10 +88,12 @@ struct sb_sandbox_rec {
     int memory_mb;
     int disk_mb;
     int64_t updated_at;
+    int64_t stopped_at;     /* 0 unless stopped */
+    char stop_reason[16];   /* why it stopped: deleted | timeout | lost; "" unless stopped */
 };
 void store_sandbox_rec_clear(struct sb_sandbox_rec *rec);   /* frees the owned strings */
 int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
-/* Writes status, end_at, paused_at (and updated_at = now). */
+/* Writes status, end_at, paused_at, stopped_at, stop_reason (and updated_at = now). */
 int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
 /* Inserts (insert=1) or updates rec and, when event_type is set, appends
  * that lifecycle event for it in the same transaction: both or neither. */
@@ -92,9 +102,15 @@ int store_sandbox_write(struct sb_store *store, const struct sb_sandbox_rec *rec
 /* org_id NULL = any org (internal use). 404 "sandbox not found" otherwise. */
 int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id,
                       struct sb_sandbox_rec *out, struct sb_err *err);
-/* Newest first. status NULL = all except stopped. org_id NULL = every org. */
-int store_sandbox_list(struct sb_store *store, const char *org_id, const char *status,
-                       struct sb_sandbox_rec **out, size_t *count, struct sb_err *err);
+/* Newest first, with any of the status_count statuses (none given: the live
+ * ones, creating, running and paused). org_id NULL = every org. */
+int store_sandbox_list(struct sb_store *store, const char *org_id, const char *const *statuses,
+                       size_t status_count, struct sb_sandbox_rec **out, size_t *count, struct sb_err *err);
+/* A create that failed: its `creating` row goes (it never was a sandbox). */
+int store_sandbox_delete_creating(struct sb_store *store, const char *id, struct sb_err *err);
+/* Forgets stopped sandboxes that stopped before before_ms (retention). */
+int store_sandbox_prune_stopped(struct sb_store *store, int64_t before_ms, size_t *pruned,
+                                struct sb_err *err);
 void store_sandbox_list_free(struct sb_sandbox_rec *list, size_t count);
 /* Live sandboxes of an org for the per-org cap: running, paused, and
  * creating (a `creating` row reserves its slot while the sandbox is built). */

@@ -199,6 +199,12 @@ static void test_orgs(void **state)
     assert_string_equal(err.msg, "org already exists: acme");
     assert_int_equal(store_org_create(f->store, "", NULL, &err), -1);
     assert_int_equal(err.status, 400);
+    assert_int_equal(store_org_create(f->store, "Acme Corp", NULL, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.msg, "invalid org name 'Acme Corp': use 1-63 characters of [a-z0-9_-], "
+                                 "starting with a letter or digit");
+    assert_int_equal(store_org_create(f->store, "-acme", NULL, &err), -1);
+    assert_int_equal(store_org_create(f->store, NULL, NULL, &err), -1);
 
     struct sb_org got;
     assert_int_equal(store_org_get(f->store, f->other.id, &got, &err), 0);
@@ -275,13 +281,13 @@ static void test_keys_insert_authenticate_revoke(void **state)
     assert_string_equal(err.msg, "invalid API key");
 
     /* Revocation takes effect on the very next authentication. */
-    assert_int_equal(store_key_revoke(f->store, row.prefix, &err), 0);
+    assert_int_equal(store_key_revoke(f->store, row.prefix, NULL, NULL, &err), 0);
     assert_int_equal(authenticate(f, key, &who, &err), -1);
     assert_int_equal(err.status, 401);
-    assert_int_equal(store_key_revoke(f->store, row.prefix, &err), -1);
-    assert_int_equal(err.status, 404);
+    assert_int_equal(store_key_revoke(f->store, row.prefix, NULL, NULL, &err), -1);
+    assert_int_equal(err.status, 409);
     char expect[64];
-    snprintf(expect, sizeof expect, "no active key with prefix %s", row.prefix);
+    snprintf(expect, sizeof expect, "API key %s is already revoked", row.prefix);
     assert_string_equal(err.msg, expect);
 
     unsigned char hash[SB_APIKEY_HASH_LEN] = {0};
@@ -310,6 +316,88 @@ static void test_keys_same_prefix_candidates(void **state)
     assert_int_equal(authenticate(f, k2, &who, &err), 0);
     assert_string_equal(who.id, r2.id);
     assert_string_equal(who.org_name, "globex");
+}
+
+/* Inserts the key with this exact text (so tests choose the prefixes). */
+static void insert_key(struct fixture *f, const char *org_id, const char *key, struct sb_api_key *row)
+{
+    char prefix[SB_APIKEY_PREFIX_MAX];
+    unsigned char hash[SB_APIKEY_HASH_LEN];
+    struct sb_err err = {0};
+    assert_int_equal(apikey_parse(key, prefix, hash, &err), 0);
+    if (store_key_insert(f->store, org_id, prefix, hash, "", row, &err) < 0)
+        fail_msg("store_key_insert: %s", err.msg);
+}
+
+/* store_key_revoke with a whole key: its exact prefix and hash. */
+static int revoke_whole_key(struct fixture *f, const char *key, struct sb_api_key *out, struct sb_err *err)
+{
+    char prefix[SB_APIKEY_PREFIX_MAX];
+    unsigned char hash[SB_APIKEY_HASH_LEN];
+    assert_int_equal(apikey_parse(key, prefix, hash, err), 0);
+    return store_key_revoke(f->store, prefix, hash, out, err);
+}
+
+static void test_keys_revoke_by_prefix_or_key(void **state)
+{
+    struct fixture *f = *state;
+    struct sb_err err = {0};
+    const char *k1 = "sk-sb-1a2b3c4d11111111111111111111111111111111";
+    const char *k2 = "sk-sb-1a2b999911111111111111111111111111111111";
+    const char *k3 = "sk-sb-abcdef0011111111111111111111111111111111";
+    const char *k4 = "sk-sb-abcdef0022222222222222222222222222222222";    /* k3's prefix too */
+    struct sb_api_key r1, r2, r3, r4, got, who;
+    insert_key(f, f->org.id, k1, &r1);
+    insert_key(f, f->org.id, k2, &r2);
+    insert_key(f, f->org.id, k3, &r3);
+    insert_key(f, f->other.id, k4, &r4);
+
+    /* A shorter prefix matching two keys names neither. */
+    assert_int_equal(store_key_revoke(f->store, "sk-sb-1a2b", NULL, &got, &err), -1);
+    assert_int_equal(err.status, 409);
+    assert_string_equal(err.msg, "2 API keys match sk-sb-1a2b: give more characters of the key "
+                                 "(`sandbase key list` shows their prefixes) or the whole key");
+    assert_int_equal(store_key_revoke(f->store, "sk-sb-ffff", NULL, &got, &err), -1);
+    assert_int_equal(err.status, 404);
+    assert_string_equal(err.msg, "no API key matches sk-sb-ffff");
+
+    /* A unique shorter prefix revokes exactly that key, at once. */
+    assert_int_equal(store_key_revoke(f->store, "sk-sb-1a2b3", NULL, &got, &err), 0);
+    assert_string_equal(got.id, r1.id);
+    assert_string_equal(got.prefix, "sk-sb-1a2b3c4d");
+    assert_string_equal(got.org_name, "acme");
+    assert_true(got.revoked_at > 0);
+    assert_int_equal(authenticate(f, k1, &who, &err), -1);
+    assert_int_equal(authenticate(f, k2, &who, &err), 0);
+    assert_int_equal(store_key_revoke(f->store, "sk-sb-1a2b3c4d", NULL, NULL, &err), -1);
+    assert_int_equal(err.status, 409);
+    assert_string_equal(err.msg, "API key sk-sb-1a2b3c4d is already revoked");
+    /* Revoked keys still count: "sk-sb-1a2b" must not silently mean k2 now. */
+    assert_int_equal(store_key_revoke(f->store, "sk-sb-1a2b", NULL, NULL, &err), -1);
+    assert_int_equal(err.status, 409);
+
+    /* Two keys with the same stored prefix: only the whole key tells them apart. */
+    assert_int_equal(store_key_revoke(f->store, "sk-sb-abcdef00", NULL, NULL, &err), -1);
+    assert_int_equal(err.status, 409);
+    char e2b[SB_APIKEY_MAX];
+    snprintf(e2b, sizeof e2b, "e2b_%s", k4 + 6);
+    assert_int_equal(revoke_whole_key(f, e2b, &got, &err), 0);
+    assert_string_equal(got.id, r4.id);
+    assert_string_equal(got.org_name, "globex");
+    assert_int_equal(authenticate(f, k4, &who, &err), -1);
+    assert_int_equal(authenticate(f, k3, &who, &err), 0);
+    assert_int_equal(revoke_whole_key(f, k4, NULL, &err), -1);
+    assert_string_equal(err.msg, "API key sk-sb-abcdef00 is already revoked");
+    /* Right prefix, wrong secret: no key, and the message shows only the prefix. */
+    assert_int_equal(revoke_whole_key(f, "sk-sb-abcdef0033333333333333333333333333333333", NULL, &err), -1);
+    assert_int_equal(err.status, 404);
+    assert_string_equal(err.msg, "no API key matches the key given (prefix sk-sb-abcdef00)");
+    assert_int_equal(revoke_whole_key(f, k3, NULL, &err), 0);
+    assert_int_equal(authenticate(f, k3, &who, &err), -1);
+
+    assert_int_equal(store_key_revoke(f->store, "", NULL, NULL, &err), -1);
+    assert_int_equal(err.status, 400);
+    (void)r2; (void)r3;
 }
 
 static void test_keys_list_and_touch(void **state)
@@ -448,42 +536,105 @@ static void test_sandbox_list_and_count(void **state)
 
     struct sb_sandbox_rec *list;
     size_t n;
-    /* Default: everything but stopped, newest first. */
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, NULL, &list, &n, &err), 0);
-    assert_int_equal(n, 5);
-    const int order[] = {5, 4, 3, 2, 0};
+    /* Default: the live ones (creating, running, paused), newest first. */
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, NULL, 0, &list, &n, &err), 0);
+    assert_int_equal(n, 4);
+    const int order[] = {5, 3, 2, 0};
     for (size_t i = 0; i < n; i++)
         assert_string_equal(list[i].id, recs[order[i]].id);
     store_sandbox_list_free(list, n);
 
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, "stopped", &list, &n, &err), 0);
+    static const char *const stopped[] = {"stopped"}, *const running[] = {"running"};
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, stopped, 1, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(list[0].id, recs[1].id);
     store_sandbox_list_free(list, n);
 
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, "running", &list, &n, &err), 0);
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, running, 1, &list, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].id, recs[5].id);
     assert_string_equal(list[1].id, recs[0].id);
     store_sandbox_list_free(list, n);
 
+    /* Several statuses at once. */
+    static const char *const two[] = {"paused", "stopped"};
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, two, 2, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, recs[2].id);
+    assert_string_equal(list[1].id, recs[1].id);
+    store_sandbox_list_free(list, n);
+
     /* Every org. */
-    assert_int_equal(store_sandbox_list(f->store, NULL, "running", &list, &n, &err), 0);
+    assert_int_equal(store_sandbox_list(f->store, NULL, running, 1, &list, &n, &err), 0);
     assert_int_equal(n, 3);
     assert_string_equal(list[0].id, theirs.id);
     store_sandbox_list_free(list, n);
-    assert_int_equal(store_sandbox_list(f->store, NULL, NULL, &list, &n, &err), 0);
-    assert_int_equal(n, 6);
+    assert_int_equal(store_sandbox_list(f->store, NULL, NULL, 0, &list, &n, &err), 0);
+    assert_int_equal(n, 5);
     store_sandbox_list_free(list, n);
 
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, "nonsense", &list, &n, &err), 0);
+    static const char *const nonsense[] = {"nonsense"}, *const comma[] = {"running,paused"};
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, nonsense, 1, &list, &n, &err), 0);
     assert_int_equal(n, 0);
     store_sandbox_list_free(list, n);
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, comma, 1, &list, &n, &err), -1);
+    assert_int_equal(err.status, 400);
 
     assert_int_equal(store_sandbox_count_live(f->store, f->org.id, &n, &err), 0);
     assert_int_equal(n, 4);    /* 2 running + 1 paused + 1 creating; not stopped or error */
     assert_int_equal(store_sandbox_count_live(f->store, f->other.id, &n, &err), 0);
     assert_int_equal(n, 1);
+}
+
+/* A failed create's row goes; stopped rows keep when and why until pruned. */
+static void test_sandbox_delete_and_prune(void **state)
+{
+    struct fixture *f = *state;
+    struct sb_err err = {0};
+    struct sb_sandbox_rec creating = sandbox(f->org.id, "creating", 1000);
+    struct sb_sandbox_rec running = sandbox(f->org.id, "running", 1001);
+    struct sb_sandbox_rec old = sandbox(f->org.id, "running", 1002);
+    struct sb_sandbox_rec recent = sandbox(f->org.id, "running", 1003);
+    assert_int_equal(store_sandbox_insert(f->store, &creating, &err), 0);
+    assert_int_equal(store_sandbox_insert(f->store, &running, &err), 0);
+    assert_int_equal(store_sandbox_insert(f->store, &old, &err), 0);
+    assert_int_equal(store_sandbox_insert(f->store, &recent, &err), 0);
+
+    /* Only a creating row can be deleted. */
+    assert_int_equal(store_sandbox_delete_creating(f->store, creating.id, &err), 0);
+    assert_int_equal(store_sandbox_delete_creating(f->store, running.id, &err), 0);
+    struct sb_sandbox_rec got;
+    assert_int_equal(store_sandbox_get(f->store, f->org.id, creating.id, &got, &err), -1);
+    assert_int_equal(err.status, 404);
+    assert_int_equal(store_sandbox_get(f->store, f->org.id, running.id, &got, &err), 0);
+    store_sandbox_rec_clear(&got);
+
+    snprintf(old.status, sizeof old.status, "stopped");
+    old.stopped_at = 5000;
+    snprintf(old.stop_reason, sizeof old.stop_reason, "timeout");
+    snprintf(recent.status, sizeof recent.status, "stopped");
+    recent.stopped_at = 9000;
+    snprintf(recent.stop_reason, sizeof recent.stop_reason, "deleted");
+    assert_int_equal(store_sandbox_update(f->store, &old, &err), 0);
+    assert_int_equal(store_sandbox_update(f->store, &recent, &err), 0);
+    assert_int_equal(store_sandbox_get(f->store, f->org.id, old.id, &got, &err), 0);
+    assert_int_equal(got.stopped_at, 5000);
+    assert_string_equal(got.stop_reason, "timeout");
+    store_sandbox_rec_clear(&got);
+
+    size_t pruned = 0;
+    assert_int_equal(store_sandbox_prune_stopped(f->store, 6000, &pruned, &err), 0);
+    assert_int_equal(pruned, 1);
+    assert_int_equal(store_sandbox_get(f->store, f->org.id, old.id, &got, &err), -1);
+    assert_int_equal(store_sandbox_get(f->store, f->org.id, recent.id, &got, &err), 0);
+    assert_string_equal(got.stop_reason, "deleted");
+    store_sandbox_rec_clear(&got);
+    assert_int_equal(store_sandbox_get(f->store, f->org.id, running.id, &got, &err), 0);
+    store_sandbox_rec_clear(&got);
+    store_sandbox_rec_clear(&creating);
+    store_sandbox_rec_clear(&running);
+    store_sandbox_rec_clear(&old);
+    store_sandbox_rec_clear(&recent);
 }
 
 /* ---- events ---- */
@@ -633,10 +784,12 @@ int main(void)
         T(test_orgs),
         T(test_keys_insert_authenticate_revoke),
         T(test_keys_same_prefix_candidates),
+        T(test_keys_revoke_by_prefix_or_key),
         T(test_keys_list_and_touch),
         T(test_sandbox_insert_get_update),
         T(test_sandbox_insert_rejects_bad_records),
         T(test_sandbox_list_and_count),
+        T(test_sandbox_delete_and_prune),
         T(test_events),
         T(test_events_default_limit),
         T(test_concurrent_use),
