@@ -2,11 +2,15 @@
  * serve.c - `sandbase serve`: configuration, store, runtime and the HTTP
  * server on one event loop, until SIGTERM/SIGINT.
  *
- * Start-up order: config (defaults < config file < env < flags), data and
- * run dirs, store (migrations), optional --bootstrap (default org + key,
- * built-in templates), worker pool, registry reconciliation with surviving
- * shims, then listen. Shutdown: stop accepting, finish in-flight requests,
- * join the workers; running sandboxes are left to their shims.
+ * Start-up order: config (defaults < config file < env < flags, every path
+ * made absolute), the data dir (must exist unless --bootstrap) and its lock
+ * (one server per data dir), run dirs, store (migrations), bind the port,
+ * optional --bootstrap (built-in templates, default org + key), then the
+ * registry's reconciliation with surviving shims, then serve. Nothing that
+ * can fail on a wrong flag, a busy port or a locked data dir comes after
+ * the first step that touches sandboxes. Shutdown: stop accepting, finish
+ * in-flight requests, join the workers; running sandboxes are left to their
+ * shims.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +29,7 @@
 #include "cli/bootstrap.h"
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "runtime/registry.h"
 
@@ -73,7 +78,10 @@ static int load_config(const struct serve_opts *o, struct sb_config *cfg, struct
         snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", o->data_dir);
     /* The data dir (env or flag) says where config.json lives; env and
      * flags are applied again below so they win over the file. */
-    int rc = o->config ? sb_config_load_file(cfg, o->config, err)
+    char config_path[SB_PATH_MAX];
+    if (o->config && sb_path_absolute(o->config, config_path, sizeof config_path, err) < 0)
+        return sb_err_prefix(err, "--config");
+    int rc = o->config ? sb_config_load_file(cfg, config_path, err)
                        : sb_config_load_data_dir(cfg, cfg->data_dir, err);
     if (rc < 0)
         return -1;
@@ -85,13 +93,6 @@ static int load_config(const struct serve_opts *o, struct sb_config *cfg, struct
     if (o->log_format)
         snprintf(cfg->log_format, sizeof cfg->log_format, "%s", o->log_format);
     return sb_config_finish(cfg, err);
-}
-
-static int make_dir(const char *path, struct sb_err *err)
-{
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return sb_err_sys(err, 500, "cannot create %s", path);
-    return 0;
 }
 
 /* ---- signals and the TTL tick, on the loop thread ---- */
@@ -136,16 +137,15 @@ static int signal_fd(void)
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int start_app(struct sb_app *app, int sfd, struct sb_err *err)
+/* Binds the port before anything else touches the data dir's sandboxes, so a
+ * second server with a busy port or a bad --listen changes nothing. */
+static int start_http(struct sb_app *app, int sfd, struct sb_err *err)
 {
     app->loop = sb_loop_new();
     app->router = sb_router_new();
     app->workers = sb_worker_pool_new(0);
     if (!app->loop || !app->router || !app->workers || api_register_routes(app->router) < 0)
         return sb_err_set(err, 500, "out of memory while starting");
-    app->registry = registry_new(&app->cfg, app->store, app->workers, err);
-    if (!app->registry || registry_reconcile(app->registry, err) < 0)
-        return -1;
     struct sb_server_config scfg = {
         .listen = app->cfg.listen, .max_body = app->cfg.max_body,
         .auth = api_authenticate, .app_ctx = app,
@@ -155,6 +155,15 @@ static int start_app(struct sb_app *app, int sfd, struct sb_err *err)
         return -1;
     if (sb_loop_watch(app->loop, sfd, EPOLLIN, on_signal, app) < 0)
         return sb_err_sys(err, 500, "cannot watch signals");
+    return 0;
+}
+
+/* Adopts the sandboxes of the previous run and starts the TTL reaper. */
+static int start_runtime(struct sb_app *app, struct sb_err *err)
+{
+    app->registry = registry_new(&app->cfg, app->store, app->workers, err);
+    if (!app->registry || registry_reconcile(app->registry, err) < 0)
+        return -1;
     sb_loop_timer(app->loop, TTL_TICK_MS, on_ttl_tick, app);
     return 0;
 }
@@ -173,6 +182,32 @@ static void stop_app(struct sb_app *app)
     store_close(app->store);
 }
 
+/* The data dir must exist unless --bootstrap may create it; then it is
+ * locked for this server alone, before anything in it is read. */
+static int claim_data_dir(const struct sb_app *app, int bootstrap, int *lock_fd, struct sb_err *err)
+{
+    struct stat st;
+    if (stat(app->cfg.data_dir, &st) < 0 && !bootstrap)
+        return sb_err_set(err, 400,
+                          "data dir %s does not exist; create it with `sandbase serve --bootstrap "
+                          "--data-dir %s` (what `make run` does) or pass --data-dir",
+                          app->cfg.data_dir, app->cfg.data_dir);
+    if (sb_mkdir_p(app->cfg.data_dir, 0700, err) < 0)
+        return -1;
+    char path[SB_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/serve.lock", app->cfg.data_dir);
+    pid_t holder;
+    if (sb_lock_file(path, lock_fd, &holder, err) < 0) {
+        if (err->status == 409)
+            sb_err_set(err, 409,
+                       "data dir %s already used by pid %d (another sandbase serve); stop it first "
+                       "or give this one another --data-dir",
+                       app->cfg.data_dir, (int)holder);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
     struct serve_opts opts;
@@ -186,25 +221,29 @@ int cli_serve(int argc, char **argv)
         return cli_fail(&err);
     enum sb_log_format fmt;
     if (sb_log_format_parse(app.cfg.log_format, &fmt) < 0) {
-        fprintf(stderr, "sandbase: --log-format must be auto, text or json\n");
+        fprintf(stderr, "sandbase: unknown --log-format '%s' (expected auto, text or json)\n",
+                app.cfg.log_format);
         return 2;
     }
     sb_log_init(fmt, SB_LOG_INFO);
+    int lock_fd = -1;
+    if (claim_data_dir(&app, opts.bootstrap, &lock_fd, &err) < 0)
+        return cli_fail(&err);
     char sandboxes_dir[SB_PATH_MAX + 16];
     snprintf(sandboxes_dir, sizeof sandboxes_dir, "%s/sandboxes", app.cfg.run_dir);
-    if (make_dir(app.cfg.data_dir, &err) < 0 || make_dir(app.cfg.run_dir, &err) < 0 ||
-        make_dir(sandboxes_dir, &err) < 0 || cli_open_store(app.cfg.data_dir, &app.store) != 0)
+    if (sb_mkdir_p(sandboxes_dir, 0700, &err) < 0 || cli_open_store(app.cfg.data_dir, &app.store) != 0) {
+        close(lock_fd);
         return err.status ? cli_fail(&err) : 1;
-    struct bootstrap_result boot = {0};
-    if (opts.bootstrap && bootstrap_run(&app.cfg, app.store, &boot, &err) < 0) {
-        store_close(app.store);
-        return cli_fail(&err);
     }
     int sfd = signal_fd();
-    if (sfd < 0 || start_app(&app, sfd, &err) < 0) {
-        if (sfd < 0)
-            sb_err_sys(&err, 500, "signalfd");
+    if (sfd < 0)
+        sb_err_sys(&err, 500, "signalfd");
+    struct bootstrap_result boot = {0};
+    if (sfd < 0 || start_http(&app, sfd, &err) < 0 ||
+        (opts.bootstrap && bootstrap_run(&app.cfg, app.store, &boot, &err) < 0) ||
+        start_runtime(&app, &err) < 0) {
         stop_app(&app);
+        close(lock_fd);
         return cli_fail(&err);
     }
     sb_info("sandbase %s listening on %s (port %u, data dir %s)", SANDBASE_VERSION, app.cfg.listen,
@@ -215,5 +254,6 @@ int cli_serve(int argc, char **argv)
     stop_app(&app);
     close(sfd);
     sb_info("stopped");
+    close(lock_fd);
     return 0;
 }
