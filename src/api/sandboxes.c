@@ -5,7 +5,13 @@
  *
  * Validation happens here on the loop thread; anything that waits on a
  * shim runs in the registry on a worker (api_run_async). Another org's
- * sandbox is always "404 sandbox not found".
+ * sandbox is always "404 sandbox not found". Body fields and query
+ * parameters that are not understood are 400s, never ignored.
+ *
+ * One sandbox model: `status` and `state` are the same word (creating,
+ * running, paused, stopped) in list, get and every answer; a stopped sandbox
+ * is still shown by GET, with stoppedAt and stopReason, until the retention
+ * period (config retention_days) ends.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +42,37 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
     char started[32], end[32];
     sb_time_rfc3339(rec->started_at, started, sizeof started);
     sb_time_rfc3339(rec->end_at, end, sizeof end);
-    const char *state = strcmp(rec->status, "paused") == 0 ? "paused" : "running";
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:n, s:i, s:i, s:i}",
-                     "sandboxID", rec->id, "templateID", rec->template_id, "clientID", "sandbase",
-                     "status", rec->status, "state", state, "metadata",
-                     json_object_text(rec->metadata_json), "startedAt", started, "endAt", end,
-                     "envdVersion", ENVD_VERSION, "envdAccessToken", "cpuCount", rec->cpu_count,
-                     "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:n, s:i, s:i, s:i}",
+                            "sandboxID", rec->id, "templateID", rec->template_id, "clientID", "sandbase",
+                            "status", rec->status, "state", rec->status, "metadata",
+                            json_object_text(rec->metadata_json), "startedAt", started, "endAt", end,
+                            "envdVersion", ENVD_VERSION, "envdAccessToken", "cpuCount", rec->cpu_count,
+                            "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
+    if (obj && strcmp(rec->status, "stopped") == 0) {
+        char stopped[32];
+        sb_time_rfc3339(rec->stopped_at ? rec->stopped_at : rec->updated_at, stopped, sizeof stopped);
+        json_object_set_new(obj, "stoppedAt", json_string(stopped));
+        json_object_set_new(obj, "stopReason", json_string(rec->stop_reason[0] ? rec->stop_reason : "unknown"));
+    }
+    return obj;
+}
+
+/* 400 "unknown template: X" naming the templates that do exist. */
+static int unknown_template(const struct sb_app *app, const char *name, struct sb_err *err)
+{
+    struct sb_template *list = NULL;
+    size_t count = 0;
+    struct sb_err lerr = {0};
+    char names[256] = "";
+    size_t used = 0;
+    if (template_list(app->cfg.data_dir, &list, &count, &lerr) == 0)
+        for (size_t i = 0; i < count && used < sizeof names; i++)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", list[i].name);
+    template_list_free(list, count);
+    if (count == 0)
+        return sb_err_set(err, 400, "unknown template: %.64s (no templates are installed; build one "
+                                    "with `sandbase template build NAME --from host|debian`)", name);
+    return sb_err_set(err, 400, "unknown template: %.64s (available: %s)", name, names);
 }
 
 /* ---- POST /sandboxes ---- */
@@ -92,16 +122,19 @@ void api_sandbox_create(struct sb_request *req)
     struct create_args *a = calloc(1, sizeof *a);
     const char *template_id = NULL;
     long long timeout = 0;
+    static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars", NULL};
     if (!body || !a)
         goto fail;
-    if (api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
+    if (api_check_fields(body, fields, "POST /sandboxes", &err) < 0 ||
+        api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
         api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
                       &timeout, &err) < 0 ||
         api_field_string_map(body, "metadata", 0, &a->metadata, &err) < 0 ||
         api_field_string_map(body, "envVars", 1, &a->env, &err) < 0)
         goto fail;
-    if (!template_name_valid(template_id)) {
-        sb_err_set(&err, 400, "unknown template: %.64s", template_id);
+    uint64_t identity;
+    if (template_identity(app->cfg.data_dir, template_id, &identity) < 0) {
+        unknown_template(app, template_id, &err);
         goto fail;
     }
     snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
@@ -136,24 +169,53 @@ fail:
 /* ---- GET /sandboxes, GET /sandboxes/:id ---- */
 
 static const char *const list_filters[] = {"running", "paused", "creating", "stopped", "error"};
+#define MAX_FILTERS 8
+
+struct status_filter {
+    const char *values[MAX_FILTERS];
+    size_t count;
+    char buf[256];                  /* the values, split at commas */
+    size_t used;
+    struct sb_err *err;
+};
+
+/* One ?status= value, which may itself list several: "running,paused". */
+static int add_status(void *arg, const char *value)
+{
+    struct status_filter *f = arg;
+    size_t len = strlen(value);
+    if (f->used + len + 1 > sizeof f->buf)
+        return sb_err_set(f->err, 400, "invalid status filter: too long");
+    char *copy = memcpy(f->buf + f->used, value, len + 1);
+    f->used += len + 1;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int ok = 0;
+        for (size_t i = 0; i < sizeof list_filters / sizeof list_filters[0]; i++)
+            ok |= strcmp(tok, list_filters[i]) == 0;
+        if (!ok)
+            return sb_err_set(f->err, 400, "invalid status filter: %.64s", tok);
+        if (f->count == MAX_FILTERS)
+            return sb_err_set(f->err, 400, "invalid status filter: at most %d values", MAX_FILTERS);
+        f->values[f->count++] = tok;
+    }
+    if (len == 0)
+        return sb_err_set(f->err, 400, "invalid status filter: empty");
+    return 0;
+}
 
 void api_sandbox_list(struct sb_request *req)
 {
     struct sb_err err = {0};
-    const char *status = sb_request_query(req, "status");
-    if (status) {
-        int ok = 0;
-        for (size_t i = 0; i < sizeof list_filters / sizeof list_filters[0]; i++)
-            ok |= strcmp(status, list_filters[i]) == 0;
-        if (!ok) {
-            sb_err_set(&err, 400, "invalid status filter: %.64s", status);
-            sb_respond_error(req, &err);
-            return;
-        }
+    struct status_filter filter = {.err = &err};
+    sb_request_query_each(req, "status", add_status, &filter);
+    if (err.status) {
+        sb_respond_error(req, &err);
+        return;
     }
     struct sb_sandbox_rec *list = NULL;
     size_t count = 0;
-    if (store_sandbox_list(api_app(req)->store, req->org_id, status, &list, &count, &err) < 0) {
+    if (store_sandbox_list(api_app(req)->store, req->org_id, filter.values, filter.count, &list,
+                           &count, &err) < 0) {
         sb_respond_error(req, &err);
         return;
     }
@@ -174,7 +236,7 @@ void api_sandbox_get(struct sb_request *req)
         sb_respond_error(req, &err);
         return;
     }
-    if (strcmp(rec.status, "stopped") == 0 || strcmp(rec.status, "error") == 0) {
+    if (strcmp(rec.status, "error") == 0) {     /* a failed create of an old version */
         store_sandbox_rec_clear(&rec);
         sb_err_set(&err, 404, "sandbox not found");
         sb_respond_error(req, &err);
@@ -198,7 +260,8 @@ struct action_args {
 };
 
 /* Validates :id and (optionally) a {"timeout": N} body into a new action_args. */
-static struct action_args *parse_action(struct sb_request *req, int want_timeout, int timeout_required)
+static struct action_args *parse_action(struct sb_request *req, const char *route, int want_timeout,
+                                        int timeout_required)
 {
     struct sb_err err = {0};
     const char *id = sb_request_param(req, "id");
@@ -208,8 +271,9 @@ static struct action_args *parse_action(struct sb_request *req, int want_timeout
     }
     long long timeout = -1;
     if (want_timeout) {
+        static const char *const fields[] = {"timeout", NULL};
         json_t *body = sb_request_json(req, !timeout_required, &err);
-        int rc = body ? 0 : -1;
+        int rc = body ? api_check_fields(body, fields, route, &err) : -1;
         if (rc == 0 && timeout_required && !json_object_get(body, "timeout"))
             rc = sb_err_set(&err, 400, "missing field: timeout");
         if (rc == 0)
@@ -243,9 +307,9 @@ static void empty_action_job(struct sb_request *req, void *p)
 }
 
 /* Parses the action and runs it on a worker; answers 204 or the error. */
-static void run_empty_action(struct sb_request *req, action_fn run, int want_timeout)
+static void run_empty_action(struct sb_request *req, const char *route, action_fn run, int want_timeout)
 {
-    struct action_args *a = parse_action(req, want_timeout, want_timeout);
+    struct action_args *a = parse_action(req, route, want_timeout, want_timeout);
     if (!a)
         return;
     a->run = run;
@@ -269,17 +333,17 @@ static int do_pause(struct sb_registry *reg, const struct action_args *a, struct
 
 void api_sandbox_delete(struct sb_request *req)
 {
-    run_empty_action(req, do_delete, 0);
+    run_empty_action(req, "DELETE /sandboxes/:id", do_delete, 0);
 }
 
 void api_sandbox_timeout(struct sb_request *req)
 {
-    run_empty_action(req, do_set_timeout, 1);
+    run_empty_action(req, "POST /sandboxes/:id/timeout", do_set_timeout, 1);
 }
 
 void api_sandbox_pause(struct sb_request *req)
 {
-    run_empty_action(req, do_pause, 0);
+    run_empty_action(req, "POST /sandboxes/:id/pause", do_pause, 0);
 }
 
 static void connect_job(struct sb_request *req, void *p)
@@ -297,7 +361,7 @@ static void connect_job(struct sb_request *req, void *p)
 
 void api_sandbox_connect(struct sb_request *req)
 {
-    struct action_args *a = parse_action(req, 1, 0);
+    struct action_args *a = parse_action(req, "POST /sandboxes/:id/connect", 1, 0);
     if (a)
         api_run_async(req, connect_job, a, free);
 }

@@ -3,8 +3,11 @@
  *
  * Invariants:
  *  - A store row exists before a sandbox is announced; its status moves
- *    creating -> running <-> paused -> stopped (or creating -> error).
- *  - `stopped` and `error` sandboxes answer 404 to the API.
+ *    creating -> running <-> paused -> stopped. A create that fails deletes
+ *    its `creating` row: it never was a sandbox.
+ *  - A stopped row keeps stopped_at and stop_reason, and GET still shows it
+ *    until the retention period ends (registry_prune_stopped); every action
+ *    on it answers 404.
  *  - While paused, end_at keeps the value it had at pause; resuming moves it
  *    forward by the paused time, so paused time never counts against the TTL.
  *  - `state_lock` serialises state transitions (create's cap check and
@@ -24,11 +27,14 @@
 #include "runtime/pool.h"
 #include "runtime/template.h"
 
+#define PRUNE_EVERY_MS 60000
+
 struct sb_registry {
     const struct sb_config *cfg;
     struct sb_store *store;
     struct sb_pool *pool;
     pthread_mutex_t state_lock;
+    int64_t next_prune_ms;          /* reaper thread only */
 };
 
 struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *store,
@@ -80,7 +86,8 @@ static int is_gone(const struct sb_sandbox_rec *rec)
     return strcmp(rec->status, "stopped") == 0 || strcmp(rec->status, "error") == 0;
 }
 
-/* Loads a sandbox the API may act on: 404 for other orgs and dead ones. */
+/* Loads a sandbox the API may act on: 404 for other orgs and stopped ones
+ * (the org's own stopped sandbox says so, and why). */
 static int load_live(struct sb_registry *reg, const char *org_id, const char *id,
                      struct sb_sandbox_rec *rec, struct sb_err *err)
 {
@@ -89,18 +96,44 @@ static int load_live(struct sb_registry *reg, const char *org_id, const char *id
     if (store_sandbox_get(reg->store, org_id, id, rec, err) < 0)
         return -1;
     if (is_gone(rec)) {
+        char reason[sizeof rec->stop_reason];
+        snprintf(reason, sizeof reason, "%s", rec->stop_reason[0] ? rec->stop_reason : "unknown");
         store_sandbox_rec_clear(rec);
-        return sb_err_set(err, 404, "sandbox not found");
+        return sb_err_set(err, 404, "sandbox not found: %s was stopped (reason: %s); create a new one",
+                          id, reason);
     }
     return 0;
+}
+
+/* Marks rec stopped for reason and appends its killed event. */
+static int record_stop(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
+                       struct sb_err *err)
+{
+    rec->paused_at = 0;
+    rec->stopped_at = sb_wall_ms();
+    snprintf(rec->stop_reason, sizeof rec->stop_reason, "%s", reason);
+    json_t *data = json_pack("{s:s}", "reason", reason);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    int rc = record_change(reg, rec, 0, "stopped", "killed", text, err);
+    free(text);
+    json_decref(data);
+    return rc;
+}
+
+/* A sandbox ended: the retired template tree it may have held can go. */
+static void collect_retired_templates(struct sb_registry *reg)
+{
+    struct sb_err err = {0};
+    if (template_gc(reg->cfg->data_dir, &err) < 0)
+        sb_warn("cannot clean up retired templates: %s", err.msg);
 }
 
 int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
 {
     struct sb_sandbox_rec *list = NULL;
     size_t count = 0;
-    /* status NULL lists creating, running and paused rows of every org. */
-    if (store_sandbox_list(reg->store, NULL, NULL, &list, &count, err) < 0)
+    /* No status: the creating, running and paused rows of every org. */
+    if (store_sandbox_list(reg->store, NULL, NULL, 0, &list, &count, err) < 0)
         return sb_err_prefix(err, "reconcile");
     size_t adopted = 0, lost = 0, orphans = 0;
     for (size_t i = 0; i < count; i++) {
@@ -118,8 +151,11 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
             continue;
         }
         shim_destroy(reg->cfg, rec->id, &serr);
-        const char *new_status = strcmp(rec->status, "creating") == 0 ? "error" : "stopped";
-        record_change(reg, rec, 0, new_status, "killed", "{\"reason\":\"lost\"}", &serr);
+        if (strcmp(rec->status, "creating") == 0)   /* a create cut short: never announced */
+            store_sandbox_delete_creating(reg->store, rec->id, &serr);
+        else
+            record_stop(reg, rec, "lost", &serr);
+        snprintf(rec->status, sizeof rec->status, "stopped");
         lost++;
     }
     /* Shims with no live row: pooled sandboxes of the previous run, or leftovers. */
@@ -142,6 +178,7 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
     store_sandbox_list_free(list, count);
     sb_info("reconcile: %zu sandboxes re-adopted, %zu lost, %zu orphan shims removed", adopted,
             lost, orphans);
+    collect_retired_templates(reg);
     pool_fill_all(reg->pool);
     return 0;
 }
@@ -199,7 +236,7 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
                         : record_change(reg, rec, 1, NULL, NULL, NULL, err);
     if (rc < 0) {
         if (*from_pool)
-            pool_give_back(reg->pool, creq->template_id, rec->id);
+            pool_give_back(reg->pool, creq->template_id, rec->id, &limits);
         return -1;
     }
     return 0;
@@ -214,6 +251,7 @@ static int finish_create(struct sb_registry *reg, const struct sb_create_request
     if (record_change(reg, rec, 0, "running", "created", NULL, err) < 0) {
         struct sb_err derr = {0};
         shim_destroy(reg->cfg, rec->id, &derr);
+        store_sandbox_delete_creating(reg->store, rec->id, &derr);
         return -1;
     }
     return 0;
@@ -264,9 +302,9 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
     pthread_mutex_lock(&reg->state_lock);
     int rc = reserve_locked(reg, creq, &rec, 0, &from_pool, err);
     pthread_mutex_unlock(&reg->state_lock);
-    if (rc == 0 && !from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, NULL, err) < 0) {
+    if (rc == 0 && !from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, NULL, NULL, err) < 0) {
         struct sb_err uerr = {0};
-        record_change(reg, &rec, 0, "error", NULL, NULL, &uerr);
+        store_sandbox_delete_creating(reg->store, rec.id, &uerr);
         sb_err_prefix(err, "failed to create sandbox");
         rc = -1;
     }
@@ -286,13 +324,7 @@ static int destroy_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, c
 {
     if (shim_destroy(reg->cfg, rec->id, err) < 0)
         return sb_err_prefix(err, "failed to destroy sandbox");
-    rec->paused_at = 0;
-    json_t *data = json_pack("{s:s}", "reason", reason);
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    int rc = record_change(reg, rec, 0, "stopped", "killed", text, err);
-    free(text);
-    json_decref(data);
-    return rc;
+    return record_stop(reg, rec, reason, err);
 }
 
 int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id,
@@ -306,6 +338,8 @@ int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id
         store_sandbox_rec_clear(&rec);
     }
     pthread_mutex_unlock(&reg->state_lock);
+    if (rc == 0)
+        collect_retired_templates(reg);
     return rc;
 }
 
@@ -389,16 +423,36 @@ out:
     return rc;
 }
 
+/* Forgets stopped sandboxes older than the retention period, once a minute. */
+static void prune_stopped(struct sb_registry *reg, int64_t now)
+{
+    if (now < reg->next_prune_ms)
+        return;
+    reg->next_prune_ms = now + PRUNE_EVERY_MS;
+    size_t pruned = 0;
+    struct sb_err err = {0};
+    int64_t before = now - (int64_t)reg->cfg->retention_days * 86400 * 1000;
+    if (store_sandbox_prune_stopped(reg->store, before, &pruned, &err) < 0)
+        sb_warn("retention: cannot prune stopped sandboxes: %s", err.msg);
+    else if (pruned)
+        sb_info("retention: forgot %zu sandboxes stopped more than %d days ago", pruned,
+                reg->cfg->retention_days);
+}
+
 void registry_reap_expired(struct sb_registry *reg)
 {
+    prune_stopped(reg, sb_wall_ms());
+    pool_drop_stale(reg->pool);
     struct sb_sandbox_rec *list = NULL;
     size_t count = 0;
     struct sb_err err = {0};
-    if (store_sandbox_list(reg->store, NULL, "running", &list, &count, &err) < 0) {
+    static const char *const running[] = {"running"};
+    if (store_sandbox_list(reg->store, NULL, running, 1, &list, &count, &err) < 0) {
         sb_warn("ttl: cannot list sandboxes: %s", err.msg);
         return;
     }
     int64_t now = sb_wall_ms();
+    size_t killed = 0;
     for (size_t i = 0; i < count; i++) {
         if (list[i].end_at > now)
             continue;
@@ -410,13 +464,15 @@ void registry_reap_expired(struct sb_registry *reg)
             if (strcmp(rec.status, "running") == 0 && rec.end_at <= now &&
                 destroy_locked(reg, &rec, "timeout", &rerr) < 0)
                 sb_warn("ttl: could not kill expired sandbox %s: %s", rec.id, rerr.msg);
-            else if (strcmp(rec.status, "stopped") == 0)
+            else if (strcmp(rec.status, "stopped") == 0 && ++killed)
                 sb_info("ttl: sandbox %s expired and was killed", rec.id);
             store_sandbox_rec_clear(&rec);
         }
         pthread_mutex_unlock(&reg->state_lock);
     }
     store_sandbox_list_free(list, count);
+    if (killed)
+        collect_retired_templates(reg);
 }
 
 /* Merges the JSON object text src into env (later sources win). */
@@ -475,6 +531,19 @@ static void free_env(char **env)
     free(env);
 }
 
+/* The template as the sandbox started with it: the shim's copy in the run
+ * dir (a rebuild or removal since does not change it), else the live one. */
+static int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
+                                 struct sb_template *tpl, struct sb_err *err)
+{
+    char path[SB_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/sandboxes/%s/template.json", reg->cfg->run_dir, rec->id);
+    if (template_load_snapshot(path, rec->template_id, tpl, err) == 0)
+        return 0;
+    sb_err_clear(err);
+    return template_load(reg->cfg->data_dir, rec->template_id, tpl, err);
+}
+
 int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
                   const struct sb_process_request *preq, struct sb_exec_result *res,
                   struct sb_err *err)
@@ -493,7 +562,7 @@ int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
         sb_err_set(err, 409, "sandbox is not running (status %s)", rec.status);
         goto out;
     }
-    if (template_load(reg->cfg->data_dir, rec.template_id, &tpl, err) < 0) {
+    if (load_sandbox_template(reg, &rec, &tpl, err) < 0) {
         sb_err_prefix(err, "failed to execute command in sandbox");
         err->status = 502;
         goto out;
@@ -511,7 +580,7 @@ int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
         .arg_count = preq->arg_count,
         .env = (const char *const *)env,
         .env_count = env_count,
-        .cwd = preq->cwd ? preq->cwd : "/workspace",
+        .cwd = preq->cwd ? preq->cwd : tpl.workdir,
         .user = user,
         .stdin_data = preq->stdin_data,
         .stdin_len = preq->stdin_len,

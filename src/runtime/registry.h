@@ -63,7 +63,10 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
                      struct sb_sandbox_rec *out, struct sb_err *err);
 int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char *id,
                          int timeout_s, struct sb_err *err);
-/* Destroys running sandboxes whose end_at has passed. */
+/* Destroys running sandboxes whose end_at has passed and pooled ones whose
+ * template was rebuilt or removed; once a minute also
+ * forgets sandboxes stopped longer ago than cfg->retention_days. Call from
+ * one thread at a time. */
 void registry_reap_expired(struct sb_registry *reg);
 
 struct sb_process_request {
@@ -71,7 +74,7 @@ struct sb_process_request {
     const char *const *args;
     size_t arg_count;
     const char *env_json;           /* per-process envVars object text, or NULL */
-    const char *cwd;                /* NULL = /workspace */
+    const char *cwd;                /* NULL = the template's workdir (/workspace) */
     const char *user;               /* NULL = "user" */
     const char *stdin_data;
     size_t stdin_len;
