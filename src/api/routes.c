@@ -1,6 +1,7 @@
 /*
  * routes.c - the REST route table: every path the server answers, in one
- * place, with the handler that serves it.
+ * place, with the handler that serves it and the query parameters it takes
+ * (any other is a 400, answered by the server before the handler runs).
  */
 #include "api/app.h"
 
@@ -9,27 +10,28 @@ struct route {
     const char *pattern;
     sb_handler_fn handler;
     int flags;
+    const char *query;      /* accepted query parameters, comma-separated; "" = none */
 };
 
 static const struct route routes[] = {
-    {"GET", "/health", api_health, SB_ROUTE_NO_AUTH},
-    {"GET", "/templates", api_templates_list, SB_ROUTE_AUTH},
-    {"POST", "/sandboxes", api_sandbox_create, SB_ROUTE_AUTH},
-    {"GET", "/sandboxes", api_sandbox_list, SB_ROUTE_AUTH},
-    {"GET", "/sandboxes/:id", api_sandbox_get, SB_ROUTE_AUTH},
-    {"DELETE", "/sandboxes/:id", api_sandbox_delete, SB_ROUTE_AUTH},
-    {"POST", "/sandboxes/:id/timeout", api_sandbox_timeout, SB_ROUTE_AUTH},
-    {"POST", "/sandboxes/:id/pause", api_sandbox_pause, SB_ROUTE_AUTH},
-    {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH},
-    {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH},
-    {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH},
+    {"GET", "/health", api_health, SB_ROUTE_NO_AUTH, ""},
+    {"GET", "/templates", api_templates_list, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes", api_sandbox_create, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes", api_sandbox_list, SB_ROUTE_AUTH, "status"},
+    {"GET", "/sandboxes/:id", api_sandbox_get, SB_ROUTE_AUTH, ""},
+    {"DELETE", "/sandboxes/:id", api_sandbox_delete, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/timeout", api_sandbox_timeout, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/pause", api_sandbox_pause, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
 };
 
 int api_register_routes(struct sb_router *router)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (sb_router_add(router, routes[i].method, routes[i].pattern, routes[i].handler,
-                          routes[i].flags) < 0)
+        if (sb_router_add_query(router, routes[i].method, routes[i].pattern, routes[i].handler,
+                                routes[i].flags, routes[i].query) < 0)
             return -1;
     return 0;
 }

@@ -28,6 +28,30 @@ const char *sb_request_query(const struct sb_request *req, const char *name)
     return mhd ? MHD_lookup_connection_value(mhd, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
+struct query_each {
+    const char *name;
+    int (*fn)(void *arg, const char *value);
+    void *arg;
+};
+
+static enum MHD_Result query_each_arg(void *p, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct query_each *qe = p;
+    if (strcmp(key, qe->name) != 0)
+        return MHD_YES;
+    return qe->fn(qe->arg, value ? value : "") == 0 ? MHD_YES : MHD_NO;
+}
+
+void sb_request_query_each(const struct sb_request *req, const char *name,
+                           int (*fn)(void *arg, const char *value), void *arg)
+{
+    struct MHD_Connection *mhd = req->conn->mhd;
+    struct query_each qe = {.name = name, .fn = fn, .arg = arg};
+    if (mhd)
+        MHD_get_connection_values(mhd, MHD_GET_ARGUMENT_KIND, query_each_arg, &qe);
+}
+
 const char *sb_request_header(const struct sb_request *req, const char *name)
 {
     struct MHD_Connection *mhd = req->conn->mhd;

@@ -46,8 +46,13 @@ struct sb_request {
 
 /* Path parameter by name (without ':'), or NULL. */
 const char *sb_request_param(const struct sb_request *req, const char *name);
-/* Query-string argument, or NULL. */
+/* Query-string argument, or NULL (the first, when repeated). */
 const char *sb_request_query(const struct sb_request *req, const char *name);
+/* Calls fn for every value of a query argument that may be repeated
+ * (?status=a&status=b), in order; fn returns 0 to go on, -1 to stop. Only
+ * while the handler runs, like sb_request_query. */
+void sb_request_query_each(const struct sb_request *req, const char *name,
+                           int (*fn)(void *arg, const char *value), void *arg);
 /* Request header (case-insensitive), or NULL. */
 const char *sb_request_header(const struct sb_request *req, const char *name);
 

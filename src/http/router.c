@@ -29,6 +29,7 @@ struct route {
     const char *segments[ROUTER_MAX_SEGMENTS];  /* point into pattern; ":x" = param */
     sb_handler_fn handler;
     int flags;
+    char *query;                            /* owned; NULL = not checked */
 };
 
 struct sb_router {
@@ -53,8 +54,10 @@ void sb_router_free(struct sb_router *router)
 {
     if (!router)
         return;
-    for (size_t i = 0; i < router->count; i++)
+    for (size_t i = 0; i < router->count; i++) {
         free(router->routes[i].pattern);
+        free(router->routes[i].query);
+    }
     free(router->routes);
     free(router);
 }
@@ -108,6 +111,12 @@ static int route_parse(struct route *r)
 int sb_router_add(struct sb_router *router, const char *method, const char *pattern,
                   sb_handler_fn handler, int flags)
 {
+    return sb_router_add_query(router, method, pattern, handler, flags, NULL);
+}
+
+int sb_router_add_query(struct sb_router *router, const char *method, const char *pattern,
+                        sb_handler_fn handler, int flags, const char *query)
+{
     if (!method || !pattern || !handler || strlen(method) >= ROUTER_METHOD_MAX) {
         errno = EINVAL;
         return -1;
@@ -115,10 +124,15 @@ int sb_router_add(struct sb_router *router, const char *method, const char *patt
     struct route r = {.handler = handler, .flags = flags};
     strcpy(r.method, method);
     r.pattern = strdup(pattern);
-    if (!r.pattern)
+    r.query = query ? strdup(query) : NULL;
+    if (!r.pattern || (query && !r.query)) {
+        free(r.pattern);
+        free(r.query);
         return -1;
+    }
     if (route_parse(&r) < 0) {
         free(r.pattern);
+        free(r.query);
         errno = EINVAL;
         return -1;
     }
@@ -130,6 +144,7 @@ int sb_router_add(struct sb_router *router, const char *method, const char *patt
                                              : strcmp(o->segments[s], r.segments[s]) == 0;
         if (same) {
             free(r.pattern);
+            free(r.query);
             errno = EEXIST;
             return -1;
         }
@@ -139,6 +154,7 @@ int sb_router_add(struct sb_router *router, const char *method, const char *patt
         struct route *grown = realloc(router->routes, cap * sizeof *grown);
         if (!grown) {
             free(r.pattern);
+            free(r.query);
             return -1;
         }
         router->routes = grown;
@@ -252,6 +268,7 @@ enum sb_route_result sb_router_match(const struct sb_router *router, const char 
         }
         out->handler = r->handler;
         out->flags = r->flags;
+        out->query = r->query;
         return SB_ROUTE_FOUND;
     }
     if (!best_route(router, &split, NULL))

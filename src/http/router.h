@@ -32,6 +32,8 @@ struct sb_route_match {
     const char *param_values[SB_ROUTE_MAX_PARAMS];
     char value_buf[1024];
     char allow[64];             /* "GET, DELETE" for 405 answers */
+    const char *query;          /* the route's accepted query parameters (see
+                                   sb_router_add_query); points into the router */
 };
 
 struct sb_router;
@@ -40,6 +42,11 @@ struct sb_router *sb_router_new(void);
 void sb_router_free(struct sb_router *router);
 int sb_router_add(struct sb_router *router, const char *method, const char *pattern,
                   sb_handler_fn handler, int flags);
+/* Like sb_router_add, and names the query parameters the route accepts:
+ * "status,limit" (comma-separated), "" for none, NULL for "not checked".
+ * The server answers 400 for a parameter outside the list. */
+int sb_router_add_query(struct sb_router *router, const char *method, const char *pattern,
+                        sb_handler_fn handler, int flags, const char *query);
 enum sb_route_result sb_router_match(const struct sb_router *router, const char *method,
                                      const char *path, struct sb_route_match *out);
 

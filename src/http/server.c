@@ -209,19 +209,92 @@ void http_conn_defer(struct sb_http_conn *conn)
 
 /* ---- the access handler ---- */
 
-/* Copies the API key (X-API-Key wins over Authorization: Bearer) or NULL. */
-static const char *request_api_key(struct MHD_Connection *mhd)
+/* The API key (X-API-Key wins over Authorization: Bearer), or NULL with
+ * err saying what is wrong with the headers. */
+static const char *request_api_key(struct MHD_Connection *mhd, struct sb_err *err)
 {
     const char *key = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "X-API-Key");
     if (key && *key)
         return key;
     const char *auth = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Authorization");
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+    if (!auth) {
+        sb_err_set(err, 401, "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`");
         return NULL;
+    }
+    if (strncasecmp(auth, "Bearer ", 7) != 0) {
+        sb_err_set(err, 401, "malformed Authorization header: expected `Bearer <key>`");
+        return NULL;
+    }
     auth += 7;
     while (*auth == ' ')
         auth++;
+    if (!*auth)
+        sb_err_set(err, 401, "missing API key after `Bearer `");
     return *auth ? auth : NULL;
+}
+
+struct query_check {
+    const char *allowed;        /* "a,b" or "" */
+    const char *unknown;        /* the first key not in allowed */
+};
+
+static int in_list(const char *list, const char *key)
+{
+    size_t len = strlen(key);
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == len && memcmp(p, key, n) == 0)
+            return 1;
+        p += n + (comma ? 1 : 0);
+    }
+    return 0;
+}
+
+static enum MHD_Result check_query_arg(void *arg, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    struct query_check *qc = arg;
+    if (in_list(qc->allowed, key))
+        return MHD_YES;
+    qc->unknown = key;
+    return MHD_NO;
+}
+
+/* 400 for a query parameter the route does not take: a filter that is not
+ * understood must not be silently ignored. */
+static void check_query(struct sb_http_conn *conn)
+{
+    if (!conn->match.query)
+        return;
+    struct query_check qc = {.allowed = conn->match.query};
+    MHD_get_connection_values(conn->mhd, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
+    if (!qc.unknown)
+        return;
+    if (conn->match.query[0])
+        sb_err_set(&conn->early, 400, "unknown query parameter '%.64s' (%s %s takes: %s)", qc.unknown,
+                   conn->method, conn->path, conn->match.query);
+    else
+        sb_err_set(&conn->early, 400, "unknown query parameter '%.64s' (%s %s takes none)", qc.unknown,
+                   conn->method, conn->path);
+}
+
+/* 404 for a path no route has; a trailing slash gets the path without it suggested. */
+static void not_found(struct sb_http_conn *conn)
+{
+    size_t len = strlen(conn->path);
+    if (len > 1 && conn->path[len - 1] == '/') {
+        char trimmed[1024];
+        struct sb_route_match m;
+        snprintf(trimmed, sizeof trimmed, "%.*s", (int)(len - 1), conn->path);
+        if (len - 1 < sizeof trimmed &&
+            sb_router_match(conn->server->router, conn->method, trimmed, &m) != SB_ROUTE_NOT_FOUND) {
+            sb_err_set(&conn->early, 404, "not found: %s %s (did you mean %s, without the trailing slash?)",
+                       conn->method, conn->path, trimmed);
+            return;
+        }
+    }
+    sb_err_set(&conn->early, 404, "not found: %s %s", conn->method, conn->path);
 }
 
 /* Decides from the headers alone whether the request gets an early error
@@ -236,15 +309,13 @@ static void conn_route(struct sb_http_conn *conn)
     enum sb_route_result found =
         sb_router_match(server->router, conn->method, conn->path, &conn->match);
     if (found == SB_ROUTE_NOT_FOUND) {
-        sb_err_set(&conn->early, 404, "not found: %s %s", conn->method, conn->path);
+        not_found(conn);
         return;
     }
     if (!(conn->match.flags & SB_ROUTE_NO_AUTH)) {
-        const char *key = request_api_key(conn->mhd);
-        if (!key) {
-            sb_err_set(&conn->early, 401, "missing API key");
+        const char *key = request_api_key(conn->mhd, &conn->early);
+        if (!key)
             return;
-        }
         if (server->config.auth(server->config.app_ctx, key, conn->req.org_id,
                                 &conn->early) < 0) {
             if (conn->early.status == 0)
@@ -255,7 +326,10 @@ static void conn_route(struct sb_http_conn *conn)
         sb_err_clear(&conn->early);
     }
     if (found == SB_ROUTE_METHOD_NOT_ALLOWED)
-        sb_err_set(&conn->early, 405, "method not allowed");
+        sb_err_set(&conn->early, 405, "method not allowed: %s %s (allowed: %s)", conn->method,
+                   conn->path, conn->match.allow);
+    else
+        check_query(conn);
 }
 
 /* First call: allocate the conn. Returns NULL when out of memory. */

@@ -166,7 +166,7 @@ static struct fixture *fixture_start(unsigned grace_ms)
     assert_int_equal(sb_router_add(f->router, "GET", "/health", h_health, SB_ROUTE_NO_AUTH), 0);
     assert_int_equal(sb_router_add(f->router, "GET", "/whoami", h_whoami, 0), 0);
     assert_int_equal(sb_router_add(f->router, "POST", "/echo", h_echo, 0), 0);
-    assert_int_equal(sb_router_add(f->router, "GET", "/text", h_text, SB_ROUTE_NO_AUTH), 0);
+    assert_int_equal(sb_router_add_query(f->router, "GET", "/text", h_text, SB_ROUTE_NO_AUTH, "name"), 0);
     assert_int_equal(sb_router_add(f->router, "GET", "/slow/:ms", h_slow, 0), 0);
     assert_int_equal(sb_router_add(f->router, "GET", "/gate", h_gate, 0), 0);
     struct sb_server_config config = {
@@ -368,6 +368,8 @@ static json_t *json_of(const struct response *resp)
 }
 
 /* Asserts resp is the error {"code": status, "message": message}. */
+#define MISSING_KEY "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+
 static void assert_error(const struct response *resp, int status, const char *message)
 {
     assert_int_equal(resp->status, status);
@@ -419,9 +421,14 @@ static void test_auth_missing_and_invalid(void **state)
     struct fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/whoami", NULL, NULL, &resp);
-    assert_error(&resp, 401, "missing API key");
+    assert_error(&resp, 401, MISSING_KEY);
+    /* A key without "Bearer " is named as such, not as a missing key. */
     request(f->port, "GET", "/whoami", "Authorization: Basic Zm9vOmJhcg==\r\n", NULL, &resp);
-    assert_error(&resp, 401, "missing API key");
+    assert_error(&resp, 401, "malformed Authorization header: expected `Bearer <key>`");
+    request(f->port, "GET", "/whoami", "Authorization: good-key\r\n", NULL, &resp);
+    assert_error(&resp, 401, "malformed Authorization header: expected `Bearer <key>`");
+    request(f->port, "GET", "/whoami", "Authorization: Bearer \r\n", NULL, &resp);
+    assert_error(&resp, 401, "missing API key after `Bearer `");
     request(f->port, "GET", "/whoami", "X-API-Key: nope\r\n", NULL, &resp);
     assert_error(&resp, 401, "invalid API key");
     request(f->port, "GET", "/whoami", "Authorization: Bearer nope\r\n", NULL, &resp);
@@ -451,7 +458,23 @@ static void test_not_found_needs_no_key(void **state)
     request(f->port, "GET", "/nope", NULL, NULL, &resp);
     assert_error(&resp, 404, "not found: GET /nope");
     request(f->port, "GET", "/whoami/", "X-API-Key: good-key\r\n", NULL, &resp);
-    assert_error(&resp, 404, "not found: GET /whoami/");
+    assert_error(&resp, 404, "not found: GET /whoami/ (did you mean /whoami, without the trailing slash?)");
+    request(f->port, "GET", "/nope/", NULL, NULL, &resp);
+    assert_error(&resp, 404, "not found: GET /nope/");
+}
+
+/* A query parameter the route does not take is a 400 that names it; routes
+ * registered without a list are not checked. */
+static void test_unknown_query_parameter(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    request(f->port, "GET", "/text?name=x&nmae=y", NULL, NULL, &resp);
+    assert_error(&resp, 400, "unknown query parameter 'nmae' (GET /text takes: name)");
+    request(f->port, "GET", "/text?name=x&name=y", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    request(f->port, "GET", "/whoami?anything=1", "X-API-Key: good-key\r\n", NULL, &resp);
+    assert_int_equal(resp.status, 200);
 }
 
 static void test_method_not_allowed(void **state)
@@ -459,14 +482,14 @@ static void test_method_not_allowed(void **state)
     struct fixture *f = *state;
     struct response resp;
     request(f->port, "DELETE", "/whoami", "X-API-Key: good-key\r\n", NULL, &resp);
-    assert_error(&resp, 405, "method not allowed");
+    assert_error(&resp, 405, "method not allowed: DELETE /whoami (allowed: GET)");
     assert_string_equal(header(&resp, "Allow"), "GET");
     /* the path exists, so the key is checked first */
     request(f->port, "DELETE", "/whoami", NULL, NULL, &resp);
-    assert_error(&resp, 401, "missing API key");
+    assert_error(&resp, 401, MISSING_KEY);
     /* ... unless the path's routes need none */
     request(f->port, "POST", "/health", NULL, "{}", &resp);
-    assert_error(&resp, 405, "method not allowed");
+    assert_error(&resp, 405, "method not allowed: POST /health (allowed: GET)");
     assert_string_equal(header(&resp, "Allow"), "GET");
 }
 
@@ -548,7 +571,7 @@ static void test_expect_continue_refused(void **state)
     client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\n"
                     "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     assert_int_equal(client_read(c, &resp), 0);
-    assert_error(&resp, 401, "missing API key");
+    assert_error(&resp, 401, MISSING_KEY);
     client_close(c);
 
     /* an acceptable upload gets the go-ahead first */
@@ -809,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_needs_no_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_not_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_query_parameter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue_refused, setup, teardown),
