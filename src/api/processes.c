@@ -5,7 +5,9 @@
  * The command runs directly (no shell). 200 for any exit code; 502 when it
  * could not start ("command not found: X") or timed out ("timed out after
  * Ns", with the partial stdout/stderr in the body next to code and message).
- * Output bytes that are not UTF-8 are replaced by U+FFFD.
+ * 502 is the code the SandBase docs give both; the messages say plainly that
+ * the command, not the sandbox, failed, and what to change. Output bytes
+ * that are not UTF-8 are replaced by U+FFFD.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +53,28 @@ static json_t *result_json(const struct sb_exec_result *res)
     return out;
 }
 
+/* A command that could not start: say it is the command, and the usual
+ * cause when cmd holds a whole command line. */
+static void explain_start_error(const struct process_args *a, struct sb_err *err)
+{
+    if (err->status != 502 || (strncmp(err->msg, "command not found: ", 19) != 0 &&
+                               strncmp(err->msg, "permission denied: ", 19) != 0))
+        return;
+    char msg[SB_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    if (strpbrk(a->preq.cmd, " \t"))
+        sb_err_set(err, 502, "%s (cmd runs without a shell; put arguments in args or use sh -c)", msg);
+    else
+        sb_err_set(err, 502, "%s (the command could not start; the sandbox itself is fine)", msg);
+}
+
 static void process_job(struct sb_request *req, void *p)
 {
     struct process_args *a = p;
     struct sb_err err = {0};
     struct sb_exec_result res = {0};
     if (registry_exec(api_app(req)->registry, a->org_id, a->id, &a->preq, &res, &err) < 0) {
+        explain_start_error(a, &err);
         sb_request_complete_error(req, &err);
         shim_exec_result_clear(&res);
         return;
@@ -64,8 +82,9 @@ static void process_job(struct sb_request *req, void *p)
     json_t *out = result_json(&res);
     if (res.timed_out && out) {
         json_object_set_new(out, "code", json_integer(502));
-        char msg[64];
-        snprintf(msg, sizeof msg, "timed out after %ds", a->preq.timeout_s);
+        char msg[160];
+        snprintf(msg, sizeof msg, "timed out after %ds: the command was killed (raise timeout, up to %d; "
+                 "the sandbox itself is fine)", a->preq.timeout_s, MAX_PROCESS_TIMEOUT_S);
         json_object_set_new(out, "message", json_string(msg));
         sb_request_complete_json(req, 502, out);
     } else if (out) {
@@ -107,11 +126,13 @@ static int parse_process(struct process_args *a, struct sb_err *err)
     struct sb_process_request *pr = &a->preq;
     long long timeout;
     char *env = NULL;
-    if (api_field_string(a->body, "cmd", 1, NULL, &pr->cmd, err) < 0)
+    static const char *const fields[] = {"cmd", "args", "envVars", "cwd", "timeout", "user", "stdin", NULL};
+    if (api_check_fields(a->body, fields, "POST /sandboxes/:id/processes", err) < 0 ||
+        api_field_string(a->body, "cmd", 1, NULL, &pr->cmd, err) < 0)
         return -1;
     if (pr->cmd[0] == '\0')
         return sb_err_set(err, 400, "cmd must not be empty");
-    if (parse_args(a, err) < 0 || api_field_string(a->body, "cwd", 0, "/workspace", &pr->cwd, err) < 0 ||
+    if (parse_args(a, err) < 0 || api_field_string(a->body, "cwd", 0, NULL, &pr->cwd, err) < 0 ||
         api_field_string(a->body, "user", 0, "user", &pr->user, err) < 0 ||
         api_field_string(a->body, "stdin", 0, NULL, &pr->stdin_data, err) < 0 ||
         api_field_int(a->body, "timeout", 60, 1, MAX_PROCESS_TIMEOUT_S, &timeout, err) < 0 ||
@@ -119,7 +140,7 @@ static int parse_process(struct process_args *a, struct sb_err *err)
         return -1;
     pr->env_json = env;
     pr->timeout_s = (int)timeout;
-    if (pr->cwd[0] != '/')
+    if (pr->cwd && pr->cwd[0] != '/')
         return sb_err_set(err, 400, "cwd must be an absolute path");
     if (strcmp(pr->user, "user") != 0 && strcmp(pr->user, "root") != 0)
         return sb_err_set(err, 400, "user must be \"user\" or \"root\"");

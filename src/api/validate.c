@@ -70,6 +70,26 @@ int api_field_string_map(json_t *body, const char *field, int env_keys, char **o
     return 0;
 }
 
+int api_check_fields(json_t *body, const char *const *allowed, const char *route,
+                     struct sb_err *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) {
+        int known = 0;
+        for (size_t i = 0; allowed[i] && !known; i++)
+            known = strcmp(key, allowed[i]) == 0;
+        if (known)
+            continue;
+        char list[256] = "";
+        size_t used = 0;
+        for (size_t i = 0; allowed[i] && used < sizeof list; i++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", allowed[i]);
+        return sb_err_set(err, 400, "unknown field: %.64s (%s accepts %s)", key, route, list);
+    }
+    return 0;
+}
+
 int api_check_sandbox_id(const char *id, struct sb_err *err)
 {
     if (!id || !sb_id_valid("sbx_", id))

@@ -21,6 +21,11 @@ int api_field_string(json_t *body, const char *field, int required, const char *
  * usable as environment names (non-empty, no '=', no NUL). */
 int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
                          struct sb_err *err);
+/* 400 "unknown field: X (ROUTE accepts a, b, c)" for a body key outside
+ * the NULL-terminated allowed list: a field that is not understood must not
+ * be silently ignored. */
+int api_check_fields(json_t *body, const char *const *allowed, const char *route,
+                     struct sb_err *err);
 /* 400 "invalid sandbox id" unless id looks like sbx_ + 20 base32 chars. */
 int api_check_sandbox_id(const char *id, struct sb_err *err);
 
