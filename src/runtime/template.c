@@ -7,9 +7,9 @@
  * reader sees either the old template or the new one, and a failed build
  * leaves nothing behind.
  *
- * Templates in use: each shim holds a shared flock on <template>/.in-use for
- * the life of its sandbox (template_hold), and the lock follows the
- * directory across renames. Rebuilding (only with force) or removing a
+ * Templates in use: each shim holds a shared flock on the template's
+ * directory for the life of its sandbox and mounts the rootfs through that
+ * fd (template_hold); the lock follows the directory across renames. Rebuilding (only with force) or removing a
  * template renames the old directory to .retired-<name>-XXXXXX; running
  * sandboxes keep the tree they mounted, and template_gc deletes a retired
  * tree once nobody holds its lock.
@@ -1230,28 +1230,24 @@ int template_remove(const char *data_dir, const char *name, struct sb_err *err)
 
 /* ---------------------------------------------------------------- in use */
 
-static int in_use_path(char *out, size_t len, const char *dir, struct sb_err *err)
+int template_hold(struct sb_template *tpl, int *fd_out, struct sb_err *err)
 {
-    return path_fmt(out, len, err, "%s/.in-use", dir);
-}
-
-int template_hold(const struct sb_template *tpl, int *fd_out, struct sb_err *err)
-{
-    char path[SB_PATH_MAX];
-    if (in_use_path(path, sizeof path, tpl->dir, err) < 0)
-        return -1;
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(tpl->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return sb_err_sys(err, 500, "template %s: cannot open %s", tpl->name, path);
-    /* A template rebuilt between loading it and locking it: the lock (and
-     * so the tree) is the retired one, which may be deleted at any time. */
-    struct stat held, current;
-    if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &held) < 0 || stat(path, &current) < 0 ||
-        held.st_ino != current.st_ino || held.st_dev != current.st_dev) {
+        return sb_err_sys(err, 500, "template %s: cannot open %s", tpl->name, tpl->dir);
+    /* The directory now at the path must be the version tpl was loaded
+     * from; a rebuild in between means template.json and tree disagree. */
+    struct stat st;
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != tpl->identity) {
         close(fd);
         return sb_err_set(err, 409, "template %s was rebuilt or removed while this sandbox was "
                                     "being created; try again", tpl->name);
     }
+    /* From here the rootfs is reached through the held directory, never
+     * the name, so a later rebuild cannot swap it. */
+    char rootfs[SB_PATH_MAX];
+    snprintf(rootfs, sizeof rootfs, "/proc/self/fd/%d/rootfs", fd);
+    snprintf(tpl->rootfs, sizeof tpl->rootfs, "%s", rootfs);
     *fd_out = fd;
     return 0;
 }
@@ -1259,18 +1255,14 @@ int template_hold(const struct sb_template *tpl, int *fd_out, struct sb_err *err
 /* Deletes one retired tree if no shim holds it. */
 static void gc_one(const char *dir)
 {
-    char path[SB_PATH_MAX];
-    struct sb_err ignored;
-    if (in_use_path(path, sizeof path, dir, &ignored) < 0)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        close(fd);                  /* a sandbox still runs on it */
-        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        struct sb_err ignored;
+        remove_tree(dir, &ignored);
     }
-    remove_tree(dir, &ignored);
-    if (fd >= 0)
-        close(fd);
+    close(fd);          /* drops the lock, or leaves it to the sandbox still running on it */
 }
 
 int template_gc(const char *data_dir, struct sb_err *err)

@@ -91,10 +91,12 @@ int template_build_debian(const char *data_dir, const char *name, uint32_t uid_b
  * running ones keep their tree until they end. */
 int template_remove(const char *data_dir, const char *name, struct sb_err *err);
 
-/* Marks tpl's tree as in use for as long as *fd_out stays open (a shared
- * flock that follows the directory across renames; O_CLOEXEC). 409 when
- * the template was rebuilt or removed since tpl was loaded. */
-int template_hold(const struct sb_template *tpl, int *fd_out, struct sb_err *err);
+/* Marks tpl's tree as in use for as long as *fd_out stays open: a shared
+ * flock on the template directory (it follows the directory across
+ * renames), and tpl->rootfs becomes a path through that fd, so the tree
+ * mounted is the one held. 409 when the template was rebuilt or removed
+ * since tpl was loaded. */
+int template_hold(struct sb_template *tpl, int *fd_out, struct sb_err *err);
 /* Deletes retired trees (old versions of rebuilt or removed templates) that
  * no sandbox holds any more. Blocks on the disk. */
 int template_gc(const char *data_dir, struct sb_err *err);

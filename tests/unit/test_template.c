@@ -375,6 +375,59 @@ static void test_rebuild_replaces_atomically(void **state)
     assert_int_equal(hidden_entries(), 0);
 }
 
+/* Without force an existing template is never replaced; with force a held
+ * tree is retired, not deleted, and collected once nobody holds it. */
+static void test_rebuild_of_a_template_in_use(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    build_host("busy", UID_BASE);
+    assert_int_equal(template_build_host(data_dir, "busy", UID_BASE, 0, &err), -1);
+    assert_int_equal(err.status, 409);
+    assert_non_null(strstr(err.msg, "--force"));
+    assert_int_equal(hidden_entries(), 0);
+
+    struct sb_template old;
+    int held = -1;
+    assert_int_equal(template_load(data_dir, "busy", &old, &err), 0);
+    assert_int_equal(template_hold(&old, &held, &err), 0);
+    char marker[SB_PATH_MAX + 16];
+    snprintf(marker, sizeof marker, "%s/templates/busy/rootfs/marker", data_dir);
+    FILE *f = fopen(marker, "w");
+    assert_non_null(f);
+    fclose(f);
+    uint64_t before = 0, after = 0;
+    assert_int_equal(template_identity(data_dir, "busy", &before), 0);
+
+    build_host("busy", UID_BASE);       /* force */
+    assert_int_equal(template_identity(data_dir, "busy", &after), 0);
+    assert_true(before != after);
+    assert_int_equal(access(marker, F_OK), -1);        /* the live tree is new */
+    assert_int_equal(hidden_entries(), 1);             /* the old one is retired, whole */
+    assert_int_equal(template_gc(data_dir, &err), 0);
+    assert_int_equal(hidden_entries(), 1);
+    /* a hold taken on the old load now fails: that tree is retired */
+    int late = -1;
+    assert_int_equal(template_hold(&old, &late, &err), -1);
+    assert_int_equal(err.status, 409);
+
+    close(held);
+    assert_int_equal(template_gc(data_dir, &err), 0);
+    assert_int_equal(hidden_entries(), 0);
+    template_clear(&old);
+
+    /* removing works the same way */
+    assert_int_equal(template_load(data_dir, "busy", &old, &err), 0);
+    assert_int_equal(template_hold(&old, &held, &err), 0);
+    assert_int_equal(template_remove(data_dir, "busy", &err), 0);
+    assert_int_equal(template_identity(data_dir, "busy", &after), -1);
+    assert_int_equal(hidden_entries(), 1);
+    close(held);
+    assert_int_equal(template_gc(data_dir, &err), 0);
+    assert_int_equal(hidden_entries(), 0);
+    template_clear(&old);
+}
+
 static void test_invalid_name_builds_nothing(void **state)
 {
     (void)state;
@@ -409,7 +462,7 @@ static void test_debian_failed_build_leaves_nothing(void **state)
     build_host("deb", UID_BASE); /* an existing template survives a failed rebuild */
     struct progress_log log = {0};
     struct sb_err err = {0};
-    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "python3", "http://127.0.0.1:9/debian", 0,
+    assert_int_equal(template_build_debian(data_dir, "deb", UID_BASE, "python3", "http://127.0.0.1:9/debian", 1,
                                            count_progress, &log, &err), -1);
     assert_int_equal(err.status, 502);
     assert_non_null(strstr(err.msg, "http://127.0.0.1:9/debian"));
@@ -479,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_without_templates_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_replaces_atomically, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_of_a_template_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_name_builds_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debian_failed_build_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debian_rejects_bad_packages, setup, teardown),
