@@ -51,7 +51,8 @@ def test_stdin(org_a, sandbox):
 def test_command_not_found_is_502(org_a, sandbox):
     r = org_a.run(sandbox, "pyhton3", "-c", "1")
     assert r.status_code == 502
-    assert r.json() == {"code": 502, "message": "command not found: pyhton3"}
+    assert r.json() == {"code": 502, "message": "command not found: pyhton3 (the command could not "
+                                                "start; the sandbox itself is fine)"}
 
 
 def test_bad_cwd_is_reported(org_a, sandbox):
@@ -67,7 +68,9 @@ def test_timeout_kills_the_whole_tree_and_returns_partial_output(org_a, sandbox)
     assert time.time() - t0 < 10
     assert r.status_code == 502
     body = r.json()
-    assert body["code"] == 502 and body["message"] == "timed out after 1s"
+    assert body["code"] == 502
+    assert body["message"] == ("timed out after 1s: the command was killed (raise timeout, up to 86400; "
+                               "the sandbox itself is fine)")
     assert body["stdout"] == "started\n"
     left = org_a.sh(sandbox, "ps -eo comm | grep -c sleep || true")["stdout"].strip()
     assert left == "0"

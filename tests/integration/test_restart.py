@@ -74,7 +74,8 @@ def test_dead_shims_are_marked_killed(own_server):
     os.kill(int(open(pid_file).read().strip()), signal.SIGKILL)
     time.sleep(0.5)
     own_server.start()
-    assert c.get(f"/sandboxes/{sid}").status_code == 404
+    got = c.get(f"/sandboxes/{sid}").json()
+    assert got["status"] == "stopped" and got["stopReason"] == "lost"
     db = sqlite3.connect(os.path.join(own_server.data_dir, "sandbase.db"))
     status = db.execute("SELECT status FROM sandboxes WHERE id = ?", (sid,)).fetchone()[0]
     assert status == "stopped"

@@ -44,7 +44,9 @@ def test_get_list_and_delete(org_a, sandbox):
     assert sandbox not in [s["sandboxID"] for s in org_a.get("/sandboxes?status=paused").json()]
     r = org_a.delete(f"/sandboxes/{sandbox}")
     assert r.status_code == 204 and r.content == b""
-    assert org_a.get(f"/sandboxes/{sandbox}").status_code == 404
+    r = org_a.get(f"/sandboxes/{sandbox}")    # still readable, stopped, with why
+    assert r.status_code == 200 and r.json()["status"] == "stopped" and r.json()["stopReason"] == "deleted"
+    assert sandbox not in [s["sandboxID"] for s in org_a.get("/sandboxes").json()]
     assert org_a.delete(f"/sandboxes/{sandbox}").status_code == 404
     assert org_a.post(f"/sandboxes/{sandbox}/processes", json={"cmd": "true"}).status_code == 404
 
@@ -66,8 +68,8 @@ def test_bad_status_filter(org_a):
 
 
 @pytest.mark.parametrize("body,message", [
-    ({"templateID": "nope"}, "unknown template: nope"),
-    ({"templateID": "../etc"}, "unknown template: ../etc"),
+    ({"templateID": "nope"}, "unknown template: nope (available: base)"),
+    ({"templateID": "../etc"}, "unknown template: ../etc (available: base)"),
     ({}, "missing field: templateID"),
     ({"templateID": 5}, "templateID must be a string"),
     ({"templateID": "base", "timeout": "60"}, None),
@@ -175,9 +177,10 @@ def test_ttl_reaper_kills_expired_sandboxes(org_a):
     sid = org_a.create(timeout=2)
     assert org_a.get(f"/sandboxes/{sid}").status_code == 200
     deadline = time.time() + 15
-    while time.time() < deadline and org_a.get(f"/sandboxes/{sid}").status_code == 200:
+    while time.time() < deadline and org_a.get(f"/sandboxes/{sid}").json()["status"] == "running":
         time.sleep(0.3)
-    assert org_a.get(f"/sandboxes/{sid}").status_code == 404
+    got = org_a.get(f"/sandboxes/{sid}").json()
+    assert got["status"] == "stopped" and got["stopReason"] == "timeout"
     import os
     import sqlite3
     assert not os.path.exists(f"{org_a.server.data_dir}/run/sandboxes/{sid}")
