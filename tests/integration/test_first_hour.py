@@ -76,6 +76,11 @@ class Bootstrapped:
         return c
 
     def stop(self):
+        """Deletes every sandbox (a graceful stop leaves live ones to their
+        shims), then stops the server."""
+        c = self.client()
+        for sb in c.get("/sandboxes?status=running,paused").json():
+            c.delete(f"/sandboxes/{sb['sandboxID']}")
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=30)
