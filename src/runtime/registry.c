@@ -6,8 +6,8 @@
  *    creating -> running <-> paused -> stopped. A create that fails deletes
  *    its `creating` row: it never was a sandbox.
  *  - A stopped row keeps stopped_at and stop_reason, and GET still shows it
- *    until the retention period ends (registry_prune_stopped); every action
- *    on it answers 404.
+ *    until cfg->retention_days pass (pruned by the reaper); every action on
+ *    it answers 404.
  *  - While paused, end_at keeps the value it had at pause; resuming moves it
  *    forward by the paused time, so paused time never counts against the TTL.
  *  - `state_lock` serialises state transitions (create's cap check and
@@ -464,8 +464,10 @@ void registry_reap_expired(struct sb_registry *reg)
             if (strcmp(rec.status, "running") == 0 && rec.end_at <= now &&
                 destroy_locked(reg, &rec, "timeout", &rerr) < 0)
                 sb_warn("ttl: could not kill expired sandbox %s: %s", rec.id, rerr.msg);
-            else if (strcmp(rec.status, "stopped") == 0 && ++killed)
+            else if (strcmp(rec.status, "stopped") == 0) {
+                killed++;
                 sb_info("ttl: sandbox %s expired and was killed", rec.id);
+            }
             store_sandbox_rec_clear(&rec);
         }
         pthread_mutex_unlock(&reg->state_lock);
