@@ -1158,18 +1158,31 @@ static int compare_by_name(const void *a, const void *b)
     return strcmp(((const struct sb_template *)a)->name, ((const struct sb_template *)b)->name);
 }
 
+/* Opens <data-dir>/templates; *out is NULL (and 0 returned) when it does
+ * not exist yet. */
+static int open_templates_dir(const char *data_dir, DIR **out, struct sb_err *err)
+{
+    char dir[SB_PATH_MAX];
+    *out = NULL;
+    if (path_fmt(dir, sizeof dir, err, "%s/templates", data_dir) < 0)
+        return -1;
+    *out = opendir(dir);
+    if (!*out && errno != ENOENT)
+        return sb_err_sys(err, 500, "cannot read %s", dir);
+    return 0;
+}
+
 /* Directories without template.json (not templates) and hidden build
  * directories are skipped; a corrupt template.json is an error naming it. */
 int template_list(const char *data_dir, struct sb_template **out, size_t *count, struct sb_err *err)
 {
     *out = NULL;
     *count = 0;
-    char dir[SB_PATH_MAX];
-    if (path_fmt(dir, sizeof dir, err, "%s/templates", data_dir) < 0)
+    DIR *d;
+    if (open_templates_dir(data_dir, &d, err) < 0)
         return -1;
-    DIR *d = opendir(dir);
     if (!d)
-        return errno == ENOENT ? 0 : sb_err_sys(err, 500, "cannot read %s", dir);
+        return 0;
     struct sb_template *list = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -1268,11 +1281,12 @@ static void gc_one(const char *dir)
 int template_gc(const char *data_dir, struct sb_err *err)
 {
     char templates[SB_PATH_MAX];
-    if (path_fmt(templates, sizeof templates, err, "%s/templates", data_dir) < 0)
+    DIR *d;
+    if (path_fmt(templates, sizeof templates, err, "%s/templates", data_dir) < 0 ||
+        open_templates_dir(data_dir, &d, err) < 0)
         return -1;
-    DIR *d = opendir(templates);
     if (!d)
-        return errno == ENOENT ? 0 : sb_err_sys(err, 500, "cannot read %s", templates);
+        return 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         char dir[SB_PATH_MAX];
