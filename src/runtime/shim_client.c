@@ -691,30 +691,55 @@ static int read_shim_pid(const char *dir)
     return pid;
 }
 
-/* A shim that no longer answers but still runs is killed, if the pid file's
- * process really is the shim for id (its command line names it). */
-static void kill_stale_shim(const char *dir, const char *id)
+/* 1 if process pid is the shim for id (its command line names both). */
+static int is_shim_of(int pid, const char *id)
 {
-    char path[SB_PATH_MAX + 32], buf[4096];
-    int pid = read_shim_pid(dir);
-    if (pid <= 1)
-        return;
+    char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return;
+        return 0;
     ssize_t len = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (len <= 0)
-        return;
+        return 0;
+    buf[len] = '\0';
     int is_shim = 0, has_id = 0;
     for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
-        buf[len] = '\0';
         is_shim |= strcmp(buf + i, "shim") == 0;
         has_id |= strcmp(buf + i, id) == 0;
     }
-    if (is_shim && has_id)
+    return is_shim && has_id;
+}
+
+/* A shim that no longer answers but still runs is killed, if the pid file's
+ * process really is the shim for id. */
+static void kill_stale_shim(const char *dir, const char *id)
+{
+    int pid = read_shim_pid(dir);
+    if (pid > 1 && is_shim_of(pid, id))
         kill(pid, SIGKILL);
+}
+
+int shim_pidfd_open(const char *run_dir, const char *id, int *pidfd, struct sb_err *err)
+{
+    *pidfd = -1;
+    char dir[SB_PATH_MAX];
+    if (sandbox_run_dir(dir, sizeof dir, run_dir, id) < 0)
+        return sb_err_set(err, 500, "watch %s: run dir path too long", id);
+    int pid = read_shim_pid(dir);
+    int fd = pid > 1 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    /* Checked after the open: a pid reused before it no longer names the shim,
+     * and one reused after cannot be, since the pidfd pins the process. */
+    if (fd >= 0 && is_shim_of(pid, id) && shim_alive(run_dir, id)) {
+        *pidfd = fd;
+        return 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (!shim_alive(run_dir, id))
+        return sb_err_set(err, 404, "sandbox not found: no runtime answers for %s", id);
+    return sb_err_set(err, 500, "watch %s: shim.pid in %s does not name its running shim", id, dir);
 }
 
 static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct sb_err *err)

@@ -83,6 +83,12 @@ int shim_alive(const char *run_dir, const char *id);
 /* 404 when no shim answers for id (socket missing or dead). */
 int shim_status(const char *run_dir, const char *id, struct sb_shim_status *out, struct sb_err *err);
 
+/* A pidfd (pidfd_open(2)) of id's shim process, checked to be that shim, so
+ * its exit can be noticed: it becomes readable when the shim exits. Caller
+ * closes *pidfd. 404 when no shim answers for id; 500 when one answers but
+ * its shim.pid does not name it. */
+int shim_pidfd_open(const char *run_dir, const char *id, int *pidfd, struct sb_err *err);
+
 /* Kills every process of the sandbox, removes its cgroups, mounts and files,
  * and ends the shim. Idempotent: a sandbox whose shim is already gone has its
  * leftovers (cgroups, run dir, sandbox dir) cleaned up and returns 0. */
