@@ -1,0 +1,126 @@
+/*
+ * disk_budget.c - sandbox disk admission (see disk_budget.h).
+ *
+ * An admission holds the budget's mutex while it reads the filesystem's free
+ * space (statvfs) and every image's size and allocated blocks (one stat(2)
+ * each), so two builds can never both take the last room. A build's disk is
+ * counted from its admission until disk_budget_release; its image may count
+ * as well meanwhile, which only errs on the safe side.
+ *
+ * The images are <data-dir>/sandboxes/<id>/disk.img (src/shim/container.c,
+ * prepare_disk), each ftruncate'd to its disk_mb: st_size is the promise,
+ * st_blocks what is already kept. Never runs on the HTTP loop (pool_spawn
+ * calls it on workers).
+ */
+#include "runtime/disk_budget.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#define MIB (1024ull * 1024ull)
+
+struct sb_disk_budget {
+    const struct sb_config *cfg;
+    pthread_mutex_t lock;
+    uint64_t in_flight;             /* bytes admitted for builds not yet released */
+    size_t in_flight_count;
+};
+
+struct sb_disk_budget *disk_budget_new(const struct sb_config *cfg)
+{
+    struct sb_disk_budget *budget = calloc(1, sizeof *budget);
+    if (!budget)
+        return NULL;
+    budget->cfg = cfg;
+    pthread_mutex_init(&budget->lock, NULL);
+    return budget;
+}
+
+void disk_budget_free(struct sb_disk_budget *budget)
+{
+    if (!budget)
+        return;
+    pthread_mutex_destroy(&budget->lock);
+    free(budget);
+}
+
+int disk_budget_fits(const struct sb_disk_figures *f, const char *data_dir, struct sb_err *err)
+{
+    if (f->free >= f->promised && f->free - f->promised >= f->reserve &&
+        f->free - f->promised - f->reserve >= f->want)
+        return 0;
+    return sb_err_set(err, 507,
+                      "not enough disk for a %llu MiB sandbox disk: %s has %llu MiB free, %llu MiB of it "
+                      "promised to %zu sandbox disks that may still grow and %llu MiB kept for the "
+                      "database and logs (disk_reserve_mb); delete sandboxes, free space on that "
+                      "filesystem, or lower disk_mb",
+                      (unsigned long long)(f->want / MIB), data_dir, (unsigned long long)(f->free / MIB),
+                      (unsigned long long)(f->promised / MIB), f->disks,
+                      (unsigned long long)(f->reserve / MIB));
+}
+
+int disk_budget_promised(const char *data_dir, uint64_t *bytes, size_t *disks, struct sb_err *err)
+{
+    *bytes = 0;
+    *disks = 0;
+    char dir[SB_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/sandboxes", data_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : sb_err_sys(err, 500, "disk budget: cannot list %s", dir);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[SB_PATH_MAX + 320];
+        snprintf(path, sizeof path, "%s/%s/disk.img", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;           /* being built (counted in flight) or being removed */
+        uint64_t size = (uint64_t)st.st_size, used = (uint64_t)st.st_blocks * 512;
+        *bytes += size > used ? size - used : 0;
+        (*disks)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int disk_budget_admit(struct sb_disk_budget *budget, int disk_mb, struct sb_err *err)
+{
+    const char *data_dir = budget->cfg->data_dir;
+    struct sb_disk_figures f = {.reserve = (uint64_t)budget->cfg->disk_reserve_mb * MIB,
+                                .want = (uint64_t)disk_mb * MIB};
+    pthread_mutex_lock(&budget->lock);
+    struct statvfs vfs;
+    int rc = 0;
+    if (statvfs(data_dir, &vfs) < 0)
+        rc = sb_err_sys(err, 500, "disk budget: statvfs %s", data_dir);
+    if (rc == 0)
+        rc = disk_budget_promised(data_dir, &f.promised, &f.disks, err);
+    if (rc == 0) {
+        f.free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        f.promised += budget->in_flight;
+        f.disks += budget->in_flight_count;
+        rc = disk_budget_fits(&f, data_dir, err);
+    }
+    if (rc == 0) {
+        budget->in_flight += f.want;
+        budget->in_flight_count++;
+    }
+    pthread_mutex_unlock(&budget->lock);
+    return rc;
+}
+
+void disk_budget_release(struct sb_disk_budget *budget, int disk_mb)
+{
+    pthread_mutex_lock(&budget->lock);
+    budget->in_flight -= (uint64_t)disk_mb * MIB;
+    budget->in_flight_count--;
+    pthread_mutex_unlock(&budget->lock);
+}
