@@ -12,6 +12,11 @@
  * pool_take skips, and destroys on a worker, entries whose shim no longer
  * listens or whose template was rebuilt or removed since. A template that
  * no longer exists is not refilled.
+ *
+ * Every ready entry holds a pidfd of its shim (opened on the worker that
+ * built it), handed to the claimer with the id, so watching a claimed
+ * sandbox for a dead shim costs the HTTP loop no file reads. Every build,
+ * cold or pooled, is first admitted by the disk budget (disk_budget.h).
  */
 #include "runtime/pool.h"
 
@@ -23,6 +28,7 @@
 
 #include "core/id.h"
 #include "core/log.h"
+#include "runtime/disk_budget.h"
 #include "runtime/shim_client.h"
 #include "runtime/template.h"
 
@@ -34,6 +40,7 @@ struct ready_sandbox {
     char id[32];
     uint64_t identity;              /* the template version it was built from */
     struct sb_limits limits;        /* what it was built with */
+    int pidfd;                      /* owned: its shim's pidfd (shim_pidfd_open) */
 };
 
 struct template_pool {
@@ -46,6 +53,7 @@ struct template_pool {
 struct sb_pool {
     const struct sb_config *cfg;
     struct sb_worker_pool *workers;
+    struct sb_disk_budget *disk;    /* owned */
     pthread_mutex_t lock;
     pthread_cond_t idle;            /* signalled when a refill finishes */
     int stopping;
@@ -71,25 +79,34 @@ struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *wor
         return NULL;
     pool->cfg = cfg;
     pool->workers = workers;
+    pool->disk = disk_budget_new(cfg);
+    if (!pool->disk) {
+        free(pool);
+        return NULL;
+    }
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->idle, NULL);
     return pool;
 }
 
-int pool_spawn(const struct sb_config *cfg, const char *template_name, const char *id,
+int pool_spawn(struct sb_pool *pool, const char *template_name, const char *id,
                struct sb_limits *limits, uint64_t *identity, struct sb_err *err)
 {
     struct sb_template tpl;
-    if (template_load(cfg->data_dir, template_name, &tpl, err) < 0)
+    if (template_load(pool->cfg->data_dir, template_name, &tpl, err) < 0)
         return -1;
     if (identity)
         *identity = tpl.identity;
     struct sb_sandbox_spec spec = {.tpl = &tpl};
     snprintf(spec.id, sizeof spec.id, "%s", id);
-    template_effective_limits(&tpl, cfg, &spec.limits);
+    template_effective_limits(&tpl, pool->cfg, &spec.limits);
     if (limits)
         *limits = spec.limits;
-    int rc = shim_spawn(cfg, &spec, err);
+    int rc = disk_budget_admit(pool->disk, spec.limits.disk_mb, err);
+    if (rc == 0) {
+        rc = shim_spawn(pool->cfg, &spec, err);
+        disk_budget_release(pool->disk, spec.limits.disk_mb);
+    }
     template_clear(&tpl);
     return rc;
 }
@@ -139,7 +156,7 @@ static void refill_one(void *arg)
     struct sb_limits limits;
     uint64_t identity = 0;
     struct sb_err err = {0};
-    int rc = -1;
+    int rc = -1, pidfd = -1;
     pthread_mutex_lock(&pool->lock);
     int stopping = pool->stopping;
     pthread_mutex_unlock(&pool->lock);
@@ -148,7 +165,9 @@ static void refill_one(void *arg)
          * machine a refill started at once competes with it for the CPU. */
         usleep(POOL_REFILL_DELAY_US);
         sb_id_new("sbx_", id, sizeof id);
-        rc = pool_spawn(pool->cfg, job->name, id, &limits, &identity, &err);
+        rc = pool_spawn(pool, job->name, id, &limits, &identity, &err);
+        if (rc == 0 && (rc = shim_pidfd_open(pool->cfg->run_dir, id, &pidfd, &err)) < 0)
+            rc = -2;    /* built, but cannot be watched once claimed: destroy below */
         if (rc < 0)
             sb_warn("pool: could not pre-build a sandbox of template %s: %s", job->name, err.msg);
     }
@@ -161,12 +180,16 @@ static void refill_one(void *arg)
             memcpy(r->id, id, sizeof r->id);
             r->identity = identity;
             r->limits = limits;
+            r->pidfd = pidfd;
+            pidfd = -1;
         }
         else if (rc == 0)
             rc = -2;  /* no room: destroy below */
     }
     pthread_cond_broadcast(&pool->idle);
     pthread_mutex_unlock(&pool->lock);
+    if (pidfd >= 0)
+        close(pidfd);
     if (rc == -2 || (rc == 0 && !tp)) {
         struct sb_err derr = {0};
         shim_destroy(pool->cfg, id, &derr);
@@ -210,6 +233,7 @@ static int claim_ready(struct sb_pool *pool, struct template_pool *tp, uint64_t 
             *out = r;
             found = 0;
         } else {
+            close(r.pidfd);
             memcpy(stale[(*stale_count)++], r.id, 32);
         }
     }
@@ -217,7 +241,7 @@ static int claim_ready(struct sb_pool *pool, struct template_pool *tp, uint64_t 
 }
 
 int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
-              struct sb_limits *limits)
+              struct sb_limits *limits, int *pidfd)
 {
     uint64_t identity = 0;
     int exists = template_identity(pool->cfg->data_dir, template_name, &identity) == 0;
@@ -230,12 +254,15 @@ int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
         if (claim_ready(pool, tp, identity, &r, stale, &stale_count) == 0) {
             memcpy(id_out, r.id, 32);
             *limits = r.limits;
+            *pidfd = r.pidfd;
             rc = 0;
         }
         schedule_refills(pool, tp);
     } else if (tp) {
-        for (int i = 0; i < tp->ready_count; i++)   /* the template is gone */
+        for (int i = 0; i < tp->ready_count; i++) {  /* the template is gone */
+            close(tp->ready[i].pidfd);
             memcpy(stale[stale_count++], tp->ready[i].id, 32);
+        }
         tp->ready_count = 0;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -259,9 +286,10 @@ void pool_drop_stale(struct sb_pool *pool)
         for (int j = 0; j < tp->ready_count; j++) {
             if (exists && tp->ready[j].identity == identity)
                 tp->ready[keep++] = tp->ready[j];
-            else if (stale_count < POOL_MAX_TEMPLATES)
+            else if (stale_count < POOL_MAX_TEMPLATES) {
+                close(tp->ready[j].pidfd);
                 memcpy(stale[stale_count++], tp->ready[j].id, 32);
-            else
+            } else
                 tp->ready[keep++] = tp->ready[j];      /* next sweep */
         }
         tp->ready_count = keep;
@@ -276,7 +304,7 @@ void pool_drop_stale(struct sb_pool *pool)
 }
 
 void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id,
-                    const struct sb_limits *limits)
+                    const struct sb_limits *limits, int pidfd)
 {
     int kept = 0;
     uint64_t identity = 0;
@@ -288,10 +316,12 @@ void pool_give_back(struct sb_pool *pool, const char *template_name, const char 
         snprintf(r->id, sizeof r->id, "%s", id);
         r->identity = identity;     /* it was claimed a moment ago: still current */
         r->limits = *limits;
+        r->pidfd = pidfd;
         kept = 1;
     }
     pthread_mutex_unlock(&pool->lock);
     if (!kept) {
+        close(pidfd);
         struct sb_err err = {0};
         shim_destroy(pool->cfg, id, &err);
     }
@@ -348,7 +378,11 @@ void pool_free(struct sb_pool *pool, int destroy)
             struct sb_err err = {0};
             shim_destroy(pool->cfg, pool->templates[i].ready[j].id, &err);
         }
+    for (int i = 0; i < pool->template_count; i++)
+        for (int j = 0; j < pool->templates[i].ready_count; j++)
+            close(pool->templates[i].ready[j].pidfd);
     pthread_cond_destroy(&pool->idle);
     pthread_mutex_destroy(&pool->lock);
+    disk_budget_free(pool->disk);
     free(pool);
 }

@@ -11,8 +11,15 @@
  *  - While paused, end_at keeps the value it had at pause; resuming moves it
  *    forward by the paused time, so paused time never counts against the TTL.
  *  - `state_lock` serialises state transitions (create's cap check and
- *    insert, pause, resume, destroy) so two of them never race on one
- *    sandbox; exec does not take it (the shim answers 409 when paused).
+ *    insert, pause, resume, destroy, a dead shim's stop) so two of them
+ *    never race on one sandbox; exec does not take it (the shim answers 409
+ *    when paused).
+ *  - Every running or paused sandbox's shim is watched (a pidfd handed to
+ *    the watch function once the row says running: cold, claimed or
+ *    re-adopted). A shim that exits while its row is live makes the
+ *    sandbox stopped with reason "lost" (registry_shim_died, under
+ *    state_lock, so a DELETE or TTL kill that ended it first keeps its own
+ *    reason); a shim call that finds the shim gone does the same.
  */
 #include "runtime/registry.h"
 
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/id.h"
 #include "core/log.h"
@@ -35,6 +43,8 @@ struct sb_registry {
     struct sb_pool *pool;
     pthread_mutex_t state_lock;
     int64_t next_prune_ms;          /* reaper thread only */
+    sb_shim_watch_fn watch;         /* set before reconcile; NULL = nobody watches */
+    void *watch_ctx;
 };
 
 struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *store,
@@ -55,6 +65,12 @@ struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *s
     }
     pthread_mutex_init(&reg->state_lock, NULL);
     return reg;
+}
+
+void registry_watch_shims(struct sb_registry *reg, sb_shim_watch_fn fn, void *ctx)
+{
+    reg->watch = fn;
+    reg->watch_ctx = ctx;
 }
 
 void registry_free(struct sb_registry *reg, int destroy_pool)
@@ -86,6 +102,13 @@ static int is_gone(const struct sb_sandbox_rec *rec)
     return strcmp(rec->status, "stopped") == 0 || strcmp(rec->status, "error") == 0;
 }
 
+/* The 404 every action on a stopped sandbox answers. */
+static int stopped_error(const char *id, const char *reason, struct sb_err *err)
+{
+    return sb_err_set(err, 404, "sandbox not found: %s was stopped (reason: %s); create a new one", id,
+                      reason);
+}
+
 /* Loads a sandbox the API may act on: 404 for other orgs and stopped ones
  * (the org's own stopped sandbox says so, and why). */
 static int load_live(struct sb_registry *reg, const char *org_id, const char *id,
@@ -99,8 +122,7 @@ static int load_live(struct sb_registry *reg, const char *org_id, const char *id
         char reason[sizeof rec->stop_reason];
         snprintf(reason, sizeof reason, "%s", rec->stop_reason[0] ? rec->stop_reason : "unknown");
         store_sandbox_rec_clear(rec);
-        return sb_err_set(err, 404, "sandbox not found: %s was stopped (reason: %s); create a new one",
-                          id, reason);
+        return stopped_error(id, reason, err);
     }
     return 0;
 }
@@ -128,6 +150,105 @@ static void collect_retired_templates(struct sb_registry *reg)
         sb_warn("cannot clean up retired templates: %s", err.msg);
 }
 
+/* A live row whose shim is gone: its leftovers (cgroups, mounts, files)
+ * are cleaned up at once and it is stopped with reason "lost". Caller
+ * holds state_lock (or is start-up, alone). */
+static int mark_lost_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, struct sb_err *err)
+{
+    struct sb_err derr = {0};
+    if (shim_destroy(reg->cfg, rec->id, &derr) < 0)
+        sb_warn("sandbox %s: cleaning up after its dead runtime: %s", rec->id, derr.msg);
+    return record_stop(reg, rec, "lost", err);
+}
+
+/* mark_lost_locked for a sandbox found dead while serving: logs either way.
+ * Returns 1 when it is now stopped. */
+static int lose_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec)
+{
+    struct sb_err err = {0};
+    if (mark_lost_locked(reg, rec, &err) < 0) {
+        sb_warn("sandbox %s: its runtime died but it cannot be marked stopped: %s", rec->id, err.msg);
+        return 0;
+    }
+    sb_warn("sandbox %s lost: its runtime (shim) exited; marked stopped, reason lost", rec->id);
+    return 1;
+}
+
+/* Hands pidfd (owned) of id's shim to the watch function, or closes it. */
+static void watch_pidfd(struct sb_registry *reg, const char *id, int pidfd)
+{
+    if (reg->watch)
+        reg->watch(reg->watch_ctx, id, pidfd);
+    else
+        close(pidfd);
+}
+
+/* Starts watching id's shim; one already gone makes the sandbox lost now.
+ * Blocks (reads the run dir): workers and start-up only. */
+static void watch_live(struct sb_registry *reg, const char *id)
+{
+    if (!reg->watch)
+        return;
+    int pidfd;
+    struct sb_err err = {0};
+    if (shim_pidfd_open(reg->cfg->run_dir, id, &pidfd, &err) == 0)
+        watch_pidfd(reg, id, pidfd);
+    else if (err.status == 404)
+        registry_shim_died(reg, id);
+    else
+        sb_warn("sandbox %s: its runtime cannot be watched, so its death would go unnoticed: %s", id,
+                err.msg);
+}
+
+void registry_shim_died(struct sb_registry *reg, const char *id)
+{
+    int lost = 0, alive = 0;
+    pthread_mutex_lock(&reg->state_lock);
+    struct sb_sandbox_rec rec;
+    struct sb_err err = {0};
+    /* A row stopped meanwhile was destroyed on purpose and keeps its reason;
+     * a creating one is still being built and its create handles failure. */
+    if (store_sandbox_get(reg->store, NULL, id, &rec, &err) == 0) {
+        if (strcmp(rec.status, "running") == 0 || strcmp(rec.status, "paused") == 0) {
+            alive = shim_alive(reg->cfg->run_dir, id);
+            lost = !alive && lose_locked(reg, &rec);
+        }
+        store_sandbox_rec_clear(&rec);
+    }
+    pthread_mutex_unlock(&reg->state_lock);
+    if (alive)      /* the pidfd outlived a false alarm: watch the shim afresh */
+        watch_live(reg, id);
+    if (lost)
+        collect_retired_templates(reg);
+}
+
+/* After a shim call on a live sandbox failed with err: when its shim is
+ * gone (the watch may not have run yet), the sandbox is lost now and err
+ * becomes the 404 of a stopped sandbox. 1 if so, else 0 (err unchanged).
+ * The _locked form is for callers holding state_lock with rec loaded. */
+static int check_lost(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err)
+{
+    if (err->status != 502 || shim_alive(reg->cfg->run_dir, id))
+        return 0;
+    registry_shim_died(reg, id);
+    struct sb_sandbox_rec rec;
+    struct sb_err lerr = {0};
+    if (load_live(reg, org_id, id, &rec, &lerr) == 0) {
+        store_sandbox_rec_clear(&rec);
+        return 0;
+    }
+    *err = lerr;        /* stopped: lost, or whatever stopped it first */
+    return 1;
+}
+
+static int check_lost_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, struct sb_err *err)
+{
+    if (err->status != 502 || shim_alive(reg->cfg->run_dir, rec->id) || !lose_locked(reg, rec))
+        return 0;
+    stopped_error(rec->id, "lost", err);
+    return 1;
+}
+
 int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
 {
     struct sb_sandbox_rec *list = NULL;
@@ -147,14 +268,16 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
                 shim_resume(reg->cfg->run_dir, rec->id, &serr);
             else if (!st.paused && strcmp(rec->status, "paused") == 0)
                 shim_pause(reg->cfg->run_dir, rec->id, &serr);
+            watch_live(reg, rec->id);
             adopted++;
             continue;
         }
-        shim_destroy(reg->cfg, rec->id, &serr);
-        if (strcmp(rec->status, "creating") == 0)   /* a create cut short: never announced */
+        if (strcmp(rec->status, "creating") == 0) {     /* a create cut short: never announced */
+            shim_destroy(reg->cfg, rec->id, &serr);
             store_sandbox_delete_creating(reg->store, rec->id, &serr);
-        else
-            record_stop(reg, rec, "lost", &serr);
+        } else {
+            mark_lost_locked(reg, rec, &serr);
+        }
         snprintf(rec->status, sizeof rec->status, "stopped");
         lost++;
     }
@@ -211,11 +334,12 @@ static void set_limits(struct sb_sandbox_rec *rec, const struct sb_limits *limit
 
 /* Caller holds state_lock. Checks the per-org cap, claims a pooled sandbox
  * when one is ready (its id and limits replace rec's) and inserts the row,
- * which reserves the slot. A claimed sandbox is given back on failure.
- * With pool_only, returns 1 (and changes nothing) when none is ready. */
+ * which reserves the slot. A claimed sandbox is given back on failure; on
+ * success its shim's pidfd is in *pidfd (caller owns). With pool_only,
+ * returns 1 (and changes nothing) when none is ready. */
 static int reserve_locked(struct sb_registry *reg, const struct sb_create_request *creq,
                           struct sb_sandbox_rec *rec, int pool_only, int *from_pool,
-                          struct sb_err *err)
+                          int *pidfd, struct sb_err *err)
 {
     size_t live = 0;
     *from_pool = 0;
@@ -226,7 +350,7 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
                           "sandbox limit reached: this org already has %zu live sandboxes (max %d); kill one first",
                           live, reg->cfg->org_sandbox_cap);
     struct sb_limits limits;
-    *from_pool = pool_take(reg->pool, creq->template_id, rec->id, &limits) == 0;
+    *from_pool = pool_take(reg->pool, creq->template_id, rec->id, &limits, pidfd) == 0;
     if (*from_pool)
         set_limits(rec, &limits);
     else if (pool_only)
@@ -236,7 +360,7 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
                         : record_change(reg, rec, 1, NULL, NULL, NULL, err);
     if (rc < 0) {
         if (*from_pool)
-            pool_give_back(reg->pool, creq->template_id, rec->id, &limits);
+            pool_give_back(reg->pool, creq->template_id, rec->id, &limits, *pidfd);
         return -1;
     }
     return 0;
@@ -261,7 +385,7 @@ int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_r
                                struct sb_sandbox_rec *out, struct sb_err *err)
 {
     struct sb_sandbox_rec rec;
-    int from_pool = 0;
+    int from_pool = 0, pidfd = -1;
     if (new_record(creq, &rec, err) < 0)
         return -1;
     /* Never wait on the lock here: a destroy may hold it for a while. */
@@ -269,7 +393,7 @@ int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_r
         store_sandbox_rec_clear(&rec);
         return 0;
     }
-    int rc = reserve_locked(reg, creq, &rec, 1, &from_pool, err);
+    int rc = reserve_locked(reg, creq, &rec, 1, &from_pool, &pidfd, err);
     pthread_mutex_unlock(&reg->state_lock);
     if (rc == 1) {
         store_sandbox_rec_clear(&rec);
@@ -279,6 +403,7 @@ int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_r
         store_sandbox_rec_clear(&rec);
         return -1;
     }
+    watch_pidfd(reg, rec.id, pidfd);
     *out = rec;
     return 1;
 }
@@ -298,11 +423,11 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
         return -1;
     sb_id_new("sbx_", rec.id, sizeof rec.id);
     set_limits(&rec, &limits);
-    int from_pool = 0;
+    int from_pool = 0, pidfd = -1;
     pthread_mutex_lock(&reg->state_lock);
-    int rc = reserve_locked(reg, creq, &rec, 0, &from_pool, err);
+    int rc = reserve_locked(reg, creq, &rec, 0, &from_pool, &pidfd, err);
     pthread_mutex_unlock(&reg->state_lock);
-    if (rc == 0 && !from_pool && pool_spawn(reg->cfg, creq->template_id, rec.id, NULL, NULL, err) < 0) {
+    if (rc == 0 && !from_pool && pool_spawn(reg->pool, creq->template_id, rec.id, NULL, NULL, err) < 0) {
         struct sb_err uerr = {0};
         store_sandbox_delete_creating(reg->store, rec.id, &uerr);
         sb_err_prefix(err, "failed to create sandbox");
@@ -314,6 +439,10 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
         store_sandbox_rec_clear(&rec);
         return -1;
     }
+    if (from_pool)
+        watch_pidfd(reg, rec.id, pidfd);
+    else
+        watch_live(reg, rec.id);
     *out = rec;
     return 0;
 }
@@ -355,7 +484,7 @@ int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, 
     else if (strcmp(rec.status, "running") != 0)
         rc = sb_err_set(err, 409, "sandbox is not running (status %s)", rec.status);
     else if (shim_pause(reg->cfg->run_dir, rec.id, err) < 0)
-        rc = sb_err_prefix(err, "failed to pause sandbox");
+        rc = check_lost_locked(reg, &rec, err) ? -1 : sb_err_prefix(err, "failed to pause sandbox");
     if (rc == 0) {
         rec.paused_at = sb_wall_ms();
         rc = record_change(reg, &rec, 0, "paused", "paused", NULL, err);
@@ -378,7 +507,7 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
     int was_paused = strcmp(rec.status, "paused") == 0;
     if (was_paused) {
         if (shim_resume(reg->cfg->run_dir, rec.id, err) < 0) {
-            rc = sb_err_prefix(err, "failed to resume sandbox");
+            rc = check_lost_locked(reg, &rec, err) ? -1 : sb_err_prefix(err, "failed to resume sandbox");
             store_sandbox_rec_clear(&rec);
             goto out;
         }
@@ -461,10 +590,12 @@ void registry_reap_expired(struct sb_registry *reg)
         struct sb_sandbox_rec rec;
         struct sb_err rerr = {0};
         if (load_live(reg, list[i].org_id, list[i].id, &rec, &rerr) == 0) {
-            if (strcmp(rec.status, "running") == 0 && rec.end_at <= now &&
-                destroy_locked(reg, &rec, "timeout", &rerr) < 0)
+            int expired = strcmp(rec.status, "running") == 0 && rec.end_at <= now;
+            if (expired && !shim_alive(reg->cfg->run_dir, rec.id)) {   /* it died before */
+                killed += (size_t)lose_locked(reg, &rec);
+            } else if (expired && destroy_locked(reg, &rec, "timeout", &rerr) < 0) {
                 sb_warn("ttl: could not kill expired sandbox %s: %s", rec.id, rerr.msg);
-            else if (strcmp(rec.status, "stopped") == 0) {
+            } else if (expired) {
                 killed++;
                 sb_info("ttl: sandbox %s expired and was killed", rec.id);
             }
@@ -590,6 +721,8 @@ int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
         .output_cap = reg->cfg->exec_output_cap,
     };
     rc = shim_exec(reg->cfg->run_dir, rec.id, &ereq, res, err);
+    if (rc < 0)
+        check_lost(reg, org_id, rec.id, err);
 out:
     free_env(env);
     template_clear(&tpl);

@@ -7,11 +7,13 @@
  * whether the sandbox still exists. Every state change is written to the
  * store and appends a lifecycle event (sandbox.lifecycle.*).
  *
- * Every function here except registry_try_create_pooled blocks (shim
- * calls, disk): call them from a worker thread, never from the HTTP loop. All are thread-safe. Errors carry the
+ * Every function here except registry_try_create_pooled and
+ * registry_watch_shims blocks (shim calls, disk): call them from a worker
+ * thread, never from the HTTP loop. All are thread-safe. Errors carry the
  * HTTP status to answer with (404 "sandbox not found" also for other orgs'
- * sandboxes, 409 for wrong states, 429 for the per-org cap, 502 for runtime
- * failures).
+ * sandboxes and for stopped ones, a sandbox whose shim died included, 409
+ * for wrong states, 429 for the per-org cap, 507 when the data dir cannot
+ * promise a new sandbox's disk, 502 for runtime failures).
  */
 #ifndef SB_RUNTIME_REGISTRY_H
 #define SB_RUNTIME_REGISTRY_H
@@ -32,6 +34,21 @@ struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *s
 /* Stops refilling the pool and destroys the pooled (never handed out)
  * sandboxes when destroy_pool is set; live sandboxes are left to their shims. */
 void registry_free(struct sb_registry *reg, int destroy_pool);
+
+/* Watching shims: each time a sandbox becomes live (created cold, claimed
+ * from the pool, re-adopted by reconcile) the registry calls fn with a
+ * pidfd of its shim (pidfd_open(2): readable once the shim exits), from
+ * whichever thread did it (a worker, the HTTP loop, or start-up), so fn
+ * must not block. fn owns pidfd; when it becomes readable, call
+ * registry_shim_died on a worker. Set it before registry_reconcile; none
+ * set = nobody watches (dead shims are then noticed by failing calls). */
+typedef void (*sb_shim_watch_fn)(void *ctx, const char *id, int pidfd);
+void registry_watch_shims(struct sb_registry *reg, sb_shim_watch_fn fn, void *ctx);
+/* id's shim exited: unless its sandbox was stopped meanwhile (a DELETE or
+ * the TTL killed it: it keeps that reason) or its shim still answers (it
+ * is watched afresh), clean up its leftovers and mark it stopped with
+ * reason "lost" and a killed event. Blocks: call from a worker. */
+void registry_shim_died(struct sb_registry *reg, const char *id);
 
 /* Start-up: re-adopts sandboxes whose shim answers, marks the rest stopped
  * (event killed, reason "lost"), destroys shims nobody owns. Then starts
