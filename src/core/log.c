@@ -1,7 +1,13 @@
 /*
  * log.c - text or JSON-lines logging to stderr (see log.h).
+ *
+ * Every JSON line is valid JSON whatever the bytes logged: messages and
+ * access-line fields that are not valid UTF-8 (a client's path) have each
+ * invalid byte written as U+FFFD (core/utf8.h decides what is valid).
  */
 #include "core/log.h"
+
+#include "core/utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -84,7 +90,8 @@ void sb_log(enum sb_log_level level, const char *fmt, ...)
     va_end(ap);
     format_now(ts, sizeof ts);
     if (log_json) {
-        emit_json(json_pack("{s:s, s:s, s:s}", "time", ts, "level", level_names[level], "msg", msg));
+        emit_json(json_pack("{s:s, s:s, s:o}", "time", ts, "level", level_names[level], "msg",
+                            sb_json_string_lossy(msg, strlen(msg))));
         return;
     }
     char line[2200];
@@ -93,14 +100,21 @@ void sb_log(enum sb_log_level level, const char *fmt, ...)
         emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* Appends s to out as the body of a JSON string (quotes, backslashes and
- * control characters escaped); stops at the buffer's end. Returns the new length. */
+/* Appends s to out as the body of a JSON string: quotes, backslashes and
+ * control characters escaped, each byte that is not valid UTF-8 written as
+ * U+FFFD; stops at the buffer's end. Returns the new length. */
 static size_t json_escape_into(char *out, size_t len, size_t used, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    for (; *s && used + 7 < len; s++) {
+    size_t left = strlen(s);
+    while (left > 0 && used + 7 < len) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
+        size_t n = sb_utf8_sequence(s, left);
+        if (n == 0) {
+            memcpy(out + used, "\\ufffd", 6);
+            used += 6;
+            n = 1;
+        } else if (c == '"' || c == '\\') {
             out[used++] = '\\';
             out[used++] = (char)c;
         } else if (c < 0x20) {
@@ -109,8 +123,11 @@ static size_t json_escape_into(char *out, size_t len, size_t used, const char *s
             out[used + 5] = hex[c & 15];
             used += 6;
         } else {
-            out[used++] = (char)c;
+            memcpy(out + used, s, n);
+            used += n;
         }
+        s += n;
+        left -= n;
     }
     return used;
 }

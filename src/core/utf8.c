@@ -1,15 +1,16 @@
 /*
- * utf8.c - lossy UTF-8 validation (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF), used where program output becomes JSON.
+ * utf8.c - UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing
+ * above U+10FFFF; see utf8.h): the check for client strings, and the lossy
+ * copy used where program output becomes JSON.
  */
 #include "core/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid sequence at s (1-4), or 0 if it is invalid. */
-static size_t valid_sequence(const unsigned char *s, size_t left)
+size_t sb_utf8_sequence(const char *bytes, size_t left)
 {
+    const unsigned char *s = (const unsigned char *)bytes;
     unsigned char c = s[0];
     size_t need;
     unsigned int min, cp;
@@ -36,33 +37,36 @@ static size_t valid_sequence(const unsigned char *s, size_t left)
     return need;
 }
 
-json_t *sb_json_string_lossy(const char *bytes, size_t len)
+int sb_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)bytes;
     size_t i = 0;
-    /* Fast path: already valid, no copy. */
     while (i < len) {
-        size_t n = valid_sequence(s + i, len - i);
+        size_t n = sb_utf8_sequence(s + i, len - i);
         if (n == 0)
-            break;
+            return 0;
         i += n;
     }
-    if (i == len)
+    return 1;
+}
+
+json_t *sb_json_string_lossy(const char *bytes, size_t len)
+{
+    /* Fast path: already valid, no copy. */
+    if (sb_utf8_valid(bytes, len))
         return json_stringn(bytes, len);
     /* Each invalid byte becomes 3 bytes of U+FFFD at worst. */
     char *out = malloc(len * 3 + 1);
     if (!out)
         return NULL;
-    memcpy(out, bytes, i);
-    size_t o = i;
+    size_t i = 0, o = 0;
     while (i < len) {
-        size_t n = valid_sequence(s + i, len - i);
+        size_t n = sb_utf8_sequence(bytes + i, len - i);
         if (n == 0) {
             memcpy(out + o, "\xef\xbf\xbd", 3);
             o += 3;
             i++;
         } else {
-            memcpy(out + o, s + i, n);
+            memcpy(out + o, bytes + i, n);
             o += n;
             i += n;
         }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "http/conn.h"
 
 const char *sb_request_param(const struct sb_request *req, const char *name)
@@ -131,18 +132,15 @@ struct MHD_Response *http_json_response(json_t *body)
  * client's path can always be encoded as a JSON string. */
 static void utf8_sanitize(char *s)
 {
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        int extra = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-                  : (*p & 0xF8) == 0xF0 ? 3 : -1;
-        int ok = extra >= 0;
-        for (int i = 1; ok && i <= extra; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (!ok) {
-            *p++ = '?';
-            continue;
+    size_t left = strlen(s);
+    while (left > 0) {
+        size_t n = sb_utf8_sequence(s, left);
+        if (n == 0) {
+            *s = '?';
+            n = 1;
         }
-        p += extra + 1;
+        s += n;
+        left -= n;
     }
 }
 
