@@ -8,6 +8,11 @@
  * 502 is the code the SandBase docs give both; the messages say plainly that
  * the command, not the sandbox, failed, and what to change. Output bytes
  * that are not UTF-8 are replaced by U+FFFD.
+ *
+ * Everything the exec will carry is checked before anything is encoded for
+ * the shim: cmd, args and envVars together stay within API_EXEC_ARGV_ENV_MAX
+ * (validate.h), so a client's oversized command is its 400, never a 500 of
+ * the runtime or an E2BIG of every later exec.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 
 #define MAX_ARGS 4096
 #define MAX_PROCESS_TIMEOUT_S 86400
+#define MAX_CWD 4095                /* PATH_MAX less its NUL */
 
 struct process_args {
     char org_id[SB_ORG_ID_MAX];
@@ -121,11 +127,27 @@ static int parse_args(struct process_args *a, struct sb_err *err)
     return 0;
 }
 
+/* 400 when cmd, args and the request's envVars (env_bytes, counted by
+ * api_field_env) take more than API_EXEC_ARGV_ENV_MAX, as execve counts them. */
+static int check_exec_size(const struct sb_process_request *pr, size_t env_bytes,
+                           struct sb_err *err)
+{
+    size_t total = strlen(pr->cmd) + 1 + env_bytes;
+    for (size_t i = 0; i < pr->arg_count; i++)
+        total += strlen(pr->args[i]) + 1;
+    if (total > API_EXEC_ARGV_ENV_MAX)
+        return sb_err_set(err, 400, "cmd, args and envVars take %zu bytes; the limit is %d (each "
+                          "string counts its length plus one byte; pass large data through stdin)",
+                          total, API_EXEC_ARGV_ENV_MAX);
+    return 0;
+}
+
 static int parse_process(struct process_args *a, struct sb_err *err)
 {
     struct sb_process_request *pr = &a->preq;
     long long timeout;
     char *env = NULL;
+    size_t env_bytes = 0;
     static const char *const fields[] = {"cmd", "args", "envVars", "cwd", "timeout", "user", "stdin", NULL};
     if (api_check_fields(a->body, fields, "POST /sandboxes/:id/processes", err) < 0 ||
         api_field_string(a->body, "cmd", 1, NULL, &pr->cmd, err) < 0)
@@ -136,12 +158,16 @@ static int parse_process(struct process_args *a, struct sb_err *err)
         api_field_string(a->body, "user", 0, "user", &pr->user, err) < 0 ||
         api_field_string(a->body, "stdin", 0, NULL, &pr->stdin_data, err) < 0 ||
         api_field_int(a->body, "timeout", 60, 1, MAX_PROCESS_TIMEOUT_S, &timeout, err) < 0 ||
-        api_field_string_map(a->body, "envVars", 1, &env, err) < 0)
+        api_field_env(a->body, "envVars", API_EXEC_ARGV_ENV_MAX, &env, &env_bytes, err) < 0)
         return -1;
     pr->env_json = env;
     pr->timeout_s = (int)timeout;
+    if (check_exec_size(pr, env_bytes, err) < 0)
+        return -1;
     if (pr->cwd && pr->cwd[0] != '/')
         return sb_err_set(err, 400, "cwd must be an absolute path");
+    if (pr->cwd && strlen(pr->cwd) > MAX_CWD)
+        return sb_err_set(err, 400, "cwd must be at most %d bytes", MAX_CWD);
     if (strcmp(pr->user, "user") != 0 && strcmp(pr->user, "root") != 0)
         return sb_err_set(err, 400, "user must be \"user\" or \"root\"");
     if (pr->stdin_data)

@@ -1,8 +1,12 @@
 /*
- * validate.c - typed access to JSON body fields (see validate.h).
+ * validate.c - typed access to JSON body fields (see validate.h), and the
+ * limits on environment names and sizes that keep every exec under the
+ * kernel's and the shim protocol's limits.
  */
 #include "api/validate.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,15 +44,27 @@ int api_field_string(json_t *body, const char *field, int required, const char *
     return 0;
 }
 
-static int env_key_ok(const char *key)
+/* A name a shell and every libc treat as a variable: [A-Za-z_][A-Za-z0-9_]*. */
+static int env_name_ok(const char *key)
 {
-    return key[0] != '\0' && strchr(key, '=') == NULL;
+    size_t len = strlen(key);
+    if (len == 0 || len > API_ENV_NAME_MAX || !(isalpha((unsigned char)key[0]) || key[0] == '_'))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isascii((unsigned char)key[i]) ||
+            !(isalnum((unsigned char)key[i]) || key[i] == '_'))
+            return 0;
+    return 1;
 }
 
-int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
-                         struct sb_err *err)
+/* The checks of api_field_string_map and api_field_env: values are strings
+ * without NUL; with env_keys, names are env_name_ok and the entries' total
+ * (NAME=value plus NUL) is at most max_bytes. */
+static int string_map(json_t *body, const char *field, int env_keys, size_t max_bytes,
+                      char **out_text, size_t *out_bytes, struct sb_err *err)
 {
     json_t *v = json_object_get(body, field);
+    size_t total = 0;
     *out_text = NULL;
     if (v && !json_is_null(v)) {
         if (!json_is_object(v))
@@ -57,17 +73,37 @@ int api_field_string_map(json_t *body, const char *field, int env_keys, char **o
         json_t *value;
         json_object_foreach(v, key, value) {
             if (!json_is_string(value) || strlen(json_string_value(value)) != json_string_length(value))
-                return sb_err_set(err, 400, "%s.%s must be a string", field, key);
-            if (env_keys && !env_key_ok(key))
-                return sb_err_set(err, 400, "%s: invalid variable name '%s'", field, key);
+                return sb_err_set(err, 400, "%s.%.64s must be a string", field, key);
+            if (env_keys && !env_name_ok(key))
+                return sb_err_set(err, 400, "%s: invalid variable name '%.64s' (names are letters, "
+                                  "digits and _, not starting with a digit, at most %d bytes)",
+                                  field, key, API_ENV_NAME_MAX);
+            total += strlen(key) + 1 + json_string_length(value) + 1;
         }
+        if (env_keys && total > max_bytes)
+            return sb_err_set(err, 400, "%s take %zu bytes; the limit is %zu (each variable counts "
+                              "as NAME=value plus one byte)", field, total, max_bytes);
         *out_text = json_dumps(v, JSON_COMPACT);
     } else {
         *out_text = strdup("{}");
     }
     if (!*out_text)
         return sb_err_set(err, 500, "out of memory");
+    if (out_bytes)
+        *out_bytes = total;
     return 0;
+}
+
+int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
+                         struct sb_err *err)
+{
+    return string_map(body, field, env_keys, SIZE_MAX, out_text, NULL, err);
+}
+
+int api_field_env(json_t *body, const char *field, size_t max_bytes, char **out_text,
+                  size_t *out_bytes, struct sb_err *err)
+{
+    return string_map(body, field, 1, max_bytes, out_text, out_bytes, err);
 }
 
 int api_check_fields(json_t *body, const char *const *allowed, const char *route,

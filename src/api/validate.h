@@ -10,6 +10,19 @@
 
 #include "core/err.h"
 
+/*
+ * Limits on what a client may put into a process's argv and environment.
+ * They keep every exec well under the kernel's limits (ARG_MAX, usually
+ * 2 MiB, and MAX_ARG_STRLEN, 128 KiB per string: past them execve fails
+ * with E2BIG) and the start request under the shim protocol's 1 MiB frame
+ * even when every byte is a control character that JSON escapes to six
+ * (6 x (128 + 32) KiB < 1 MiB). Sizes count what the kernel copies: a
+ * string's bytes plus its NUL, an environment entry as NAME=value plus NUL.
+ */
+#define API_ENV_NAME_MAX 256                    /* bytes in an envVars name */
+#define API_SANDBOX_ENV_MAX (32 * 1024)         /* a sandbox's envVars, at create */
+#define API_EXEC_ARGV_ENV_MAX (128 * 1024)      /* one exec's cmd + args + envVars */
+
 /* Integer field in [min, max]; *out = def when absent. */
 int api_field_int(json_t *body, const char *field, long long def, long long min, long long max,
                   long long *out, struct sb_err *err);
@@ -18,9 +31,16 @@ int api_field_string(json_t *body, const char *field, int required, const char *
                      const char **out, struct sb_err *err);
 /* Object whose values are all strings (metadata, envVars); *out_text is a
  * malloc'd JSON text ("{}" when absent). env_keys additionally requires keys
- * usable as environment names (non-empty, no '=', no NUL). */
+ * usable as environment names (see api_field_env); no size cap. */
 int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
                          struct sb_err *err);
+/* An environment map (envVars): an object of strings whose keys are
+ * [A-Za-z_][A-Za-z0-9_]*, at most API_ENV_NAME_MAX bytes, and whose entries
+ * take at most max_bytes (NAME=value plus NUL each); 400 naming the rule
+ * or the limit otherwise. *out_text as for api_field_string_map; *out_bytes
+ * (may be NULL) gets the size counted. */
+int api_field_env(json_t *body, const char *field, size_t max_bytes, char **out_text,
+                  size_t *out_bytes, struct sb_err *err);
 /* 400 "unknown field: X (ROUTE accepts a, b, c)" for a body key outside
  * the NULL-terminated allowed list: a field that is not understood must not
  * be silently ignored. */

@@ -83,7 +83,8 @@ static void test_string_map(void **state)
     assert_int_equal(api_field_string_map(b, "num", 0, &text, &err), -1);
     assert_string_equal(err.msg, "num.A must be a string");
     assert_int_equal(api_field_string_map(b, "eq", 1, &text, &err), -1);
-    assert_string_equal(err.msg, "eq: invalid variable name 'A=B'");
+    assert_string_equal(err.msg, "eq: invalid variable name 'A=B' (names are letters, digits and _, "
+                                 "not starting with a digit, at most 256 bytes)");
     /* metadata (env_keys 0) may use any key. */
     assert_int_equal(api_field_string_map(b, "eq", 0, &text, &err), 0);
     free(text);
@@ -106,6 +107,46 @@ static void test_sandbox_id(void **state)
     assert_int_equal(api_check_sandbox_id(NULL, &err), -1);
     assert_string_equal(err.msg, "invalid sandbox id");
     assert_int_equal(err.status, 400);
+}
+
+static void test_env_map(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    char *text = NULL;
+    size_t bytes = 0;
+    json_t *b = parse("{\"e\": {\"A\": \"1\", \"_b9\": \"xy\"}}");
+    assert_int_equal(api_field_env(b, "e", 100, &text, &bytes, &err), 0);
+    assert_int_equal(bytes, strlen("A=1") + 1 + strlen("_b9=xy") + 1);
+    free(text);
+    assert_int_equal(api_field_env(b, "e", 11, &text, &bytes, &err), 0);    /* 11 bytes */
+    free(text);
+    assert_int_equal(api_field_env(b, "e", 10, &text, &bytes, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.msg, "e take 11 bytes; the limit is 10 (each variable counts as "
+                                 "NAME=value plus one byte)");
+    json_decref(b);
+    const char *bad[] = {"{\"e\": {\"A B\": \"1\"}}", "{\"e\": {\"A\\nB\": \"1\"}}",
+                         "{\"e\": {\"9A\": \"1\"}}", "{\"e\": {\"A-B\": \"1\"}}",
+                         "{\"e\": {\"\u00e9\": \"1\"}}", "{\"e\": {\"\": \"1\"}}",
+                         "{\"e\": {\"A=B\": \"1\"}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        b = parse(bad[i]);
+        assert_int_equal(api_field_env(b, "e", 100, &text, NULL, &err), -1);
+        assert_non_null(strstr(err.msg, "invalid variable name"));
+        json_decref(b);
+    }
+    char name[API_ENV_NAME_MAX + 2];
+    memset(name, 'N', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    b = json_pack("{s:{s:s}}", "e", name, "v");
+    assert_int_equal(api_field_env(b, "e", SIZE_MAX, &text, NULL, &err), -1);   /* 257 bytes */
+    json_decref(b);
+    name[API_ENV_NAME_MAX] = '\0';
+    b = json_pack("{s:{s:s}}", "e", name, "v");
+    assert_int_equal(api_field_env(b, "e", SIZE_MAX, &text, NULL, &err), 0);    /* 256 bytes */
+    free(text);
+    json_decref(b);
 }
 
 /* want is a string literal: its length is sizeof - 1, NULs included. */
@@ -139,7 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_int_field),    cmocka_unit_test(test_string_field),
         cmocka_unit_test(test_string_map),   cmocka_unit_test(test_sandbox_id),
-        cmocka_unit_test(test_utf8_lossy),
+        cmocka_unit_test(test_utf8_lossy),   cmocka_unit_test(test_env_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
