@@ -7,6 +7,9 @@
  * SB_ROUTE_NO_AUTH (X-API-Key wins over Authorization: Bearer; 401 "missing
  * API key" / "invalid API key"), routes it (404 / 405 with Allow), calls the
  * handler, and logs one access line. Keep-alive and pipelining are MHD's.
+ * Connections are capped overall and per client address, and one that has
+ * not delivered a whole request within request_read_timeout_s is closed,
+ * however slowly it keeps sending (limits.c).
  * Shutdown (sb_server_shutdown) stops accepting, lets in-flight and deferred
  * requests finish (bounded by a grace period) and then stops the loop.
  */
@@ -28,8 +31,13 @@ typedef int (*sb_auth_fn)(void *app_ctx, const char *key, char org_id[SB_ORG_ID_
 struct sb_server_config {
     const char *listen;         /* "127.0.0.1:3000" or "[::1]:3000" */
     size_t max_body;            /* bytes; default 1 MiB */
-    unsigned connection_limit;  /* default 4096 */
+    unsigned connection_limit;  /* default 4096 (lowered to fit the fd limit) */
+    unsigned per_address_limit; /* connections per client address, default 256;
+                                   more are accepted and closed at once */
     unsigned idle_timeout_s;    /* keep-alive idle timeout, default 60 */
+    unsigned request_read_timeout_s; /* a request's headers and body must all arrive
+                                        within this (from its first byte, or the
+                                        connection's start), default 30 */
     sb_auth_fn auth;
     void *app_ctx;              /* given to auth and to handlers as req->server_ctx */
     unsigned shutdown_grace_ms; /* how long shutdown waits for in-flight requests;
