@@ -79,6 +79,32 @@ static void emit_json(json_t *obj)
     json_decref(obj);
 }
 
+/* Appends s for a text line: control characters and bytes that are not
+ * valid UTF-8 written as \xNN, so a client's bytes can never start a
+ * line of their own or garble the terminal. Returns the new length. */
+static size_t text_escape_into(char *out, size_t len, size_t used, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t left = strlen(s);
+    while (left > 0 && used + 5 < len) {
+        unsigned char c = (unsigned char)*s;
+        size_t n = sb_utf8_sequence(s, left);
+        if (n == 0 || c < 0x20 || c == 0x7f) {
+            out[used++] = '\\';
+            out[used++] = 'x';
+            out[used++] = hex[c >> 4];
+            out[used++] = hex[c & 15];
+            n = 1;
+        } else {
+            memcpy(out + used, s, n);
+            used += n;
+        }
+        s += n;
+        left -= n;
+    }
+    return used;
+}
+
 void sb_log(enum sb_log_level level, const char *fmt, ...)
 {
     if (level < log_min)
@@ -94,10 +120,11 @@ void sb_log(enum sb_log_level level, const char *fmt, ...)
                             sb_json_string_lossy(msg, strlen(msg))));
         return;
     }
-    char line[2200];
-    int n = snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[level], msg);
-    if (n > 0)
-        emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    char line[8400];
+    size_t used = (size_t)snprintf(line, sizeof line, "%s %-5s ", ts, level_names[level]);
+    used = text_escape_into(line, sizeof line - 1, used, msg);
+    line[used++] = '\n';
+    emit(line, used);
 }
 
 /* Appends s to out as the body of a JSON string: quotes, backslashes and
@@ -153,8 +180,12 @@ void sb_log_request(const char *method, const char *path, int status,
             emit(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
         return;
     }
-    n = snprintf(line, sizeof line, "%s %s %.1024s %d %.3fms org=%s\n", ts, method, path,
-                 status, duration_ms, org_id ? org_id : "-");
+    size_t used = (size_t)snprintf(line, sizeof line, "%s ", ts);
+    used = text_escape_into(line, sizeof line - 200, used, method);
+    line[used++] = ' ';
+    used = text_escape_into(line, sizeof line - 200, used, path);
+    n = snprintf(line + used, sizeof line - used, " %d %.3fms org=%s\n", status, duration_ms,
+                 org_id ? org_id : "-");
     if (n > 0)
-        emit(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        emit(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
 }

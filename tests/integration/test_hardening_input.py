@@ -206,3 +206,20 @@ def test_access_log_lines_are_json_for_invalid_utf8_paths():
         if "path" in entry:
             paths.append(entry["path"])
     assert "/\ufffd\ufffd" in paths, paths
+
+
+def test_text_log_lines_cannot_be_forged():
+    """In text mode a client's control characters and invalid bytes are
+    written as \\xNN: a %0a in the path cannot start a log line of its own."""
+    data_dir = make_data_dir()
+    srv = Server(data_dir).start(extra_args=["--log-format", "text"])
+    try:
+        status, _, _ = raw_request(srv, b"/a%0a2026-01-01T00:00:00.000Z info  FORGED%c0")
+        assert status in (400, 404)
+        time.sleep(0.3)
+    finally:
+        srv.stop()
+    with open(srv.log_path, "rb") as f:
+        lines = f.read().decode("utf-8").splitlines()     # strict: valid UTF-8
+    assert not [l for l in lines if "FORGED" in l and not l.split(" ", 2)[1] == "GET"], lines
+    assert any("/a\\x0a2026-01-01" in l and "FORGED\\xc0" in l for l in lines), lines
