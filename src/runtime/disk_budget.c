@@ -53,16 +53,20 @@ void disk_budget_free(struct sb_disk_budget *budget)
 int disk_budget_fits(const struct sb_disk_figures *f, const char *data_dir, struct sb_err *err)
 {
     if (f->free >= f->promised && f->free - f->promised >= f->reserve &&
-        f->free - f->promised - f->reserve >= f->want)
+        f->free - f->promised - f->reserve >= f->want &&
+        f->free - f->promised - f->reserve - f->want >= f->keep)
         return 0;
+    char keep[96] = "";
+    if (f->keep)
+        snprintf(keep, sizeof keep, " (and %llu MiB left for creates)", (unsigned long long)(f->keep / MIB));
     return sb_err_set(err, 507,
-                      "not enough disk for a %llu MiB sandbox disk: %s has %llu MiB free, %llu MiB of it "
-                      "promised to %zu sandbox disks that may still grow and %llu MiB kept for the "
+                      "not enough disk for a %llu MiB sandbox disk%s: %s has %llu MiB free, %llu MiB of "
+                      "it promised to %zu sandbox disks that may still grow and %llu MiB kept for the "
                       "database and logs (disk_reserve_mb); delete sandboxes, free space on that "
                       "filesystem, or lower disk_mb",
-                      (unsigned long long)(f->want / MIB), data_dir, (unsigned long long)(f->free / MIB),
-                      (unsigned long long)(f->promised / MIB), f->disks,
-                      (unsigned long long)(f->reserve / MIB));
+                      (unsigned long long)(f->want / MIB), keep, data_dir,
+                      (unsigned long long)(f->free / MIB), (unsigned long long)(f->promised / MIB),
+                      f->disks, (unsigned long long)(f->reserve / MIB));
 }
 
 int disk_budget_promised(const char *data_dir, uint64_t *bytes, size_t *disks, struct sb_err *err)
@@ -91,11 +95,11 @@ int disk_budget_promised(const char *data_dir, uint64_t *bytes, size_t *disks, s
     return 0;
 }
 
-int disk_budget_admit(struct sb_disk_budget *budget, int disk_mb, struct sb_err *err)
+int disk_budget_admit(struct sb_disk_budget *budget, int disk_mb, int keep_mb, struct sb_err *err)
 {
     const char *data_dir = budget->cfg->data_dir;
     struct sb_disk_figures f = {.reserve = (uint64_t)budget->cfg->disk_reserve_mb * MIB,
-                                .want = (uint64_t)disk_mb * MIB};
+                                .want = (uint64_t)disk_mb * MIB, .keep = (uint64_t)keep_mb * MIB};
     pthread_mutex_lock(&budget->lock);
     struct statvfs vfs;
     int rc = 0;

@@ -30,9 +30,12 @@ struct sb_disk_budget *disk_budget_new(const struct sb_config *cfg);
 void disk_budget_free(struct sb_disk_budget *budget);
 
 /* Admits a new disk of disk_mb, or answers 507 saying how much is free, how
- * much is promised and what to do. After a 0, call disk_budget_release once
- * the build has ended (its image then counts by itself) or failed. */
-int disk_budget_admit(struct sb_disk_budget *budget, int disk_mb, struct sb_err *err);
+ * much is promised and what to do. keep_mb more must stay unpromised after
+ * it: a warm-pool refill passes its own size, so it never takes the last
+ * room from the create that is waiting for it. After a 0, call
+ * disk_budget_release once the build has ended (its image then counts by
+ * itself) or failed. */
+int disk_budget_admit(struct sb_disk_budget *budget, int disk_mb, int keep_mb, struct sb_err *err);
 void disk_budget_release(struct sb_disk_budget *budget, int disk_mb);
 
 /* The figures one admission decides on, in bytes. */
@@ -42,8 +45,9 @@ struct sb_disk_figures {
     size_t disks;               /* how many disks make up `promised` */
     uint64_t reserve;           /* disk_reserve_mb */
     uint64_t want;              /* the new disk */
+    uint64_t keep;              /* left unpromised after it (a refill's headroom) */
 };
-/* The decision alone (pure): 0 when free covers promised + reserve + want,
+/* The decision alone (pure): 0 when free covers promised + reserve + want + keep,
  * else 507 with the figures and the ways out; data_dir only names the place. */
 int disk_budget_fits(const struct sb_disk_figures *f, const char *data_dir, struct sb_err *err);
 

@@ -16,7 +16,8 @@
  * Every ready entry holds a pidfd of its shim (opened on the worker that
  * built it), handed to the claimer with the id, so watching a claimed
  * sandbox for a dead shim costs the HTTP loop no file reads. Every build,
- * cold or pooled, is first admitted by the disk budget (disk_budget.h).
+ * cold or pooled, is first admitted by the disk budget (disk_budget.h); a
+ * refill also leaves one disk of room, so refills never starve creates.
  */
 #include "runtime/pool.h"
 
@@ -89,8 +90,11 @@ struct sb_pool *pool_new(const struct sb_config *cfg, struct sb_worker_pool *wor
     return pool;
 }
 
-int pool_spawn(struct sb_pool *pool, const char *template_name, const char *id,
-               struct sb_limits *limits, uint64_t *identity, struct sb_err *err)
+/* pool_spawn; a refill (for_pool) leaves room for one more disk of its
+ * size, so the create that emptied the pool is not refused for the disk
+ * its own refill took. */
+static int spawn_admitted(struct sb_pool *pool, const char *template_name, const char *id, int for_pool,
+                          struct sb_limits *limits, uint64_t *identity, struct sb_err *err)
 {
     struct sb_template tpl;
     if (template_load(pool->cfg->data_dir, template_name, &tpl, err) < 0)
@@ -102,13 +106,20 @@ int pool_spawn(struct sb_pool *pool, const char *template_name, const char *id,
     template_effective_limits(&tpl, pool->cfg, &spec.limits);
     if (limits)
         *limits = spec.limits;
-    int rc = disk_budget_admit(pool->disk, spec.limits.disk_mb, err);
+    int keep_mb = for_pool ? spec.limits.disk_mb : 0;
+    int rc = disk_budget_admit(pool->disk, spec.limits.disk_mb, keep_mb, err);
     if (rc == 0) {
         rc = shim_spawn(pool->cfg, &spec, err);
         disk_budget_release(pool->disk, spec.limits.disk_mb);
     }
     template_clear(&tpl);
     return rc;
+}
+
+int pool_spawn(struct sb_pool *pool, const char *template_name, const char *id,
+               struct sb_limits *limits, uint64_t *identity, struct sb_err *err)
+{
+    return spawn_admitted(pool, template_name, id, 0, limits, identity, err);
 }
 
 /* Finds (or adds) the entry for name; caller holds the lock. */
@@ -165,7 +176,7 @@ static void refill_one(void *arg)
          * machine a refill started at once competes with it for the CPU. */
         usleep(POOL_REFILL_DELAY_US);
         sb_id_new("sbx_", id, sizeof id);
-        rc = pool_spawn(pool, job->name, id, &limits, &identity, &err);
+        rc = spawn_admitted(pool, job->name, id, 1, &limits, &identity, &err);
         if (rc == 0 && (rc = shim_pidfd_open(pool->cfg->run_dir, id, &pidfd, &err)) < 0)
             rc = -2;    /* built, but cannot be watched once claimed: destroy below */
         if (rc < 0)

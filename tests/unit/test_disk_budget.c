@@ -39,6 +39,11 @@ static void test_fits_edges(void **state)
     assert_int_equal(disk_budget_fits(&f, "/data", &err), -1);
     f = (struct sb_disk_figures){.free = 100 * MIB, .promised = 0, .reserve = 200 * MIB, .want = 0};
     assert_int_equal(disk_budget_fits(&f, "/data", &err), -1);
+    f = (struct sb_disk_figures){.free = 1000 * MIB, .promised = 300 * MIB, .reserve = 512 * MIB,
+                                 .want = 100 * MIB, .keep = 88 * MIB};
+    assert_int_equal(disk_budget_fits(&f, "/data", &err), 0);      /* headroom exactly kept */
+    f.keep++;
+    assert_int_equal(disk_budget_fits(&f, "/data", &err), -1);
     f = (struct sb_disk_figures){.free = UINT64_MAX, .promised = UINT64_MAX - 1, .reserve = 1, .want = 0};
     assert_int_equal(disk_budget_fits(&f, "/data", &err), 0);
     f.want = 1;
@@ -131,17 +136,20 @@ static void test_admit_counts_builds_in_flight(void **state)
     struct sb_disk_budget *budget = disk_budget_new(&cfg);
     assert_non_null(budget);
     struct sb_err err = {0};
-    assert_int_equal(disk_budget_admit(budget, 16, &err), 0);
-    assert_int_equal(disk_budget_admit(budget, 16, &err), -1);   /* the first is still building */
+    assert_int_equal(disk_budget_admit(budget, 16, 0, &err), 0);
+    assert_int_equal(disk_budget_admit(budget, 16, 0, &err), -1);   /* the first is still building */
     assert_int_equal(err.status, 507);
     assert_non_null(strstr(err.msg, "promised to 1 sandbox disks"));
     disk_budget_release(budget, 16);
     sb_err_clear(&err);
-    assert_int_equal(disk_budget_admit(budget, 16, &err), 0);
+    assert_int_equal(disk_budget_admit(budget, 16, 0, &err), 0);
     disk_budget_release(budget, 16);
+    /* A refill must leave room for one more disk: there is not enough. */
+    assert_int_equal(disk_budget_admit(budget, 16, 16, &err), -1);
+    assert_non_null(strstr(err.msg, "16 MiB sandbox disk (and 16 MiB left for creates)"));
     /* A sparse image of that size now promises the room away. */
     make_image(dir, "sbx_a", 16, 0);
-    assert_int_equal(disk_budget_admit(budget, 16, &err), -1);
+    assert_int_equal(disk_budget_admit(budget, 16, 0, &err), -1);
     disk_budget_free(budget);
     remove_data_dir(dir);
 }
