@@ -8,7 +8,9 @@
  * optional --bootstrap (built-in templates, default org + key), then the
  * registry's reconciliation with surviving shims, then serve. Nothing that
  * can fail on a wrong flag, a busy port or a locked data dir comes after
- * the first step that touches sandboxes. Shutdown: stop accepting, finish
+ * the first step that touches sandboxes. While serving, the loop also
+ * watches every live shim (cli/shim_watch.c), so a shim that dies makes its
+ * sandbox stopped ("lost") at once. Shutdown: stop accepting, finish
  * in-flight requests, join the workers; running sandboxes are left to their
  * shims.
  */
@@ -29,6 +31,7 @@
 #include "cli/bootstrap.h"
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "cli/shim_watch.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "runtime/registry.h"
@@ -148,6 +151,9 @@ static int start_http(struct sb_app *app, int sfd, struct sb_err *err)
         return sb_err_set(err, 500, "out of memory while starting");
     struct sb_server_config scfg = {
         .listen = app->cfg.listen, .max_body = app->cfg.max_body,
+        .connection_limit = (unsigned)app->cfg.max_connections,
+        .per_address_limit = (unsigned)app->cfg.max_connections_per_address,
+        .request_read_timeout_s = (unsigned)app->cfg.request_read_timeout_s,
         .auth = api_authenticate, .app_ctx = app,
     };
     app->server = sb_server_new(app->loop, app->router, &scfg, err);
@@ -162,7 +168,10 @@ static int start_http(struct sb_app *app, int sfd, struct sb_err *err)
 static int start_runtime(struct sb_app *app, struct sb_err *err)
 {
     app->registry = registry_new(&app->cfg, app->store, app->workers, err);
-    if (!app->registry || registry_reconcile(app->registry, err) < 0)
+    if (!app->registry)
+        return -1;
+    registry_watch_shims(app->registry, shim_watch_start, app);
+    if (registry_reconcile(app->registry, err) < 0)
         return -1;
     sb_loop_timer(app->loop, TTL_TICK_MS, on_ttl_tick, app);
     return 0;
@@ -174,6 +183,8 @@ static void stop_app(struct sb_app *app)
         sb_server_free(app->server);
     if (app->workers)
         sb_worker_pool_free(app->workers);
+    if (app->loop)
+        shim_watches_close(app);
     registry_free(app->registry, 1);   /* pooled sandboxes have no owner: destroy them */
     if (app->router)
         sb_router_free(app->router);

@@ -25,6 +25,10 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->max_timeout_s = 86400;
     cfg->retention_days = 30;
     cfg->uid_base = 100000;
+    cfg->max_connections = 4096;
+    cfg->max_connections_per_address = 256;
+    cfg->request_read_timeout_s = 30;
+    cfg->disk_reserve_mb = 512;
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
 }
@@ -87,6 +91,8 @@ struct int_option {
 static const struct int_option int_options[] = {
     INT_OPT(max_body), INT_OPT(pool_size), INT_OPT(org_sandbox_cap), INT_OPT(exec_output_cap),
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
+    INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
+    INT_OPT(disk_reserve_mb),
 };
 
 static int apply_int_option(struct sb_config *cfg, const char *key, json_t *v, struct sb_err *err)
@@ -198,6 +204,23 @@ static int check_limits(const struct sb_limits *lim, const char *name, struct sb
     return 0;
 }
 
+/* One address may hold at most half the connections, so others always
+ * find room. */
+static int check_connections(const struct sb_config *cfg, struct sb_err *err)
+{
+    if (cfg->max_connections < 16 || cfg->max_connections > 1000000)
+        return sb_err_set(err, 400, "config: max_connections must be between 16 and 1000000");
+    if (cfg->max_connections_per_address < 1 ||
+        cfg->max_connections_per_address > cfg->max_connections / 2)
+        return sb_err_set(err, 400,
+                          "config: max_connections_per_address must be between 1 and half of "
+                          "max_connections (%d), so one address can never hold every connection",
+                          cfg->max_connections / 2);
+    if (cfg->request_read_timeout_s < 1 || cfg->request_read_timeout_s > 3600)
+        return sb_err_set(err, 400, "config: request_read_timeout_s must be between 1 and 3600");
+    return 0;
+}
+
 int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
 {
     if (cfg->data_dir[0] == '\0')
@@ -222,11 +245,16 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
         return sb_err_set(err, 400, "config: default_timeout_s must be between 1 and max_timeout_s");
     if (cfg->retention_days < 1 || cfg->retention_days > 3650)
         return sb_err_set(err, 400, "config: retention_days must be between 1 and 3650");
+    if (cfg->disk_reserve_mb > 1024 * 1024)
+        return sb_err_set(err, 400,
+                          "config: disk_reserve_mb must be between 0 and 1048576 (MiB kept free on the data dir for the database and logs)");
     if (check_limits(&cfg->defaults, "defaults", err) < 0 || check_limits(&cfg->maxima, "maxima", err) < 0)
         return -1;
     if (cfg->defaults.cpu_count > cfg->maxima.cpu_count || cfg->defaults.memory_mb > cfg->maxima.memory_mb ||
         cfg->defaults.pids > cfg->maxima.pids || cfg->defaults.disk_mb > cfg->maxima.disk_mb)
         return sb_err_set(err, 400, "config: defaults must not exceed maxima");
+    if (check_connections(cfg, err) < 0)
+        return -1;
     enum { UID_RANGE = 65536 };
     if (cfg->uid_base < UID_RANGE)
         return sb_err_set(err, 400, "config: uid_base must be at least 65536 so sandbox ids never map onto host users");

@@ -36,6 +36,10 @@ struct sb_config {
     int max_timeout_s;              /* largest TTL accepted (86400) */
     int retention_days;             /* stopped sandboxes stay readable this long (30) */
     uint32_t uid_base;              /* first host uid of the sandbox range (100000) */
+    int disk_reserve_mb;            /* data dir space no sandbox disk may promise away (512) */
+    int max_connections;            /* open HTTP connections, all clients (4096) */
+    int max_connections_per_address; /* ... from one client address (256) */
+    int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
 };

@@ -5,9 +5,11 @@
  * iteration, returning MHD_get_timeout() as the longest the loop may sleep.
  * Per request (one struct sb_http_conn, see conn.h) the access handler is
  * called several times:
- *   1st call    headers only: route, authenticate, note an early error. Never
- *               answer here: queuing on the first call makes MHD 0.9.75 close
- *               every keep-alive connection.
+ *   1st call    headers only: check the target (NUL, UTF-8, parameter count:
+ *               see on_request_target), route, authenticate, note an early
+ *               error. Answer here only when the body is not worth reading
+ *               (conn_answer_at_headers): queuing on the first call makes MHD
+ *               0.9.75 close the keep-alive connection.
  *   body calls  append to the body up to max_body, or discard (too large, or
  *               an early error already decided).
  *   final call  answer the early error / 413, or run the handler. A deferred
@@ -17,6 +19,12 @@
  * MHD's "request completed" notification logs the access line and drops
  * MHD's reference to the conn.
  *
+ * Connection limits (limits.c): MHD caps connections overall and per client
+ * address; the access handler and the completion callback are registered
+ * through thin wrappers that tell limits.c where each request is, and the
+ * tick hook also runs its sweep, which closes connections that have not
+ * delivered a whole request within request_read_timeout_s.
+ *
  * Shutdown: MHD_stop_daemon() aborts the process if a connection is still
  * suspended, so sb_server_shutdown() quiesces (closes the listen socket),
  * answers new requests 503 with Connection: close, waits for in-flight
@@ -24,7 +32,8 @@
  * 503, resumes it, lets MHD flush for up to SERVER_FLUSH_MS, stops the
  * daemon and stops the loop.
  *
- * Owns: the MHD daemon, the suspended-connection list, a copy of the config.
+ * Owns: the MHD daemon, the suspended-connection list, the connection
+ * limits' state, a copy of the config.
  * Never blocks the loop thread and never touches MHD off the loop thread.
  */
 #include "http/server.h"
@@ -42,11 +51,15 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "http/conn.h"
+#include "http/limits.h"
 
 #define SERVER_DEFAULT_MAX_BODY (1024 * 1024)
 #define SERVER_DEFAULT_CONNECTIONS 4096
+#define SERVER_DEFAULT_PER_ADDRESS 256
 #define SERVER_DEFAULT_IDLE_S 60
+#define SERVER_DEFAULT_READ_TIMEOUT_S 30
 #define SERVER_LISTEN_BACKLOG 4096
 #define SERVER_GRACE_MS 10000
 #define SERVER_FLUSH_MS 1000
@@ -60,6 +73,7 @@ struct sb_server {
     struct sb_server_config config;     /* listen points to listen_copy */
     char listen_copy[128];
     struct MHD_Daemon *daemon;
+    struct http_limits *limits;         /* freed after the daemon stops */
     int epoll_fd;
     unsigned port;
 
@@ -297,15 +311,99 @@ static void not_found(struct sb_http_conn *conn)
     sb_err_set(&conn->early, 404, "not found: %s %s", conn->method, conn->path);
 }
 
+/* ---- checking the request target ----
+ *
+ * MHD hands the access handler the path and the query already split and
+ * percent-decoded in place, as C strings: a NUL byte, raw or written %00,
+ * would cut them short without a trace ("DELETE /sandboxes/<id>%00junk"
+ * would delete <id>). on_request_target, MHD's URI log callback, sees the
+ * target raw, before MHD splits or decodes it, and leaves what it found on
+ * the request as footer values, which no client can send before its body:
+ *   TARGET_END_KEY    points at the byte that ends the raw target as a C
+ *                     string. MHD ends the target by overwriting the space
+ *                     before the HTTP version, so that byte must sit right
+ *                     before `version`; anywhere else, a raw NUL ended it.
+ *   TARGET_ERROR_KEY  "nul" for a %00, "params" for too many parameters. The
+ *                     query of the latter is cut off before MHD parses it:
+ *                     every parameter costs MHD connection memory, and
+ *                     running out of it closes the connection unanswered.
+ */
+#define TARGET_END_KEY "sandbase-target-end"
+#define TARGET_ERROR_KEY "sandbase-target-error"
+#define SERVER_MAX_QUERY_PARAMS 100
+
+static void *on_request_target(void *cls, const char *uri, struct MHD_Connection *mhd)
+{
+    if (!uri)
+        return NULL;
+    MHD_set_connection_value(mhd, MHD_FOOTER_KIND, TARGET_END_KEY, uri + strlen(uri));
+    const char *problem = NULL;
+    char *query = strchr(uri, '?');     /* MHD's own buffer, writable: see above */
+    size_t params = query && query[1] ? 1 : 0;
+    for (const char *p = query; p && *p; p++)
+        params += *p == '&';
+    if (strstr(uri, "%00")) {
+        problem = "nul";
+    } else if (params > SERVER_MAX_QUERY_PARAMS) {
+        query[1] = '\0';
+        problem = "params";
+    }
+    if (problem)
+        MHD_set_connection_value(mhd, MHD_FOOTER_KIND, TARGET_ERROR_KEY, problem);
+    return NULL;    /* *con_cls stays NULL until the access handler's first call */
+}
+
+struct query_utf8 {
+    const char *bad;            /* "key" or "value" of the first invalid parameter */
+};
+
+static enum MHD_Result check_query_utf8(void *arg, enum MHD_ValueKind kind, const char *key,
+                                        size_t key_size, const char *value, size_t value_size)
+{
+    struct query_utf8 *qu = arg;
+    if (!sb_utf8_valid(key, key_size))
+        qu->bad = "parameter name";
+    else if (value && !sb_utf8_valid(value, value_size))
+        qu->bad = "parameter value";
+    return qu->bad ? MHD_NO : MHD_YES;
+}
+
+/* 400 for a target that cannot be taken as the client wrote it: a NUL byte
+ * (raw or %00), too many parameters, bytes that are not UTF-8. */
+static int check_target(struct sb_http_conn *conn, const char *version, struct sb_err *err)
+{
+    const char *problem = MHD_lookup_connection_value(conn->mhd, MHD_FOOTER_KIND, TARGET_ERROR_KEY);
+    const char *end = MHD_lookup_connection_value(conn->mhd, MHD_FOOTER_KIND, TARGET_END_KEY);
+    if (problem && strcmp(problem, "params") == 0)
+        return sb_err_set(err, 400, "too many query parameters (limit %d)", SERVER_MAX_QUERY_PARAMS);
+    if (problem)
+        return sb_err_set(err, 400, "NUL byte (%%00) in the request path or query: remove it");
+    if (!end)
+        return sb_err_set(err, 414, "request target too long: shorten the path or query");
+    if (end + 1 != version)
+        return sb_err_set(err, 400, "NUL byte in the request path or query: remove it");
+    if (!sb_utf8_valid(conn->path, strlen(conn->path)))
+        return sb_err_set(err, 400, "invalid UTF-8 in the request path: percent-encode "
+                          "characters as UTF-8");
+    struct query_utf8 qu = {0};
+    MHD_get_connection_values_n(conn->mhd, MHD_GET_ARGUMENT_KIND, check_query_utf8, &qu);
+    if (qu.bad)
+        return sb_err_set(err, 400, "invalid UTF-8 in the request query (a %s): percent-encode "
+                          "characters as UTF-8", qu.bad);
+    return 0;
+}
+
 /* Decides from the headers alone whether the request gets an early error
  * (stored in conn->early), and routes and authenticates it otherwise. */
-static void conn_route(struct sb_http_conn *conn)
+static void conn_route(struct sb_http_conn *conn, const char *version)
 {
     struct sb_server *server = conn->server;
     if (server->state != SERVER_RUNNING) {
         sb_err_set(&conn->early, 503, "server is shutting down");
         return;
     }
+    if (check_target(conn, version, &conn->early) < 0)
+        return;
     enum sb_route_result found =
         sb_router_match(server->router, conn->method, conn->path, &conn->match);
     if (found == SB_ROUTE_NOT_FOUND) {
@@ -334,7 +432,7 @@ static void conn_route(struct sb_http_conn *conn)
 
 /* First call: allocate the conn. Returns NULL when out of memory. */
 static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connection *mhd,
-                                     const char *method, const char *url)
+                                     const char *method, const char *url, const char *version)
 {
     struct sb_http_conn *conn = calloc(1, sizeof *conn);
     if (!conn)
@@ -353,7 +451,7 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     conn->req.conn = conn;
     conn->req.server_ctx = server->config.app_ctx;
     server->live_requests++;
-    conn_route(conn);
+    conn_route(conn, version);
     const char *length = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
     if (length && strtoull(length, NULL, 10) > server->config.max_body)
         conn->body_too_large = 1;
@@ -444,17 +542,20 @@ static enum MHD_Result conn_queue(struct sb_http_conn *conn)
     return rc;
 }
 
-/* A client that sent "Expect: 100-continue" waits for our go-ahead before
- * uploading. If the request is already refused (early error, or a declared
- * length over the limit), answer now instead: MHD then sends no 100 Continue
- * and closes the connection after the answer, so nothing is uploaded. This is
- * the one case where we answer on the first call (see the top comment). */
-static int conn_refuse_upload(const struct sb_http_conn *conn)
+/* Answers on the first call, before any body is read, when the request is
+ * refused anyway and reading its body would be wasted: a declared length
+ * over max_body (the client learns the limit at once instead of after
+ * uploading it all), or an early error for a client that sent "Expect:
+ * 100-continue" and waits for our go-ahead. MHD then sends no 100 Continue
+ * and closes the connection after the answer, so nothing more is read.
+ * These are the only answers on the first call (see the top comment). */
+static int conn_answer_at_headers(const struct sb_http_conn *conn)
 {
+    if (conn->body_too_large)
+        return 1;
     const char *expect = MHD_lookup_connection_value(conn->mhd, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_EXPECT);
-    return expect && strcasecmp(expect, "100-continue") == 0 &&
-           (conn->early.status || conn->body_too_large);
+    return expect && strcasecmp(expect, "100-continue") == 0 && conn->early.status;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const char *url,
@@ -464,9 +565,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
 {
     struct sb_http_conn *conn = *con_cls;
     if (!conn) {
-        conn = conn_new(cls, mhd, method, url);
+        conn = conn_new(cls, mhd, method, url, version);
         *con_cls = conn;
-        if (conn && conn_refuse_upload(conn)) {
+        if (conn && conn_answer_at_headers(conn)) {
             conn_dispatch(conn);
             return conn_queue(conn);
         }
@@ -524,10 +625,12 @@ static int64_t server_tick(struct sb_loop *loop, void *arg)
     if (!server->daemon)
         return -1;
     MHD_run(server->daemon);
+    int64_t wait = http_limits_sweep(server->limits, sb_now_ms());
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout(server->daemon, &timeout) != MHD_YES)
-        return -1;
-    return timeout > INT32_MAX ? INT32_MAX : (int64_t)timeout;
+        return wait;
+    int64_t mhd_wait = timeout > INT32_MAX ? INT32_MAX : (int64_t)timeout;
+    return wait >= 0 && wait < mhd_wait ? wait : mhd_wait;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -583,10 +686,45 @@ static void server_apply_defaults(struct sb_server *server, const struct sb_serv
         server->config.max_body = SERVER_DEFAULT_MAX_BODY;
     if (!server->config.connection_limit)
         server->config.connection_limit = SERVER_DEFAULT_CONNECTIONS;
+    if (!server->config.per_address_limit)
+        server->config.per_address_limit = SERVER_DEFAULT_PER_ADDRESS;
     if (!server->config.idle_timeout_s)
         server->config.idle_timeout_s = SERVER_DEFAULT_IDLE_S;
+    if (!server->config.request_read_timeout_s)
+        server->config.request_read_timeout_s = SERVER_DEFAULT_READ_TIMEOUT_S;
     if (!server->config.shutdown_grace_ms)
         server->config.shutdown_grace_ms = SERVER_GRACE_MS;
+}
+
+/* What MHD calls: the handlers above, after telling limits.c where the
+ * request is (headers in on the first call, all of it on a later call with
+ * no data). */
+static enum MHD_Result on_access_tracked(void *cls, struct MHD_Connection *mhd, const char *url,
+                                         const char *method, const char *version,
+                                         const char *upload_data, size_t *upload_data_size,
+                                         void **con_cls)
+{
+    if (!*con_cls)
+        http_limits_request_started(mhd);
+    else if (*upload_data_size == 0)
+        http_limits_request_received(mhd);
+    return on_access(cls, mhd, url, method, version, upload_data, upload_data_size, con_cls);
+}
+
+static void on_request_completed_tracked(void *cls, struct MHD_Connection *mhd, void **con_cls,
+                                         enum MHD_RequestTerminationCode toe)
+{
+    http_limits_request_done(mhd);
+    on_request_completed(cls, mhd, con_cls, toe);
+}
+
+/* MHD logs every connection it refuses at its limits: those are counted
+ * and summarised by limits.c instead. */
+static void on_mhd_log_tracked(void *cls, const char *fmt, va_list ap)
+{
+    struct sb_server *server = cls;
+    if (!http_limits_take_log(server->limits, fmt))
+        on_mhd_log(cls, fmt, ap);
 }
 
 static int server_start_daemon(struct sb_server *server, struct sb_err *err)
@@ -598,14 +736,20 @@ static int server_start_daemon(struct sb_server *server, struct sb_err *err)
                      MHD_ALLOW_UPGRADE;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    server->limits = http_limits_new(server->config.request_read_timeout_s);
+    if (!server->limits)
+        return sb_err_set(err, 500, "out of memory");
     server->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, server,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, server,
+        flags, 0, NULL, NULL, on_access_tracked, server,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log_tracked, server,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)SERVER_LISTEN_BACKLOG,
         MHD_OPTION_CONNECTION_LIMIT, server->config.connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, server->config.per_address_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, server->config.idle_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_request_completed, server,
+        MHD_OPTION_NOTIFY_COMPLETED, on_request_completed_tracked, server,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_target, server,
+        MHD_OPTION_NOTIFY_CONNECTION, http_limits_on_connection, server->limits,
         MHD_OPTION_END);
     if (!server->daemon) {
         /* MHD says "Failed to bind to port 0: <strerror>" (it never saw the
@@ -647,6 +791,7 @@ struct sb_server *sb_server_new(struct sb_loop *loop, struct sb_router *router,
     server->router = router;
     server->epoll_fd = -1;
     server_apply_defaults(server, config);
+    http_limits_fit_fd_limit(&server->config.connection_limit, &server->config.per_address_limit);
     if (server_start_daemon(server, err) < 0) {
         sb_server_free(server);
         return NULL;
@@ -732,5 +877,6 @@ void sb_server_free(struct sb_server *server)
     if (server->shutdown_timer)
         sb_loop_cancel(server->loop, server->shutdown_timer);
     server_stop_daemon(server);
+    http_limits_free(server->limits);
     free(server);
 }

@@ -247,6 +247,42 @@ static void test_env(void **state)
     clear_env(NULL);
 }
 
+/* The connection limits: defaults, the keys, and that one address can never
+ * be allowed every connection. */
+static void test_connection_limits(void **state)
+{
+    (void)state;
+    struct sb_config cfg;
+    struct sb_err err = {0};
+    sb_config_defaults(&cfg);
+    assert_int_equal(cfg.max_connections, 4096);
+    assert_int_equal(cfg.max_connections_per_address, 256);
+    assert_int_equal(cfg.request_read_timeout_s, 30);
+    assert_int_equal(sb_config_apply_json(&cfg, "{\"max_connections\": 100, "
+                                                "\"max_connections_per_address\": 50, "
+                                                "\"request_read_timeout_s\": 5}", &err), 0);
+    assert_int_equal(cfg.max_connections, 100);
+    assert_int_equal(cfg.max_connections_per_address, 50);
+    assert_int_equal(cfg.request_read_timeout_s, 5);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "/tmp/sb-config-test");
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+
+    cfg.max_connections_per_address = 51;
+    expect_finish_error(&cfg, "max_connections_per_address must be between 1 and half of max_connections (50)");
+    cfg.max_connections_per_address = 0;
+    expect_finish_error(&cfg, "max_connections_per_address");
+
+    sb_config_defaults(&cfg);
+    cfg.max_connections = 8;
+    expect_finish_error(&cfg, "max_connections must be between 16 and 1000000");
+    sb_config_defaults(&cfg);
+    cfg.request_read_timeout_s = 0;
+    expect_finish_error(&cfg, "request_read_timeout_s");
+    cfg.request_read_timeout_s = 3601;
+    expect_finish_error(&cfg, "request_read_timeout_s");
+    expect_json_error("{\"request_read_timeout_s\": -1}", "request_read_timeout_s");
+}
+
 static void test_finish_ranges(void **state)
 {
     (void)state;
@@ -300,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup(test_load_file, clear_env),
         cmocka_unit_test_setup(test_env, clear_env),
         cmocka_unit_test_setup(test_finish_ranges, clear_env),
+        cmocka_unit_test_setup(test_connection_limits, clear_env),
         cmocka_unit_test_setup(test_relative_paths_made_absolute, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

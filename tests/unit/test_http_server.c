@@ -154,6 +154,9 @@ static void *loop_thread(void *arg)
     return NULL;
 }
 
+/* Connection limits for the next fixture_start (0: the server's defaults). */
+static unsigned fixture_per_address, fixture_read_timeout_s;
+
 static struct fixture *fixture_start(unsigned grace_ms)
 {
     struct fixture *f = calloc(1, sizeof *f);
@@ -176,6 +179,8 @@ static struct fixture *fixture_start(unsigned grace_ms)
         .auth = test_auth,
         .app_ctx = "app",
         .shutdown_grace_ms = grace_ms,
+        .per_address_limit = fixture_per_address,
+        .request_read_timeout_s = fixture_read_timeout_s,
     };
     struct sb_err err = {0};
     f->server = sb_server_new(f->loop, f->router, &config, &err);
@@ -209,6 +214,16 @@ static void fixture_free(struct fixture *f)
 static int setup(void **state)
 {
     *state = fixture_start(0);
+    return 0;
+}
+
+/* A server that takes 2 connections per address and 1 s to read a request. */
+static int setup_limits(void **state)
+{
+    fixture_per_address = 2;
+    fixture_read_timeout_s = 1;
+    *state = fixture_start(0);
+    fixture_per_address = fixture_read_timeout_s = 0;
     return 0;
 }
 
@@ -534,23 +549,95 @@ static void test_body_too_large(void **state)
     char limit_msg[128];
     snprintf(limit_msg, sizeof limit_msg, "request body too large (limit %d bytes)", TEST_MAX_BODY);
 
-    /* a declared length over the limit; the connection stays usable */
+    /* a declared length over the limit: answered at the headers, and the
+     * connection is closed rather than the body read (see
+     * test_declared_length_refused_before_the_body); the server goes on */
     struct client *c = client_open(f->port);
     client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
                     "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
     struct response resp;
     assert_int_equal(client_read(c, &resp), 0);
     assert_error(&resp, 413, limit_msg);
-    client_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(client_read(c, &resp), 0);
-    assert_int_equal(resp.status, 200);
     client_close(c);
+    request(f->port, "GET", "/health", "", NULL, &resp);
+    assert_int_equal(resp.status, 200);
 
     /* exactly the limit is fine */
     body[sizeof body - 2] = '\0';
     body[sizeof body - 3] = '}';
     request(f->port, "POST", "/echo", "X-API-Key: good-key\r\n", body, &resp);
     assert_int_equal(resp.status, 200);
+}
+
+/* A declared length over max_body is answered at the headers: the client
+ * gets the 413 without sending a byte of its body. */
+static void test_declared_length_refused_before_the_body(void **state)
+{
+    struct fixture *f = *state;
+    char limit_msg[128];
+    snprintf(limit_msg, sizeof limit_msg, "request body too large (limit %d bytes)", TEST_MAX_BODY);
+    struct client *c = client_open(f->port);
+    client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
+                    "Content-Length: 100000000\r\n\r\n");
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_error(&resp, 413, limit_msg);
+    client_close(c);
+}
+
+/* One raw request line (len bytes, NULs included) on a fresh connection. */
+static void request_raw_target(unsigned port, const char *target, size_t len,
+                               struct response *resp)
+{
+    struct client *c = client_open(port);
+    client_send(c, "GET ", 4);
+    client_send(c, target, len);
+    client_sendf(c, " HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    assert_int_equal(client_read(c, resp), 0);
+    client_close(c);
+}
+
+#define RAW_TARGET(port, lit, resp) request_raw_target(port, lit, sizeof(lit) - 1, resp)
+
+/* A NUL would cut the path or query short, so it routes nowhere: 400. */
+static void test_nul_in_target_is_400(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    const char *escaped = "NUL byte (%00) in the request path or query: remove it";
+    const char *raw = "NUL byte in the request path or query: remove it";
+    RAW_TARGET(f->port, "/health%00", &resp);
+    assert_error(&resp, 400, escaped);
+    RAW_TARGET(f->port, "/health?x=%00", &resp);
+    assert_error(&resp, 400, escaped);
+    RAW_TARGET(f->port, "/health\0", &resp);
+    assert_error(&resp, 400, raw);
+    RAW_TARGET(f->port, "/health\0junk", &resp);
+    assert_error(&resp, 400, raw);
+    RAW_TARGET(f->port, "/health?x=1\0junk", &resp);
+    assert_error(&resp, 400, raw);
+    RAW_TARGET(f->port, "/health", &resp);
+    assert_int_equal(resp.status, 200);
+}
+
+static void test_invalid_utf8_in_target_is_400(void **state)
+{
+    struct fixture *f = *state;
+    struct response resp;
+    const char *path = "invalid UTF-8 in the request path: percent-encode characters as UTF-8";
+    RAW_TARGET(f->port, "/%c0%ae", &resp);
+    assert_error(&resp, 400, path);
+    RAW_TARGET(f->port, "/%ed%a0%80", &resp);
+    assert_error(&resp, 400, path);
+    RAW_TARGET(f->port, "/%f4%90%80%80", &resp);
+    assert_error(&resp, 400, path);
+    RAW_TARGET(f->port, "/\xff", &resp);
+    assert_error(&resp, 400, path);
+    RAW_TARGET(f->port, "/health?x=%c0%ae", &resp);
+    assert_error(&resp, 400, "invalid UTF-8 in the request query (a parameter value): "
+                             "percent-encode characters as UTF-8");
+    RAW_TARGET(f->port, "/h%C3%A9", &resp);
+    assert_error(&resp, 404, "not found: GET /h\xc3\xa9");
 }
 
 /* With Expect: 100-continue a refused upload is answered before any body is
@@ -805,6 +892,97 @@ static void probe_timer_b(struct sb_loop *loop, void *arg) { probe_push(arg, 'b'
 static void probe_timer_c(struct sb_loop *loop, void *arg) { probe_push(arg, 'c'); }
 static void probe_stop(struct sb_loop *loop, void *arg) { sb_loop_stop(loop); }
 
+/* A connection from source (e.g. "127.0.0.2") to the server on 127.0.0.1. */
+static struct client *client_open_from(unsigned port, const char *source)
+{
+    struct client *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c->fd >= 0);
+    struct timeval tv = {5, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, source, &from.sin_addr), 1);
+    assert_int_equal(bind(c->fd, (struct sockaddr *)&from, sizeof from), 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&to, sizeof to), 0);
+    return c;
+}
+
+/* The third connection from one address is closed unanswered; another
+ * address still gets in, and a freed slot can be taken again. */
+static void test_per_address_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct client *held[2];
+    struct response resp;
+    for (int i = 0; i < 2; i++) {
+        held[i] = client_open(f->port);
+        client_sendf(held[i], "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_int_equal(client_read(held[i], &resp), 0);
+        assert_int_equal(resp.status, 200);
+    }
+    struct client *extra = client_open(f->port);
+    static const char get_health[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    send(extra->fd, get_health, sizeof get_health - 1, MSG_NOSIGNAL);  /* may fail: closed */
+    assert_int_equal(client_read(extra, &resp), -1);
+    client_close(extra);
+
+    struct client *other = client_open_from(f->port, "127.0.0.2");
+    client_sendf(other, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(other, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    client_close(other);
+
+    client_close(held[1]);
+    usleep(100 * 1000);     /* the server sees the close */
+    request(f->port, "GET", "/health", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    client_close(held[0]);
+}
+
+/* One byte every 200 ms never completes the headers: closed after the 1 s
+ * read deadline, long before the 10 s idle timeout. */
+static void test_read_deadline_closes_trickler(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    uint64_t start = sb_now_ms();
+    client_sendf(c, "GET /health HTTP/1.1\r\nX-Pad: ");
+    struct timeval tv = {0, 200 * 1000};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint64_t closed_after = 0;
+    while (!closed_after && sb_now_ms() - start < 5000) {
+        char byte;
+        ssize_t n = recv(c->fd, &byte, 1, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ||
+            send(c->fd, "a", 1, MSG_NOSIGNAL) < 0)
+            closed_after = sb_now_ms() - start;
+    }
+    client_close(c);
+    if (closed_after < 900 || closed_after > 2000)
+        fail_msg("trickler closed after %llu ms (deadline 1000 ms)",
+                 (unsigned long long)closed_after);
+}
+
+/* The deadline covers reading only: an answer that takes longer, and a
+ * keep-alive connection idle for longer, are untouched. */
+static void test_read_deadline_spares_slow_answers_and_idle(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    struct response resp;
+    client_sendf(c, "GET /slow/1500 HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    usleep(1500 * 1000);
+    client_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    client_close(c);
+}
+
 static void test_loop_timers_and_posts(void **state)
 {
     struct sb_loop *loop = sb_loop_new();
@@ -836,11 +1014,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_declared_length_refused_before_the_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_target_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_utf8_in_target_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_from_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_address_limit, setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_read_deadline_closes_trickler, setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_read_deadline_spares_slow_answers_and_idle, setup_limits,
+                                        teardown),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_graceful_shutdown),
         cmocka_unit_test(test_shutdown_grace_expires),
