@@ -3,6 +3,7 @@ free loopback port with a temporary data dir, orgs and keys made with the
 real CLI, and `--from host` templates so sandboxes start in milliseconds.
 
 SANDBASE_BIN names the binary under test (the Makefile sets it)."""
+import contextlib
 import json
 import os
 import shutil
@@ -128,6 +129,28 @@ class Client:
 
 def make_data_dir():
     return tempfile.mkdtemp(prefix="sandbase-it-")
+
+
+@contextlib.contextmanager
+def private_server(org, **config):
+    """A server of one test's own: a fresh data dir with a `base` host
+    template, `config` in its config.json and srv.client holding a key of
+    org. Afterwards it is started again if the test killed it, its live
+    sandboxes are deleted (a graceful stop leaves them to their shims), it is
+    stopped and its data dir removed."""
+    data_dir = make_data_dir()
+    cli(data_dir, "template", "build", "base", "--from", "host")
+    srv = Server(data_dir, config=config).start()
+    srv.client = Client(srv, srv.new_key(org))
+    try:
+        yield srv
+    finally:
+        if srv.proc.poll() is not None:
+            srv.start()
+        for sb in srv.client.get("/sandboxes?status=running,paused").json():
+            srv.client.delete(f"/sandboxes/{sb['sandboxID']}")
+        srv.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def delete_all_sandboxes(clients):

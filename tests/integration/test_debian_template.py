@@ -2,8 +2,6 @@
 CI has), and a sandbox made from it. Slow: about 1.5 minutes."""
 import os
 
-import pytest
-
 from conftest import Client, Server, cli, make_data_dir
 
 

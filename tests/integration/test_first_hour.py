@@ -3,7 +3,6 @@ with a relative --data-dir, one server per data dir, pooled sandboxes that
 lost their shim, rebuilding a template in use, and the errors a newcomer
 meets. Each test drives a real `sandbase serve` through the HTTP API."""
 import glob
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, Client, Server, cli, free_port, make_data_dir
+from conftest import BIN, Client, cli, free_port, private_server
 
 
 def wait_health(url, proc, deadline_s=60):
@@ -166,15 +165,8 @@ def test_bind_and_flag_errors_come_before_anything_else(workdir):
 
 @pytest.fixture
 def own_server():
-    data_dir = make_data_dir()
-    cli(data_dir, "template", "build", "base", "--from", "host")
-    srv = Server(data_dir, config={"pool_size": 2}).start()
-    srv.client = Client(srv, srv.new_key("first-hour"))
-    yield srv
-    for sb in srv.client.get("/sandboxes").json():
-        srv.client.delete(f"/sandboxes/{sb['sandboxID']}")
-    srv.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    with private_server("first-hour", pool_size=2) as srv:
+        yield srv
 
 
 def pooled_shim_pids(srv):

@@ -24,7 +24,7 @@ import time
 import pytest
 import requests
 
-from conftest import Client, Server, cli, make_data_dir
+from conftest import private_server, Client, Server, cli, make_data_dir
 
 CONTROLLERS = ("memory", "pids", "freezer", "cpu")
 
@@ -69,17 +69,8 @@ def pooled_ids(srv, client):
 
 @pytest.fixture
 def own_server():
-    data_dir = make_data_dir()
-    cli(data_dir, "template", "build", "base", "--from", "host")
-    srv = Server(data_dir, config={"pool_size": 1}).start()
-    srv.client = Client(srv, srv.new_key("crashes"))
-    yield srv
-    if srv.proc.poll() is not None:
-        srv.start()
-    for sb in srv.client.get("/sandboxes").json():
-        srv.client.delete(f"/sandboxes/{sb['sandboxID']}")
-    srv.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    with private_server("crashes", pool_size=1) as srv:
+        yield srv
 
 
 def assert_lost(srv, sid):

@@ -3,7 +3,6 @@ shapes, body limits, chunked bodies, keep-alive under concurrency, clients
 that vanish mid-request, and keys that survive restarts."""
 import concurrent.futures
 import http.client
-import os
 import signal
 import socket
 import time
@@ -11,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, Client, Server, cli, make_data_dir
+from conftest import Client, Server, cli, make_data_dir
 
 
 def test_health_needs_no_key(server):

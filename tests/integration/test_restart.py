@@ -8,21 +8,13 @@ import time
 
 import pytest
 
-from conftest import Client, Server, cli, make_data_dir
+from conftest import private_server
 
 
 @pytest.fixture
 def own_server():
-    data_dir = make_data_dir()
-    cli(data_dir, "template", "build", "base", "--from", "host")
-    srv = Server(data_dir, config={"pool_size": 1}).start()
-    srv.client = Client(srv, srv.new_key("restart"))
-    yield srv
-    if srv.proc.poll() is not None:
-        srv.start()
-    for sb in srv.client.get("/sandboxes").json():
-        srv.client.delete(f"/sandboxes/{sb['sandboxID']}")
-    srv.stop()
+    with private_server("restart", pool_size=1) as srv:
+        yield srv
 
 
 def test_kill_9_keeps_sandboxes_and_processes(own_server):
