@@ -42,14 +42,19 @@
  *   attach  proc, stdout_offset, stderr_offset -> the offsets actually used
  *           (raised to the oldest byte the ring still holds). Then OUTPUT
  *           frames from there on, live, and once the process has finished
- *           and both streams are flushed: {"event":"exit", <list fields>}.
+ *           (its own process exited and what its pipes held then was read;
+ *           what it left running keeps its pipes, drained into the ring)
+ *           and the stream ends as of that moment are flushed:
+ *           {"event":"exit", <list fields>}.
  *           An attached client that lags slows the process (its pipes are
  *           not read) instead of losing bytes.
  *   detach  proc
  *   (STDIN frame) -> ok once queued; the connection is not read while the
  *           process's stdin queue is full
  *   close_stdin proc (after the queued bytes are written)
- *   signal  proc, signal (number)
+ *   signal  proc, signal (number): SIGKILL kills the process's whole tree
+ *           (its leaf cgroup), any other signal goes to the process alone;
+ *           409 "sandbox is paused" while frozen, 409 once it has exited
  *   resize  proc, rows, cols -> 501 "PTY not supported yet"
  *   wait    proc -> answered when the process finishes, with <list fields>
  *   pause | resume                 (cgroup freezer)
