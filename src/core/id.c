@@ -51,11 +51,21 @@ int sb_name_valid(const char *name)
     return 1;
 }
 
-int64_t sb_wall_ms(void)
+static int64_t clock_ms(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sb_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t sb_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
 }
 
 void sb_time_rfc3339(int64_t ms, char *out, size_t len)

@@ -26,7 +26,8 @@ int sb_id_valid(const char *prefix, const char *s);
 /* True when name follows SB_NAME_RULE (so it is safe as a path component). */
 int sb_name_valid(const char *name);
 
-int64_t sb_wall_ms(void);
+int64_t sb_wall_ms(void);         /* CLOCK_REALTIME in ms: for stored times */
+int64_t sb_mono_ms(void);         /* CLOCK_MONOTONIC in ms: for deadlines and durations */
 /* "2026-05-24T10:00:00Z" (second precision, as the SandBase docs show). */
 void sb_time_rfc3339(int64_t ms, char *out, size_t len);
 

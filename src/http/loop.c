@@ -17,6 +17,8 @@
  */
 #include "http/loop.h"
 
+#include "core/id.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -73,9 +75,7 @@ struct sb_loop {
 
 uint64_t sb_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)sb_mono_ms();
 }
 
 /* Caller owns the result and frees it with sb_loop_free(). NULL on failure. */

@@ -357,18 +357,6 @@ void pool_fill_all(struct sb_pool *pool)
     template_list_free(list, count);
 }
 
-int pool_owns(struct sb_pool *pool, const char *id)
-{
-    int found = 0;
-    pthread_mutex_lock(&pool->lock);
-    for (int i = 0; i < pool->template_count && !found; i++)
-        for (int j = 0; j < pool->templates[i].ready_count; j++)
-            if (strcmp(pool->templates[i].ready[j].id, id) == 0)
-                found = 1;
-    pthread_mutex_unlock(&pool->lock);
-    return found;
-}
-
 void pool_free(struct sb_pool *pool, int destroy)
 {
     if (!pool)

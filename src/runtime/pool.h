@@ -46,7 +46,5 @@ void pool_give_back(struct sb_pool *pool, const char *template_name, const char 
                     const struct sb_limits *limits, int pidfd);
 /* Schedules filling every installed template's pool up to cfg->pool_size. */
 void pool_fill_all(struct sb_pool *pool);
-/* 1 if id is a pooled (unclaimed) sandbox. */
-int pool_owns(struct sb_pool *pool, const char *id);
 
 #endif

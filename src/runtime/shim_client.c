@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/id.h"
 #include "core/fs.h"
 #include "proto/proto.h"
 #include "shim/cgroup.h"
@@ -46,19 +47,12 @@ struct conn {
     json_int_t seq;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left until deadline (-1 = none) for poll(). */
 static int left_ms(int64_t deadline)
 {
     if (deadline < 0)
         return -1;
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - sb_mono_ms();
     return left < 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 }
 
@@ -252,7 +246,7 @@ static int simple_call(const char *run_dir, const char *id, const char *op, int 
     if (conn_open(run_dir, id, &c, err) < 0)
         return -1;
     json_t *out = NULL;
-    int rc = conn_call(&c, json_pack("{s:s}", "op", op), &out, now_ms() + timeout_ms, err);
+    int rc = conn_call(&c, json_pack("{s:s}", "op", op), &out, sb_mono_ms() + timeout_ms, err);
     conn_close(&c);
     if (rc == 0 && resp)
         *resp = out;
@@ -277,7 +271,7 @@ int shim_status(const char *run_dir, const char *id, struct sb_shim_status *out,
     if (conn_open(run_dir, id, &c, NULL) < 0)
         return sb_err_set(err, 404, "sandbox not found: no runtime answers for %s", id);
     json_t *resp = NULL;
-    int rc = conn_call(&c, json_pack("{s:s}", "op", "status"), &resp, now_ms() + CONTROL_TIMEOUT_MS, err);
+    int rc = conn_call(&c, json_pack("{s:s}", "op", "status"), &resp, sb_mono_ms() + CONTROL_TIMEOUT_MS, err);
     conn_close(&c);
     if (rc < 0)
         return -1;
@@ -460,7 +454,7 @@ static int exec_loop(struct conn *c, const struct sb_exec_request *req, uint32_t
 {
     struct collect col[2] = {{.cap = req->output_cap}, {.cap = req->output_cap}};
     struct stdin_feed in = {.data = req->stdin_data, .len = req->stdin_len};
-    int64_t deadline = req->timeout_s > 0 ? now_ms() + req->timeout_s * 1000LL + EXEC_MARGIN_MS : -1;
+    int64_t deadline = req->timeout_s > 0 ? sb_mono_ms() + req->timeout_s * 1000LL + EXEC_MARGIN_MS : -1;
     int rc = 0, done = 0;
     while (!done && rc == 0) {
         struct sb_frame f;
@@ -502,7 +496,7 @@ int shim_exec(const char *run_dir, const char *id, const struct sb_exec_request 
     if (conn_open(run_dir, id, &c, err) < 0)
         return -1;
     json_t *resp = NULL;
-    int rc = conn_call(&c, exec_start_request(req), &resp, now_ms() + CONTROL_TIMEOUT_MS * 3, err);
+    int rc = conn_call(&c, exec_start_request(req), &resp, sb_mono_ms() + CONTROL_TIMEOUT_MS * 3, err);
     if (rc == 0) {
         uint32_t proc = (uint32_t)json_integer_value(json_object_get(resp, "proc"));
         res->pid = (int)json_integer_value(json_object_get(resp, "pid"));
@@ -575,7 +569,7 @@ static int spawn_wait_ready(int fd, const char *log_path, struct sb_err *err)
 {
     char line[SB_ERR_MSG_MAX + 64];
     size_t len = 0;
-    int64_t deadline = now_ms() + SPAWN_TIMEOUT_MS;
+    int64_t deadline = sb_mono_ms() + SPAWN_TIMEOUT_MS;
     while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int pr = poll(&pfd, 1, left_ms(deadline));
@@ -771,7 +765,7 @@ static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct
 /* Waits (bounded) until the shim closes the connection: it has exited. */
 static void wait_closed(struct conn *c, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = sb_mono_ms() + timeout_ms;
     for (;;) {
         struct sb_err ignored = {0};
         struct sb_frame f;
@@ -804,7 +798,7 @@ int shim_destroy(const struct sb_config *cfg, const char *id, struct sb_err *err
         int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
         json_t *resp = NULL;
         struct sb_err call_err = {0};
-        if (conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp, now_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0)
+        if (conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp, sb_mono_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0)
             wait_closed(&c, 5000);
         json_decref(resp);
         conn_close(&c);

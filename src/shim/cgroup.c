@@ -29,6 +29,7 @@
 
 #include <linux/magic.h>
 
+#include "core/id.h"
 #include "core/fs.h"
 
 #define FREEZE_TIMEOUT_MS 5000
@@ -40,13 +41,6 @@ static const char *const v1_names[SB_CG_CTL_COUNT] = { "memory", "pids", "cpu", 
 static const char *const v2_controllers[] = { "memory", "pids", "cpu" };
 
 /* ---- small file helpers ------------------------------------------------ */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sleeps a little longer each round: 100 us, 200 us, ... up to 5 ms. */
 static void backoff(int round)
@@ -432,7 +426,7 @@ static int v1_wait_frozen(const char *dir, int64_t deadline)
             return 0;
         if (round % 8 == 7)
             set_value(dir, "freezer.state", "FROZEN", NULL);
-        if (now_ms() >= deadline) {
+        if (sb_mono_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -459,7 +453,7 @@ static int v2_wait_frozen(const char *dir, int64_t deadline)
             rc = 0;
             break;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sb_mono_ms();
         if (left <= 0) {
             errno = ETIMEDOUT;
             break;
@@ -489,7 +483,7 @@ int cgroup_freeze(struct sb_cgroup *cg, const char *leaf, int frozen, struct sb_
         return -1;
     if (!frozen)
         return 0;
-    int64_t deadline = now_ms() + FREEZE_TIMEOUT_MS;
+    int64_t deadline = sb_mono_ms() + FREEZE_TIMEOUT_MS;
     int rc = cg->v2 ? v2_wait_frozen(dir, deadline) : v1_wait_frozen(dir, deadline);
     if (rc < 0)
         return sb_err_sys(err, 500, "cgroup: waiting for %s to freeze", dir);
@@ -512,7 +506,7 @@ static int wait_empty(const char *dir, int64_t deadline)
             return 0;
         if (n < 0)
             return -1;
-        if (now_ms() >= deadline) {
+        if (sb_mono_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -541,10 +535,10 @@ static int kill_by_freezing(struct sb_cgroup *cg, const char *leaf, const char *
         cgroup_freeze(cg, leaf, 0, NULL);
         if (leaf && ancestor_frozen(cg, dir))
             return 0;
-        int64_t step = now_ms() + 250;
+        int64_t step = sb_mono_ms() + 250;
         if (wait_empty(dir, step < deadline ? step : deadline) == 0)
             return 0;
-        if (now_ms() >= deadline) {
+        if (sb_mono_ms() >= deadline) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -560,7 +554,7 @@ int cgroup_kill(struct sb_cgroup *cg, const char *leaf, struct sb_err *err)
     if (path_join(dir, sizeof(dir), primary_dir(cg), leaf, NULL) < 0 ||
         path_join(kill_file, sizeof(kill_file), dir, NULL, "cgroup.kill") < 0)
         return sb_err_sys(err, 500, "cgroup: path");
-    int64_t deadline = now_ms() + KILL_TIMEOUT_MS;
+    int64_t deadline = sb_mono_ms() + KILL_TIMEOUT_MS;
     int rc;
     if (cg->v2 && access(kill_file, F_OK) == 0) {
         if (sb_write_file(kill_file, "1") < 0)
@@ -579,11 +573,11 @@ int cgroup_kill(struct sb_cgroup *cg, const char *leaf, struct sb_err *err)
 /* rmdir, retrying while the kernel still finishes exiting tasks (EBUSY). */
 static int rmdir_retry(const char *path)
 {
-    int64_t deadline = now_ms() + RMDIR_TIMEOUT_MS;
+    int64_t deadline = sb_mono_ms() + RMDIR_TIMEOUT_MS;
     for (int round = 0;; round++) {
         if (rmdir(path) == 0 || errno == ENOENT)
             return 0;
-        if (errno != EBUSY || now_ms() >= deadline)
+        if (errno != EBUSY || sb_mono_ms() >= deadline)
             return -1;
         backoff(round);
     }

@@ -585,11 +585,6 @@ int container_thaw(struct sb_container *c, struct sb_err *err)
     return c->cgroup ? cgroup_freeze(c->cgroup, NULL, 0, err) : no_cgroup(err);
 }
 
-int container_kill_all(struct sb_container *c, struct sb_err *err)
-{
-    return c->cgroup ? cgroup_kill(c->cgroup, NULL, err) : no_cgroup(err);
-}
-
 int container_oom_events(struct sb_container *c, uint64_t *count)
 {
     return c->cgroup ? cgroup_oom_kills(c->cgroup, count, NULL) : -1;

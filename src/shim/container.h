@@ -3,8 +3,9 @@
  *
  * Used only by the shim process (host side, root, single-threaded). The shim
  * calls container_create() once; from then on it holds the sandbox's
- * namespace fds and cgroup, and every process enters with container_enter()
- * in a freshly forked child. Nothing here talks to clients or the server.
+ * namespace fds and cgroup, and every process enters with
+ * container_enter_and_exec() in a child the shim has just started. Nothing
+ * here talks to clients or the server.
  *
  * Set-up order (see docs/SECURITY.md): overlay root (template lower,
  * per-sandbox upper/work on a size-capped filesystem), new mount/pid/uts/ipc/
@@ -57,9 +58,9 @@ struct sb_container_exec {
     const char *cgroup_leaf;            /* the process's own leaf cgroup (container_leaf_create) */
 };
 
-/* Called in a child the shim has just forked (stdio already set up): joins
- * the leaf cgroup ex->cgroup_leaf and the sandbox's namespaces, forks once more to land inside the PID
- * namespace (the intermediate exits at once; the grandchild's host pid is
+/* Called in a child the shim has just started (stdio already set up): joins
+ * the leaf cgroup ex->cgroup_leaf and the sandbox's namespaces, clones once
+ * more (CLONE_VM|CLONE_VFORK) to land inside the PID namespace (the intermediate exits at once; the grandchild's host pid is
  * written to pid_report_fd as a pid_t before exec), sets ids, drops
  * capabilities, sets no_new_privs, rlimits and the seccomp filter, and execs.
  * On failure before exec writes the errno (int) to err_fd, which must be
@@ -84,8 +85,6 @@ void container_leaf_remove(struct sb_container *c, const char *leaf);
 
 int container_freeze(struct sb_container *c, struct sb_err *err);
 int container_thaw(struct sb_container *c, struct sb_err *err);
-/* Kills every process in the sandbox except none (PID 1 included). */
-int container_kill_all(struct sb_container *c, struct sb_err *err);
 /* 1 if the cgroup recorded an OOM kill since the last call, 0 if not, -1 on
  * error; *count is the total so far. */
 int container_oom_events(struct sb_container *c, uint64_t *count);

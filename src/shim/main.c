@@ -13,7 +13,8 @@
  *
  * The shim is a child subreaper (processes entering the sandbox are
  * reparented to it), ignores SIGPIPE and SIGHUP, and protects itself from
- * the OOM killer (oom_score_adj -1000; sandboxed processes reset theirs to 0).
+ * the OOM killer (oom_score_adj -1000 where the host allows it; sandboxed
+ * processes get 100, so they are the OOM killer's first choice).
  * It owns the container for its whole life and must outlive `serve`.
  */
 #include <errno.h>

@@ -2,9 +2,10 @@
  * process.c - the shim's process table (see process.h).
  *
  * Owns every sb_proc: its pipes, rings, stdin queue and leaf cgroup. Starting
- * a process: fork; the child wires stdio to pipes and calls
- * container_enter_and_exec, which joins the process's own leaf cgroup and
- * the sandbox's namespaces and forks once more; the grandchild's host pid and
+ * a process: a child started with clone(CLONE_VM|CLONE_VFORK) (a plain fork
+ * under ASan) wires stdio to pipes and calls container_enter_and_exec, which
+ * joins the process's own leaf cgroup and the sandbox's namespaces and
+ * clones once more into the PID namespace; the grandchild's host pid and
  * any exec errno come back over two O_CLOEXEC pipes, read synchronously
  * here. The shim is a child subreaper, so the grandchild is reparented to it
  * and reaped by proc_reap.
@@ -46,17 +47,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/id.h"
 #include "core/log.h"
 
 #define ENTER_TIMEOUT_MS 10000      /* a child must report its pid / exec result within this */
 #define READ_BURST (256u * 1024u)   /* bytes read from one pipe per event, for fairness */
-
-int64_t proc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void proc_table_init(struct sb_proc_table *t, struct sb_container *c, int epfd,
                      const struct sb_proc_callbacks *cb)
@@ -253,9 +248,9 @@ void proc_handle_event(struct sb_proc_table *t, struct sb_shim_watch *w, uint32_
 static ssize_t read_with_timeout(int fd, void *buf, size_t len, int timeout_ms)
 {
     size_t got = 0;
-    int64_t deadline = proc_now_ms() + timeout_ms;
+    int64_t deadline = sb_mono_ms() + timeout_ms;
     while (got < len) {
-        int64_t left = deadline - proc_now_ms();
+        int64_t left = deadline - sb_mono_ms();
         if (left <= 0)
             return -1;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -518,7 +513,7 @@ int proc_start(struct sb_proc_table *t, const struct sb_proc_spec *spec, struct 
         return -1;
     }
     p->pid = read_ns_pid(p->host_pid);
-    p->started_ms = proc_now_ms();
+    p->started_ms = sb_mono_ms();
     p->deadline_ms = spec->timeout_ms > 0 ? p->started_ms + spec->timeout_ms : 0;
     p->out_fd[0] = f.out[0];
     p->out_fd[1] = f.err[0];
@@ -563,7 +558,7 @@ static size_t pipe_backlog(int fd)
 static void record_exit(struct sb_proc_table *t, struct sb_proc *p, int status)
 {
     p->exited = 1;
-    p->duration_ms = proc_now_ms() - p->started_ms;
+    p->duration_ms = sb_mono_ms() - p->started_ms;
     if (WIFEXITED(status)) {
         p->exit_code = WEXITSTATUS(status);
         p->signal = 0;
@@ -627,7 +622,7 @@ static void free_evicted(struct sb_proc_table *t)
 
 void proc_tick(struct sb_proc_table *t)
 {
-    int64_t now = proc_now_ms();
+    int64_t now = sb_mono_ms();
     free_evicted(t);
     for (struct sb_proc *p = t->head; p; p = p->next) {
         if (!p->exited && p->deadline_ms && now >= p->deadline_ms && !p->timed_out) {
@@ -645,7 +640,7 @@ void proc_tick(struct sb_proc_table *t)
 
 int proc_next_timeout_ms(struct sb_proc_table *t)
 {
-    int64_t now = proc_now_ms(), next = -1;
+    int64_t now = sb_mono_ms(), next = -1;
     for (struct sb_proc *p = t->head; p; p = p->next) {
         int64_t when = 0;
         if (!p->exited && p->deadline_ms && !p->timed_out)

@@ -177,6 +177,5 @@ void proc_evict_finished(struct sb_proc_table *t);
 json_t *proc_describe(const struct sb_proc *p);
 int proc_running_count(const struct sb_proc_table *t);
 
-int64_t proc_now_ms(void);          /* CLOCK_MONOTONIC */
 
 #endif

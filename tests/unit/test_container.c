@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/id.h"
 #include "shim/cgroup.h"
 #include "shim/container.h"
 #include "shim/seccomp.h"
@@ -55,13 +56,6 @@ static struct fixture fx;
 static unsigned leaf_seq;
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(long ms)
 {
@@ -135,9 +129,9 @@ static void start(struct sb_container *c, int as_root, const char *cwd, char *co
 static int finish(struct sb_container *c, struct proc *p, char *buf, size_t len, int timeout_ms)
 {
     size_t used = 0;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = sb_mono_ms() + timeout_ms;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sb_mono_ms();
         struct pollfd pfd = { .fd = p->out, .events = POLLIN };
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             break;
@@ -199,12 +193,12 @@ static int group_setup(void **state)
     struct sb_limits lim = { .cpu_count = 1, .memory_mb = 64, .pids = 32, .disk_mb = 64 };
     char id[32];
     snprintf(id, sizeof(id), "sbx_test%ld", (long)getpid());
-    int64_t t0 = now_ms();
+    int64_t t0 = sb_mono_ms();
     if (create_sandbox(&fx.c, id, lim, &err) < 0) {
         fprintf(stderr, "create: %s\n", err.msg);
         return -1;
     }
-    fprintf(stderr, "# container_create took %lld ms\n", (long long)(now_ms() - t0));
+    fprintf(stderr, "# container_create took %lld ms\n", (long long)(sb_mono_ms() - t0));
     fx.ready = 1;
     return 0;
 }
@@ -519,10 +513,10 @@ static void test_leaf_kill_while_frozen(void **state)
     start(&fx.c, 0, NULL, argv, &p);
     assert_int_equal(p.enter_errno, 0);
     assert_int_equal(container_freeze(&fx.c, &err), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = sb_mono_ms();
     if (container_leaf_kill(&fx.c, p.leaf, &err) < 0)
         fail_msg("leaf kill: %s", err.msg);
-    assert_true(now_ms() - t0 < 1000);
+    assert_true(sb_mono_ms() - t0 < 1000);
     assert_int_equal(container_thaw(&fx.c, &err), 0);
     int status;
     assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
@@ -556,8 +550,8 @@ static void test_leaf_kill_reaches_setsid_daemon(void **state)
     assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
     assert_true(WIFEXITED(status));
     /* the daemon outlived its parent, in its own session */
-    int64_t deadline = now_ms() + 2000;
-    while (container_leaf_count(&fx.c, p.leaf) < 1 && now_ms() < deadline)
+    int64_t deadline = sb_mono_ms() + 2000;
+    while (container_leaf_count(&fx.c, p.leaf) < 1 && sb_mono_ms() < deadline)
         sleep_ms(10);
     assert_true(container_leaf_count(&fx.c, p.leaf) >= 1);
     if (container_leaf_kill(&fx.c, p.leaf, &err) < 0)
@@ -710,8 +704,8 @@ static void test_destroy_leaves_nothing(void **state)
         assert_int_equal(access(cg_dirs[i], F_OK), -1);
     assert_int_equal(access(dir, F_OK), -1);
     /* PID 1 is gone once we (the shim) reaped everything we started */
-    int64_t deadline = now_ms() + 3000;
-    while (waitpid(init, NULL, WNOHANG) == 0 && now_ms() < deadline)
+    int64_t deadline = sb_mono_ms() + 3000;
+    while (waitpid(init, NULL, WNOHANG) == 0 && sb_mono_ms() < deadline)
         sleep_ms(5);
     assert_int_equal(kill(init, 0), -1);
     assert_int_equal(errno, ESRCH);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/id.h"
 #include "core/config.h"
 #include "proto/proto.h"
 #include "runtime/shim_client.h"
@@ -40,13 +41,6 @@ static struct sb_config cfg;
 static struct sb_template tpl;
 static char data_dir[128];
 static char sandbox_id[32];
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void make_id(char *out, const char *tag)
 {
@@ -208,12 +202,12 @@ static void test_large_output_truncated(void **state)
 {
     struct sb_exec_result res;
     struct sb_err err;
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     assert_int_equal(run(&res, &err, 1 << 20, 60, NULL, 0, "head", "-c", "20971520", "/dev/zero", NULL), 0);
     assert_int_equal(res.exit_code, 0);
     assert_int_equal(res.out_len, 1 << 20);
     assert_true(res.truncated);
-    assert_true(mono_ms() - t0 < 30000);
+    assert_true(sb_mono_ms() - t0 < 30000);
     shim_exec_result_clear(&res);
 }
 
@@ -268,9 +262,9 @@ static void test_timeout_kills_tree(void **state)
     assert_true(before >= 1);
     struct sb_exec_result res;
     struct sb_err err;
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     assert_int_equal(run(&res, &err, 1024, 1, NULL, 0, "sh", "-c", "setsid sleep 100 & echo started; sleep 100", NULL), 0);
-    int64_t took = mono_ms() - t0;
+    int64_t took = sb_mono_ms() - t0;
     assert_true(res.timed_out);
     assert_int_equal(res.signal, SIGKILL);
     assert_int_equal(res.exit_code, -1);
@@ -314,9 +308,9 @@ static void test_background_child_lives_on(void **state)
 {
     struct sb_exec_result res;
     struct sb_err err;
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     assert_int_equal(run(&res, &err, 1024, 30, NULL, 0, "sh", "-c", "sleep 100 & echo started", NULL), 0);
-    int64_t took = mono_ms() - t0;
+    int64_t took = sb_mono_ms() - t0;
     assert_int_equal(res.exit_code, 0);
     assert_string_equal(res.out, "started\n");
     assert_true(took < 400);
@@ -331,9 +325,9 @@ static void test_chatty_background_child_does_not_hold_the_call(void **state)
 {
     struct sb_exec_result res;
     struct sb_err err;
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     assert_int_equal(run(&res, &err, 1 << 20, 30, NULL, 0, "sh", "-c", "yes & sleep 0.05; echo started >&2", NULL), 0);
-    int64_t took = mono_ms() - t0;
+    int64_t took = sb_mono_ms() - t0;
     assert_int_equal(res.exit_code, 0);
     assert_string_equal(res.err_out, "started\n");
     assert_true(res.out_len > 0);
@@ -351,10 +345,10 @@ static void test_output_in_the_pipe_at_exit_is_returned(void **state)
 {
     struct sb_exec_result res;
     struct sb_err err;
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     assert_int_equal(run(&res, &err, 1 << 20, 30, NULL, 0, "sh", "-c",
                          "sleep 100 & exec head -c 204800 /dev/zero", NULL), 0);
-    int64_t took = mono_ms() - t0;
+    int64_t took = sb_mono_ms() - t0;
     assert_int_equal(res.exit_code, 0);
     assert_int_equal(res.out_len, 204800);
     assert_false(res.truncated);
@@ -413,7 +407,7 @@ struct raw {
  * (or any "exit" event when want_seq is -1), NULL on timeout. */
 static json_t *raw_read(struct raw *x, int64_t want_seq, int ms)
 {
-    int64_t deadline = mono_ms() + ms;
+    int64_t deadline = sb_mono_ms() + ms;
     for (;;) {
         struct sb_frame f;
         struct sb_err err = {0};
@@ -439,7 +433,7 @@ static json_t *raw_read(struct raw *x, int64_t want_seq, int ms)
             json_decref(o);
         }
         assert_int_equal(rc, 0);
-        int left = (int)(deadline - mono_ms());
+        int left = (int)(deadline - sb_mono_ms());
         if (left <= 0)
             return NULL;
         struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
@@ -514,11 +508,11 @@ static void test_sigkill_kills_background_child(void **state)
     json_decref(resp);
     assert_null(raw_read(&x, 99, 200));
     assert_memory_equal(x.first, "started\n", 8);
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i}", "op", "signal", "seq", 2, "proc", proc, "signal", SIGKILL));
     json_t *ev = raw_read(&x, -1, 5000);
     assert_non_null(ev);
-    assert_true(mono_ms() - t0 < 400);
+    assert_true(sb_mono_ms() - t0 < 400);
     assert_int_equal(json_integer_value(json_object_get(ev, "signal")), SIGKILL);
     json_decref(ev);
     raw_close(&x);
@@ -741,11 +735,11 @@ static void test_spawn_error_reported(void **state)
     snprintf(spec.id, sizeof spec.id, "%s", id);
     spec.limits = (struct sb_limits){.cpu_count = 1, .memory_mb = 256, .pids = 256, .disk_mb = 256};
     struct sb_err err = {0};
-    int64_t t0 = mono_ms();
+    int64_t t0 = sb_mono_ms();
     assert_int_equal(shim_spawn(&cfg, &spec, &err), -1);
     assert_int_equal(err.status, 502);
     assert_non_null(strstr(err.msg, "no-such-template"));
-    assert_true(mono_ms() - t0 < 5000);
+    assert_true(sb_mono_ms() - t0 < 5000);
     assert_false(path_exists("%s/sandboxes/%s", cfg.run_dir, id));
 }
 
