@@ -9,7 +9,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,4 +129,75 @@ int sb_lock_file(const char *path, int *fd_out, pid_t *holder, struct sb_err *er
     }
     *fd_out = fd;
     return 0;
+}
+
+#define REMOVE_MAX_DEPTH 256
+
+/* Removes name in parent (a directory fd) and below, on device dev only. */
+static int remove_at(int parent, const char *name, dev_t dev, int depth, struct sb_err *err)
+{
+    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if ((errno != EISDIR && errno != EPERM) || depth > REMOVE_MAX_DEPTH)
+        return sb_err_sys(err, 500, "cannot remove %s", name);
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return sb_err_sys(err, 500, "cannot remove %s", name);
+    }
+    if (st.st_dev != dev) {     /* a mount point: not ours to empty */
+        close(fd);
+        return sb_err_set(err, 500, "cannot remove %s: another filesystem is mounted there", name);
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return sb_err_sys(err, 500, "cannot remove %s", name);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+            remove_at(dirfd(d), de->d_name, dev, depth + 1, rc < 0 ? NULL : err) < 0)
+            rc = -1;        /* keep going: remove what can be removed */
+    closedir(d);
+    if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        rc = sb_err_sys(err, 500, "cannot remove %s", name);
+    return rc;
+}
+
+int sb_remove_tree(const char *path, struct sb_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : sb_err_sys(err, 500, "cannot remove %s", path);
+    return remove_at(AT_FDCWD, path, st.st_dev, 0, err);
+}
+
+void sb_unmount_below(const char *dir)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return;
+    /* mountinfo lists parents before children: detach in reverse. */
+    char (*points)[PATH_MAX] = NULL, *line = NULL;
+    size_t n = 0, cap = 0, dir_len = strlen(dir);
+    while (getline(&line, &cap, f) > 0) {
+        char point[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 || strncmp(point, dir, dir_len) != 0 ||
+            (point[dir_len] != '\0' && point[dir_len] != '/'))
+            continue;
+        char (*grown)[PATH_MAX] = realloc(points, (n + 1) * sizeof *points);
+        if (!grown)
+            break;
+        points = grown;
+        memcpy(points[n++], point, sizeof point);
+    }
+    free(line);
+    fclose(f);
+    while (n > 0)
+        umount2(points[--n], MNT_DETACH);
+    free(points);
 }

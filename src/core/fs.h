@@ -20,6 +20,16 @@ int sb_mkdir_p(const char *path, mode_t mode, struct sb_err *err);
  * memory (vfork-like). */
 int sb_write_file(const char *path, const char *s);
 
+/* rm -rf: removes path and everything below it; never follows a symlink and
+ * never descends into another filesystem (a mount below path is left, and
+ * so is the directory holding it: call sb_unmount_below first). 0 when path
+ * is gone afterwards or never existed; 500 naming the first entry that
+ * could not be removed otherwise. */
+int sb_remove_tree(const char *path, struct sb_err *err);
+
+/* Detaches (MNT_DETACH) every mount at or below dir, deepest first. */
+void sb_unmount_below(const char *dir);
+
 /* Makes path absolute against the current directory, lexically: "." and
  * empty components are dropped and ".." goes up one component (the path
  * need not exist yet, so nothing is resolved on disk). Writes to out (len

@@ -15,14 +15,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -628,48 +626,6 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, 
 
 /* ---- destroy and leftovers ---- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;                           /* best effort: keep going */
-}
-
-/* rm -rf that never follows a symlink or crosses into a mount. */
-static void remove_tree(const char *path)
-{
-    nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-/* Detaches every mount at or below dir, deepest first (/proc/self/mountinfo
- * lists parents before children, so walk it backwards). */
-static void unmount_below(const char *dir)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return;
-    char line[8192], (*points)[SB_PATH_MAX] = NULL;
-    size_t n = 0, dlen = strlen(dir);
-    while (fgets(line, sizeof line, f)) {
-        char point[SB_PATH_MAX];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
-            continue;
-        if (strncmp(point, dir, dlen) != 0 || (point[dlen] != '\0' && point[dlen] != '/'))
-            continue;
-        char(*grown)[SB_PATH_MAX] = realloc(points, (n + 1) * sizeof *points);
-        if (!grown)
-            break;
-        points = grown;
-        memcpy(points[n++], point, sizeof point);
-    }
-    fclose(f);
-    while (n > 0)
-        umount2(points[--n], MNT_DETACH);
-    free(points);
-}
-
 /* The pid in <dir>/shim.pid, or 0. */
 static int read_shim_pid(const char *dir)
 {
@@ -753,9 +709,10 @@ static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct
             sb_err_set(err, 500, "destroy %s: %s", id, cg_err.msg);
         cgroup_free(cg);
     }
-    unmount_below(sandbox_dir);
-    remove_tree(sandbox_dir);
-    remove_tree(dir);
+    sb_unmount_below(sandbox_dir);
+    struct sb_err ignored;
+    sb_remove_tree(sandbox_dir, &ignored);    /* best effort: leftovers of a dead shim */
+    sb_remove_tree(dir, &ignored);
     struct stat st;
     if (lstat(sandbox_dir, &st) == 0)
         return sb_err_set(err, 500, "destroy %s: could not remove %s", id, sandbox_dir);

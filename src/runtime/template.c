@@ -36,11 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/id.h"
 
 #define DEFAULT_USER "user"
@@ -157,56 +157,13 @@ static int walk_tree(const char *root, struct walk *w, struct sb_err *err)
     return walk_entry(AT_FDCWD, root, (size_t)-1, w, err);
 }
 
-/*
- * Lazily unmounts whatever is mounted under `dir` (debootstrap mounts /proc
- * and /sys in its target and may leave them behind when it fails), deepest
- * first, so removing the tree never touches a foreign filesystem.
- */
-static void detach_mounts_under(const char *dir)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return;
-    char *points[256];
-    size_t count = 0, dir_len = strlen(dir);
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0 && count < sizeof points / sizeof points[0]) {
-        char mount_point[SB_PATH_MAX];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mount_point) != 1)
-            continue;
-        if (strncmp(mount_point, dir, dir_len) == 0 && mount_point[dir_len] == '/')
-            points[count++] = strdup(mount_point);
-    }
-    free(line);
-    fclose(f);
-    while (count > 0) {
-        char *p = points[--count];
-        if (p)
-            umount2(p, MNT_DETACH);
-        free(p);
-    }
-}
-
-static int remove_visit(int dirfd, const char *name, const struct stat *st, const char *relpath,
-                        void *arg, struct sb_err *err)
-{
-    (void)relpath;
-    (void)arg;
-    if (unlinkat(dirfd, name, S_ISDIR(st->st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
-        return sb_err_sys(err, 500, "cannot remove %s", name);
-    return 0;
-}
-
-/* Removes a whole tree, never crossing into another filesystem. */
+/* Removes a whole tree. debootstrap mounts /proc and /sys in its target and
+ * may leave them behind when it fails: those are detached first, so
+ * removing never touches a foreign filesystem. */
 static int remove_tree(const char *path, struct sb_err *err)
 {
-    detach_mounts_under(path);
-    struct walk w = {.visit = remove_visit};
-    int rc = walk_tree(path, &w, err);
-    if (rc < 0 && err && err->sys_errno == ENOENT)
-        return 0;
-    return rc;
+    sb_unmount_below(path);
+    return sb_remove_tree(path, err);
 }
 
 /* ---------------------------------------------------------------- writing into a rootfs */
@@ -943,7 +900,7 @@ static int debian_fill_rootfs(struct build *b, const char *data_dir, uint32_t ui
         return -1;
     if (run_debootstrap(b, packages, mirror, cache, progress, arg, err) < 0)
         return -1;
-    detach_mounts_under(b->rootfs_path);
+    sb_unmount_below(b->rootfs_path);
     if (progress)
         progress(arg, "sandbase: adding user, cleaning apt caches, mapping ownership");
     if (debian_add_user(&b->rootfs, err) < 0 || debian_clean(&b->rootfs, err) < 0)

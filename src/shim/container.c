@@ -65,7 +65,6 @@
  */
 #include "shim/container.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -592,33 +591,6 @@ int container_oom_events(struct sb_container *c, uint64_t *count)
 
 /* ---- container_destroy ----------------------------------------------------- */
 
-/* Removes name inside dirfd and everything below it, never following symlinks. */
-static int remove_tree_at(int parent, const char *name, int depth)
-{
-    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if ((errno != EISDIR && errno != EPERM) || depth > 64)
-        return -1;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-            remove_tree_at(dirfd(d), de->d_name, depth + 1) < 0)
-            rc = -1;
-    closedir(d);
-    if (rc == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        rc = -1;
-    return rc;
-}
-
 int container_destroy(struct sb_container *c, struct sb_err *err)
 {
     int rc = 0;
@@ -636,8 +608,9 @@ int container_destroy(struct sb_container *c, struct sb_err *err)
         rc = -1;
     cgroup_free(cg);
     c->cgroup = NULL;
-    if (c->sandbox_dir[0] && remove_tree_at(AT_FDCWD, c->sandbox_dir, 0) < 0 && rc == 0)
-        rc = sb_err_sys(err, 500, "removing %s", c->sandbox_dir);
+    struct sb_err rm_err = {0};
+    if (c->sandbox_dir[0] && sb_remove_tree(c->sandbox_dir, &rm_err) < 0 && rc == 0)
+        rc = sb_err_set(err, rm_err.status, "removing %s: %s", c->sandbox_dir, rm_err.msg);
     free(c->tpl.env_json);
     c->tpl.env_json = NULL;
     c->init_pid = 0;

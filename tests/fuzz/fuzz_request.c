@@ -21,7 +21,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,6 +34,7 @@
 
 #include "api/app.h"
 #include "core/apikey.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "http/loop.h"
 #include "runtime/registry.h"
@@ -366,16 +366,6 @@ static void shutdown_on_loop(struct sb_loop *loop, void *arg)
     sb_server_shutdown(app.server);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path) < 0 ? 0 : 0;
-}
-
-static void remove_tree(const char *dir)
-{
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 int main(void)
 {
     const char *env = getenv("SANDBASE_FUZZ_ITERATIONS");
@@ -420,7 +410,8 @@ int main(void)
     sb_router_free(app.router);
     sb_loop_free(app.loop);
     store_close(app.store);
-    remove_tree(app.cfg.data_dir);
+    struct sb_err ignored;
+    sb_remove_tree(app.cfg.data_dir, &ignored);
     printf("%d passed, %d failed\n", failed ? 0 : 1, failed ? 1 : 0);
     return failed;
 }
