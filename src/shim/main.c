@@ -32,7 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "shim/shim.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "runtime/template.h"
@@ -237,7 +237,7 @@ static int build_sandbox(const struct shim_args *a, const char *dir, struct sb_c
     return rc < 0 ? sb_err_prefix(err, "create sandbox %s", a->id) : 0;
 }
 
-int cli_shim(int argc, char **argv)
+int shim_main(int argc, char **argv)
 {
     struct shim_args a;
     if (parse_args(argc, argv, &a) < 0) {
