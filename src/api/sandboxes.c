@@ -42,13 +42,14 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
     char started[32], end[32];
     sb_time_rfc3339(rec->started_at, started, sizeof started);
     sb_time_rfc3339(rec->end_at, end, sizeof end);
+    const char *status = sb_sandbox_status_name(rec->status);
     json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:n, s:i, s:i, s:i}",
                             "sandboxID", rec->id, "templateID", rec->template_id, "clientID", "sandbase",
-                            "status", rec->status, "state", rec->status, "metadata",
+                            "status", status, "state", status, "metadata",
                             json_object_text(rec->metadata_json), "startedAt", started, "endAt", end,
                             "envdVersion", ENVD_VERSION, "envdAccessToken", "cpuCount", rec->cpu_count,
                             "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
-    if (obj && strcmp(rec->status, "stopped") == 0) {
+    if (obj && rec->status == SB_SANDBOX_STOPPED) {
         char stopped[32];
         sb_time_rfc3339(rec->stopped_at ? rec->stopped_at : rec->updated_at, stopped, sizeof stopped);
         json_object_set_new(obj, "stoppedAt", json_string(stopped));
@@ -168,12 +169,11 @@ fail:
 
 /* ---- GET /sandboxes, GET /sandboxes/:id ---- */
 
-static const char *const list_filters[] = {"running", "paused", "creating", "stopped", "error"};
 #define MAX_FILTERS 8
 
 struct status_filter {
-    const char *values[MAX_FILTERS];
-    size_t count;
+    unsigned statuses;              /* SB_SANDBOX_STATUS_BIT of each value; 0 = none given */
+    size_t count;                   /* values given, repeats included */
     char buf[256];                  /* the values, split at commas */
     size_t used;
     struct sb_err *err;
@@ -189,14 +189,13 @@ static int add_status(void *arg, const char *value)
     char *copy = memcpy(f->buf + f->used, value, len + 1);
     f->used += len + 1;
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int ok = 0;
-        for (size_t i = 0; i < sizeof list_filters / sizeof list_filters[0]; i++)
-            ok |= strcmp(tok, list_filters[i]) == 0;
-        if (!ok)
+        enum sb_sandbox_status status;
+        if (sb_sandbox_status_parse(tok, &status) < 0)
             return sb_err_set(f->err, 400, "invalid status filter: %.64s", tok);
         if (f->count == MAX_FILTERS)
             return sb_err_set(f->err, 400, "invalid status filter: at most %d values", MAX_FILTERS);
-        f->values[f->count++] = tok;
+        f->count++;
+        f->statuses |= SB_SANDBOX_STATUS_BIT(status);
     }
     if (len == 0)
         return sb_err_set(f->err, 400, "invalid status filter: empty");
@@ -214,8 +213,7 @@ void api_sandbox_list(struct sb_request *req)
     }
     struct sb_sandbox_rec *list = NULL;
     size_t count = 0;
-    if (store_sandbox_list(api_app(req)->store, req->org_id, filter.values, filter.count, &list,
-                           &count, &err) < 0) {
+    if (store_sandbox_list(api_app(req)->store, req->org_id, filter.statuses, &list, &count, &err) < 0) {
         sb_respond_error(req, &err);
         return;
     }
@@ -236,7 +234,7 @@ void api_sandbox_get(struct sb_request *req)
         sb_respond_error(req, &err);
         return;
     }
-    if (strcmp(rec.status, "error") == 0) {     /* a failed create of an old version */
+    if (rec.status == SB_SANDBOX_ERROR) {       /* a failed create of an old version */
         store_sandbox_rec_clear(&rec);
         sb_err_set(&err, 404, "sandbox not found");
         sb_respond_error(req, &err);

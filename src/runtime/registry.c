@@ -82,15 +82,14 @@ void registry_free(struct sb_registry *reg, int destroy_pool)
     free(reg);
 }
 
-/* Writes rec (with a new status unless status is NULL) and, unless what is
- * NULL, appends the event sandbox.lifecycle.<what> in the same transaction,
- * so the row and its events never disagree. */
+/* Writes rec with its status set to status (rec->status keeps it) and,
+ * unless what is NULL, appends the event sandbox.lifecycle.<what> in the
+ * same transaction, so the row and its events never disagree. */
 static int record_change(struct sb_registry *reg, struct sb_sandbox_rec *rec, int insert,
-                         const char *status, const char *what, const char *data_json,
+                         enum sb_sandbox_status status, const char *what, const char *data_json,
                          struct sb_err *err)
 {
-    if (status)
-        snprintf(rec->status, sizeof rec->status, "%s", status);
+    rec->status = status;
     char type[64];
     if (what)
         snprintf(type, sizeof type, "sandbox.lifecycle.%s", what);
@@ -99,7 +98,7 @@ static int record_change(struct sb_registry *reg, struct sb_sandbox_rec *rec, in
 
 static int is_gone(const struct sb_sandbox_rec *rec)
 {
-    return strcmp(rec->status, "stopped") == 0 || strcmp(rec->status, "error") == 0;
+    return rec->status == SB_SANDBOX_STOPPED || rec->status == SB_SANDBOX_ERROR;
 }
 
 /* The 404 every action on a stopped sandbox answers. */
@@ -136,7 +135,7 @@ static int record_stop(struct sb_registry *reg, struct sb_sandbox_rec *rec, cons
     snprintf(rec->stop_reason, sizeof rec->stop_reason, "%s", reason);
     json_t *data = json_pack("{s:s}", "reason", reason);
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    int rc = record_change(reg, rec, 0, "stopped", "killed", text, err);
+    int rc = record_change(reg, rec, 0, SB_SANDBOX_STOPPED, "killed", text, err);
     free(text);
     json_decref(data);
     return rc;
@@ -209,7 +208,7 @@ void registry_shim_died(struct sb_registry *reg, const char *id)
     /* A row stopped meanwhile was destroyed on purpose and keeps its reason;
      * a creating one is still being built and its create handles failure. */
     if (store_sandbox_get(reg->store, NULL, id, &rec, &err) == 0) {
-        if (strcmp(rec.status, "running") == 0 || strcmp(rec.status, "paused") == 0) {
+        if (rec.status == SB_SANDBOX_RUNNING || rec.status == SB_SANDBOX_PAUSED) {
             alive = shim_alive(reg->cfg->run_dir, id);
             lost = !alive && lose_locked(reg, &rec);
         }
@@ -253,32 +252,32 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
 {
     struct sb_sandbox_rec *list = NULL;
     size_t count = 0;
-    /* No status: the creating, running and paused rows of every org. */
-    if (store_sandbox_list(reg->store, NULL, NULL, 0, &list, &count, err) < 0)
+    /* No statuses (0): the creating, running and paused rows of every org. */
+    if (store_sandbox_list(reg->store, NULL, 0, &list, &count, err) < 0)
         return sb_err_prefix(err, "reconcile");
     size_t adopted = 0, lost = 0, orphans = 0;
     for (size_t i = 0; i < count; i++) {
         struct sb_sandbox_rec *rec = &list[i];
         struct sb_shim_status st;
         struct sb_err serr = {0};
-        if (strcmp(rec->status, "creating") != 0 && shim_status(reg->cfg->run_dir, rec->id, &st, &serr) == 0) {
+        if (rec->status != SB_SANDBOX_CREATING && shim_status(reg->cfg->run_dir, rec->id, &st, &serr) == 0) {
             /* The row is the truth: a crash between a pause/resume and its
              * row write leaves the shim apart from it, so re-apply it. */
-            if (st.paused && strcmp(rec->status, "running") == 0)
+            if (st.paused && rec->status == SB_SANDBOX_RUNNING)
                 shim_resume(reg->cfg->run_dir, rec->id, &serr);
-            else if (!st.paused && strcmp(rec->status, "paused") == 0)
+            else if (!st.paused && rec->status == SB_SANDBOX_PAUSED)
                 shim_pause(reg->cfg->run_dir, rec->id, &serr);
             watch_live(reg, rec->id);
             adopted++;
             continue;
         }
-        if (strcmp(rec->status, "creating") == 0) {     /* a create cut short: never announced */
+        if (rec->status == SB_SANDBOX_CREATING) {       /* a create cut short: never announced */
             shim_destroy(reg->cfg, rec->id, &serr);
             store_sandbox_delete_creating(reg->store, rec->id, &serr);
         } else {
             mark_lost_locked(reg, rec, &serr);
         }
-        snprintf(rec->status, sizeof rec->status, "stopped");
+        rec->status = SB_SANDBOX_STOPPED;
         lost++;
     }
     /* Shims with no live row: pooled sandboxes of the previous run, or leftovers. */
@@ -313,7 +312,7 @@ static int new_record(const struct sb_create_request *creq, struct sb_sandbox_re
     memset(rec, 0, sizeof *rec);
     snprintf(rec->org_id, sizeof rec->org_id, "%s", creq->org_id);
     snprintf(rec->template_id, sizeof rec->template_id, "%s", creq->template_id);
-    snprintf(rec->status, sizeof rec->status, "creating");
+    rec->status = SB_SANDBOX_CREATING;
     rec->metadata_json = strdup(creq->metadata_json ? creq->metadata_json : "{}");
     rec->env_json = strdup(creq->env_json ? creq->env_json : "{}");
     rec->started_at = sb_wall_ms();
@@ -356,8 +355,8 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
     else if (pool_only)
         return 1;
     /* A pooled sandbox already exists: its row starts out running. */
-    int rc = *from_pool ? record_change(reg, rec, 1, "running", "created", NULL, err)
-                        : record_change(reg, rec, 1, NULL, NULL, NULL, err);
+    int rc = *from_pool ? record_change(reg, rec, 1, SB_SANDBOX_RUNNING, "created", NULL, err)
+                        : record_change(reg, rec, 1, SB_SANDBOX_CREATING, NULL, NULL, err);
     if (rc < 0) {
         if (*from_pool)
             pool_give_back(reg->pool, creq->template_id, rec->id, &limits, *pidfd);
@@ -372,7 +371,7 @@ static int finish_create(struct sb_registry *reg, const struct sb_create_request
                          struct sb_sandbox_rec *rec, struct sb_err *err)
 {
     rec->end_at = sb_wall_ms() + (int64_t)creq->timeout_s * 1000;
-    if (record_change(reg, rec, 0, "running", "created", NULL, err) < 0) {
+    if (record_change(reg, rec, 0, SB_SANDBOX_RUNNING, "created", NULL, err) < 0) {
         struct sb_err derr = {0};
         shim_destroy(reg->cfg, rec->id, &derr);
         store_sandbox_delete_creating(reg->store, rec->id, &derr);
@@ -479,15 +478,15 @@ int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, 
     int rc = load_live(reg, org_id, id, &rec, err);
     if (rc < 0)
         goto out;
-    if (strcmp(rec.status, "paused") == 0)
+    if (rec.status == SB_SANDBOX_PAUSED)
         rc = sb_err_set(err, 409, "sandbox is already paused");
-    else if (strcmp(rec.status, "running") != 0)
-        rc = sb_err_set(err, 409, "sandbox is not running (status %s)", rec.status);
+    else if (rec.status != SB_SANDBOX_RUNNING)
+        rc = sb_err_set(err, 409, "sandbox is not running (status %s)", sb_sandbox_status_name(rec.status));
     else if (shim_pause(reg->cfg->run_dir, rec.id, err) < 0)
         rc = check_lost_locked(reg, &rec, err) ? -1 : sb_err_prefix(err, "failed to pause sandbox");
     if (rc == 0) {
         rec.paused_at = sb_wall_ms();
-        rc = record_change(reg, &rec, 0, "paused", "paused", NULL, err);
+        rc = record_change(reg, &rec, 0, SB_SANDBOX_PAUSED, "paused", NULL, err);
     }
     store_sandbox_rec_clear(&rec);
 out:
@@ -504,7 +503,7 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
     if (rc < 0)
         goto out;
     int64_t now = sb_wall_ms();
-    int was_paused = strcmp(rec.status, "paused") == 0;
+    int was_paused = rec.status == SB_SANDBOX_PAUSED;
     if (was_paused) {
         if (shim_resume(reg->cfg->run_dir, rec.id, err) < 0) {
             rc = check_lost_locked(reg, &rec, err) ? -1 : sb_err_prefix(err, "failed to resume sandbox");
@@ -513,16 +512,15 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
         }
         rec.end_at += now - rec.paused_at;
         rec.paused_at = 0;
-        snprintf(rec.status, sizeof rec.status, "running");
-    } else if (strcmp(rec.status, "running") != 0) {
-        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", rec.status);
+    } else if (rec.status != SB_SANDBOX_RUNNING) {
+        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", sb_sandbox_status_name(rec.status));
         store_sandbox_rec_clear(&rec);
         goto out;
     }
     if (timeout_s >= 0)
         rec.end_at = now + (int64_t)timeout_s * 1000;
     const char *what = was_paused ? "resumed" : timeout_s >= 0 ? "updated" : NULL;
-    rc = record_change(reg, &rec, 0, NULL, what, NULL, err);
+    rc = record_change(reg, &rec, 0, SB_SANDBOX_RUNNING, what, NULL, err);
     if (rc == 0)
         *out = rec;
     else
@@ -540,11 +538,11 @@ int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char
     int rc = load_live(reg, org_id, id, &rec, err);
     if (rc < 0)
         goto out;
-    if (strcmp(rec.status, "running") != 0) {
-        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", rec.status);
+    if (rec.status != SB_SANDBOX_RUNNING) {
+        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", sb_sandbox_status_name(rec.status));
     } else {
         rec.end_at = sb_wall_ms() + (int64_t)timeout_s * 1000;
-        rc = record_change(reg, &rec, 0, NULL, "updated", NULL, err);
+        rc = record_change(reg, &rec, 0, SB_SANDBOX_RUNNING, "updated", NULL, err);
     }
     store_sandbox_rec_clear(&rec);
 out:
@@ -575,8 +573,7 @@ void registry_reap_expired(struct sb_registry *reg)
     struct sb_sandbox_rec *list = NULL;
     size_t count = 0;
     struct sb_err err = {0};
-    static const char *const running[] = {"running"};
-    if (store_sandbox_list(reg->store, NULL, running, 1, &list, &count, &err) < 0) {
+    if (store_sandbox_list(reg->store, NULL, SB_SANDBOX_STATUS_BIT(SB_SANDBOX_RUNNING), &list, &count, &err) < 0) {
         sb_warn("ttl: cannot list sandboxes: %s", err.msg);
         return;
     }
@@ -590,7 +587,7 @@ void registry_reap_expired(struct sb_registry *reg)
         struct sb_sandbox_rec rec;
         struct sb_err rerr = {0};
         if (load_live(reg, list[i].org_id, list[i].id, &rec, &rerr) == 0) {
-            int expired = strcmp(rec.status, "running") == 0 && rec.end_at <= now;
+            int expired = rec.status == SB_SANDBOX_RUNNING && rec.end_at <= now;
             if (expired && !shim_alive(reg->cfg->run_dir, rec.id)) {   /* it died before */
                 killed += (size_t)lose_locked(reg, &rec);
             } else if (expired && destroy_locked(reg, &rec, "timeout", &rerr) < 0) {
@@ -687,12 +684,12 @@ int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
     int rc = -1;
     struct sb_template tpl = {0};
     char **env = NULL;
-    if (strcmp(rec.status, "paused") == 0) {
+    if (rec.status == SB_SANDBOX_PAUSED) {
         sb_err_set(err, 409, "sandbox is paused: resume it with POST /sandboxes/%s/connect", id);
         goto out;
     }
-    if (strcmp(rec.status, "running") != 0) {
-        sb_err_set(err, 409, "sandbox is not running (status %s)", rec.status);
+    if (rec.status != SB_SANDBOX_RUNNING) {
+        sb_err_set(err, 409, "sandbox is not running (status %s)", sb_sandbox_status_name(rec.status));
         goto out;
     }
     if (load_sandbox_template(reg, &rec, &tpl, err) < 0) {

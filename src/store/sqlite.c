@@ -635,6 +635,33 @@ int store_key_revoke(struct sb_store *store, const char *prefix, const unsigned 
 
 /* ---- sandboxes ---- */
 
+/* The one table of status names: what the `status` column holds and what
+ * the API shows. The schema's CHECK constraint and the SQL of the count,
+ * delete and prune statements above spell the same words. */
+static const char *const status_names[SB_SANDBOX_STATUS_COUNT] = {
+    [SB_SANDBOX_CREATING] = "creating",
+    [SB_SANDBOX_RUNNING] = "running",
+    [SB_SANDBOX_PAUSED] = "paused",
+    [SB_SANDBOX_STOPPED] = "stopped",
+    [SB_SANDBOX_ERROR] = "error",
+};
+
+const char *sb_sandbox_status_name(enum sb_sandbox_status status)
+{
+    return (unsigned)status < SB_SANDBOX_STATUS_COUNT ? status_names[status] : "unknown";
+}
+
+int sb_sandbox_status_parse(const char *name, enum sb_sandbox_status *out)
+{
+    for (unsigned i = 0; name && i < SB_SANDBOX_STATUS_COUNT; i++) {
+        if (strcmp(name, status_names[i]) == 0) {
+            *out = (enum sb_sandbox_status)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void store_sandbox_rec_clear(struct sb_sandbox_rec *rec)
 {
     if (!rec)
@@ -656,7 +683,10 @@ static int read_sandbox(sqlite3_stmt *st, void *elem)
     column_copy(st, 0, rec->id, sizeof rec->id);
     column_copy(st, 1, rec->org_id, sizeof rec->org_id);
     column_copy(st, 2, rec->template_id, sizeof rec->template_id);
-    column_copy(st, 3, rec->status, sizeof rec->status);
+    /* The CHECK constraint admits only the five names; a row with any other
+     * (none can be written) reads as error: not live, and GET hides it. */
+    if (sb_sandbox_status_parse((const char *)sqlite3_column_text(st, 3), &rec->status) < 0)
+        rec->status = SB_SANDBOX_ERROR;
     rec->metadata_json = column_dup(st, 4);
     rec->env_json = column_dup(st, 5);
     rec->started_at = sqlite3_column_int64(st, 6);
@@ -683,7 +713,7 @@ static int sandbox_write_error(struct sb_store *store, const struct sb_sandbox_r
     case SQLITE_CONSTRAINT_CHECK:
     case SQLITE_CONSTRAINT_NOTNULL:
         return sb_err_set(err, 400, "invalid sandbox record %s (status '%s', metadata and env must be JSON): %s",
-                          rec->id, rec->status, sqlite3_errmsg(store->db));
+                          rec->id, sb_sandbox_status_name(rec->status), sqlite3_errmsg(store->db));
     default:
         return db_error(store, err, "writing sandbox");
     }
@@ -700,7 +730,7 @@ static int sandbox_insert_locked(struct sb_store *store, const struct sb_sandbox
     bind_text(st, 1, rec->id);
     bind_text(st, 2, rec->org_id);
     bind_text(st, 3, rec->template_id);
-    bind_text(st, 4, rec->status);
+    bind_text(st, 4, sb_sandbox_status_name(rec->status));   /* "unknown" fails the CHECK */
     bind_text(st, 5, rec->metadata_json ? rec->metadata_json : "{}");
     bind_text(st, 6, rec->env_json ? rec->env_json : "{}");
     sqlite3_bind_int64(st, 7, rec->started_at);
@@ -730,7 +760,7 @@ static int sandbox_update_locked(struct sb_store *store, const struct sb_sandbox
     if (!st)
         return -1;
     bind_text(st, 1, rec->id);
-    bind_text(st, 2, rec->status);
+    bind_text(st, 2, sb_sandbox_status_name(rec->status));
     sqlite3_bind_int64(st, 3, rec->end_at);
     sqlite3_bind_int64(st, 4, rec->paused_at);
     sqlite3_bind_int64(st, 5, sb_wall_ms());
@@ -795,25 +825,20 @@ int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id
     return 0;
 }
 
-int store_sandbox_list(struct sb_store *store, const char *org_id, const char *const *statuses,
-                       size_t status_count, struct sb_sandbox_rec **out, size_t *count, struct sb_err *err)
+int store_sandbox_list(struct sb_store *store, const char *org_id, unsigned statuses,
+                       struct sb_sandbox_rec **out, size_t *count, struct sb_err *err)
 {
-    static const char *const live[] = {"creating", "running", "paused"};
-    if (status_count == 0) {
-        statuses = live;
-        status_count = sizeof live / sizeof live[0];
-    }
-    char set[128] = ",";
+    if (statuses == 0)
+        statuses = SB_SANDBOX_STATUS_BIT(SB_SANDBOX_CREATING) | SB_SANDBOX_STATUS_BIT(SB_SANDBOX_RUNNING) |
+                   SB_SANDBOX_STATUS_BIT(SB_SANDBOX_PAUSED);
+    if (statuses >> SB_SANDBOX_STATUS_COUNT)
+        return sb_err_set(err, 400, "invalid status filter: 0x%x", statuses);
+    /* The set as the statement takes it: ",running,paused," */
+    char set[64] = ",";
     size_t used = 1;
-    for (size_t i = 0; i < status_count; i++) {
-        size_t len = strlen(statuses[i]);
-        if (used + len + 2 > sizeof set || strchr(statuses[i], ','))
-            return sb_err_set(err, 400, "invalid status filter: %.32s", statuses[i]);
-        memcpy(set + used, statuses[i], len);
-        used += len;
-        set[used++] = ',';
-        set[used] = '\0';
-    }
+    for (unsigned i = 0; i < SB_SANDBOX_STATUS_COUNT; i++)
+        if (statuses & SB_SANDBOX_STATUS_BIT(i))
+            used += (size_t)snprintf(set + used, sizeof set - used, "%s,", status_names[i]);
     STORE_LOCKED(store);
     STMT(st) = stmt_get(store, org_id ? ST_SBX_LIST_ORG_STATUS : ST_SBX_LIST_STATUS, err);
     if (!st)

@@ -74,11 +74,29 @@ int store_key_revoke(struct sb_store *store, const char *prefix, const unsigned 
                      struct sb_api_key *out, struct sb_err *err);
 
 /* ---- sandboxes ---- */
+/* Where a sandbox is in its life: creating -> running <-> paused -> stopped.
+ * Stored as its name (the TEXT column `status`); sqlite.c alone converts. */
+enum sb_sandbox_status {
+    SB_SANDBOX_CREATING,
+    SB_SANDBOX_RUNNING,
+    SB_SANDBOX_PAUSED,
+    SB_SANDBOX_STOPPED,
+    SB_SANDBOX_ERROR,           /* a failed create of an old version; only in old rows */
+    SB_SANDBOX_STATUS_COUNT
+};
+/* A set of statuses for store_sandbox_list: SB_SANDBOX_STATUS_BIT(a) | ... */
+#define SB_SANDBOX_STATUS_BIT(status) (1u << (status))
+/* "creating", "running", "paused", "stopped", "error" (the API's words
+ * too); "unknown" for a value that is none of them. */
+const char *sb_sandbox_status_name(enum sb_sandbox_status status);
+/* The status named name: 0 and *out set, or -1 for any other word. */
+int sb_sandbox_status_parse(const char *name, enum sb_sandbox_status *out);
+
 struct sb_sandbox_rec {
     char id[32];            /* "sbx_" + 20 base32 chars */
     char org_id[40];
     char template_id[64];
-    char status[16];        /* creating | running | paused | stopped ('error' only in old rows) */
+    enum sb_sandbox_status status;
     char *metadata_json;    /* owned: a JSON object as text */
     char *env_json;         /* owned: a JSON object as text */
     int64_t started_at;
@@ -102,10 +120,11 @@ int store_sandbox_write(struct sb_store *store, const struct sb_sandbox_rec *rec
 /* org_id NULL = any org (internal use). 404 "sandbox not found" otherwise. */
 int store_sandbox_get(struct sb_store *store, const char *org_id, const char *id,
                       struct sb_sandbox_rec *out, struct sb_err *err);
-/* Newest first, with any of the status_count statuses (none given: the live
- * ones, creating, running and paused). org_id NULL = every org. */
-int store_sandbox_list(struct sb_store *store, const char *org_id, const char *const *statuses,
-                       size_t status_count, struct sb_sandbox_rec **out, size_t *count, struct sb_err *err);
+/* Newest first, with any of the statuses in the set `statuses` (bits of
+ * SB_SANDBOX_STATUS_BIT; 0: the live ones, creating, running and paused).
+ * org_id NULL = every org. 400 for a bit that is no status. */
+int store_sandbox_list(struct sb_store *store, const char *org_id, unsigned statuses,
+                       struct sb_sandbox_rec **out, size_t *count, struct sb_err *err);
 /* A create that failed: its `creating` row goes (it never was a sandbox). */
 int store_sandbox_delete_creating(struct sb_store *store, const char *id, struct sb_err *err);
 /* Forgets stopped sandboxes that stopped before before_ms (retention). */

@@ -135,7 +135,7 @@ static void test_migrations_upgrade_from_first(void **state)
     assert_int_equal(store_schema_version(store), newest_migration());
     struct sb_org org;
     assert_int_equal(store_org_get_by_name(store, "old", &org, &err), 0);
-    struct sb_sandbox_rec rec = {.status = "running", .started_at = 1, .end_at = 2, .cpu_count = 1,
+    struct sb_sandbox_rec rec = {.status = SB_SANDBOX_RUNNING, .started_at = 1, .end_at = 2, .cpu_count = 1,
                                  .memory_mb = 64, .disk_mb = 64};
     snprintf(rec.id, sizeof rec.id, "sbx_aaaaaaaaaaaaaaaaaaaa");
     snprintf(rec.org_id, sizeof rec.org_id, "%s", org.id);
@@ -438,22 +438,49 @@ static void test_keys_list_and_touch(void **state)
 
 /* ---- sandboxes ---- */
 
-static struct sb_sandbox_rec sandbox(const char *org_id, const char *status, int64_t started_at)
+static struct sb_sandbox_rec sandbox(const char *org_id, enum sb_sandbox_status status, int64_t started_at)
 {
-    struct sb_sandbox_rec rec = {.started_at = started_at, .end_at = started_at + 300000,
+    struct sb_sandbox_rec rec = {.status = status, .started_at = started_at, .end_at = started_at + 300000,
                                  .cpu_count = 2, .memory_mb = 512, .disk_mb = 1024};
     sb_id_new("sbx_", rec.id, sizeof rec.id);
     snprintf(rec.org_id, sizeof rec.org_id, "%s", org_id);
     snprintf(rec.template_id, sizeof rec.template_id, "base");
-    snprintf(rec.status, sizeof rec.status, "%s", status);
     return rec;
+}
+
+/* Every status has a name that parses back to it and that the schema
+ * accepts; nothing else parses. */
+static void test_sandbox_status_names(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const names[SB_SANDBOX_STATUS_COUNT] = {"creating", "running", "paused", "stopped", "error"};
+    for (int i = 0; i < SB_SANDBOX_STATUS_COUNT; i++) {
+        enum sb_sandbox_status parsed = SB_SANDBOX_STATUS_COUNT;
+        assert_string_equal(sb_sandbox_status_name((enum sb_sandbox_status)i), names[i]);
+        assert_int_equal(sb_sandbox_status_parse(names[i], &parsed), 0);
+        assert_int_equal(parsed, i);
+
+        struct sb_err err = {0};
+        struct sb_sandbox_rec rec = sandbox(f->org.id, (enum sb_sandbox_status)i, 1), got;
+        assert_int_equal(store_sandbox_insert(f->store, &rec, &err), 0);
+        assert_int_equal(store_sandbox_get(f->store, NULL, rec.id, &got, &err), 0);
+        assert_int_equal(got.status, i);
+        store_sandbox_rec_clear(&got);
+    }
+    enum sb_sandbox_status parsed = SB_SANDBOX_RUNNING;
+    assert_int_equal(sb_sandbox_status_parse("Running", &parsed), -1);
+    assert_int_equal(sb_sandbox_status_parse("", &parsed), -1);
+    assert_int_equal(sb_sandbox_status_parse("unknown", &parsed), -1);
+    assert_int_equal(sb_sandbox_status_parse(NULL, &parsed), -1);
+    assert_int_equal(parsed, SB_SANDBOX_RUNNING);
+    assert_string_equal(sb_sandbox_status_name(SB_SANDBOX_STATUS_COUNT), "unknown");
 }
 
 static void test_sandbox_insert_get_update(void **state)
 {
     struct fixture *f = *state;
     struct sb_err err = {0};
-    struct sb_sandbox_rec rec = sandbox(f->org.id, "running", 1000);
+    struct sb_sandbox_rec rec = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1000);
     rec.metadata_json = "{\"owner\":\"me\"}";
     rec.env_json = "{\"A\":\"1\"}";
     assert_int_equal(store_sandbox_insert(f->store, &rec, &err), 0);
@@ -463,7 +490,7 @@ static void test_sandbox_insert_get_update(void **state)
     struct sb_sandbox_rec got;
     assert_int_equal(store_sandbox_get(f->store, f->org.id, rec.id, &got, &err), 0);
     assert_string_equal(got.template_id, "base");
-    assert_string_equal(got.status, "running");
+    assert_int_equal(got.status, SB_SANDBOX_RUNNING);
     assert_string_equal(got.metadata_json, "{\"owner\":\"me\"}");
     assert_string_equal(got.env_json, "{\"A\":\"1\"}");
     assert_int_equal(got.started_at, 1000);
@@ -481,18 +508,18 @@ static void test_sandbox_insert_get_update(void **state)
     assert_int_equal(store_sandbox_get(f->store, NULL, rec.id, &got, &err), 0);
     store_sandbox_rec_clear(&got);
 
-    snprintf(rec.status, sizeof rec.status, "paused");
+    rec.status = SB_SANDBOX_PAUSED;
     rec.paused_at = 5000;
     rec.end_at = 7000;
     assert_int_equal(store_sandbox_update(f->store, &rec, &err), 0);
     assert_int_equal(store_sandbox_get(f->store, f->org.id, rec.id, &got, &err), 0);
-    assert_string_equal(got.status, "paused");
+    assert_int_equal(got.status, SB_SANDBOX_PAUSED);
     assert_int_equal(got.paused_at, 5000);
     assert_int_equal(got.end_at, 7000);
     assert_string_equal(got.metadata_json, "{\"owner\":\"me\"}");   /* untouched by update */
     store_sandbox_rec_clear(&got);
 
-    struct sb_sandbox_rec missing = sandbox(f->org.id, "running", 1);
+    struct sb_sandbox_rec missing = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1);
     assert_int_equal(store_sandbox_update(f->store, &missing, &err), -1);
     assert_int_equal(err.status, 404);
 }
@@ -501,18 +528,18 @@ static void test_sandbox_insert_rejects_bad_records(void **state)
 {
     struct fixture *f = *state;
     struct sb_err err = {0};
-    struct sb_sandbox_rec rec = sandbox(f->org.id, "exploded", 1);
+    struct sb_sandbox_rec rec = sandbox(f->org.id, SB_SANDBOX_STATUS_COUNT, 1);   /* no status */
     assert_int_equal(store_sandbox_insert(f->store, &rec, &err), -1);
     assert_int_equal(err.status, 400);
-    rec = sandbox(f->org.id, "running", 1);
+    rec = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1);
     rec.metadata_json = "{not json";
     assert_int_equal(store_sandbox_insert(f->store, &rec, &err), -1);
     assert_int_equal(err.status, 400);
-    rec = sandbox("org_zzzzzzzzzzzzzzzzzzzz", "running", 1);
+    rec = sandbox("org_zzzzzzzzzzzzzzzzzzzz", SB_SANDBOX_RUNNING, 1);
     assert_int_equal(store_sandbox_insert(f->store, &rec, &err), -1);
     assert_int_equal(err.status, 404);
     /* Defaults for missing JSON. */
-    rec = sandbox(f->org.id, "running", 1);
+    rec = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1);
     assert_int_equal(store_sandbox_insert(f->store, &rec, &err), 0);
     struct sb_sandbox_rec got;
     assert_int_equal(store_sandbox_get(f->store, NULL, rec.id, &got, &err), 0);
@@ -525,59 +552,66 @@ static void test_sandbox_list_and_count(void **state)
 {
     struct fixture *f = *state;
     struct sb_err err = {0};
-    static const char *const statuses[] = {"running", "stopped", "paused", "creating", "error", "running"};
+    static const enum sb_sandbox_status statuses[] = {SB_SANDBOX_RUNNING, SB_SANDBOX_STOPPED, SB_SANDBOX_PAUSED,
+                                                      SB_SANDBOX_CREATING, SB_SANDBOX_ERROR, SB_SANDBOX_RUNNING};
     struct sb_sandbox_rec recs[6];
     for (int i = 0; i < 6; i++) {
         recs[i] = sandbox(f->org.id, statuses[i], 1000 + i);
         assert_int_equal(store_sandbox_insert(f->store, &recs[i], &err), 0);
     }
-    struct sb_sandbox_rec theirs = sandbox(f->other.id, "running", 9999);
+    struct sb_sandbox_rec theirs = sandbox(f->other.id, SB_SANDBOX_RUNNING, 9999);
     assert_int_equal(store_sandbox_insert(f->store, &theirs, &err), 0);
 
     struct sb_sandbox_rec *list;
     size_t n;
     /* Default: the live ones (creating, running, paused), newest first. */
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, NULL, 0, &list, &n, &err), 0);
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, 0, &list, &n, &err), 0);
     assert_int_equal(n, 4);
     const int order[] = {5, 3, 2, 0};
     for (size_t i = 0; i < n; i++)
         assert_string_equal(list[i].id, recs[order[i]].id);
     store_sandbox_list_free(list, n);
 
-    static const char *const stopped[] = {"stopped"}, *const running[] = {"running"};
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, stopped, 1, &list, &n, &err), 0);
+    const unsigned stopped = SB_SANDBOX_STATUS_BIT(SB_SANDBOX_STOPPED);
+    const unsigned running = SB_SANDBOX_STATUS_BIT(SB_SANDBOX_RUNNING);
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, stopped, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(list[0].id, recs[1].id);
     store_sandbox_list_free(list, n);
 
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, running, 1, &list, &n, &err), 0);
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, running, &list, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].id, recs[5].id);
     assert_string_equal(list[1].id, recs[0].id);
     store_sandbox_list_free(list, n);
 
     /* Several statuses at once. */
-    static const char *const two[] = {"paused", "stopped"};
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, two, 2, &list, &n, &err), 0);
+    const unsigned two = SB_SANDBOX_STATUS_BIT(SB_SANDBOX_PAUSED) | stopped;
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, two, &list, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].id, recs[2].id);
     assert_string_equal(list[1].id, recs[1].id);
     store_sandbox_list_free(list, n);
 
     /* Every org. */
-    assert_int_equal(store_sandbox_list(f->store, NULL, running, 1, &list, &n, &err), 0);
+    assert_int_equal(store_sandbox_list(f->store, NULL, running, &list, &n, &err), 0);
     assert_int_equal(n, 3);
     assert_string_equal(list[0].id, theirs.id);
     store_sandbox_list_free(list, n);
-    assert_int_equal(store_sandbox_list(f->store, NULL, NULL, 0, &list, &n, &err), 0);
+    assert_int_equal(store_sandbox_list(f->store, NULL, 0, &list, &n, &err), 0);
     assert_int_equal(n, 5);
     store_sandbox_list_free(list, n);
 
-    static const char *const nonsense[] = {"nonsense"}, *const comma[] = {"running,paused"};
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, nonsense, 1, &list, &n, &err), 0);
-    assert_int_equal(n, 0);
+    /* The old rows' error status is listed only when asked for. */
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, SB_SANDBOX_STATUS_BIT(SB_SANDBOX_ERROR), &list, &n,
+                                        &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, recs[4].id);
+    assert_int_equal(list[0].status, SB_SANDBOX_ERROR);
     store_sandbox_list_free(list, n);
-    assert_int_equal(store_sandbox_list(f->store, f->org.id, comma, 1, &list, &n, &err), -1);
+    /* A bit that is no status. */
+    assert_int_equal(store_sandbox_list(f->store, f->org.id, SB_SANDBOX_STATUS_BIT(SB_SANDBOX_STATUS_COUNT), &list,
+                                        &n, &err), -1);
     assert_int_equal(err.status, 400);
 
     assert_int_equal(store_sandbox_count_live(f->store, f->org.id, &n, &err), 0);
@@ -591,10 +625,10 @@ static void test_sandbox_delete_and_prune(void **state)
 {
     struct fixture *f = *state;
     struct sb_err err = {0};
-    struct sb_sandbox_rec creating = sandbox(f->org.id, "creating", 1000);
-    struct sb_sandbox_rec running = sandbox(f->org.id, "running", 1001);
-    struct sb_sandbox_rec old = sandbox(f->org.id, "running", 1002);
-    struct sb_sandbox_rec recent = sandbox(f->org.id, "running", 1003);
+    struct sb_sandbox_rec creating = sandbox(f->org.id, SB_SANDBOX_CREATING, 1000);
+    struct sb_sandbox_rec running = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1001);
+    struct sb_sandbox_rec old = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1002);
+    struct sb_sandbox_rec recent = sandbox(f->org.id, SB_SANDBOX_RUNNING, 1003);
     assert_int_equal(store_sandbox_insert(f->store, &creating, &err), 0);
     assert_int_equal(store_sandbox_insert(f->store, &running, &err), 0);
     assert_int_equal(store_sandbox_insert(f->store, &old, &err), 0);
@@ -609,10 +643,10 @@ static void test_sandbox_delete_and_prune(void **state)
     assert_int_equal(store_sandbox_get(f->store, f->org.id, running.id, &got, &err), 0);
     store_sandbox_rec_clear(&got);
 
-    snprintf(old.status, sizeof old.status, "stopped");
+    old.status = SB_SANDBOX_STOPPED;
     old.stopped_at = 5000;
     snprintf(old.stop_reason, sizeof old.stop_reason, "timeout");
-    snprintf(recent.status, sizeof recent.status, "stopped");
+    recent.status = SB_SANDBOX_STOPPED;
     recent.stopped_at = 9000;
     snprintf(recent.stop_reason, sizeof recent.stop_reason, "deleted");
     assert_int_equal(store_sandbox_update(f->store, &old, &err), 0);
@@ -786,6 +820,7 @@ int main(void)
         T(test_keys_same_prefix_candidates),
         T(test_keys_revoke_by_prefix_or_key),
         T(test_keys_list_and_touch),
+        T(test_sandbox_status_names),
         T(test_sandbox_insert_get_update),
         T(test_sandbox_insert_rejects_bad_records),
         T(test_sandbox_list_and_count),
