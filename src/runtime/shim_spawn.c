@@ -6,6 +6,8 @@
  *
  * Owns nothing between calls. Never kills a process it has not checked to be
  * the sandbox's shim (its command line), never runs on the HTTP loop thread.
+ * Holds no cgroup code: a dead shim's cgroups are removed by the shim binary
+ * itself (`sandbase shim --cleanup ID`, run and waited for here).
  */
 #include "runtime/shim_client.h"
 
@@ -27,9 +29,9 @@
 #include "core/id.h"
 #include "proto/proto.h"
 #include "runtime/shim_conn.h"
-#include "shim/cgroup.h"
 
 #define DESTROY_TIMEOUT_MS 60000
+#define CLEANUP_TIMEOUT_MS 30000        /* `shim --cleanup`: thaw, kill, rmdir */
 #define SPAWN_TIMEOUT_MS 120000         /* container_create: overlay, disk image, namespaces */
 
 /* ---- spawn ---- */
@@ -216,22 +218,71 @@ int shim_pidfd_open(const char *run_dir, const char *id, int *pidfd, struct sb_e
     return sb_err_set(err, 500, "watch %s: shim.pid in %s does not name its running shim", id, dir);
 }
 
+/* Runs `sandbase shim --cleanup ID` (the shim binary owns every cgroup
+ * operation) and waits for it, bounded; its stderr becomes the error. */
+static int run_cgroup_cleanup(const char *id, struct sb_err *err)
+{
+    extern char **environ;
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return sb_err_sys(err, 500, "destroy %s: pipe", id);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    char *argv[] = {"sandbase", "shim", "--cleanup", (char *)id, NULL};
+    pid_t pid;
+    int src = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    if (src != 0) {
+        close(out[0]);
+        errno = src;
+        return sb_err_sys(err, 500, "destroy %s: cannot start the cgroup clean-up", id);
+    }
+    char msg[SB_ERR_MSG_MAX] = "";
+    size_t len = 0;
+    int64_t deadline = sb_mono_ms() + CLEANUP_TIMEOUT_MS;
+    for (;;) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, left_ms(deadline)) <= 0) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        ssize_t n = read(out[0], msg + len, sizeof msg - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof msg - 1)
+            break;
+    }
+    msg[len] = '\0';
+    close(out[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    char *nl = strchr(msg, '\n');
+    if (nl)
+        *nl = '\0';
+    return sb_err_set(err, 500, "destroy %s: %s", id, msg[0] ? msg : "cgroup clean-up failed");
+}
+
 static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct sb_err *err)
 {
     char dir[SB_PATH_MAX], sandbox_dir[SB_PATH_MAX];
     if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, id) < 0 ||
         snprintf(sandbox_dir, sizeof sandbox_dir, "%s/sandboxes/%s", cfg->data_dir, id) >= (int)sizeof sandbox_dir)
         return sb_err_set(err, 500, "destroy %s: path too long", id);
-    kill_stale_shim(dir, id);
-    const struct sb_cgroup_roots *roots;
-    struct sb_cgroup *cg = NULL;
-    struct sb_err cg_err = {0};
-    if (cgroup_default_roots(&roots, &cg_err) == 0 && cgroup_create(roots, "sandbase", id, &cg, &cg_err) == 0) {
-        cgroup_freeze(cg, NULL, 0, NULL);
-        cgroup_kill(cg, NULL, NULL);
-        if (cgroup_remove(cg, &cg_err) < 0)
-            sb_err_set(err, 500, "destroy %s: %s", id, cg_err.msg);
-        cgroup_free(cg);
+    /* A shim that ended normally removed its cgroups and then its run dir;
+     * a run dir still there means it died and left them. */
+    struct stat run_st;
+    if (lstat(dir, &run_st) == 0) {
+        kill_stale_shim(dir, id);
+        run_cgroup_cleanup(id, err);
     }
     sb_unmount_below(sandbox_dir);
     struct sb_err ignored;

@@ -37,12 +37,14 @@
 #include "core/log.h"
 #include "runtime/template.h"
 #include "shim/container.h"
+#include "shim/cgroup.h"
 #include "shim/server.h"
 
 struct shim_args {
     const char *id, *data_dir, *run_dir, *template_name;
     uint32_t uid_base;
     int detach;             /* fork once and let the parent exit: nobody's child */
+    const char *cleanup;    /* --cleanup ID: remove a dead shim's cgroups, then exit */
     struct sb_limits limits;
     int ready_fd;
 };
@@ -51,6 +53,7 @@ static void usage(void)
 {
     fputs("usage: sandbase shim --id ID --data-dir DIR --run-dir DIR --template NAME --uid-base N\n"
           "                     --cpus N --memory-mb N --pids N --disk-mb N [--ready-fd FD]\n"
+          "       sandbase shim --cleanup ID\n"
           "(internal: started by `sandbase serve`)\n", stderr);
 }
 
@@ -85,7 +88,8 @@ static int parse_args(int argc, char **argv, struct shim_args *a)
         {"uid-base", required_argument, 0, 'u'},  {"cpus", required_argument, 0, 'c'},
         {"memory-mb", required_argument, 0, 'm'}, {"pids", required_argument, 0, 'p'},
         {"disk-mb", required_argument, 0, 'k'},   {"ready-fd", required_argument, 0, 'f'},
-        {"detach", no_argument, 0, 'D'},           {0, 0, 0, 0},
+        {"detach", no_argument, 0, 'D'},           {"cleanup", required_argument, 0, 'C'},
+        {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
     a->ready_fd = -1;
@@ -106,12 +110,20 @@ static int parse_args(int argc, char **argv, struct shim_args *a)
         case 'k': bad = parse_int(optarg, 16, 1 << 26, &v); a->limits.disk_mb = (int)v; break;
         case 'f': bad = parse_int(optarg, 0, 1 << 20, &v); a->ready_fd = (int)v; break;
         case 'D': a->detach = 1; break;
+        case 'C': a->cleanup = optarg; break;
         default: return -1;
         }
         if (bad) {
             fprintf(stderr, "sandbase shim: bad numeric value \"%s\"\n", optarg);
             return -1;
         }
+    }
+    if (a->cleanup) {
+        if (!id_safe(a->cleanup) || optind != argc) {
+            fprintf(stderr, "sandbase shim: --cleanup takes one sandbox id\n");
+            return -1;
+        }
+        return 0;
     }
     if (!a->id || !a->data_dir || !a->run_dir || !a->template_name || !a->uid_base ||
         !a->limits.cpu_count || !a->limits.memory_mb || !a->limits.pids || !a->limits.disk_mb)
@@ -237,6 +249,29 @@ static int build_sandbox(const struct shim_args *a, const char *dir, struct sb_c
     return rc < 0 ? sb_err_prefix(err, "create sandbox %s", a->id) : 0;
 }
 
+/* `shim --cleanup ID`: what a shim that died left of its cgroups (thawed,
+ * every process killed, the directories removed). serve runs it when a
+ * destroy finds leftovers, so serve itself holds no cgroup code. */
+static int cleanup_cgroups(const char *id)
+{
+    const struct sb_cgroup_roots *roots;
+    struct sb_cgroup *cg = NULL;
+    struct sb_err err = {0};
+    if (cgroup_default_roots(&roots, &err) < 0 || cgroup_create(roots, "sandbase", id, &cg, &err) < 0) {
+        fprintf(stderr, "sandbase shim: cleanup %s: %s\n", id, err.msg);
+        return 1;
+    }
+    cgroup_freeze(cg, NULL, 0, NULL);
+    cgroup_kill(cg, NULL, NULL);
+    int rc = cgroup_remove(cg, &err);
+    cgroup_free(cg);
+    if (rc < 0) {
+        fprintf(stderr, "sandbase shim: cleanup %s: %s\n", id, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 int shim_main(int argc, char **argv)
 {
     struct shim_args a;
@@ -244,6 +279,8 @@ int shim_main(int argc, char **argv)
         usage();
         return 2;
     }
+    if (a.cleanup)
+        return cleanup_cgroups(a.cleanup);
     /* serve starts the shim with posix_spawn (no copy of its own address
      * space); the shim's own fork here, while it is still tiny, is what
      * re-parents it away from serve. */
