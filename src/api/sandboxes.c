@@ -130,7 +130,7 @@ void api_sandbox_create(struct sb_request *req)
         api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
         api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
                       &timeout, &err) < 0 ||
-        api_field_string_map(body, "metadata", 0, &a->metadata, &err) < 0 ||
+        api_field_string_map(body, "metadata", &a->metadata, &err) < 0 ||
         api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &a->env, NULL, &err) < 0)
         goto fail;
     uint64_t identity;

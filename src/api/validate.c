@@ -94,10 +94,9 @@ static int string_map(json_t *body, const char *field, int env_keys, size_t max_
     return 0;
 }
 
-int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
-                         struct sb_err *err)
+int api_field_string_map(json_t *body, const char *field, char **out_text, struct sb_err *err)
 {
-    return string_map(body, field, env_keys, SIZE_MAX, out_text, NULL, err);
+    return string_map(body, field, 0, SIZE_MAX, out_text, NULL, err);
 }
 
 int api_field_env(json_t *body, const char *field, size_t max_bytes, char **out_text,

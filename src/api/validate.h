@@ -29,11 +29,9 @@ int api_field_int(json_t *body, const char *field, long long def, long long min,
 /* String field; *out = def when absent (required: absent is 400 "missing field"). */
 int api_field_string(json_t *body, const char *field, int required, const char *def,
                      const char **out, struct sb_err *err);
-/* Object whose values are all strings (metadata, envVars); *out_text is a
- * malloc'd JSON text ("{}" when absent). env_keys additionally requires keys
- * usable as environment names (see api_field_env); no size cap. */
-int api_field_string_map(json_t *body, const char *field, int env_keys, char **out_text,
-                         struct sb_err *err);
+/* Object whose values are all strings, any keys (metadata); *out_text is a
+ * malloc'd JSON text ("{}" when absent); no size cap beyond the body's. */
+int api_field_string_map(json_t *body, const char *field, char **out_text, struct sb_err *err);
 /* An environment map (envVars): an object of strings whose keys are
  * [A-Za-z_][A-Za-z0-9_]*, at most API_ENV_NAME_MAX bytes, and whose entries
  * take at most max_bytes (NAME=value plus NUL each); 400 naming the rule

@@ -72,24 +72,24 @@ static void test_string_map(void **state)
                       " \"eq\": {\"A=B\": \"1\"}, \"empty\": {\"\": \"1\"}, \"arr\": [\"A=1\"]}");
     struct sb_err err = {0};
     char *text = NULL;
-    assert_int_equal(api_field_string_map(b, "env", 1, &text, &err), 0);
+    assert_int_equal(api_field_env(b, "env", SIZE_MAX, &text, NULL, &err), 0);
     json_t *round = parse(text);
     assert_string_equal(json_string_value(json_object_get(round, "B_2")), "x y");
     json_decref(round);
     free(text);
-    assert_int_equal(api_field_string_map(b, "absent", 1, &text, &err), 0);
+    assert_int_equal(api_field_env(b, "absent", SIZE_MAX, &text, NULL, &err), 0);
     assert_string_equal(text, "{}");
     free(text);
-    assert_int_equal(api_field_string_map(b, "num", 0, &text, &err), -1);
+    assert_int_equal(api_field_string_map(b, "num", &text, &err), -1);
     assert_string_equal(err.msg, "num.A must be a string");
-    assert_int_equal(api_field_string_map(b, "eq", 1, &text, &err), -1);
+    assert_int_equal(api_field_env(b, "eq", SIZE_MAX, &text, NULL, &err), -1);
     assert_string_equal(err.msg, "eq: invalid variable name 'A=B' (names are letters, digits and _, "
                                  "not starting with a digit, at most 256 bytes)");
-    /* metadata (env_keys 0) may use any key. */
-    assert_int_equal(api_field_string_map(b, "eq", 0, &text, &err), 0);
+    /* metadata may use any key. */
+    assert_int_equal(api_field_string_map(b, "eq", &text, &err), 0);
     free(text);
-    assert_int_equal(api_field_string_map(b, "empty", 1, &text, &err), -1);
-    assert_int_equal(api_field_string_map(b, "arr", 1, &text, &err), -1);
+    assert_int_equal(api_field_env(b, "empty", SIZE_MAX, &text, NULL, &err), -1);
+    assert_int_equal(api_field_string_map(b, "arr", &text, &err), -1);
     assert_string_equal(err.msg, "arr must be an object of strings");
     json_decref(b);
 }
