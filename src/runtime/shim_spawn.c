@@ -27,6 +27,7 @@
 
 #include "core/fs.h"
 #include "core/id.h"
+#include "core/spawn.h"
 #include "proto/proto.h"
 #include "runtime/shim_conn.h"
 
@@ -223,22 +224,11 @@ int shim_pidfd_open(const char *run_dir, const char *id, int *pidfd, struct sb_e
 static int run_cgroup_cleanup(const char *id, struct sb_err *err)
 {
     extern char **environ;
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) < 0)
-        return sb_err_sys(err, 500, "destroy %s: pipe", id);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     char *argv[] = {"sandbase", "shim", "--cleanup", (char *)id, NULL};
     pid_t pid;
-    int src = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
+    int out;
+    int src = sb_spawn_captured("/proc/self/exe", argv, environ, &pid, &out);
     if (src != 0) {
-        close(out[0]);
         errno = src;
         return sb_err_sys(err, 500, "destroy %s: cannot start the cgroup clean-up", id);
     }
@@ -246,12 +236,12 @@ static int run_cgroup_cleanup(const char *id, struct sb_err *err)
     size_t len = 0;
     int64_t deadline = sb_mono_ms() + CLEANUP_TIMEOUT_MS;
     for (;;) {
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        struct pollfd p = {.fd = out, .events = POLLIN};
         if (poll(&p, 1, left_ms(deadline)) <= 0) {
             kill(pid, SIGKILL);
             break;
         }
-        ssize_t n = read(out[0], msg + len, sizeof msg - 1 - len);
+        ssize_t n = read(out, msg + len, sizeof msg - 1 - len);
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -259,7 +249,7 @@ static int run_cgroup_cleanup(const char *id, struct sb_err *err)
             break;
     }
     msg[len] = '\0';
-    close(out[0]);
+    close(out);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;

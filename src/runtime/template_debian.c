@@ -15,7 +15,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "core/spawn.h"
 #include "runtime/template_internal.h"
 
 #define DEBIAN_SUITE "bookworm"
@@ -50,30 +50,6 @@ static int write_wget_limits(const struct build *b, char *path, size_t len, stru
     if (fd >= 0 && close(fd) < 0)
         rc = -1;
     return rc < 0 ? sb_err_sys(err, 500, "cannot write %s", path) : 0;
-}
-
-/* Starts debootstrap with stdout+stderr on one pipe; *out_fd is its read end. */
-static int spawn_debootstrap(char **argv, char **envp, pid_t *pid, int *out_fd, struct sb_err *err)
-{
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return sb_err_sys(err, 500, "cannot create a pipe for debootstrap");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    int rc = posix_spawn(pid, "/usr/sbin/debootstrap", &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pipefd[1]);
-    if (rc != 0) {
-        close(pipefd[0]);
-        errno = rc;
-        return sb_err_sys(err, 500, "cannot run /usr/sbin/debootstrap (install it: scripts/install-deps)");
-    }
-    *out_fd = pipefd[0];
-    return 0;
 }
 
 /* Feeds each line to progress until EOF (closes fd). Keeps the last "E:"
@@ -131,8 +107,11 @@ static int run_debootstrap(const struct build *b, const char *packages, const ch
     }
     pid_t pid = -1;
     int out_fd = -1;
-    if (spawn_debootstrap(argv, envp, &pid, &out_fd, err) < 0)
-        return -1;
+    int src = sb_spawn_captured("/usr/sbin/debootstrap", argv, envp, &pid, &out_fd);
+    if (src != 0) {
+        errno = src;
+        return sb_err_sys(err, 500, "cannot run /usr/sbin/debootstrap (install it: scripts/install-deps)");
+    }
     char last[256] = "";
     stream_lines(out_fd, progress, arg, last, sizeof last);
     int status;
