@@ -13,7 +13,7 @@
 
 #include "core/config.h"
 #include "core/worker.h"
-#include "http/loop.h"
+#include "core/loop.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "store/store.h"

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/loop.h"
+#include "core/loop.h"
 #include "http/request.h"
 #include "http/router.h"
 

@@ -33,7 +33,7 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
-#include "http/loop.h"
+#include "core/loop.h"
 
 #define SWEEP_MS 250
 #define REPORT_MS 10000         /* at most one summary line per kind this often */

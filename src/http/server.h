@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
-#include "http/loop.h"
+#include "core/loop.h"
 #include "http/router.h"
 
 /* Authenticates an API key; on success copies the org id into org_id and

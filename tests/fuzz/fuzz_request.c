@@ -36,7 +36,7 @@
 #include "core/apikey.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "http/loop.h"
+#include "core/loop.h"
 #include "runtime/registry.h"
 
 #define ANSWER_IDLE_MS 300          /* silence on every connection of a batch ends it */

@@ -25,7 +25,7 @@
 #include <cmocka.h>
 
 #include "core/worker.h"
-#include "http/loop.h"
+#include "core/loop.h"
 #include "http/server.h"
 
 #define TEST_MAX_BODY 1024

@@ -15,7 +15,7 @@
  * Must never: block in a callback of its own, or call user callbacks for
  * anything but their own events.
  */
-#include "http/loop.h"
+#include "core/loop.h"
 
 #include "core/id.h"
 

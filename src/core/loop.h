@@ -1,5 +1,6 @@
 /*
- * loop.h - the one epoll event loop that owns the network in `sandbase serve`.
+ * loop.h - the one epoll event loop of `sandbase serve` (in core so that http/ and
+ * runtime/ can both watch fds on it; it knows nothing of HTTP).
  *
  * Everything that touches HTTP connections runs on the loop thread: fd
  * watchers (MHD's epoll fd, shim sockets, pipes), timers, and callbacks posted
@@ -8,8 +9,8 @@
  * Ownership: the caller owns the loop and frees it with sb_loop_free() after
  * sb_loop_run() returns.
  */
-#ifndef SB_HTTP_LOOP_H
-#define SB_HTTP_LOOP_H
+#ifndef SB_CORE_LOOP_H
+#define SB_CORE_LOOP_H
 
 #include <stdint.h>
 
