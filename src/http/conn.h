@@ -10,9 +10,11 @@
  * is freed when both are gone, so a completion that arrives after the client
  * left is safe and simply discarded.
  *
- * Every answer is an MHD_Response handed to http_conn_answer(); a future
- * streaming response (SSE: MHD_create_response_from_callback plus
- * suspend/resume for back-pressure) plugs in at that same seam.
+ * Every answer is an MHD_Response handed to http_conn_answer(), or a stream
+ * (stream.c): an MHD_create_response_from_callback response that
+ * http_conn_start_stream() installs the same way, after which the stream
+ * holds the reference a deferred handler would and the server tells it when
+ * MHD is done (http_stream_closed) or shutdown begins (http_stream_shutdown).
  * Nothing outside src/http may include this file.
  */
 #ifndef SB_HTTP_CONN_H
@@ -27,6 +29,7 @@
 #include "http/router.h"
 
 struct sb_server;
+struct sb_stream;
 
 struct sb_http_conn {
     struct sb_server *server;       /* may be freed once mhd_done: don't touch then */
@@ -52,6 +55,8 @@ struct sb_http_conn {
     int hung_up;                    /* the client closed while suspended: MHD must drop it */
     sb_request_gone_fn gone_cb;     /* sb_request_on_gone(); loop thread only */
     void *gone_arg;
+    struct sb_stream *stream;       /* the answer is this stream (stream.c), or NULL */
+    struct sb_http_conn *stream_prev, *stream_next;  /* in the server's open streams */
     int queued;                     /* response handed to MHD */
     int mhd_done;                   /* MHD reported the request completed */
     struct sb_http_conn *prev, *next;   /* in the server's suspended list */
@@ -71,5 +76,36 @@ void http_conn_answer(struct sb_http_conn *conn, int status, struct MHD_Response
 void http_conn_complete(struct sb_http_conn *conn, int status, struct MHD_Response *resp);
 void http_conn_defer(struct sb_http_conn *conn);
 void http_conn_on_gone(struct sb_http_conn *conn, sb_request_gone_fn cb, void *arg);
+
+/* ---- streams (server.c for stream.c, loop thread only) ---- */
+
+/* 0 when conn may become a stream; -1 with err (500 answered already, 499
+ * client gone, 503 shutting down) otherwise. */
+int http_conn_can_stream(const struct sb_http_conn *conn, struct sb_err *err);
+/* Installs resp (owned by conn from here) as conn's answer and s as its
+ * stream: the stream takes the handler's reference (a new one if the
+ * request was not deferred), resumes a deferred connection, and from now
+ * on the server calls http_stream_closed / http_stream_shutdown for it. */
+void http_conn_start_stream(struct sb_http_conn *conn, struct sb_stream *s, int status,
+                            struct MHD_Response *resp);
+/* The not-yet-queued response (for headers), or NULL once MHD has it. */
+struct MHD_Response *http_conn_pending_response(struct sb_http_conn *conn);
+/* From the content reader only: no data now, wake me with http_conn_wake. */
+void http_conn_sleep(struct sb_http_conn *conn);
+/* Resumes conn if it is suspended; otherwise nothing. */
+void http_conn_wake(struct sb_http_conn *conn);
+/* The client hung up while the connection was suspended: the reader must
+ * end the response with an error. */
+int http_conn_hung_up(const struct sb_http_conn *conn);
+/* Ending a hung-up connection with an error is expected: MHD's log line
+ * about it is not written. */
+void http_conn_quiet_drop(struct sb_http_conn *conn);
+/* Drops the stream's reference (after http_stream_closed). */
+void http_conn_release(struct sb_http_conn *conn);
+
+/* stream.c, called by server.c: MHD is done with the request (toe says
+ * how), or shutdown starts. */
+void http_stream_closed(struct sb_stream *s, enum MHD_RequestTerminationCode toe);
+void http_stream_shutdown(struct sb_stream *s);
 
 #endif

@@ -86,10 +86,11 @@ struct sb_server {
     uint64_t shutdown_timer;
     unsigned live_requests;             /* first call seen, not yet completed */
     struct sb_http_conn *suspended;     /* doubly linked via prev/next */
+    struct sb_http_conn *streams;       /* open streams, via stream_prev/stream_next */
     char last_mhd_error[256];           /* for sb_server_new's error message */
-    int dropping_hung_up;               /* on_access refused a hung-up request during
-                                           this MHD_run: MHD's "internal error" line
-                                           about it is not one */
+    int dropping_hung_up;               /* on_access or a stream's reader refused a
+                                           hung-up request during this MHD_run: MHD's
+                                           "internal error" line about it is not one */
 };
 
 static double now_precise_ms(void)
@@ -112,6 +113,8 @@ static void conn_unref(struct sb_http_conn *conn)
     free(conn->body);
     free(conn);
 }
+
+void http_conn_release(struct sb_http_conn *conn) { conn_unref(conn); }
 
 static void suspended_remove(struct sb_server *server, struct sb_http_conn *conn)
 {
@@ -138,6 +141,14 @@ static void conn_resume(struct sb_http_conn *conn)
     suspended_remove(conn->server, conn);
     conn->suspended = 0;
     MHD_resume_connection(conn->mhd);
+}
+
+static void conn_suspend(struct sb_http_conn *conn);
+
+void http_conn_sleep(struct sb_http_conn *conn)
+{
+    if (!conn->suspended)
+        conn_suspend(conn);
 }
 
 /* The client of a suspended connection closed (or reset) its socket. MHD
@@ -206,6 +217,15 @@ static void on_completion(struct sb_loop *loop, void *arg)
 {
     struct conn_completion *c = arg;
     struct sb_http_conn *conn = c->conn;
+    if (conn->stream) {
+        /* The stream took the handler's reference: this one has none. */
+        sb_warn("%s %s: completed after it became a stream; answer dropped", conn->method,
+                conn->path);
+        if (c->resp)
+            MHD_destroy_response(c->resp);
+        free(c);
+        return;
+    }
     if (conn->mhd_done || conn->response || conn->queued) {
         if (c->resp)
             MHD_destroy_response(c->resp);   /* client gone, or forced 503 at shutdown */
@@ -264,6 +284,64 @@ void http_conn_on_gone(struct sb_http_conn *conn, sb_request_gone_fn cb, void *a
 {
     conn->gone_cb = cb;
     conn->gone_arg = arg;
+}
+
+/* ---- streams (conn.h) ---- */
+
+int http_conn_can_stream(const struct sb_http_conn *conn, struct sb_err *err)
+{
+    if (conn->stream || conn->response || conn->queued)
+        return sb_err_set(err, 500, "%s %s: cannot stream an answered request", conn->method,
+                          conn->path);
+    if (conn->mhd_done || conn->hung_up)
+        return sb_err_set(err, 499, "the client has gone");
+    if (conn->server->state != SERVER_RUNNING)
+        return sb_err_set(err, 503, "server is shutting down");
+    return 0;
+}
+
+void http_conn_start_stream(struct sb_http_conn *conn, struct sb_stream *s, int status,
+                            struct MHD_Response *resp)
+{
+    struct sb_server *server = conn->server;
+    conn->stream = s;
+    conn->stream_next = server->streams;
+    if (server->streams)
+        server->streams->stream_prev = conn;
+    server->streams = conn;
+    if (conn->deferred)
+        conn->answer_arrived = 1;   /* the stream takes the handler's reference */
+    else
+        conn->refs++;
+    conn_set_response(conn, status, resp);
+    if (conn->suspended)
+        conn_resume(conn);
+}
+
+struct MHD_Response *http_conn_pending_response(struct sb_http_conn *conn)
+{
+    return conn->queued ? NULL : conn->response;
+}
+
+void http_conn_wake(struct sb_http_conn *conn)
+{
+    if (conn->suspended)
+        conn_resume(conn);
+}
+
+int http_conn_hung_up(const struct sb_http_conn *conn) { return conn->hung_up; }
+
+void http_conn_quiet_drop(struct sb_http_conn *conn) { conn->server->dropping_hung_up = 1; }
+
+static void streams_remove(struct sb_server *server, struct sb_http_conn *conn)
+{
+    if (conn->stream_prev)
+        conn->stream_prev->stream_next = conn->stream_next;
+    else
+        server->streams = conn->stream_next;
+    if (conn->stream_next)
+        conn->stream_next->stream_prev = conn->stream_prev;
+    conn->stream_prev = conn->stream_next = NULL;
 }
 
 /* ---- the access handler ---- */
@@ -665,6 +743,10 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
         conn->gone_cb = NULL;
         cb(&conn->req, conn->gone_arg);
     }
+    if (conn->stream) {
+        streams_remove(server, conn);
+        http_stream_closed(conn->stream, toe);     /* drops the stream's reference */
+    }
     conn_unref(conn);
 }
 
@@ -787,7 +869,8 @@ static void on_mhd_log_tracked(void *cls, const char *fmt, va_list ap)
         va_copy(copy, ap);
         vsnprintf(line, sizeof line, fmt, copy);
         va_end(copy);
-        if (strncmp(line, "Application reported internal error", 35) == 0) {
+        if (strncmp(line, "Application reported internal error", 35) == 0 ||
+            strncmp(line, "Closing connection (application error", 37) == 0) {
             server->dropping_hung_up = 0;
             return;
         }
@@ -881,8 +964,12 @@ static void server_answer_suspended(struct sb_server *server)
     sb_err_set(&err, 503, "server is shutting down");
     while (server->suspended) {
         struct sb_http_conn *conn = server->suspended;
-        conn_answer_error(conn, &err);
-        conn_resume(conn);
+        if (conn->stream)
+            http_stream_shutdown(conn->stream);     /* ended, so it never sleeps again */
+        else
+            conn_answer_error(conn, &err);
+        if (conn->suspended)
+            conn_resume(conn);
     }
 }
 
@@ -936,6 +1023,9 @@ void sb_server_shutdown(struct sb_server *server)
         close(listen_fd);
     server->state = SERVER_DRAINING;
     server->phase_deadline_ms = sb_now_ms() + server->config.shutdown_grace_ms;
+    /* Streams do not wait for the grace period: they end now, cleanly. */
+    for (struct sb_http_conn *conn = server->streams; conn; conn = conn->stream_next)
+        http_stream_shutdown(conn->stream);
     shutdown_poll(server->loop, server);
 }
 
