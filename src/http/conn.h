@@ -56,6 +56,12 @@ struct sb_http_conn {
     sb_request_gone_fn gone_cb;     /* sb_request_on_gone(); loop thread only */
     void *gone_arg;
     struct sb_stream *stream;       /* the answer is this stream (stream.c), or NULL */
+    /* a streamed request body (SB_ROUTE_STREAM_BODY, sb_request_body_sink) */
+    enum { BODY_BUFFERED, BODY_SINK, BODY_PAUSED, BODY_DONE } body_state;
+    sb_body_data_fn body_data;
+    sb_body_end_fn body_end;
+    void *body_arg;
+    uint64_t body_max, body_received;
     struct sb_http_conn *stream_prev, *stream_next;  /* in the server's open streams */
     int queued;                     /* response handed to MHD */
     int mhd_done;                   /* MHD reported the request completed */
@@ -63,9 +69,11 @@ struct sb_http_conn {
 };
 
 /* Builders (request.c). Both return a response the caller owns, or NULL
- * when out of memory. http_json_response steals body. */
+ * when out of memory. http_json_response steals body. http_error_response
+ * renders with render (the route's; NULL: the default body). */
 struct MHD_Response *http_json_response(json_t *body);
-struct MHD_Response *http_error_response(const struct sb_err *err, int *status_out);
+struct MHD_Response *http_error_response(sb_error_render_fn render, const struct sb_err *err,
+                                         int *status_out);
 
 /* Answers the request (server.c). On the loop thread before the handler
  * has deferred, the response is queued once the handler returns; after
@@ -76,6 +84,20 @@ void http_conn_answer(struct sb_http_conn *conn, int status, struct MHD_Response
 void http_conn_complete(struct sb_http_conn *conn, int status, struct MHD_Response *resp);
 void http_conn_defer(struct sb_http_conn *conn);
 void http_conn_on_gone(struct sb_http_conn *conn, sb_request_gone_fn cb, void *arg);
+
+/* ---- request bodies (body.c) ---- */
+
+/* sb_request_body_sink and sb_request_body_resume. */
+int http_conn_body_sink(struct sb_http_conn *conn, uint64_t max_bytes, sb_body_data_fn on_data,
+                        sb_body_end_fn on_end, void *arg, struct sb_err *err);
+void http_conn_body_resume(struct sb_http_conn *conn);
+/* A piece of body from MHD: buffered (up to max_body, then body_too_large)
+ * or given to the sink. -1 when out of memory. */
+int http_body_take(struct sb_http_conn *conn, size_t max_body, const char *data, size_t len);
+/* The whole body is in: the sink's on_end(NULL). */
+void http_body_complete(struct sb_http_conn *conn);
+/* The request ended before its body did: the sink's on_end(499). */
+void http_body_cut(struct sb_http_conn *conn);
 
 /* ---- streams (server.c for stream.c, loop thread only) ---- */
 
@@ -90,7 +112,8 @@ void http_conn_start_stream(struct sb_http_conn *conn, struct sb_stream *s, int 
                             struct MHD_Response *resp);
 /* The not-yet-queued response (for headers), or NULL once MHD has it. */
 struct MHD_Response *http_conn_pending_response(struct sb_http_conn *conn);
-/* From the content reader only: no data now, wake me with http_conn_wake. */
+/* From the content reader or the access handler only: suspend conn until
+ * http_conn_wake (nothing if it is suspended already). */
 void http_conn_sleep(struct sb_http_conn *conn);
 /* Resumes conn if it is suspended; otherwise nothing. */
 void http_conn_wake(struct sb_http_conn *conn);

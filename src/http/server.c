@@ -191,7 +191,7 @@ static void conn_set_response(struct sb_http_conn *conn, int status, struct MHD_
     if (!resp) {
         struct sb_err err;
         sb_err_set(&err, 500, "could not build the response");
-        resp = http_error_response(&err, &status);
+        resp = http_error_response(conn->match.render_error, &err, &status);
     }
     if (conn->response || conn->queued) {
         sb_warn("%s %s: handler answered twice; second answer (%d) dropped",
@@ -521,14 +521,17 @@ static int check_target(struct sb_http_conn *conn, const char *version, struct s
 static void conn_route(struct sb_http_conn *conn, const char *version)
 {
     struct sb_server *server = conn->server;
+    int target_ok = check_target(conn, version, &conn->early) == 0;
+    enum sb_route_result found = SB_ROUTE_NOT_FOUND;
+    if (target_ok)
+        found = sb_router_match(server->router, conn->method, conn->path, &conn->match);
     if (server->state != SERVER_RUNNING) {
+        /* matched first only so that the route's renderer writes the 503 */
         sb_err_set(&conn->early, 503, "server is shutting down");
         return;
     }
-    if (check_target(conn, version, &conn->early) < 0)
+    if (!target_ok)
         return;
-    enum sb_route_result found =
-        sb_router_match(server->router, conn->method, conn->path, &conn->match);
     if (found == SB_ROUTE_NOT_FOUND) {
         not_found(conn);
         return;
@@ -577,44 +580,16 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     server->live_requests++;
     conn_route(conn, version);
     const char *length = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
-    if (length && strtoull(length, NULL, 10) > server->config.max_body)
+    if (length && strtoull(length, NULL, 10) > server->config.max_body &&
+        !(conn->match.flags & SB_ROUTE_STREAM_BODY))
         conn->body_too_large = 1;
     return conn;
-}
-
-/* Appends a piece of body, or discards it once it cannot be used. */
-static int conn_take_body(struct sb_http_conn *conn, const char *data, size_t len)
-{
-    size_t max = conn->server->config.max_body;
-    if (conn->early.status || conn->body_too_large)
-        return 0;
-    if (len > max - conn->body_len) {
-        conn->body_too_large = 1;
-        free(conn->body);
-        conn->body = NULL;
-        conn->body_len = conn->body_cap = 0;
-        return 0;
-    }
-    if (conn->body_len + len + 1 > conn->body_cap) {
-        size_t cap = conn->body_cap ? conn->body_cap : 1024;
-        while (cap < conn->body_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(conn->body, cap);
-        if (!grown)
-            return -1;
-        conn->body = grown;
-        conn->body_cap = cap;
-    }
-    memcpy(conn->body + conn->body_len, data, len);
-    conn->body_len += len;
-    conn->body[conn->body_len] = '\0';
-    return 0;
 }
 
 static void conn_answer_error(struct sb_http_conn *conn, const struct sb_err *err)
 {
     int status;
-    struct MHD_Response *resp = http_error_response(err, &status);
+    struct MHD_Response *resp = http_error_response(conn->match.render_error, err, &status);
     if (resp && status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, conn->match.allow);
     conn_set_response(conn, status, resp);
@@ -695,11 +670,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
             conn_dispatch(conn);
             return conn_queue(conn);
         }
+        if (conn && (conn->match.flags & SB_ROUTE_STREAM_BODY) && !conn->early.status) {
+            conn_dispatch(conn);    /* takes its body as it comes (body.c) */
+            if (conn->response)
+                return conn_queue(conn);    /* refused before the body */
+        }
         return conn ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size > 0) {
-        int rc = conn_take_body(conn, upload_data, *upload_data_size);
+        int rc = http_body_take(conn, conn->server->config.max_body, upload_data,
+                                *upload_data_size);
         *upload_data_size = 0;
+        /* An answer decided meanwhile waits for the final call: MHD 0.9.75
+         * takes a response only before the body or after all of it. */
         return rc == 0 ? MHD_YES : MHD_NO;
     }
     if (conn->hung_up) {
@@ -708,6 +691,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
     }
     if (conn->queued)
         return MHD_YES;
+    http_body_complete(conn);   /* a sink's on_end, which may answer */
     if (!conn->response && !conn->deferred)
         conn_dispatch(conn);
     if (conn->response)
@@ -738,6 +722,8 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
     conn->mhd = NULL;
     server->live_requests--;
     /* The handler still holds its reference: req stays valid for cb. */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        http_body_cut(conn);
     if (conn->deferred && !conn->answer_arrived && conn->gone_cb) {
         sb_request_gone_fn cb = conn->gone_cb;
         conn->gone_cb = NULL;

@@ -127,6 +127,43 @@ static void gate_gone(struct sb_request *req, void *arg)
     pthread_mutex_unlock(&gate.lock);
 }
 
+/* A Connect-style renderer: string codes, and its own status for 405. */
+static json_t *render_rpc_error(const struct sb_err *err, int *status)
+{
+    const char *code = "unknown";
+    switch (err->status) {
+    case 400: code = "invalid_argument"; break;
+    case 401: code = "unauthenticated"; break;
+    case 404: code = "not_found"; break;
+    case 405: code = "unimplemented"; *status = 501; break;
+    case 413: code = "resource_exhausted"; break;
+    case 503: code = "unavailable"; break;
+    }
+    return json_pack("{s:s, s:s}", "code", code, "message", err->msg);
+}
+
+/* POST /rpc {"fail": status, "later": bool}: answers that error, now or
+ * through sb_request_complete_error. */
+static void h_rpc(struct sb_request *req)
+{
+    struct sb_err err;
+    json_t *body = sb_request_json(req, 0, &err);
+    if (!body) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    int fail = (int)json_integer_value(json_object_get(body, "fail"));
+    int later = json_is_true(json_object_get(body, "later"));
+    json_decref(body);
+    sb_err_set(&err, fail, "failed with %d", fail);
+    if (later) {
+        sb_request_defer(req);
+        sb_request_complete_error(req, &err);
+    } else {
+        sb_respond_error(req, &err);
+    }
+}
+
 static void h_gate(struct sb_request *req)
 {
     sb_request_defer(req);
@@ -189,6 +226,9 @@ static struct http_fixture *fixture_start(unsigned grace_ms)
     assert_int_equal(sb_router_add_query(router, "GET", "/text", h_text, SB_ROUTE_NO_AUTH, "name"), 0);
     assert_int_equal(sb_router_add(router, "GET", "/slow/:ms", h_slow, 0), 0);
     assert_int_equal(sb_router_add(router, "GET", "/gate", h_gate, 0), 0);
+    struct sb_route_spec rpc = {.method = "POST", .pattern = "/rpc", .handler = h_rpc,
+                                .query = "", .render_error = render_rpc_error};
+    assert_int_equal(sb_router_add_spec(router, &rpc), 0);
     struct sb_server_config config = {
         .max_body = TEST_MAX_BODY,
         .idle_timeout_s = 10,
@@ -244,6 +284,18 @@ static void assert_error(const struct response *resp, int status, const char *me
     assert_string_equal(header(resp, "Content-Type"), "application/json");
     json_t *j = json_of(resp);
     assert_int_equal(json_integer_value(json_object_get(j, "code")), status);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), message);
+    json_decref(j);
+}
+
+/* Asserts resp is the rendered error {"code": code, "message": message}. */
+static void assert_rpc_error(const struct response *resp, int status, const char *code,
+                             const char *message)
+{
+    assert_int_equal(resp->status, status);
+    assert_string_equal(header(resp, "Content-Type"), "application/json");
+    json_t *j = json_of(resp);
+    assert_string_equal(json_string_value(json_object_get(j, "code")), code);
     assert_string_equal(json_string_value(json_object_get(j, "message")), message);
     json_decref(j);
 }
@@ -695,6 +747,42 @@ static void test_gone_on_reset_and_not_on_pipelined_input(void **state)
     sb_request_complete_json(req, 200, json_pack("{}"));
 }
 
+/* Every error of a route with a renderer is rendered by it: the handler's
+ * (answered now or completed later), and the server's own 400, 401, 405 and
+ * 413 for a request that matched its path. Other routes keep the default. */
+static void test_route_error_renderer(void **state)
+{
+    struct http_fixture *f = *state;
+    struct response resp;
+    const char *key = "X-API-Key: good-key\r\n";
+    request(f->port, "POST", "/rpc", key, "{\"fail\": 404}", &resp);
+    assert_rpc_error(&resp, 404, "not_found", "failed with 404");
+    request(f->port, "POST", "/rpc", key, "{\"fail\": 404, \"later\": true}", &resp);
+    assert_rpc_error(&resp, 404, "not_found", "failed with 404");
+    request(f->port, "POST", "/rpc", key, "{\"fail\": 200}", &resp);
+    assert_rpc_error(&resp, 500, "unknown", "failed with 200");    /* not an error: 500 */
+    request(f->port, "POST", "/rpc", key, "[", &resp);
+    assert_int_equal(resp.status, 400);
+    request(f->port, "POST", "/rpc", NULL, "{}", &resp);
+    assert_rpc_error(&resp, 401, "unauthenticated", MISSING_KEY);
+    request(f->port, "POST", "/rpc?x=1", key, "{}", &resp);
+    assert_rpc_error(&resp, 400, "invalid_argument", "unknown query parameter 'x' (POST /rpc takes none)");
+    request(f->port, "GET", "/rpc", key, NULL, &resp);
+    assert_rpc_error(&resp, 501, "unimplemented", "method not allowed: GET /rpc (allowed: POST)");
+    char body[TEST_MAX_BODY + 2];
+    memset(body, ' ', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    request(f->port, "POST", "/rpc", key, body, &resp);
+    char limit_msg[128];
+    snprintf(limit_msg, sizeof limit_msg, "request body too large (limit %d bytes)", TEST_MAX_BODY);
+    assert_rpc_error(&resp, 413, "resource_exhausted", limit_msg);
+    /* no route: the default */
+    request(f->port, "POST", "/rpc/x", key, "{}", &resp);
+    assert_error(&resp, 404, "not found: POST /rpc/x");
+    request(f->port, "GET", "/whoami", NULL, NULL, &resp);
+    assert_error(&resp, 401, MISSING_KEY);
+}
+
 /* Shutdown closes the listener at once but lets a deferred request finish. */
 static void test_graceful_shutdown(void **state)
 {
@@ -706,6 +794,9 @@ static void test_graceful_shutdown(void **state)
     struct response resp;
     client_sendf(idle, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(client_read(idle, &resp), 0);
+    struct client *idle_rpc = client_open(f->port);
+    client_sendf(idle_rpc, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(idle_rpc, &resp), 0);
     http_fixture_shutdown(f);
     usleep(100 * 1000);
     int fd = try_connect(f->port);
@@ -716,6 +807,11 @@ static void test_graceful_shutdown(void **state)
     assert_error(&resp, 503, "server is shutting down");
     assert_string_equal(header(&resp, "Connection"), "close");
     client_close(idle);
+    /* ... in the words of the route it was meant for */
+    client_sendf(idle_rpc, "POST /rpc HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(client_read(idle_rpc, &resp), 0);
+    assert_rpc_error(&resp, 503, "unavailable", "server is shutting down");
+    client_close(idle_rpc);
     sb_request_complete_json(req, 200, json_pack("{s:s}", "finished", "yes"));
     assert_int_equal(client_read(c, &resp), 0);
     assert_int_equal(resp.status, 200);
@@ -919,6 +1015,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_from_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_error_renderer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone_on_reset_and_not_on_pipelined_input, setup,
                                         teardown),
