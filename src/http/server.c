@@ -9,10 +9,13 @@
  *               see on_request_target), route, authenticate, note an early
  *               error. Answer here only when the body is not worth reading
  *               (conn_answer_at_headers): queuing on the first call makes MHD
- *               0.9.75 close the keep-alive connection.
- *   body calls  append to the body up to max_body, or discard (too large, or
- *               an early error already decided).
- *   final call  answer the early error / 413, or run the handler. A deferred
+ *               0.9.75 close the keep-alive connection. An SB_ROUTE_STREAM_BODY
+ *               route's handler runs here.
+ *   body calls  body.c: append to the body up to max_body, or discard (too
+ *               large, or an early error already decided), or feed the sink.
+ *               MHD takes no answer during these calls.
+ *   final call  end the sink; answer the early error / 413, or run the
+ *               handler. A deferred
  *               handler's connection is suspended; its completion is posted
  *               to the loop, which resumes it, and MHD calls us once more to
  *               queue the response.
@@ -29,15 +32,21 @@
  * tick hook also runs its sweep, which closes connections that have not
  * delivered a whole request within request_read_timeout_s.
  *
+ * Streams (stream.c) and streamed bodies (body.c) plug into the same
+ * handler: a stream is just the response queued, with its content reader
+ * suspending the connection while it has nothing to send; a streamed body's
+ * handler runs on the first call and body calls feed its sink.
+ *
  * Shutdown: MHD_stop_daemon() aborts the process if a connection is still
  * suspended, so sb_server_shutdown() quiesces (closes the listen socket),
- * answers new requests 503 with Connection: close, waits for in-flight
- * requests up to the grace period (config), then answers what is still deferred with
+ * answers new requests 503 with Connection: close, ends every open stream
+ * (they flush and complete on their own), waits for in-flight requests up
+ * to the grace period (config), then answers what is still deferred with
  * 503, resumes it, lets MHD flush for up to SERVER_FLUSH_MS, stops the
  * daemon and stops the loop.
  *
- * Owns: the MHD daemon, the suspended-connection list, the connection
- * limits' state, a copy of the config.
+ * Owns: the MHD daemon, the suspended-connection and open-stream lists, the
+ * connection limits' state, a copy of the config.
  * Never blocks the loop thread and never touches MHD off the loop thread.
  */
 #include "http/server.h"
