@@ -96,6 +96,7 @@ struct sb_server {
     unsigned live_requests;             /* first call seen, not yet completed */
     struct sb_http_conn *suspended;     /* doubly linked via prev/next */
     struct sb_http_conn *streams;       /* open streams, via stream_prev/stream_next */
+    struct sb_ws *websockets;           /* open (and accepted) WebSockets, websocket.c's */
     char last_mhd_error[256];           /* for sb_server_new's error message */
     int dropping_hung_up;               /* on_access or a stream's reader refused a
                                            hung-up request during this MHD_run: MHD's
@@ -339,6 +340,8 @@ void http_conn_wake(struct sb_http_conn *conn)
 }
 
 int http_conn_hung_up(const struct sb_http_conn *conn) { return conn->hung_up; }
+
+struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn) { return &conn->server->websockets; }
 
 void http_conn_quiet_drop(struct sb_http_conn *conn) { conn->server->dropping_hung_up = 1; }
 
@@ -742,6 +745,12 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
         streams_remove(server, conn);
         http_stream_closed(conn->stream, toe);     /* drops the stream's reference */
     }
+    if (conn->ws) {
+        struct sb_ws *ws = conn->ws;
+        conn->ws = NULL;
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            http_ws_abandoned(ws);      /* the 101 never got through */
+    }
     conn_unref(conn);
 }
 
@@ -974,6 +983,7 @@ static void server_stop_daemon(struct sb_server *server)
     if (!server->daemon)
         return;
     server_answer_suspended(server);
+    http_ws_drop_all(&server->websockets);      /* MHD must get their sockets back first */
     if (server->epoll_fd >= 0)
         sb_loop_unwatch(server->loop, server->epoll_fd);
     sb_loop_set_tick(server->loop, NULL, NULL);
@@ -988,7 +998,7 @@ static void shutdown_poll(struct sb_loop *loop, void *arg)
     struct sb_server *server = arg;
     server->shutdown_timer = 0;
     uint64_t now = sb_now_ms();
-    if (server->state == SERVER_DRAINING && server->live_requests > 0 &&
+    if (server->state == SERVER_DRAINING && (server->live_requests > 0 || server->websockets) &&
         now < server->phase_deadline_ms) {
         server->shutdown_timer = sb_loop_timer(loop, SERVER_SHUTDOWN_POLL_MS, shutdown_poll, server);
         return;
@@ -1021,6 +1031,7 @@ void sb_server_shutdown(struct sb_server *server)
     /* Streams do not wait for the grace period: they end now, cleanly. */
     for (struct sb_http_conn *conn = server->streams; conn; conn = conn->stream_next)
         http_stream_shutdown(conn->stream);
+    http_ws_going_away(server->websockets);
     shutdown_poll(server->loop, server);
 }
 
