@@ -12,15 +12,17 @@
  *             past the headers (fed to wslay first), a wslay server context,
  *             and a loop watch: EPOLLIN while wslay wants to read, EPOLLOUT
  *             while it has something to write.
- *   close     when wslay wants neither (the close handshake is done), or an
- *             I/O error (the peer vanished), or CLOSE_WAIT_MS after our
- *             close went unanswered: unwatch, MHD_upgrade_action(CLOSE)
- *             (MHD owns the fd), on_close, free.
+ *   close     when wslay wants neither (the close handshake is done; or we
+ *             closed for the client's fault, then the client is read out
+ *             first: on_ws_drain), or an I/O error (the peer vanished), or
+ *             CLOSE_WAIT_MS after our close went unanswered: unwatch,
+ *             MHD_upgrade_action(CLOSE) (MHD owns the fd), on_close, free.
  * Callbacks into the handler run inside wslay_event_recv; they may send or
  * close (which only queue and ask for EPOLLOUT), and the connection is only
  * ever freed after wslay has returned (ws_settle).
  *
- * Owns: the wslay context, the copy of MHD's extra bytes, the close timer.
+ * Owns: the wslay context, the copy of MHD's extra bytes, the close and
+ * ping timers.
  * Loop thread only.
  */
 #include "http/websocket.h"
@@ -65,9 +67,13 @@ struct sb_ws {
 
     uint32_t watching;                  /* current epoll mask, 0 = not watched */
     int in_io;                          /* inside wslay_event_recv/send */
+    int draining;                       /* closed by us, reading the client out */
     int close_code;                     /* from the client's close frame */
     int going_away;                     /* closed by shutdown */
     uint64_t close_timer;
+    uint64_t ping_ms;                   /* heartbeat interval, 0 = off */
+    uint64_t ping_timer;
+    uint64_t last_send_ms;              /* when wslay last wrote to the socket */
 };
 
 /* ---- the handshake ---- */
@@ -155,6 +161,8 @@ static void ws_finish(struct sb_ws *ws, int code)
         sb_loop_unwatch(ws->loop, ws->fd);
     if (ws->close_timer)
         sb_loop_cancel(ws->loop, ws->close_timer);
+    if (ws->ping_timer)
+        sb_loop_cancel(ws->loop, ws->ping_timer);
     ws_unlink(ws);
     if (ws->urh)
         MHD_upgrade_action(ws->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -177,17 +185,59 @@ static void on_close_timeout(struct sb_loop *loop, void *arg)
 
 static void on_ws_io(struct sb_loop *loop, int fd, uint32_t events, void *arg);
 
+/* After a close we sent for the client's fault (1007, 1009, a protocol
+ * error), wslay reads no more; closing the socket now, with the client's
+ * bytes unread, would reset the connection and could destroy the close
+ * frame before the client reads it. So: FIN after the close frame, read and
+ * drop until the client closes too (or CLOSE_WAIT_MS), then end. */
+static void on_ws_drain(struct sb_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct sb_ws *ws = arg;
+    char scratch[4096];
+    for (;;) {
+        ssize_t n = recv(ws->fd, scratch, sizeof scratch, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        ws_finish(ws, ws->close_code ? ws->close_code : SB_WS_ABNORMAL);
+        return;
+    }
+}
+
+static void ws_start_drain(struct sb_ws *ws)
+{
+    ws->draining = 1;
+    shutdown(ws->fd, SHUT_WR);
+    if (ws->watching)
+        sb_loop_unwatch(ws->loop, ws->fd);
+    ws->watching = 0;
+    if (sb_loop_watch(ws->loop, ws->fd, EPOLLIN, on_ws_drain, ws) < 0) {
+        ws_finish(ws, SB_WS_ABNORMAL);
+        return;
+    }
+    ws->watching = EPOLLIN;
+    if (!ws->close_timer)
+        ws->close_timer = sb_loop_timer(ws->loop, WS_CLOSE_WAIT_MS, on_close_timeout, ws);
+}
+
 /* After wslay ran (or was given work): watch for what it wants next, or end
- * the connection when it wants nothing more. */
+ * the connection when it wants nothing more: at once when the close
+ * handshake is complete, after draining the client when only we closed. */
 static void ws_settle(struct sb_ws *ws)
 {
+    if (ws->draining)
+        return;
     uint32_t want = 0;
     if (wslay_event_want_read(ws->ctx))
         want |= EPOLLIN;
     if (wslay_event_want_write(ws->ctx))
         want |= EPOLLOUT;
     if (!want) {
-        ws_finish(ws, ws->close_code ? ws->close_code : WS_NO_STATUS);
+        if (wslay_event_get_close_received(ws->ctx))
+            ws_finish(ws, ws->close_code ? ws->close_code : WS_NO_STATUS);
+        else
+            ws_start_drain(ws);
         return;
     }
     if (want == ws->watching)
@@ -256,8 +306,10 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 {
     struct sb_ws *ws = user;
     ssize_t n = send(ws->fd, data, len, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
-    if (n >= 0)
+    if (n >= 0) {
+        ws->last_send_ms = sb_now_ms();
         return n;
+    }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     else
@@ -283,6 +335,39 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
     }
     if (ws->handlers.on_message && wslay_event_get_write_enabled(ctx))
         ws->handlers.on_message(ws, ws->arg, binary, m->msg, m->msg_length);
+}
+
+/* ---- the heartbeat ---- */
+
+static void on_ping_timer(struct sb_loop *loop, void *arg)
+{
+    struct sb_ws *ws = arg;
+    ws->ping_timer = 0;
+    uint64_t idle = sb_now_ms() - ws->last_send_ms;
+    int ping = idle >= ws->ping_ms && wslay_event_get_write_enabled(ws->ctx) &&
+               !wslay_event_get_close_sent(ws->ctx);
+    if (ping)
+        idle = 0;
+    /* re-armed first: ws_want_write may end (and free) the connection,
+     * which cancels the timer */
+    ws->ping_timer = sb_loop_timer(loop, idle >= ws->ping_ms ? ws->ping_ms : ws->ping_ms - idle,
+                                   on_ping_timer, ws);
+    struct wslay_event_msg msg = {.opcode = WSLAY_PING};
+    if (ping && wslay_event_queue_msg(ws->ctx, &msg) == 0) {
+        ws->last_send_ms = sb_now_ms();     /* counts from now, sent or not */
+        ws_want_write(ws);
+    }
+}
+
+void sb_ws_heartbeat(struct sb_ws *ws, uint64_t interval_ms)
+{
+    ws->ping_ms = interval_ms;
+    if (ws->ping_timer) {
+        sb_loop_cancel(ws->loop, ws->ping_timer);
+        ws->ping_timer = 0;
+    }
+    if (interval_ms && ws->ctx)
+        ws->ping_timer = sb_loop_timer(ws->loop, interval_ms, on_ping_timer, ws);
 }
 
 /* ---- MHD hands the socket over ---- */
@@ -316,6 +401,8 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
         return;
     }
     wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
+    ws->last_send_ms = sb_now_ms();
+    sb_ws_heartbeat(ws, ws->ping_ms);
     if (ws->extra_len > 0) {
         on_ws_io(ws->loop, ws->fd, EPOLLIN, ws);    /* what the client sent early */
         return;
@@ -351,6 +438,7 @@ struct sb_ws *sb_ws_accept(struct sb_request *req, const struct sb_ws_handlers *
     ws->handlers = *handlers;
     ws->arg = arg;
     ws->max_message = max_message ? max_message : WS_DEFAULT_MAX_MESSAGE;
+    ws->ping_ms = SB_WS_PING_MS;
     ws->pending = conn;
     ws->list = http_conn_ws_list(conn);
     ws->next = *ws->list;

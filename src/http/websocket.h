@@ -9,8 +9,10 @@
  * are delivered whole, text ones only if valid UTF-8 (otherwise the
  * connection is closed with 1007). Sending copies the message into wslay's
  * queue; sb_ws_queued is the writer's back-pressure signal, as for streams.
- * Server shutdown sends every open WebSocket a close (1001) and waits for
- * the handshake within its grace period.
+ * A ping goes out when nothing was sent for SB_WS_PING_MS (sb_ws_heartbeat),
+ * so that a client that vanished without a FIN is found out by the reset
+ * it gets, as for streams. Server shutdown sends every open WebSocket a
+ * close (1001) and waits for the handshake within its grace period.
  *
  * Everything here is for the loop thread only.
  */
@@ -25,6 +27,7 @@
 
 #define SB_WS_GOING_AWAY 1001           /* shutdown */
 #define SB_WS_ABNORMAL 1006             /* no close frame: the peer vanished */
+#define SB_WS_PING_MS 15000             /* default heartbeat */
 
 struct sb_ws;
 
@@ -53,6 +56,10 @@ struct sb_ws *sb_ws_accept(struct sb_request *req, const struct sb_ws_handlers *
 /* Queues a message (a copy) and wakes the connection. Returns -1 once the
  * connection is closing or when out of memory. */
 int sb_ws_send(struct sb_ws *ws, int binary, const void *data, size_t len);
+
+/* Sends a ping whenever nothing was sent for interval_ms (0: never; the
+ * default is SB_WS_PING_MS). */
+void sb_ws_heartbeat(struct sb_ws *ws, uint64_t interval_ms);
 
 /* Bytes queued for the client and not yet written to the socket. */
 size_t sb_ws_queued(const struct sb_ws *ws);

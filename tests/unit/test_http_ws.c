@@ -224,6 +224,13 @@ static void send_close(struct ws_client *wc, int code)
     ws_send_frame(wc, WSLAY_CONNECTION_CLOSE, payload, 2);
 }
 
+/* After a close for its own fault the client sees the server's FIN. */
+static void expect_eof(struct ws_client *wc)
+{
+    char byte;
+    assert_int_equal(recv(wc->c->fd, &byte, 1, 0), 0);
+}
+
 /* ---- tests ---- */
 
 /* The handshake of RFC 6455's own example, then text and binary echoed; a
@@ -309,16 +316,19 @@ static void test_invalid_text_and_oversized(void **state)
     ws_send_frame(wc, WSLAY_TEXT_FRAME, "\xc0\xae", 2);
     assert_int_equal(expect_close(wc, NULL, 0), 1007);
     send_close(wc, 1007);
+    expect_eof(wc);
+    assert_false(http_fixture_wait(f, is_closed, NULL, 0));  /* reading the client out */
+    ws_free(wc);
     assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
     assert_int_equal(probe.messages, 0);
-    ws_free(wc);
 
     memset(&probe, 0, sizeof probe);
     wc = ws_open(f->port, NULL, "", 0, &resp);
     static char big[2000];
     memset(big, 'x', sizeof big);
-    ws_send_frame(wc, WSLAY_BINARY_FRAME, big, sizeof big);
+    ws_send_frame(wc, WSLAY_BINARY_FRAME, big, sizeof big);   /* all of it is read */
     assert_int_equal(expect_close(wc, NULL, 0), 1009);
+    expect_eof(wc);
     ws_free(wc);
     assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
     assert_int_equal(probe.messages, 0);
@@ -376,6 +386,37 @@ static void test_shutdown_closes_websockets(void **state)
     http_fixture_free(f, NULL);
 }
 
+static void do_fast_heartbeat(void *p) { sb_ws_heartbeat(probe.ws, 200); }
+
+/* Pings go out on an idle connection at the heartbeat's interval, not
+ * while messages flow; the client's pongs are taken without a word. */
+static void test_heartbeat_pings(void **state)
+{
+    struct http_fixture *f = *state;
+    struct response resp;
+    struct ws_client *wc = ws_open(f->port, NULL, "", 0, &resp);
+    http_fixture_on_loop(f, do_fast_heartbeat, NULL);
+    for (int i = 0; i < 12; i++) {     /* 360 ms of traffic: no ping */
+        ws_send_frame(wc, WSLAY_TEXT_FRAME, "m", 1);
+        expect_message(wc, WSLAY_TEXT_FRAME, "m", 1);
+        usleep(30 * 1000);
+    }
+    uint64_t start = sb_now_ms();
+    uint8_t buf[16], op;
+    assert_int_equal(ws_recv_frame(wc, &op, buf, sizeof buf), 0);
+    assert_int_equal(op, WSLAY_PING);
+    uint64_t waited = sb_now_ms() - start;
+    if (waited > 300)
+        fail_msg("ping after %llu ms more idle (interval 200 ms)", (unsigned long long)waited);
+    ws_send_frame(wc, WSLAY_PONG, "", 0);
+    assert_int_equal(ws_recv_frame(wc, &op, buf, sizeof buf), 0);
+    assert_int_equal(op, WSLAY_PING);
+    assert_int_equal(probe.messages, 12);
+    send_close(wc, 1000);
+    assert_int_equal(expect_close(wc, NULL, 0), 1000);
+    ws_free(wc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_handshakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_text_and_oversized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_close_and_vanished_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_pings, setup, teardown),
         cmocka_unit_test(test_shutdown_closes_websockets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
