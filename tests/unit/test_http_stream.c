@@ -113,6 +113,9 @@ static void h_later(struct sb_request *req)
     probe.req = req;
 }
 
+/* MHD's idle timeout for the next start() (0: 10 s). */
+static unsigned idle_timeout_s;
+
 static struct http_fixture *start(unsigned grace_ms)
 {
     memset(&probe, 0, sizeof probe);
@@ -123,7 +126,7 @@ static struct http_fixture *start(unsigned grace_ms)
     assert_int_equal(sb_router_add(router, "GET", "/later", h_later, 0), 0);
     assert_int_equal(sb_router_add(router, "GET", "/many", h_many, SB_ROUTE_NO_AUTH), 0);
     struct sb_server_config config = {
-        .idle_timeout_s = 10,
+        .idle_timeout_s = idle_timeout_s ? idle_timeout_s : 10,
         .auth = test_auth,
         .shutdown_grace_ms = grace_ms,
     };
@@ -624,6 +627,35 @@ static void test_many_idle_streams(void **state)
     assert_true(http_fixture_wait(f, all_many_closed, NULL, 5000));
 }
 
+/* A client that stops reading altogether is dropped after the idle timeout
+ * (1 s here), however much is queued; an idle stream (suspended) is not. */
+static void test_stalled_client_times_out(void **state)
+{
+    idle_timeout_s = 1;
+    struct http_fixture *f = start(0);
+    idle_timeout_s = 0;
+    struct client *c = client_open(f->port);
+    int rcvbuf = 64 * 1024;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    open_stream(f, c);
+    struct response resp;
+    assert_int_equal(client_read_head(c, &resp), 0);
+    usleep(1500 * 1000);        /* idle past the timeout: still open */
+    assert_false(http_fixture_wait(f, is_closed, NULL, 0));
+    struct bp_fill fill = {0};
+    uint64_t start_ms = sb_now_ms();
+    http_fixture_on_loop(f, do_fill, &fill);
+    assert_true(http_fixture_wait(f, is_closed, NULL, 4000));
+    uint64_t took = sb_now_ms() - start_ms;
+    assert_int_equal(probe.why, SB_STREAM_CLIENT_GONE);
+    if (took < 800)
+        fail_msg("stalled client dropped after %llu ms (timeout 1 s)", (unsigned long long)took);
+    client_close(c);
+    http_fixture_shutdown(f);
+    http_fixture_join(f);
+    http_fixture_free(f, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_disconnect_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_finds_vanished_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_idle_streams, setup, teardown),
+        cmocka_unit_test(test_stalled_client_times_out),
         cmocka_unit_test(test_shutdown_ends_streams),
         cmocka_unit_test(test_no_new_stream_during_shutdown),
     };
