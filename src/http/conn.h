@@ -46,7 +46,12 @@ struct sb_http_conn {
     struct MHD_Response *response;  /* ready to queue (owned until queued) */
     int status;                     /* of the queued/ready response */
     int deferred;                   /* sb_request_defer() was called */
+    int answer_arrived;             /* the deferred handler's answer reached the loop */
     int suspended;                  /* MHD connection suspended by us */
+    int watched_fd;                 /* socket watched for a hang-up while suspended, or -1 */
+    int hung_up;                    /* the client closed while suspended: MHD must drop it */
+    sb_request_gone_fn gone_cb;     /* sb_request_on_gone(); loop thread only */
+    void *gone_arg;
     int queued;                     /* response handed to MHD */
     int mhd_done;                   /* MHD reported the request completed */
     struct sb_http_conn *prev, *next;   /* in the server's suspended list */
@@ -65,5 +70,6 @@ void http_conn_answer(struct sb_http_conn *conn, int status, struct MHD_Response
 /* Same, always through the loop's post queue (any thread, deferred only). */
 void http_conn_complete(struct sb_http_conn *conn, int status, struct MHD_Response *resp);
 void http_conn_defer(struct sb_http_conn *conn);
+void http_conn_on_gone(struct sb_http_conn *conn, sb_request_gone_fn cb, void *arg);
 
 #endif

@@ -183,6 +183,11 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 void sb_request_defer(struct sb_request *req) { http_conn_defer(req->conn); }
 
+void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg)
+{
+    http_conn_on_gone(req->conn, cb, arg);
+}
+
 void sb_request_complete_json(struct sb_request *req, int status, json_t *body)
 {
     http_conn_complete(req->conn, status, http_json_response(body));

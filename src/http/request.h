@@ -71,6 +71,19 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 /* Answer later, from any thread. */
 void sb_request_defer(struct sb_request *req);
+
+/* Called once, on the loop thread, when a deferred request ends without its
+ * handler's answer having reached the client: the client disconnected while
+ * the request was deferred (noticed at once: a suspended connection's socket
+ * is watched for the hang-up), or shutdown answered it 503 after the grace
+ * period. Not called once the handler's answer has reached the loop (a
+ * client that leaves while it is being sent merely loses it). The request
+ * stays valid until the handler completes it, which is still required and
+ * still safe: the answer is discarded. A completion already posted from
+ * another thread may cross cb; that is safe too. Loop thread only; a second
+ * call replaces cb; never called for a request that was not deferred. */
+typedef void (*sb_request_gone_fn)(struct sb_request *req, void *arg);
+void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg);
 void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
 void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
 void sb_request_complete_empty(struct sb_request *req, int status);

@@ -16,8 +16,12 @@
  *               handler's connection is suspended; its completion is posted
  *               to the loop, which resumes it, and MHD calls us once more to
  *               queue the response.
- * MHD's "request completed" notification logs the access line and drops
- * MHD's reference to the conn.
+ * MHD's "request completed" notification logs the access line, runs a
+ * deferred request's gone callback if its handler's answer never arrived,
+ * and drops MHD's reference to the conn. MHD does not look at a suspended
+ * connection at all, so while one is suspended its socket is on the loop,
+ * watched for the client's hang-up (conn_suspend), which resumes it to be
+ * dropped.
  *
  * Connection limits (limits.c): MHD caps connections overall and per client
  * address; the access handler and the completion callback are registered
@@ -83,6 +87,9 @@ struct sb_server {
     unsigned live_requests;             /* first call seen, not yet completed */
     struct sb_http_conn *suspended;     /* doubly linked via prev/next */
     char last_mhd_error[256];           /* for sb_server_new's error message */
+    int dropping_hung_up;               /* on_access refused a hung-up request during
+                                           this MHD_run: MHD's "internal error" line
+                                           about it is not one */
 };
 
 static double now_precise_ms(void)
@@ -117,6 +124,39 @@ static void suspended_remove(struct sb_server *server, struct sb_http_conn *conn
     conn->prev = conn->next = NULL;
 }
 
+static void conn_unwatch(struct sb_http_conn *conn)
+{
+    if (conn->watched_fd < 0)
+        return;
+    sb_loop_unwatch(conn->loop, conn->watched_fd);
+    conn->watched_fd = -1;
+}
+
+static void conn_resume(struct sb_http_conn *conn)
+{
+    conn_unwatch(conn);
+    suspended_remove(conn->server, conn);
+    conn->suspended = 0;
+    MHD_resume_connection(conn->mhd);
+}
+
+/* The client of a suspended connection closed (or reset) its socket. MHD
+ * does not look at a suspended connection, so it is resumed, told to drop
+ * the request (on_access answers MHD_NO once hung_up is set), and the
+ * completion callback sees a termination other than OK. */
+static void on_client_hangup(struct sb_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct sb_http_conn *conn = arg;
+    conn->hung_up = 1;
+    conn_resume(conn);
+}
+
+/* Suspends the connection and watches its socket for the client's hang-up
+ * (EPOLLRDHUP, plus the HUP and ERR that epoll always reports), never for
+ * input: a pipelined next request must not wake it. MHD takes a suspended
+ * socket out of its own epoll set and cannot close it, so watching it here
+ * until conn_resume is safe. Without the watch (no fd, out of memory) a
+ * hang-up is noticed only when the connection is resumed. */
 static void conn_suspend(struct sb_http_conn *conn)
 {
     struct sb_server *server = conn->server;
@@ -126,13 +166,11 @@ static void conn_suspend(struct sb_http_conn *conn)
     if (server->suspended)
         server->suspended->prev = conn;
     server->suspended = conn;
-}
-
-static void conn_resume(struct sb_http_conn *conn)
-{
-    suspended_remove(conn->server, conn);
-    conn->suspended = 0;
-    MHD_resume_connection(conn->mhd);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info && sb_loop_watch(conn->loop, info->connect_fd, EPOLLRDHUP, on_client_hangup,
+                              conn) == 0)
+        conn->watched_fd = info->connect_fd;
 }
 
 /* Stores the response to be queued on the next access-handler call. A
@@ -172,6 +210,7 @@ static void on_completion(struct sb_loop *loop, void *arg)
         if (c->resp)
             MHD_destroy_response(c->resp);   /* client gone, or forced 503 at shutdown */
     } else {
+        conn->answer_arrived = 1;
         conn_set_response(conn, c->status, c->resp);
         if (conn->suspended)
             conn_resume(conn);
@@ -219,6 +258,12 @@ void http_conn_defer(struct sb_http_conn *conn)
     }
     conn->deferred = 1;
     conn->refs++;   /* the handler's reference, dropped by on_completion */
+}
+
+void http_conn_on_gone(struct sb_http_conn *conn, sb_request_gone_fn cb, void *arg)
+{
+    conn->gone_cb = cb;
+    conn->gone_arg = arg;
 }
 
 /* ---- the access handler ---- */
@@ -440,6 +485,7 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     conn->server = server;
     conn->loop = server->loop;
     conn->mhd = mhd;
+    conn->watched_fd = -1;
     conn->refs = 1;     /* MHD's, dropped in on_request_completed */
     conn->start_ms = now_precise_ms();
     conn->method = strdup(method);
@@ -578,6 +624,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
         *upload_data_size = 0;
         return rc == 0 ? MHD_YES : MHD_NO;
     }
+    if (conn->hung_up) {
+        conn->server->dropping_hung_up = 1;
+        return MHD_NO;          /* close it: on_request_completed sees an error */
+    }
     if (conn->queued)
         return MHD_YES;
     if (!conn->response && !conn->deferred)
@@ -602,12 +652,19 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
     sb_log_request(conn->method, conn->path, status, now_precise_ms() - conn->start_ms,
                    conn->req.org_id[0] ? conn->req.org_id : NULL);
     if (conn->suspended) {
+        conn_unwatch(conn);
         suspended_remove(server, conn);
         conn->suspended = 0;
     }
     conn->mhd_done = 1;
     conn->mhd = NULL;
     server->live_requests--;
+    /* The handler still holds its reference: req stays valid for cb. */
+    if (conn->deferred && !conn->answer_arrived && conn->gone_cb) {
+        sb_request_gone_fn cb = conn->gone_cb;
+        conn->gone_cb = NULL;
+        cb(&conn->req, conn->gone_arg);
+    }
     conn_unref(conn);
 }
 
@@ -625,6 +682,7 @@ static int64_t server_tick(struct sb_loop *loop, void *arg)
     if (!server->daemon)
         return -1;
     MHD_run(server->daemon);
+    server->dropping_hung_up = 0;
     int64_t wait = http_limits_sweep(server->limits, sb_now_ms());
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout(server->daemon, &timeout) != MHD_YES)
@@ -723,6 +781,17 @@ static void on_request_completed_tracked(void *cls, struct MHD_Connection *mhd, 
 static void on_mhd_log_tracked(void *cls, const char *fmt, va_list ap)
 {
     struct sb_server *server = cls;
+    if (server->dropping_hung_up) {
+        char line[128];
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(line, sizeof line, fmt, copy);
+        va_end(copy);
+        if (strncmp(line, "Application reported internal error", 35) == 0) {
+            server->dropping_hung_up = 0;
+            return;
+        }
+    }
     if (!http_limits_take_log(server->limits, fmt))
         on_mhd_log(cls, fmt, ap);
 }

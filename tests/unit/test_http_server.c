@@ -32,12 +32,16 @@
 
 /* ---- the application under test ---- */
 
-/* A request parked by GET /gate until the test thread completes it. */
+/* A request parked by GET /gate until the test thread completes it, and
+ * what its sb_request_on_gone callback saw. */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     struct sb_request *req;
-} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL};
+    int gone;                   /* times the gone callback ran */
+    struct sb_request *gone_req;
+    pthread_t gone_thread;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, NULL, 0};
 
 static struct sb_worker_pool *workers;
 
@@ -111,9 +115,21 @@ static void h_slow(struct sb_request *req)
     assert_int_equal(sb_worker_submit(workers, slow_job_run, job), 0);
 }
 
+static void gate_gone(struct sb_request *req, void *arg)
+{
+    assert_ptr_equal(arg, &gate);
+    pthread_mutex_lock(&gate.lock);
+    gate.gone++;
+    gate.gone_req = req;
+    gate.gone_thread = pthread_self();
+    pthread_cond_broadcast(&gate.changed);
+    pthread_mutex_unlock(&gate.lock);
+}
+
 static void h_gate(struct sb_request *req)
 {
     sb_request_defer(req);
+    sb_request_on_gone(req, gate_gone, &gate);
     pthread_mutex_lock(&gate.lock);
     gate.req = req;
     pthread_cond_broadcast(&gate.changed);
@@ -131,9 +147,28 @@ static struct sb_request *gate_take(void)
         ;
     struct sb_request *req = gate.req;
     gate.req = NULL;
+    gate.gone = 0;
+    gate.gone_req = NULL;
     pthread_mutex_unlock(&gate.lock);
     assert_non_null(req);
     return req;
+}
+
+/* How often the gone callback has run since gate_take, after waiting up to
+ * wait_ms for it to run at least once. */
+static int gate_gone_count(int wait_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    deadline.tv_sec += wait_ms / 1000 + deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&gate.lock);
+    while (!gate.gone && pthread_cond_timedwait(&gate.changed, &gate.lock, &deadline) == 0)
+        ;
+    int n = gate.gone;
+    pthread_mutex_unlock(&gate.lock);
+    return n;
 }
 
 /* ---- the server fixture ---- */
@@ -772,16 +807,27 @@ static void test_deferred_from_worker(void **state)
     }
 }
 
-/* Completing a request whose client left is safe; the server carries on. */
+/* A client that leaves a deferred request is noticed at once (the request
+ * is suspended, so only the socket watch can see it): the gone callback runs
+ * once, on the loop thread, with the request; completing it afterwards is
+ * safe and the server carries on. */
 static void test_client_gone_before_completion(void **state)
 {
     struct fixture *f = *state;
     struct client *c = client_open(f->port);
     client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
     struct sb_request *req = gate_take();
+    usleep(100 * 1000);
+    assert_int_equal(gate_gone_count(0), 0);     /* a waiting client is not gone */
+    uint64_t start = sb_now_ms();
     client_close(c);
-    usleep(50 * 1000);
+    assert_int_equal(gate_gone_count(2000), 1);
+    assert_true(sb_now_ms() - start < 1000);
+    assert_ptr_equal(gate.gone_req, req);
+    assert_true(pthread_equal(gate.gone_thread, f->thread));
     sb_request_complete_json(req, 200, json_pack("{s:s}", "late", "answer"));
+    usleep(50 * 1000);
+    assert_int_equal(gate_gone_count(0), 1);     /* once only */
     struct response resp;
     for (int i = 0; i < 3; i++) {
         request(f->port, "GET", "/whoami", "X-API-Key: good-key\r\n", NULL, &resp);
@@ -797,6 +843,38 @@ static void test_client_gone_before_completion(void **state)
     assert_int_equal(client_read(c, &resp), 0);
     assert_error(&resp, 409, "sandbox is paused");
     client_close(c);
+    usleep(50 * 1000);
+    assert_int_equal(gate_gone_count(0), 0);     /* answered: not gone */
+}
+
+/* A client that half-closes or resets a deferred request is gone too, and a
+ * pipelined request behind a deferred one neither wakes it nor counts as
+ * the client leaving. */
+static void test_gone_on_reset_and_not_on_pipelined_input(void **state)
+{
+    struct fixture *f = *state;
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    struct sb_request *req = gate_take();
+    client_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(150 * 1000);
+    assert_int_equal(gate_gone_count(0), 0);
+    sb_request_complete_json(req, 200, json_pack("{s:i}", "first", 1));
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_non_null(strstr(resp.body, "first"));
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(gate_gone_count(0), 0);
+
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    req = gate_take();
+    struct linger lg = {1, 0};      /* close with RST */
+    assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    client_close(c);
+    assert_int_equal(gate_gone_count(2000), 1);
+    sb_request_complete_json(req, 200, json_pack("{}"));
 }
 
 /* Shutdown closes the listener at once but lets a deferred request finish. */
@@ -827,6 +905,7 @@ static void test_graceful_shutdown(void **state)
     assert_non_null(strstr(resp.body, "finished"));
     client_close(c);
     fixture_join(f);
+    assert_int_equal(gate_gone_count(0), 0);
     fixture_free(f);
 }
 
@@ -846,6 +925,7 @@ static void test_shutdown_grace_expires(void **state)
     assert_true(sb_now_ms() - start >= 190);
     client_close(c);
     fixture_join(f);
+    assert_int_equal(gate_gone_count(0), 1);     /* its answer can no longer be given */
     sb_request_complete_json(req, 200, json_pack("{}"));
     fixture_free(f);
 }
@@ -1022,6 +1102,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_from_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_on_reset_and_not_on_pipelined_input, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_per_address_limit, setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_read_deadline_closes_trickler, setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_read_deadline_spares_slow_answers_and_idle, setup_limits,
