@@ -88,6 +88,11 @@ void shim_exec_cancel(struct shim_exec *ex);
 int shim_exec(const char *run_dir, const char *id, const struct sb_exec_request *req,
               struct sb_exec_result *res, struct sb_err *err);
 
+/* How long the blocking calls below wait for a shim's answer (default
+ * 10000 ms; serve sets cfg->shim_call_timeout_ms). A shim that takes longer
+ * is stuck: pause/resume/status fail with 502, destroy kills it. */
+void shim_client_set_call_timeout(int ms);
+
 int shim_pause(const char *run_dir, const char *id, struct sb_err *err);    /* cgroup freezer */
 int shim_resume(const char *run_dir, const char *id, struct sb_err *err);
 
