@@ -19,6 +19,9 @@ from conftest import private_server
 
 MANY = 1000
 SANDBOXES = 10
+# Under ASan (make test-asan) every allocation costs several times more: the
+# behaviour is checked there, the figures only in the plain build.
+SLOW = 4.0 if os.environ.get("SANDBASE_ASAN") else 1.0
 
 
 def raise_fd_limit(want=16384):
@@ -80,9 +83,9 @@ def test_a_thousand_sleeps_answer_together(org_a):
         total = time.monotonic() - start
         statuses = [s for s, _ in results]
         assert statuses.count(200) == MANY, {s: statuses.count(s) for s in set(statuses)}
-        assert total < 7.0, f"{MANY} concurrent sleep 5 took {total:.1f} s"
-        assert echo[0] == 200 and echo[1] < 0.05, f"echo beside them: {echo}"
-        assert listed.status_code == 200 and list_s < 0.02, f"GET /sandboxes took {list_s * 1000:.1f} ms"
+        assert total < 7.0 * SLOW, f"{MANY} concurrent sleep 5 took {total:.1f} s"
+        assert echo[0] == 200 and echo[1] < 0.05 * SLOW, f"echo beside them: {echo}"
+        assert listed.status_code == 200 and list_s < 0.02 * SLOW, f"GET /sandboxes took {list_s * 1000:.1f} ms"
 
 
 def shim_pid(srv, sandbox_id):
