@@ -15,6 +15,8 @@
 #include "core/err.h"
 
 #define SB_PATH_MAX 4096
+/* Every sandbox maps its ids 0..SB_UID_RANGE-1 to host uid_base.. (and gids alike). */
+#define SB_UID_RANGE 65536u
 
 struct sb_limits {
     int cpu_count;          /* CPUs of quota */

@@ -29,6 +29,7 @@
 #include "core/id.h"
 #include "core/spawn.h"
 #include "proto/proto.h"
+#include "runtime/sandbox_spec.h"
 #include "runtime/shim_conn.h"
 
 #define DESTROY_TIMEOUT_MS 60000
@@ -38,24 +39,14 @@
 /* ---- spawn ---- */
 
 struct spawn_argv {
-    char nums[6][24];
-    char *argv[32];
+    char spec_path[SB_PATH_MAX];
+    char *argv[16];
 };
 
-static void spawn_argv_build(struct spawn_argv *a, const struct sb_config *cfg,
-                             const struct sb_sandbox_spec *spec)
+static void spawn_argv_build(struct spawn_argv *a, const struct sb_spec *spec)
 {
-    snprintf(a->nums[0], sizeof a->nums[0], "%u", cfg->uid_base);
-    snprintf(a->nums[1], sizeof a->nums[1], "%d", spec->limits.cpu_count);
-    snprintf(a->nums[2], sizeof a->nums[2], "%d", spec->limits.memory_mb);
-    snprintf(a->nums[3], sizeof a->nums[3], "%d", spec->limits.pids);
-    snprintf(a->nums[4], sizeof a->nums[4], "%d", spec->limits.disk_mb);
-    snprintf(a->nums[5], sizeof a->nums[5], "%d", 3);
-    char *v[] = {"sandbase", "shim", "--id", (char *)spec->id, "--data-dir", (char *)cfg->data_dir,
-                 "--run-dir", (char *)cfg->run_dir, "--template", (char *)spec->tpl->name,
-                 "--uid-base", a->nums[0], "--cpus", a->nums[1], "--memory-mb", a->nums[2],
-                 "--pids", a->nums[3], "--disk-mb", a->nums[4], "--ready-fd", a->nums[5],
-                 "--detach", NULL};
+    char *v[] = {"sandbase", "shim", "--id", (char *)spec->id, "--spec", a->spec_path,
+                 "--ready-fd", "3", "--detach", NULL};
     memcpy(a->argv, v, sizeof v);
 }
 
@@ -122,16 +113,17 @@ static int spawn_wait_ready(int fd, const char *log_path, struct sb_err *err)
     return sb_err_set(err, 502, "sandbox runtime exited during set-up (see %s)", log_path);
 }
 
-int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, struct sb_err *err)
+int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err)
 {
     char dir[SB_PATH_MAX], log_path[SB_PATH_MAX + 16];
-    if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0)
+    struct spawn_argv a;
+    if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0 ||
+        sandbox_spec_path(a.spec_path, sizeof a.spec_path, cfg->run_dir, spec->id) < 0)
         return sb_err_set(err, 500, "run dir path too long");
-    if (sb_mkdir_p(dir, 0700, err) < 0)
+    if (sb_mkdir_p(dir, 0700, err) < 0 || sb_spec_write_file(spec, a.spec_path, err) < 0)
         return -1;
     snprintf(log_path, sizeof log_path, "%s/shim.log", dir);
-    struct spawn_argv a;
-    spawn_argv_build(&a, cfg, spec);
+    spawn_argv_build(&a, spec);
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) < 0)
         return sb_err_sys(err, 500, "spawn sandbox runtime: pipe");
