@@ -18,10 +18,11 @@
 
 #include "core/config.h"
 #include "core/err.h"
-#include "proto/spec.h"
+
+struct sb_spec;                         /* proto/spec.h: only shim_spawn's caller needs it */
 
 /* Writes spec (resolved by sandbox_spec_resolve) to the sandbox's run dir,
- * starts the shim on it (detached: setsid, its own process group,
+ * starts cfg->shim_path (sandbase-shim) on it (detached: setsid, its own process group,
  * reparented away from serve) and returns once the sandbox is built and the
  * shim answers on its socket, or with the shim's set-up error (502). */
 int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err);

@@ -7,7 +7,7 @@
  * Owns nothing between calls. Never kills a process it has not checked to be
  * the sandbox's shim (its command line), never runs on the HTTP loop thread.
  * Holds no cgroup code: a dead shim's cgroups are removed by the shim binary
- * itself (`sandbase shim --cleanup ID`, run and waited for here).
+ * itself (`sandbase-shim --cleanup ID`, run and waited for here).
  */
 #include "runtime/shim_client.h"
 
@@ -45,7 +45,7 @@ struct spawn_argv {
 
 static void spawn_argv_build(struct spawn_argv *a, const struct sb_spec *spec)
 {
-    char *v[] = {"sandbase", "shim", "--id", (char *)spec->id, "--spec", a->spec_path,
+    char *v[] = {"sandbase-shim", "--id", (char *)spec->id, "--spec", a->spec_path,
                  "--ready-fd", "3", "--detach", NULL};
     memcpy(a->argv, v, sizeof v);
 }
@@ -55,7 +55,8 @@ static void spawn_argv_build(struct spawn_argv *a, const struct sb_spec *spec)
  * new session, default signals, stdin /dev/null, stdout/stderr to the log,
  * the ready pipe as fd 3, nothing else open, cwd /. The shim's --detach
  * then forks once so it is nobody's child; *pid is the short-lived parent. */
-static int spawn_detached(int ready_fd, const char *log_path, char *const argv[], pid_t *pid)
+static int spawn_detached(const char *shim_path, int ready_fd, const char *log_path, char *const argv[],
+                          pid_t *pid)
 {
     extern char **environ;
     posix_spawn_file_actions_t fa;
@@ -74,7 +75,7 @@ static int spawn_detached(int ready_fd, const char *log_path, char *const argv[]
     posix_spawn_file_actions_adddup2(&fa, ready_fd, 3);   /* clears close-on-exec */
     posix_spawn_file_actions_addclosefrom_np(&fa, 4);
     posix_spawn_file_actions_addchdir_np(&fa, "/");
-    int rc = posix_spawn(pid, "/proc/self/exe", &fa, &at, argv, environ);
+    int rc = posix_spawn(pid, shim_path, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     return rc;
@@ -128,12 +129,13 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct s
     if (pipe2(ready, O_CLOEXEC) < 0)
         return sb_err_sys(err, 500, "spawn sandbox runtime: pipe");
     pid_t pid;
-    int src = spawn_detached(ready[1], log_path, a.argv, &pid);
+    int src = spawn_detached(cfg->shim_path, ready[1], log_path, a.argv, &pid);
     close(ready[1]);
     if (src != 0) {
         close(ready[0]);
         errno = src;
-        return sb_err_sys(err, 500, "spawn sandbox runtime");
+        return sb_err_sys(err, 500, "cannot start the sandbox runtime %s (build it with `make build`, "
+                                    "or set shim_path / SANDBASE_SHIM)", cfg->shim_path);
     }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -160,7 +162,9 @@ static int read_shim_pid(const char *dir)
     return pid;
 }
 
-/* 1 if process pid is the shim for id (its command line names both). */
+/* 1 if process pid is the shim for id: its command line is sandbase-shim's
+ * (argv[0], or the "shim" verb of a shim an older `sandbase` started) and
+ * names id. */
 static int is_shim_of(int pid, const char *id)
 {
     char path[64], buf[4096];
@@ -173,7 +177,8 @@ static int is_shim_of(int pid, const char *id)
     if (len <= 0)
         return 0;
     buf[len] = '\0';
-    int is_shim = 0, has_id = 0;
+    const char *base = strrchr(buf, '/');
+    int is_shim = strcmp(base ? base + 1 : buf, "sandbase-shim") == 0, has_id = 0;
     for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
         is_shim |= strcmp(buf + i, "shim") == 0;
         has_id |= strcmp(buf + i, id) == 0;
@@ -211,15 +216,15 @@ int shim_pidfd_open(const char *run_dir, const char *id, int *pidfd, struct sb_e
     return sb_err_set(err, 500, "watch %s: shim.pid in %s does not name its running shim", id, dir);
 }
 
-/* Runs `sandbase shim --cleanup ID` (the shim binary owns every cgroup
+/* Runs `sandbase-shim --cleanup ID` (the shim binary owns every cgroup
  * operation) and waits for it, bounded; its stderr becomes the error. */
-static int run_cgroup_cleanup(const char *id, struct sb_err *err)
+static int run_cgroup_cleanup(const char *shim_path, const char *id, struct sb_err *err)
 {
     extern char **environ;
-    char *argv[] = {"sandbase", "shim", "--cleanup", (char *)id, NULL};
+    char *argv[] = {"sandbase-shim", "--cleanup", (char *)id, NULL};
     pid_t pid;
     int out;
-    int src = sb_spawn_captured("/proc/self/exe", argv, environ, &pid, &out);
+    int src = sb_spawn_captured(shim_path, argv, environ, &pid, &out);
     if (src != 0) {
         errno = src;
         return sb_err_sys(err, 500, "destroy %s: cannot start the cgroup clean-up", id);
@@ -264,7 +269,7 @@ static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct
     struct stat run_st;
     if (lstat(dir, &run_st) == 0) {
         kill_stale_shim(dir, id);
-        run_cgroup_cleanup(id, err);
+        run_cgroup_cleanup(cfg->shim_path, id, err);
     }
     sb_unmount_below(sandbox_dir);
     struct sb_err ignored;

@@ -8,8 +8,8 @@
  * a client killed mid-exec, a spawner that exits, and destroy (with and
  * without a live shim).
  *
- * This binary doubles as the shim: shim_spawn execs /proc/self/exe, so
- * `test_shim shim ...` runs cli_shim.
+ * The shim it starts is the real sandbase-shim, found beside this binary
+ * (cfg.shim_path's default), as serve finds it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "core/id.h"
 #include "core/config.h"
 #include "proto/proto.h"
@@ -752,10 +751,8 @@ static void test_spawn_error_reported(void **state)
     assert_false(path_exists("%s/sandboxes/%s", cfg.run_dir, id));
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    if (argc > 1 && strcmp(argv[1], "shim") == 0)
-        return cli_shim(argc - 1, argv + 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo),
         cmocka_unit_test(test_stderr_and_exit_code),
