@@ -36,6 +36,8 @@
 #define CLEANUP_TIMEOUT_MS 30000        /* `shim --cleanup`: thaw, kill, rmdir */
 #define SPAWN_TIMEOUT_MS 120000         /* container_create: overlay, disk image, namespaces */
 
+static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct sb_err *err);
+
 /* ---- spawn ---- */
 
 struct spawn_argv {
@@ -81,9 +83,12 @@ static int spawn_detached(const char *shim_path, int ready_fd, const char *log_p
     return rc;
 }
 
-/* Reads the shim's one readiness line ("ok" / "error <status> <message>"). */
-static int spawn_wait_ready(int fd, const char *log_path, struct sb_err *err)
+/* Reads the shim's one readiness line ("ok" / "error <status> <message>").
+ * *reported is the status the shim gave, 0 when it gave none (it died, or
+ * did not answer in time). */
+static int spawn_wait_ready(int fd, const char *log_path, int *reported, struct sb_err *err)
 {
+    *reported = 0;
     char line[SB_ERR_MSG_MAX + 64];
     size_t len = 0;
     int64_t deadline = sb_mono_ms() + SPAWN_TIMEOUT_MS;
@@ -109,8 +114,10 @@ static int spawn_wait_ready(int fd, const char *log_path, struct sb_err *err)
     if (strcmp(line, "ok") == 0)
         return 0;
     int status = 0, skip = 0;
-    if (sscanf(line, "error %d %n", &status, &skip) >= 1 && skip > 0)
+    if (sscanf(line, "error %d %n", &status, &skip) >= 1 && skip > 0) {
+        *reported = status;
         return sb_err_set(err, 502, "%s", line + skip);
+    }
     return sb_err_set(err, 502, "sandbox runtime exited during set-up (see %s)", log_path);
 }
 
@@ -140,8 +147,17 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct s
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    int rc = spawn_wait_ready(ready[0], log_path, err);
+    int reported;
+    int rc = spawn_wait_ready(ready[0], log_path, &reported, err);
     close(ready[0]);
+    /* A shim that failed on its own removed what it built; one that died
+     * or hung mid-create left its process, cgroups, mounts and dirs, and
+     * nobody owns them now: clean up as for a dead shim. Never when it
+     * found another shim already serving this id (409). */
+    if (rc < 0 && reported != 409) {
+        struct sb_err ignored = {0};
+        cleanup_leftovers(cfg, spec->id, &ignored);
+    }
     return rc;
 }
 
