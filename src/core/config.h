@@ -44,6 +44,8 @@ struct sb_config {
     int max_connections;            /* open HTTP connections, all clients (4096) */
     int max_connections_per_address; /* ... from one client address (256) */
     int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
+    int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
+    int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
 };
