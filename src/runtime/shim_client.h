@@ -55,6 +55,8 @@ struct sb_exec_result {
     size_t out_len;
     char *err_out;                      /* owned: stderr bytes */
     size_t err_len;
+    size_t budget;                      /* bytes of the output budget out and err_out hold:
+                                           given back by registry_exec_result_clear */
 };
 void shim_exec_result_clear(struct sb_exec_result *res);
 
@@ -62,7 +64,8 @@ struct shim_links;
 struct shim_exec;
 
 /* Called once on the loop thread: res (whose buffers the callback may take,
- * zeroing them) when the process ran, whatever its exit, with timed_out set
+ * zeroing res, and then gives res->budget back with shim_links_budget_give
+ * once they are freed) when the process ran, whatever its exit, with timed_out set
  * and partial output on timeout; else NULL and err: 502 "command not found:
  * X" / "permission denied: X" when it could not start, 409 when the sandbox
  * is paused, 502 when the shim is unreachable or went away, 504 when it does
