@@ -20,18 +20,14 @@
 
 #include "core/config.h"
 #include "core/err.h"
-#include "runtime/template.h"
 
-struct sb_sandbox_spec {
-    char id[32];                        /* sbx_...: also the hostname */
-    const struct sb_template *tpl;
-    struct sb_limits limits;
-};
+struct sb_spec;                         /* proto/spec.h: only shim_spawn's caller needs it */
 
-/* Starts `sandbase shim` for spec (detached: setsid, its own process group,
+/* Writes spec (resolved by sandbox_spec_resolve) to the sandbox's run dir,
+ * starts cfg->shim_path (sandbase-shim) on it (detached: setsid, its own process group,
  * reparented away from serve) and returns once the sandbox is built and the
  * shim answers on its socket, or with the shim's set-up error (502). */
-int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, struct sb_err *err);
+int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err);
 
 struct sb_exec_request {
     const char *cmd;                    /* run directly, searched in PATH if no '/' */
