@@ -769,6 +769,7 @@ static int64_t server_tick(struct sb_loop *loop, void *arg)
         return -1;
     MHD_run(server->daemon);
     server->dropping_hung_up = 0;
+    sb_log_flush();     /* the access lines of the requests MHD_run completed */
     int64_t wait = http_limits_sweep(server->limits, sb_now_ms());
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout(server->daemon, &timeout) != MHD_YES)
@@ -988,6 +989,7 @@ static void server_stop_daemon(struct sb_server *server)
         sb_loop_unwatch(server->loop, server->epoll_fd);
     sb_loop_set_tick(server->loop, NULL, NULL);
     MHD_stop_daemon(server->daemon);
+    sb_log_flush();
     server->daemon = NULL;
     server->epoll_fd = -1;
     server->state = SERVER_STOPPED;

@@ -30,6 +30,7 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "runtime/disk_budget.h"
+#include "runtime/sandbox_spec.h"
 #include "runtime/shim_client.h"
 #include "runtime/template.h"
 
@@ -101,18 +102,22 @@ static int spawn_admitted(struct sb_pool *pool, const char *template_name, const
         return -1;
     if (identity)
         *identity = tpl.identity;
-    struct sb_sandbox_spec spec = {.tpl = &tpl};
-    snprintf(spec.id, sizeof spec.id, "%s", id);
-    template_effective_limits(&tpl, pool->cfg, &spec.limits);
+    struct sb_limits effective;
+    struct sb_spec spec;
+    template_effective_limits(&tpl, pool->cfg, &effective);
+    int rc = sandbox_spec_resolve(pool->cfg, &tpl, id, &effective, &spec, err);
+    template_clear(&tpl);
+    if (rc < 0)
+        return -1;
     if (limits)
-        *limits = spec.limits;
-    int keep_mb = for_pool ? spec.limits.disk_mb : 0;
-    int rc = disk_budget_admit(pool->disk, spec.limits.disk_mb, keep_mb, err);
+        *limits = effective;
+    int keep_mb = for_pool ? effective.disk_mb : 0;
+    rc = disk_budget_admit(pool->disk, effective.disk_mb, keep_mb, err);
     if (rc == 0) {
         rc = shim_spawn(pool->cfg, &spec, err);
-        disk_budget_release(pool->disk, spec.limits.disk_mb);
+        disk_budget_release(pool->disk, effective.disk_mb);
     }
-    template_clear(&tpl);
+    sb_spec_clear(&spec);
     return rc;
 }
 
