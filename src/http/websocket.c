@@ -68,6 +68,7 @@ struct sb_ws {
     uint32_t watching;                  /* current epoll mask, 0 = not watched */
     int in_io;                          /* inside wslay_event_recv/send */
     int draining;                       /* closed by us, reading the client out */
+    int read_paused;                    /* sb_ws_pause_reading */
     int close_code;                     /* from the client's close frame */
     int going_away;                     /* closed by shutdown */
     uint64_t close_timer;
@@ -228,9 +229,12 @@ static void ws_settle(struct sb_ws *ws)
 {
     if (ws->draining)
         return;
+    int want_read = wslay_event_want_read(ws->ctx);
     uint32_t want = 0;
-    if (wslay_event_want_read(ws->ctx))
+    if (want_read && !ws->read_paused)
         want |= EPOLLIN;
+    else if (want_read)
+        want |= EPOLLRDHUP;     /* paused: still notice a hang-up */
     if (wslay_event_want_write(ws->ctx))
         want |= EPOLLOUT;
     if (!want) {
@@ -263,9 +267,13 @@ static void ws_want_write(struct sb_ws *ws)
 static void on_ws_io(struct sb_loop *loop, int fd, uint32_t events, void *arg)
 {
     struct sb_ws *ws = arg;
+    if (ws->read_paused && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        ws_finish(ws, SB_WS_ABNORMAL);      /* gone while paused: nothing more is read */
+        return;
+    }
     ws->in_io = 1;
     int rc = 0;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if (!ws->read_paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         rc = wslay_event_recv(ws->ctx);
     if (rc == 0 && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
         rc = wslay_event_send(ws->ctx);
@@ -285,6 +293,10 @@ static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                        void *user)
 {
     struct sb_ws *ws = user;
+    if (ws->read_paused) {      /* paused from on_message: read nothing more */
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
     if (ws->extra_off < ws->extra_len) {
         size_t n = ws->extra_len - ws->extra_off < len ? ws->extra_len - ws->extra_off : len;
         memcpy(buf, ws->extra + ws->extra_off, n);
@@ -463,6 +475,13 @@ int sb_ws_send(struct sb_ws *ws, int binary, const void *data, size_t len)
         return -1;
     ws_want_write(ws);
     return 0;
+}
+
+void sb_ws_pause_reading(struct sb_ws *ws, int paused)
+{
+    ws->read_paused = paused != 0;
+    if (ws->ctx && !ws->in_io && !ws->draining)
+        ws_settle(ws);
 }
 
 size_t sb_ws_queued(const struct sb_ws *ws)

@@ -61,6 +61,15 @@ int sb_ws_send(struct sb_ws *ws, int binary, const void *data, size_t len);
  * default is SB_WS_PING_MS). */
 void sb_ws_heartbeat(struct sb_ws *ws, uint64_t interval_ms);
 
+/* Stops (paused 1) or restarts (0) reading from the client: no message is
+ * delivered meanwhile and the client's sends block once the socket buffers
+ * are full, so a handler whose destination is slow (a shim's stdin) holds
+ * back the client instead of buffering. Writing goes on. Paused from
+ * inside on_message, the messages wslay already holds (at most its 4 KiB
+ * read buffer) are still delivered; nothing more is read. A client that
+ * hangs up while paused is noticed (SB_WS_ABNORMAL). */
+void sb_ws_pause_reading(struct sb_ws *ws, int paused);
+
 /* Bytes queued for the client and not yet written to the socket. */
 size_t sb_ws_queued(const struct sb_ws *ws);
 

@@ -417,6 +417,40 @@ static void test_heartbeat_pings(void **state)
     ws_free(wc);
 }
 
+static void do_pause(void *p) { sb_ws_pause_reading(probe.ws, *(int *)p); }
+static void do_messages(void *p) { *(int *)p = probe.messages; }
+
+/* Paused, nothing is delivered; resumed, everything arrives in order. A
+ * client that leaves while paused is noticed. */
+static void test_pause_reading(void **state)
+{
+    struct http_fixture *f = *state;
+    struct response resp;
+    struct ws_client *wc = ws_open(f->port, NULL, "", 0, &resp);
+    ws_send_frame(wc, WSLAY_TEXT_FRAME, "a", 1);
+    expect_message(wc, WSLAY_TEXT_FRAME, "a", 1);
+    int paused = 1;
+    http_fixture_on_loop(f, do_pause, &paused);
+    for (int i = 0; i < 5; i++)
+        ws_send_frame(wc, WSLAY_TEXT_FRAME, "b", 1);
+    usleep(200 * 1000);
+    int messages;
+    http_fixture_on_loop(f, do_messages, &messages);
+    assert_int_equal(messages, 1);
+    paused = 0;
+    http_fixture_on_loop(f, do_pause, &paused);
+    for (int i = 0; i < 5; i++)
+        expect_message(wc, WSLAY_TEXT_FRAME, "b", 1);
+    paused = 1;
+    http_fixture_on_loop(f, do_pause, &paused);
+    uint64_t start = sb_now_ms();
+    ws_free(wc);
+    assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
+    assert_true(sb_now_ms() - start < 1000);
+    assert_int_equal(probe.close_code, SB_WS_ABNORMAL);
+    assert_int_equal(probe.messages, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_text_and_oversized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_close_and_vanished_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_pings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_reading, setup, teardown),
         cmocka_unit_test(test_shutdown_closes_websockets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
