@@ -25,6 +25,16 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes/:id/processes", api_process_list, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes/:id/processes/:pid", api_process_get, SB_ROUTE_AUTH, ""},
+    {"DELETE", "/sandboxes/:id/processes/:pid", api_process_kill, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes/:id/processes/:pid/output", api_process_output, SB_ROUTE_AUTH,
+     "stdoutOffset,stderrOffset,wait"},
+    {"POST", "/sandboxes/:id/processes/:pid/stdin", api_process_stdin, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/processes/:pid/stdin/close", api_process_stdin_close, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/processes/:pid/signal", api_process_signal, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/processes/:pid/resize", api_process_resize, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes/:id/processes/:pid/attach", api_process_attach, SB_ROUTE_AUTH, "stdoutOffset,stderrOffset"},
 };
 
 int api_register_routes(struct sb_router *router)

@@ -75,6 +75,10 @@ struct sb_ws {
     uint64_t ping_ms;                   /* heartbeat interval, 0 = off */
     uint64_t ping_timer;
     uint64_t last_send_ms;              /* when wslay last wrote to the socket */
+    sb_ws_drain_fn drain_cb;            /* sb_ws_on_drain: NULL when none is asked */
+    void *drain_arg;
+    size_t drain_low;
+    uint64_t drain_timer;
 };
 
 /* ---- the handshake ---- */
@@ -164,6 +168,8 @@ static void ws_finish(struct sb_ws *ws, int code)
         sb_loop_cancel(ws->loop, ws->close_timer);
     if (ws->ping_timer)
         sb_loop_cancel(ws->loop, ws->ping_timer);
+    if (ws->drain_timer)
+        sb_loop_cancel(ws->loop, ws->drain_timer);
     ws_unlink(ws);
     if (ws->urh)
         MHD_upgrade_action(ws->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -256,6 +262,25 @@ static void ws_settle(struct sb_ws *ws)
     ws->watching = want;
 }
 
+static void on_drain_timer(struct sb_loop *loop, void *arg)
+{
+    struct sb_ws *ws = arg;
+    ws->drain_timer = 0;
+    sb_ws_drain_fn cb = ws->drain_cb;
+    if (!cb || sb_ws_queued(ws) > ws->drain_low)
+        return;
+    ws->drain_cb = NULL;
+    cb(ws, ws->drain_arg);
+}
+
+/* The drain callback is due once the queue is at its low-water mark; it
+ * runs from a timer, never inside wslay or a send. */
+static void ws_check_drain(struct sb_ws *ws)
+{
+    if (ws->drain_cb && !ws->drain_timer && sb_ws_queued(ws) <= ws->drain_low)
+        ws->drain_timer = sb_loop_timer(ws->loop, 0, on_drain_timer, ws);
+}
+
 /* Asks for EPOLLOUT after a send or close was queued; inside wslay's own
  * run ws_settle follows anyway. */
 static void ws_want_write(struct sb_ws *ws)
@@ -284,6 +309,7 @@ static void on_ws_io(struct sb_loop *loop, int fd, uint32_t events, void *arg)
         ws_finish(ws, SB_WS_ABNORMAL);
         return;
     }
+    ws_check_drain(ws);
     ws_settle(ws);
 }
 
@@ -415,6 +441,11 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
     wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
     ws->last_send_ms = sb_now_ms();
     sb_ws_heartbeat(ws, ws->ping_ms);
+    if (ws->handlers.on_open) {
+        ws->in_io = 1;                  /* what it sends goes out with the settle below */
+        ws->handlers.on_open(ws, ws->arg);
+        ws->in_io = 0;
+    }
     if (ws->extra_len > 0) {
         on_ws_io(ws->loop, ws->fd, EPOLLIN, ws);    /* what the client sent early */
         return;
@@ -487,6 +518,14 @@ void sb_ws_pause_reading(struct sb_ws *ws, int paused)
 size_t sb_ws_queued(const struct sb_ws *ws)
 {
     return ws->ctx ? wslay_event_get_queued_msg_length(ws->ctx) : 0;
+}
+
+void sb_ws_on_drain(struct sb_ws *ws, size_t low_water, sb_ws_drain_fn cb, void *arg)
+{
+    ws->drain_cb = cb;
+    ws->drain_arg = arg;
+    ws->drain_low = low_water;
+    ws_check_drain(ws);
 }
 
 void sb_ws_close(struct sb_ws *ws, uint16_t code, const char *reason)
