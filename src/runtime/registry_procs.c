@@ -20,7 +20,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "proto/proto.h"
 #include "runtime/registry_internal.h"
+#include "runtime/shim_link.h"
 
 /* ---- selectors ---- */
 
@@ -85,7 +87,7 @@ static int check_sandbox(struct sb_registry *reg, const char *org_id, const char
 
 /* ---- one-shot calls ---- */
 
-int registry_proc_list(struct sb_registry *reg, const char *org_id, const char *id, shim_reply_fn fn, void *arg,
+int registry_proc_list(struct sb_registry *reg, const char *org_id, const char *id, registry_reply_fn fn, void *arg,
                        struct sb_err *err)
 {
     char sid[32];
@@ -96,7 +98,7 @@ int registry_proc_list(struct sb_registry *reg, const char *org_id, const char *
 }
 
 int registry_proc_op(struct sb_registry *reg, const char *org_id, const char *id, const char *sel, const char *op,
-                     json_t *fields, shim_reply_fn fn, void *arg, struct sb_err *err)
+                     json_t *fields, registry_reply_fn fn, void *arg, struct sb_err *err)
 {
     char sid[32];
     int acts = strcmp(op, "wait") != 0 && strcmp(op, "get") != 0;
@@ -135,7 +137,7 @@ static json_t *start_request(struct sb_registry *reg, const char *org_id, const 
 }
 
 int registry_proc_start_detached(struct sb_registry *reg, const char *org_id, const char *id,
-                                 const struct sb_process_request *preq, shim_reply_fn fn, void *arg,
+                                 const struct sb_process_request *preq, registry_reply_fn fn, void *arg,
                                  struct sb_err *err)
 {
     char sid[32];
@@ -156,7 +158,7 @@ struct stdin_write {
     size_t len;
     int pending;                    /* answers still to come */
     int answered;                   /* fn ran */
-    shim_reply_fn fn;
+    registry_reply_fn fn;
     void *arg;
 };
 
@@ -207,7 +209,7 @@ static void on_stdin_target(void *arg, json_t *reply, const struct sb_err *err)
 }
 
 int registry_proc_stdin(struct sb_registry *reg, const char *org_id, const char *id, const char *sel,
-                        const void *data, size_t len, shim_reply_fn fn, void *arg, struct sb_err *err)
+                        const void *data, size_t len, registry_reply_fn fn, void *arg, struct sb_err *err)
 {
     char sid[32];
     if (check_sandbox(reg, org_id, id, 1, sid, err) < 0)
@@ -258,7 +260,8 @@ struct registry_proc {
 static void rp_on_output(void *arg, const struct sb_output_chunk *ch)
 {
     struct registry_proc *rp = arg;
-    rp->h.output(rp->h.arg, ch);
+    struct registry_output out = {.stream = ch->stream, .offset = ch->offset, .data = ch->data, .len = ch->len};
+    rp->h.output(rp->h.arg, &out);
 }
 
 static void rp_on_exit(void *arg, json_t *ev)

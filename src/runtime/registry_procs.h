@@ -33,11 +33,25 @@
 #include <stdint.h>
 
 #include "core/err.h"
-#include "proto/proto.h"
 #include "runtime/registry.h"
-#include "runtime/shim_link.h"
 
 #define REGISTRY_TAG_MAX 64
+
+/* The answer to a one-shot call: the shim's {"ok": true, ...} object
+ * (borrowed, valid during the call), or NULL with err (the shim's own
+ * error, or 502/503/504 when the sandbox's runtime could not be reached or
+ * did not answer in time). */
+typedef void (*registry_reply_fn)(void *arg, json_t *reply, const struct sb_err *err);
+
+/* A piece of a process's output: stream 1 stdout (a terminal's only
+ * stream), 2 stderr; offset is the stream position of data[0]. */
+enum { REGISTRY_STDOUT = 1, REGISTRY_STDERR = 2 };
+struct registry_output {
+    int stream;
+    uint64_t offset;
+    const uint8_t *data;
+    size_t len;
+};
 
 /* 400 unless sel is a processID (1-10 decimal digits) or a tag (1 to
  * REGISTRY_TAG_MAX of [A-Za-z0-9_.:-], not all digits: an all-digit tag
@@ -49,18 +63,18 @@ int registry_proc_tag_check(const char *tag, struct sb_err *err);
 /* ---- one-shot calls; fn gets the shim's answer object (borrowed) ---- */
 
 /* {processes: [...]} (shim list fields, see proto/proto.h). */
-int registry_proc_list(struct sb_registry *reg, const char *org_id, const char *id, shim_reply_fn fn, void *arg,
+int registry_proc_list(struct sb_registry *reg, const char *org_id, const char *id, registry_reply_fn fn, void *arg,
                        struct sb_err *err);
 /* op on the process sel names: "wait" (answered when it finishes, no
  * timeout), "signal" (fields {signal: N}), "close_stdin", "resize"
  * (fields {rows, cols}), "describe" (the list entry of that process).
  * fields (may be NULL) is stolen. */
 int registry_proc_op(struct sb_registry *reg, const char *org_id, const char *id, const char *sel, const char *op,
-                     json_t *fields, shim_reply_fn fn, void *arg, struct sb_err *err);
+                     json_t *fields, registry_reply_fn fn, void *arg, struct sb_err *err);
 /* Starts preq without attaching: fn gets {proc, pid, host_pid}. preq's
  * strings need only live during the call. */
 int registry_proc_start_detached(struct sb_registry *reg, const char *org_id, const char *id,
-                                 const struct sb_process_request *preq, shim_reply_fn fn, void *arg,
+                                 const struct sb_process_request *preq, registry_reply_fn fn, void *arg,
                                  struct sb_err *err);
 /* Writes len bytes (any size) to the stdin of the process sel names, on a
  * link of its own (a full stdin queue makes the shim stop reading that
@@ -68,7 +82,7 @@ int registry_proc_start_detached(struct sb_registry *reg, const char *org_id, co
  * they are all queued in the shim, or with the first error (409 stdin
  * closed or the process finished, 404). data is copied. */
 int registry_proc_stdin(struct sb_registry *reg, const char *org_id, const char *id, const char *sel,
-                        const void *data, size_t len, shim_reply_fn fn, void *arg, struct sb_err *err);
+                        const void *data, size_t len, registry_reply_fn fn, void *arg, struct sb_err *err);
 
 /* ---- attachments ---- */
 
@@ -82,7 +96,7 @@ struct registry_proc_handlers {
     void (*started)(void *arg, json_t *info);
     /* Output in order within each stream, exactly once from the offsets
      * given; chunk borrowed. */
-    void (*output)(void *arg, const struct sb_output_chunk *chunk);
+    void (*output)(void *arg, const struct registry_output *chunk);
     /* The process finished and every byte up to its end was delivered:
      * the exit event (shim list fields). The attachment delivers nothing
      * more; close it. */
