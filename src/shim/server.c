@@ -945,7 +945,7 @@ static int listen_socket(struct sb_shim_server *s, struct sb_err *err)
         return sb_err_sys(err, 500, "bind %s", addr.sun_path);
     if (chmod(addr.sun_path, 0600) < 0)
         return sb_err_sys(err, 500, "chmod %s", addr.sun_path);
-    if (listen(s->listen_fd, 64) < 0)
+    if (listen(s->listen_fd, SB_SHIM_MAX_CLIENTS) < 0)     /* a burst of attaches all connect at once */
         return sb_err_sys(err, 500, "listen %s", addr.sun_path);
     s->listen_watch = (struct sb_shim_watch){SB_WATCH_LISTEN, NULL};
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->listen_watch};
