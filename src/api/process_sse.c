@@ -20,8 +20,8 @@
 #include "http/sse.h"
 #include "runtime/registry_procs.h"
 
-#define WINDOW (256u * 1024u)       /* queued event bytes before the attachment pauses */
-#define LOW_WATER (64u * 1024u)
+#define WINDOW (1024u * 1024u)      /* queued event bytes before the attachment pauses */
+#define LOW_WATER (256u * 1024u)    /* resumed with this much left, so the socket never runs dry */
 
 struct sse_writer {
     struct sb_request *req;         /* until the stream opens */

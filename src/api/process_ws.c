@@ -34,8 +34,8 @@
 #include "http/websocket.h"
 #include "runtime/registry_procs.h"
 
-#define WINDOW (256u * 1024u)       /* bytes queued for the client before the attachment pauses */
-#define LOW_WATER (64u * 1024u)
+#define WINDOW (1024u * 1024u)      /* bytes queued for the client before the attachment pauses */
+#define LOW_WATER (256u * 1024u)
 #define MAX_MESSAGE (64u * 1024u)   /* what a client may send in one message */
 #define MAX_INFLIGHT 8              /* stdin messages not yet acknowledged before reading pauses */
 #define MAX_OFFSET ((uint64_t)1 << 62)
