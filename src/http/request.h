@@ -104,7 +104,9 @@ void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg
  * dropped (libmicrohttpd takes an answer only before the body or after all
  * of it; a cap known from Content-Length is refused before the body, see
  * sb_request_body_sink). A handler that does neither gets a 500, as any
- * handler. Loop thread only.
+ * handler. An answer given while the handler runs at the headers (a stream
+ * included) is sent at once and the body is not read, so a sink's handler
+ * that streams its answer opens the stream from on_end. Loop thread only.
  */
 enum sb_body_verdict {
     SB_BODY_CONTINUE,   /* go on */
