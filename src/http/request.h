@@ -77,6 +77,9 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 /* Answer later, from any thread. */
 void sb_request_defer(struct sb_request *req);
+void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
+void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
+void sb_request_complete_empty(struct sb_request *req, int status);
 
 /* Called once, on the loop thread, when a deferred request ends without its
  * handler's answer having reached the client: the client disconnected while
@@ -134,8 +137,5 @@ int sb_request_body_sink(struct sb_request *req, uint64_t max_bytes, sb_body_dat
                          sb_body_end_fn on_end, void *arg, struct sb_err *err);
 /* Delivers the body again after SB_BODY_PAUSE; otherwise does nothing. */
 void sb_request_body_resume(struct sb_request *req);
-void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
-void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
-void sb_request_complete_empty(struct sb_request *req, int status);
 
 #endif
