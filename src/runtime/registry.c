@@ -137,6 +137,7 @@ int load_live(struct sb_registry *reg, const char *org_id, const char *id,
 static int record_stop(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
                        struct sb_err *err)
 {
+    pool_disks_changed(reg->pool);     /* its disk image is gone */
     rec->paused_at = 0;
     rec->stopped_at = sb_wall_ms();
     snprintf(rec->stop_reason, sizeof rec->stop_reason, "%s", reason);
