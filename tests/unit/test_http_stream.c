@@ -258,8 +258,8 @@ static void test_sized_stream(void **state)
     assert_memory_equal(resp.body, body, 100);
     assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
     assert_int_equal(probe.why, SB_STREAM_ENDED);              /* without sb_stream_end */
+    memset(&probe, 0, sizeof probe);    /* before the loop can touch it again */
     client_sendf(c, "GET /sized HTTP/1.1\r\nHost: t\r\n\r\n");   /* keep-alive */
-    memset(&probe, 0, sizeof probe);
     assert_true(http_fixture_wait(f, sized_open, NULL, 2000));
     assert_int_equal(stream_write(f, body, 10), 0);
     http_fixture_on_loop(f, do_end, NULL);
