@@ -4,6 +4,7 @@ filters, disabled webhooks, retries after receiver failures, a receiver that
 is down, `kill -9` of serve mid-delivery, the destination (SSRF) policy,
 the deliveries routes and org isolation."""
 import json
+import os
 import signal
 import socket
 import time
@@ -386,3 +387,21 @@ def test_slow_receiver_does_not_slow_the_api():
         busy = p99()
         assert rx.count() == 0          # every receiver call is still waiting
         assert busy < idle * 3 + 0.05, (idle, busy)
+
+
+def test_shims_do_not_load_libcurl():
+    """libcurl is dlopened by serve when deliveries start: a sandbox's shim
+    (the same binary) must not carry it and its dependencies (curl_api.h)."""
+    with private_server("wh-mem", **FAST) as srv, Receiver() as rx:
+        c = srv.client
+        new_webhook(c, rx.url)
+        sid = c.create()
+        rx.wait_for(1)
+        with open(f"/proc/{srv.proc.pid}/maps") as f:
+            assert "libcurl" in f.read()
+        with open(os.path.join(srv.data_dir, "run", "sandboxes", sid, "shim.pid")) as f:
+            shim = int(f.read())
+        with open(f"/proc/{shim}/maps") as f:
+            maps = f.read()
+        assert "libcurl" not in maps and "libcrypto" not in maps
+        c.delete(f"/sandboxes/{sid}")
