@@ -22,7 +22,8 @@
 
 #define EVENTS_LIMIT_MAX 1000
 
-/* The ",a,b," set the store takes, from every `type` value. */
+/* The ",a,b," set the store takes, from every `type` value: each known
+ * type at most once, so it always fits. */
 struct type_set {
     char text[512];
     size_t used;
@@ -42,6 +43,10 @@ static int add_types(void *arg, const char *value)
         }
         if (set->used == 0)
             set->used = (size_t)snprintf(set->text, sizeof set->text, ",");
+        char item[64];
+        snprintf(item, sizeof item, ",%s,", type);
+        if (strstr(set->text, item))
+            continue;       /* named twice: the set holds each known type once, so it fits */
         set->used += (size_t)snprintf(set->text + set->used, sizeof set->text - set->used, "%s,", type);
     }
     if (set->used == 0) {

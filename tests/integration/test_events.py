@@ -102,6 +102,8 @@ def test_type_filter(history):
     rep = c.get("/events/sandboxes?type=sandbox.lifecycle.paused&type=sandbox.lifecycle.killed").json()
     assert rep == two
     assert c.get("/events/sandboxes?type=sandbox.lifecycle.snapshotted").json() == []
+    many = "&".join(["type=sandbox.lifecycle.paused,sandbox.lifecycle.killed"] * 60)
+    assert c.get(f"/events/sandboxes?{many}").json() == two      # repeats are one filter
 
 
 def test_since_filter(history):
