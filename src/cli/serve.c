@@ -200,6 +200,8 @@ static int start_runtime(struct sb_app *app, struct sb_err *err)
     app->registry = registry_new(&app->cfg, app->store, app->workers, err);
     if (!app->registry)
         return -1;
+    if (registry_serve_on(app->registry, app->loop, err) < 0)
+        return -1;
     registry_watch_shims(app->registry, shim_watch_start, app);
     if (registry_reconcile(app->registry, err) < 0)
         return -1;

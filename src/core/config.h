@@ -40,6 +40,8 @@ struct sb_config {
     int max_connections;            /* open HTTP connections, all clients (4096) */
     int max_connections_per_address; /* ... from one client address (256) */
     int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
+    int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
+    int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
     struct sb_webhook_config {      /* delivery of webhooks (runtime/webhook_delivery.c) */
         int allow_private;          /* webhook_allow_private: loopback/private destinations (false) */
         int timeout_s;              /* webhook_timeout_s: one attempt's deadline (10) */

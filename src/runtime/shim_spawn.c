@@ -31,7 +31,7 @@
 #include "proto/proto.h"
 #include "runtime/shim_conn.h"
 
-#define DESTROY_TIMEOUT_MS 60000
+#define DESTROY_TIMEOUT_MS (CONTROL_TIMEOUT_MS * 2)   /* the destroy op kills and unmounts: a little more */
 #define CLEANUP_TIMEOUT_MS 30000        /* `shim --cleanup`: thaw, kill, rmdir */
 #define SPAWN_TIMEOUT_MS 120000         /* container_create: overlay, disk image, namespaces */
 
@@ -320,12 +320,16 @@ int shim_destroy(const struct sb_config *cfg, const char *id, struct sb_err *err
         int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
         json_t *resp = NULL;
         struct sb_err call_err = {0};
-        if (conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp, sb_mono_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0)
+        /* A shim that does not answer within the call timeout is stuck
+         * (stopped, wedged): it is killed and its leftovers cleaned up below. */
+        int answered = conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp,
+                                 sb_mono_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0;
+        if (answered)
             wait_closed(&c, 5000);
         json_decref(resp);
         conn_close(&c);
         if (pidfd >= 0)
-            wait_exited(pidfd, 10000);
+            wait_exited(pidfd, answered ? 10000 : 0);
     }
     sb_err_clear(err);
     return cleanup_leftovers(cfg, id, err);
