@@ -53,6 +53,7 @@ void api_sandbox_connect(struct sb_request *req);
 void api_process_run(struct sb_request *req);            /* api/processes.c */
 void api_events_list(struct sb_request *req);            /* api/events.c */
 void api_events_sandbox(struct sb_request *req);
+void api_events_stream(struct sb_request *req);          /* api/events_stream.c */
 void api_webhook_create(struct sb_request *req);         /* api/webhooks.c */
 void api_webhook_create_legacy(struct sb_request *req);
 void api_webhook_list(struct sb_request *req);

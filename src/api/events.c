@@ -9,30 +9,23 @@
  * events older than it), type (an event type; repeated or comma-separated
  * for several) and since (RFC 3339: events created at or after it). The
  * store calls are short indexed reads, done on the loop thread like the
- * sandbox reads.
+ * sandbox reads. The live stream of the same events is events_stream.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/app.h"
+#include "api/events.h"
 #include "api/validate.h"
 #include "core/id.h"
 #include "runtime/events.h"
 
 #define EVENTS_LIMIT_MAX 1000
 
-/* The ",a,b," set the store takes, from every `type` value: each known
- * type at most once, so it always fits. */
-struct type_set {
-    char text[512];
-    size_t used;
-    struct sb_err *err;
-};
-
 static int add_types(void *arg, const char *value)
 {
-    struct type_set *set = arg;
+    struct api_event_types *set = arg;
     char copy[512];
     snprintf(copy, sizeof copy, "%s", value);
     char *save = NULL;
@@ -43,9 +36,7 @@ static int add_types(void *arg, const char *value)
         }
         if (set->used == 0)
             set->used = (size_t)snprintf(set->text, sizeof set->text, ",");
-        char item[64];
-        snprintf(item, sizeof item, ",%s,", type);
-        if (strstr(set->text, item))
+        if (api_event_types_match(set, type))
             continue;       /* named twice: the set holds each known type once, so it fits */
         set->used += (size_t)snprintf(set->text + set->used, sizeof set->text - set->used, "%s,", type);
     }
@@ -56,8 +47,25 @@ static int add_types(void *arg, const char *value)
     return 0;
 }
 
+int api_event_types_parse(struct sb_request *req, struct api_event_types *set, struct sb_err *err)
+{
+    memset(set, 0, sizeof *set);
+    set->err = err;
+    sb_request_query_each(req, "type", add_types, set);
+    return err->status ? -1 : 0;
+}
+
+int api_event_types_match(const struct api_event_types *set, const char *type)
+{
+    if (set->used == 0)
+        return 1;
+    char item[64];
+    snprintf(item, sizeof item, ",%s,", type);
+    return strstr(set->text, item) != NULL;
+}
+
 /* Reads limit, cursor, type and since into q (types into set). */
-static int parse_query(struct sb_request *req, struct sb_event_query *q, struct type_set *set,
+static int parse_query(struct sb_request *req, struct sb_event_query *q, struct api_event_types *set,
                        struct sb_err *err)
 {
     const char *limit = sb_request_query(req, "limit");
@@ -71,9 +79,7 @@ static int parse_query(struct sb_request *req, struct sb_event_query *q, struct 
     const char *since = sb_request_query(req, "since");
     if (since && sb_time_parse_rfc3339(since, &q->since_ms) < 0)
         return sb_err_set(err, 400, "since must be an RFC 3339 time such as 2026-05-29T10:00:00Z");
-    set->err = err;
-    sb_request_query_each(req, "type", add_types, set);
-    if (err->status)
+    if (api_event_types_parse(req, set, err) < 0)
         return -1;
     q->types = set->used ? set->text : NULL;
     const char *cursor = sb_request_query(req, "cursor");
@@ -93,7 +99,7 @@ static void events_answer(struct sb_request *req, const char *sandbox_id)
 {
     struct sb_err err = {0};
     struct sb_event_query q = {.org_id = req->org_id, .sandbox_id = sandbox_id, .limit = 100};
-    struct type_set set = {0};
+    struct api_event_types set;
     struct sb_event *list = NULL;
     size_t count = 0;
     if (parse_query(req, &q, &set, &err) < 0 || store_event_query(api_app(req)->store, &q, &list, &count, &err) < 0) {

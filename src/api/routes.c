@@ -27,6 +27,7 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
     {"GET", "/events/sandboxes", api_events_list, SB_ROUTE_AUTH, "limit,cursor,type,since"},
     {"GET", "/events/sandboxes/:id", api_events_sandbox, SB_ROUTE_AUTH, "limit,cursor,type,since"},
+    {"GET", "/events/stream", api_events_stream, SB_ROUTE_AUTH, "type"},
     {"POST", "/events/webhooks", api_webhook_create, SB_ROUTE_AUTH, ""},
     {"GET", "/events/webhooks", api_webhook_list, SB_ROUTE_AUTH, ""},
     {"GET", "/events/webhooks/:id", api_webhook_get, SB_ROUTE_AUTH, ""},
