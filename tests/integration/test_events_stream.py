@@ -137,3 +137,39 @@ def test_shutdown_ends_open_streams():
             with pytest.raises(AssertionError, match="stream ended"):
                 es.next_event()
         s.start()
+
+
+def test_slow_reader_gets_everything_later(srv):
+    """A client that reads nothing while 1,500 events happen still gets
+    every one, in order, once it reads; the API answers meanwhile. (On this
+    VM the socket buffers take ~2.5 MB, more than 1,500 events, so the
+    stream's own 256 KiB window is not reached here.)"""
+    import http.client
+    import socket
+    import time
+    c = srv.client
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.sock = sock
+    conn.request("GET", "/events/stream", headers={"Authorization": f"Bearer {c.key}"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    sid = c.create()
+    slowest = 0.0
+    for i in range(1499):
+        t = time.perf_counter()
+        assert c.post(f"/sandboxes/{sid}/timeout", json={"timeout": 100 + i}).status_code == 204
+        slowest = max(slowest, time.perf_counter() - t)
+    assert slowest < 2.0
+    ids = []
+    while len(ids) < 1500:
+        line = resp.readline().decode()
+        assert line, "stream ended"
+        if line.startswith("id: "):
+            ids.append(line[4:].strip())
+    conn.close()
+    stored = [e["id"] for e in reversed(c.get(f"/events/sandboxes/{sid}?limit=1000").json())]
+    assert ids[-1000:] == stored and len(set(ids)) == 1500
+    c.delete(f"/sandboxes/{sid}")
