@@ -15,33 +15,20 @@ import http.server
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import threading
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from sandbox_bench import Api, free_port    # the same driver pieces as bench/sandbox.sh
 
 
-class Api:
-    def __init__(self, port, key):
-        self.port, self.key = port, key
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body) if body is not None else None
-        self.conn.request(method, path, body=data,
-                          headers={"X-API-Key": self.key, "Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        text = r.read()
-        if r.status >= 300:
-            raise RuntimeError(f"{method} {path}: {r.status} {text[:200]!r}")
-        return json.loads(text) if text else None
+def call(api, method, path, body=None):
+    """api.call, raising unless the answer is a success; returns its JSON."""
+    status, payload = api.call(method, path, body)
+    if status >= 300:
+        raise RuntimeError(f"{method} {path}: {status} {payload}")
+    return payload
 
 
 class Receiver:
@@ -81,7 +68,7 @@ def latency(api, n=300):
     samples = []
     for _ in range(n):
         t = time.perf_counter()
-        api.call("GET", "/sandboxes")
+        call(api, "GET", "/sandboxes")
         samples.append((time.perf_counter() - t) * 1000)
     samples.sort()
     return statistics.median(samples), samples[int(n * 0.99) - 1]
@@ -120,12 +107,12 @@ def main():
 
         # 1. throughput
         rx_port = free_port()
-        hook = api.call("POST", "/events/webhooks", {"name": "bench", "url": f"http://127.0.0.1:{rx_port}/"})
-        sids = [api.call("POST", "/sandboxes", {"templateID": "base"})["sandboxID"] for _ in range(args.sandboxes)]
+        hook = call(api, "POST", "/events/webhooks", {"name": "bench", "url": f"http://127.0.0.1:{rx_port}/"})
+        sids = [call(api, "POST", "/sandboxes", {"templateID": "base"})["sandboxID"] for _ in range(args.sandboxes)]
         made = len(sids)
         i = 0
         while made < args.events:
-            api.call("POST", f"/sandboxes/{sids[i % len(sids)]}/timeout", {"timeout": 600 + i})
+            call(api, "POST", f"/sandboxes/{sids[i % len(sids)]}/timeout", {"timeout": 600 + i})
             made += 1
             i += 1
         rx = Receiver(rx_port)
@@ -138,17 +125,17 @@ def main():
         rx.stop()
         print(f"throughput: {made} events over {args.sandboxes} sandboxes delivered in {took:.2f} s "
               f"= {made / took:.0f} events/s (receiver: Python http.server, one thread per request)")
-        api.call("DELETE", f"/events/webhooks/{hook['id']}")
+        call(api, "DELETE", f"/events/webhooks/{hook['id']}")
 
         # 2. API latency, idle vs 1,000 deliveries in flight
         idle50, idle99 = latency(api)
         slow_port = free_port()
         slow = Receiver(slow_port, delay=10)
         for n in range(args.webhooks):
-            api.call("POST", "/events/webhooks", {"name": f"slow{n}", "url": f"http://127.0.0.1:{slow_port}/",
+            call(api, "POST", "/events/webhooks", {"name": f"slow{n}", "url": f"http://127.0.0.1:{slow_port}/",
                                                   "events": ["sandbox.lifecycle.updated"]})
         for sid in sids:    # one event per sandbox, a delivery per webhook: the list stays the same
-            api.call("POST", f"/sandboxes/{sid}/timeout", {"timeout": 900})
+            call(api, "POST", f"/sandboxes/{sid}/timeout", {"timeout": 900})
         time.sleep(1.0)
         busy50, busy99 = latency(api)
         inflight = args.webhooks * len(sids) - slow.count
@@ -156,7 +143,7 @@ def main():
         print(f"GET /sandboxes ({len(sids)} sandboxes) {inflight:4d} in flight: p50 {busy50:.2f} ms  p99 {busy99:.2f} ms")
         slow.stop()
         for sid in sids:
-            api.call("DELETE", f"/sandboxes/{sid}")
+            call(api, "DELETE", f"/sandboxes/{sid}")
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=60)

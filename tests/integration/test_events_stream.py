@@ -142,7 +142,7 @@ def test_shutdown_ends_open_streams():
 def test_slow_reader_gets_everything_later(srv):
     """A client that reads nothing while 1,500 events happen still gets
     every one, in order, once it reads; the API answers meanwhile. (On this
-    VM the socket buffers take ~2.5 MB, more than 1,500 events, so the
+    VM the socket buffers hold more than 2.5 MB, far more than 1,500 events, so the
     stream's own 256 KiB window is not reached here.)"""
     import http.client
     import socket
