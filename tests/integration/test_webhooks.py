@@ -399,7 +399,9 @@ def test_slow_receiver_does_not_slow_the_api():
         time.sleep(0.3)
         busy = p99()
         assert rx.count() == 0          # every receiver call is still waiting
-        assert busy < idle * 3 + 0.05, (idle, busy)
+        # a delivery on the loop would hold every request for the receiver's 5 s;
+        # the slack absorbs a shared machine's noise
+        assert busy < idle * 3 + 0.5, (idle, busy)
 
 
 def test_shims_do_not_load_libcurl():
