@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/exec_response.h"
 #include "api/validate.h"
 #include "core/utf8.h"
 #include "runtime/registry.h"
@@ -46,15 +47,14 @@ static void free_process_args(void *p)
     free(a);
 }
 
-static json_t *result_json(const struct sb_exec_result *res)
+/* The answer's fields but stdout and stderr (api_exec_respond adds them). */
+static json_t *result_head(const struct sb_exec_result *res)
 {
     char pid[16];
     snprintf(pid, sizeof pid, "%d", res->pid);
-    json_t *out = json_pack("{s:s, s:o, s:o, s:i, s:I, s:b, s:b}", "processID", pid, "stdout",
-                            sb_json_string_lossy(res->out, res->out_len), "stderr",
-                            sb_json_string_lossy(res->err_out, res->err_len), "exitCode",
-                            res->exit_code, "durationMs", (json_int_t)res->duration_ms,
-                            "oomKilled", res->oom_killed, "truncated", res->truncated);
+    json_t *out = json_pack("{s:s, s:i, s:I, s:b, s:b}", "processID", pid, "exitCode", res->exit_code,
+                            "durationMs", (json_int_t)res->duration_ms, "oomKilled", res->oom_killed,
+                            "truncated", res->truncated);
     if (out && res->signal)
         json_object_set_new(out, "signal", json_integer(res->signal));
     return out;
@@ -89,19 +89,23 @@ static void on_exec_done(void *p, struct sb_exec_result *res, const struct sb_er
         free_process_args(a);
         return;
     }
-    json_t *out = result_json(res);
+    json_t *out = result_head(res);
+    int status = 200;
     if (res->timed_out && out) {
         json_object_set_new(out, "code", json_integer(502));
         char msg[160];
         snprintf(msg, sizeof msg, "timed out after %ds: the command was killed (raise timeout, up to %d; "
                  "the sandbox itself is fine)", a->preq.timeout_s, MAX_PROCESS_TIMEOUT_S);
         json_object_set_new(out, "message", json_string(msg));
-        sb_request_complete_json(req, 502, out);
-    } else if (out) {
-        sb_request_complete_json(req, 200, out);
-    } else {
-        struct sb_err e;
-        sb_request_complete_error(req, (sb_err_set(&e, 500, "out of memory"), &e));
+        status = 502;
+    }
+    struct sb_registry *reg = api_app(req)->registry;
+    struct sb_err e = {0};
+    if (!out)
+        sb_err_set(&e, 500, "out of memory");
+    if (!out || api_exec_respond(req, reg, status, out, res, &e) < 0) {
+        sb_request_complete_error(req, &e);
+        registry_exec_result_clear(reg, res);
     }
     free_process_args(a);
 }

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -262,6 +263,11 @@ int cli_serve(int argc, char **argv)
         fputs(serve_usage, stderr);
         return 2;
     }
+    /* Output buffers and answers come and go in megabytes: a fixed mmap
+     * threshold (glibc's moving one climbs to 32 MiB after the first frees)
+     * returns them to the system when freed, so serve's memory falls back
+     * to idle after a burst instead of staying at its peak. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     static struct sb_app app;
     struct sb_err err = {0};
     if (load_config(&opts, &app.cfg, &err) < 0)

@@ -37,6 +37,7 @@
 #include "runtime/pool.h"
 #include "runtime/registry_internal.h"
 #include "runtime/sandbox_locks.h"
+#include "runtime/sandbox_spec.h"
 #include "runtime/shim_link.h"
 #include "runtime/template.h"
 
@@ -136,6 +137,7 @@ int load_live(struct sb_registry *reg, const char *org_id, const char *id,
 static int record_stop(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
                        struct sb_err *err)
 {
+    pool_disks_changed(reg->pool);     /* its disk image is gone */
     rec->paused_at = 0;
     rec->stopped_at = sb_wall_ms();
     snprintf(rec->stop_reason, sizeof rec->stop_reason, "%s", reason);
@@ -679,15 +681,24 @@ void free_env(char **env)
     free(env);
 }
 
-/* The template as the sandbox started with it: the shim's copy in the run
- * dir (a rebuild or removal since does not change it), else the live one. */
+/* The template values the sandbox was pinned to at create (user, ids, home,
+ * workdir, env): its resolved spec (runtime/sandbox_spec.h), which a rebuild
+ * or removal of the template since does not change. Fills only those fields
+ * of tpl (and its name); caller clears it with template_clear. */
 int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
-                                 struct sb_template *tpl, struct sb_err *err)
+                          struct sb_template *tpl, struct sb_err *err)
 {
-    char path[SB_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/sandboxes/%s/template.json", reg->cfg->run_dir, rec->id);
-    if (template_load_snapshot(path, rec->template_id, tpl, err) == 0)
-        return 0;
-    sb_err_clear(err);
-    return template_load(reg->cfg->data_dir, rec->template_id, tpl, err);
+    struct sb_spec spec;
+    memset(tpl, 0, sizeof *tpl);
+    if (sandbox_spec_load(reg->cfg->run_dir, rec->id, &spec, err) < 0)
+        return -1;
+    snprintf(tpl->name, sizeof tpl->name, "%s", spec.template_name);
+    snprintf(tpl->user, sizeof tpl->user, "%s", spec.user);
+    tpl->uid = spec.uid;
+    tpl->gid = spec.gid;
+    snprintf(tpl->home, sizeof tpl->home, "%s", spec.home);
+    snprintf(tpl->workdir, sizeof tpl->workdir, "%s", spec.workdir);
+    tpl->env_json = spec.env_json;      /* moved: tpl owns it now */
+    spec.env_json = NULL;
+    return 0;
 }

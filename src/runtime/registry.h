@@ -117,5 +117,8 @@ struct registry_exec *registry_exec_start(struct sb_registry *reg, const char *o
                                           registry_exec_done_fn done, void *arg, struct sb_err *err);
 /* The client left: the process tree is killed, done is never called. */
 void registry_exec_cancel(struct registry_exec *rx);
+/* Frees a result a done callback took (its buffers) and gives the output
+ * budget they held back. Loop thread. */
+void registry_exec_result_clear(struct sb_registry *reg, struct sb_exec_result *res);
 
 #endif

@@ -167,3 +167,9 @@ void registry_exec_cancel(struct registry_exec *rx)
     shim_exec_cancel(rx->ex);
     rx_free(rx);
 }
+
+void registry_exec_result_clear(struct sb_registry *reg, struct sb_exec_result *res)
+{
+    shim_links_budget_give(reg->links, res->budget);
+    shim_exec_result_clear(res);
+}

@@ -20,18 +20,14 @@
 
 #include "core/config.h"
 #include "core/err.h"
-#include "runtime/template.h"
 
-struct sb_sandbox_spec {
-    char id[32];                        /* sbx_...: also the hostname */
-    const struct sb_template *tpl;
-    struct sb_limits limits;
-};
+struct sb_spec;                         /* proto/spec.h: only shim_spawn's caller needs it */
 
-/* Starts `sandbase shim` for spec (detached: setsid, its own process group,
+/* Writes spec (resolved by sandbox_spec_resolve) to the sandbox's run dir,
+ * starts cfg->shim_path (sandbase-shim) on it (detached: setsid, its own process group,
  * reparented away from serve) and returns once the sandbox is built and the
  * shim answers on its socket, or with the shim's set-up error (502). */
-int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, struct sb_err *err);
+int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err);
 
 struct sb_exec_request {
     const char *cmd;                    /* run directly, searched in PATH if no '/' */
@@ -59,6 +55,8 @@ struct sb_exec_result {
     size_t out_len;
     char *err_out;                      /* owned: stderr bytes */
     size_t err_len;
+    size_t budget;                      /* bytes of the output budget out and err_out hold:
+                                           given back by registry_exec_result_clear */
 };
 void shim_exec_result_clear(struct sb_exec_result *res);
 
@@ -66,7 +64,8 @@ struct shim_links;
 struct shim_exec;
 
 /* Called once on the loop thread: res (whose buffers the callback may take,
- * zeroing them) when the process ran, whatever its exit, with timed_out set
+ * zeroing res, and then gives res->budget back with shim_links_budget_give
+ * once they are freed) when the process ran, whatever its exit, with timed_out set
  * and partial output on timeout; else NULL and err: 502 "command not found:
  * X" / "permission denied: X" when it could not start, 409 when the sandbox
  * is paused, 502 when the shim is unreachable or went away, 504 when it does

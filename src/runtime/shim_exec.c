@@ -118,12 +118,16 @@ static void exec_finish(struct shim_exec *ex, const struct sb_err *err)
         res->out_len = ex->col[0].len;
         res->err_out = ex->col[1].buf ? ex->col[1].buf : calloc(1, 1);
         res->err_len = ex->col[1].len;
+        res->budget = ex->col[0].budget + ex->col[1].budget;
         ex->col[0].buf = ex->col[1].buf = NULL;
+        ex->col[0].budget = ex->col[1].budget = 0;
     }
     if (!ex->cancelled)
         ex->done(ex->arg, err ? NULL : res, err);
-    if (!err)
+    if (!err) {                         /* what the callback did not take */
+        shim_links_budget_give(ex->links, res->budget);
         shim_exec_result_clear(res);
+    }
     exec_free(ex);
 }
 

@@ -24,13 +24,9 @@
 
 #include "core/id.h"
 #include "core/log.h"
-#include "runtime/curl_api.h"
 #include "runtime/events.h"
 #include "runtime/webhook_sign.h"
 #include "store/webhooks.h"
-
-/* libcurl (curl_api.h), set by webhook_delivery_start before its thread runs. */
-static const struct sb_curl_api *curl;
 
 #define IDLE_WAIT_MS 1000       /* longest sleep: a safety net, wake-ups do the real work */
 #define STORE_RETRY_MS 1000     /* after a store error */
@@ -70,10 +66,10 @@ static void transfer_free(struct transfer *t)
         t->next->prev = t->prev;
     t->d->in_flight--;
     if (t->easy) {
-        curl->multi_remove_handle(t->d->multi, t->easy);
-        curl->easy_cleanup(t->easy);
+        curl_multi_remove_handle(t->d->multi, t->easy);
+        curl_easy_cleanup(t->easy);
     }
-    curl->slist_free_all(t->headers);
+    curl_slist_free_all(t->headers);
     free(t->body);
     free(t->job.event.data_json);
     free(t);
@@ -97,7 +93,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 {
     char line[512];
     snprintf(line, sizeof line, "%s: %s", name, value);
-    struct curl_slist *grown = curl->slist_append(*list, line);
+    struct curl_slist *grown = curl_slist_append(*list, line);
     if (!grown)
         return -1;
     *list = grown;
@@ -108,7 +104,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 static int transfer_prepare(struct transfer *t)
 {
     t->body = event_payload(&t->job.event);
-    t->easy = curl->easy_init();
+    t->easy = curl_easy_init();
     if (!t->body || !t->easy)
         return -1;
     size_t len = strlen(t->body);
@@ -123,26 +119,26 @@ static int transfer_prepare(struct transfer *t)
         add_header(&t->headers, "e2b-delivery-id", t->job.id) < 0 ||
         add_header(&t->headers, "e2b-signature-version", "v1") < 0 ||
         add_header(&t->headers, "e2b-signature", e2b) < 0 ||
-        !(t->headers = curl->slist_append(t->headers, "Expect:")))     /* no 100-continue round trip */
+        !(t->headers = curl_slist_append(t->headers, "Expect:")))     /* no 100-continue round trip */
         return -1;
     CURL *e = t->easy;
-    curl->easy_setopt(e, CURLOPT_URL, t->job.url);
-    curl->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl->easy_setopt(e, CURLOPT_PROXY, "");         /* no proxy from the environment: the */
-    curl->easy_setopt(e, CURLOPT_NOPROXY, "*");      /* policy must see the real destination */
-    curl->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->d->cfg.timeout_ms);
-    curl->easy_setopt(e, CURLOPT_POST, 1L);
-    curl->easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
-    curl->easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl->easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl->easy_setopt(e, CURLOPT_USERAGENT, "sandbase-webhooks/" SANDBASE_VERSION);
-    curl->easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl->easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
-    curl->easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
-    curl->easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl->easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_URL, t->job.url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");         /* no proxy from the environment: the */
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");      /* policy must see the real destination */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->d->cfg.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "sandbase-webhooks/" SANDBASE_VERSION);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     return 0;
 }
 
@@ -153,7 +149,7 @@ static void attempt_error(const struct transfer *t, CURLcode res, long code, cha
     if (t->refused[0])
         snprintf(out, len, "destination refused: %s", t->refused);
     else if (res != CURLE_OK)
-        snprintf(out, len, "%s%s%s", curl->easy_strerror(res), t->errbuf[0] ? ": " : "", t->errbuf);
+        snprintf(out, len, "%s%s%s", curl_easy_strerror(res), t->errbuf[0] ? ": " : "", t->errbuf);
     else if (code >= 300 && code < 400)
         snprintf(out, len, "receiver answered HTTP %ld (redirects are not followed)", code);
     else if (code < 200 || code >= 300)
@@ -164,7 +160,7 @@ static void transfer_finish(struct transfer *t, CURLcode res)
 {
     struct sb_webhook_delivery *d = t->d;
     long code = 0;
-    curl->easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
     char error[256];
     attempt_error(t, res, code, error, sizeof error);
     int64_t now = sb_wall_ms();
@@ -209,7 +205,7 @@ static void transfer_start(struct sb_webhook_delivery *d, struct sb_delivery_job
         t->next->prev = t;
     d->transfers = t;
     d->in_flight++;
-    if (transfer_prepare(t) < 0 || curl->multi_add_handle(d->multi, t->easy) != CURLM_OK) {
+    if (transfer_prepare(t) < 0 || curl_multi_add_handle(d->multi, t->easy) != CURLM_OK) {
         snprintf(t->errbuf, sizeof t->errbuf, "out of memory preparing the request");
         transfer_finish(t, CURLE_OUT_OF_MEMORY);
     }
@@ -242,12 +238,12 @@ static int reap_finished(struct sb_webhook_delivery *d)
 {
     int done = 0, left;
     CURLMsg *msg;
-    while ((msg = curl->multi_info_read(d->multi, &left))) {
+    while ((msg = curl_multi_info_read(d->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct transfer *t = NULL;
         CURLcode res = msg->data.result;
-        curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         transfer_finish(t, res);
         done++;
     }
@@ -264,14 +260,14 @@ static void *delivery_main(void *arg)
         if (atomic_exchange(&d->poked, 0) || finished || now >= next_due)
             next_due = d->in_flight < d->cfg.max_in_flight ? claim_due(d) : now + IDLE_WAIT_MS;
         int running;
-        curl->multi_perform(d->multi, &running);
+        curl_multi_perform(d->multi, &running);
         finished = reap_finished(d);
         if (finished)
             continue;
         int64_t wait = next_due - sb_wall_ms();
         if (d->in_flight >= d->cfg.max_in_flight || wait > IDLE_WAIT_MS)
             wait = IDLE_WAIT_MS;    /* full: a finishing transfer wakes the poll */
-        curl->multi_poll(d->multi, NULL, 0, wait > 0 ? (int)wait : 0, NULL);
+        curl_multi_poll(d->multi, NULL, 0, wait > 0 ? (int)wait : 0, NULL);
     }
     return NULL;
 }
@@ -284,14 +280,12 @@ struct sb_webhook_delivery *webhook_delivery_start(const struct webhook_delivery
     if (reset)
         sb_info("webhooks: %zu deliveries were being sent when the last server stopped; sending them again",
                 reset);
-    if (!(curl = curl_api(err)))
-        return NULL;
-    if (curl->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         sb_err_set(err, 500, "cannot initialise libcurl");
         return NULL;
     }
     struct sb_webhook_delivery *d = calloc(1, sizeof *d);
-    if (!d || !(d->multi = curl->multi_init())) {
+    if (!d || !(d->multi = curl_multi_init())) {
         free(d);
         sb_err_set(err, 500, "out of memory starting webhook delivery");
         return NULL;
@@ -299,7 +293,7 @@ struct sb_webhook_delivery *webhook_delivery_start(const struct webhook_delivery
     d->cfg = *cfg;
     int rc = pthread_create(&d->thread, NULL, delivery_main, d);
     if (rc != 0) {
-        curl->multi_cleanup(d->multi);
+        curl_multi_cleanup(d->multi);
         free(d);
         errno = rc;
         sb_err_sys(err, 500, "cannot start the webhook delivery thread");
@@ -313,7 +307,7 @@ void webhook_delivery_wake(struct sb_webhook_delivery *d)
     if (!d)
         return;
     atomic_store(&d->poked, 1);
-    curl->multi_wakeup(d->multi);
+    curl_multi_wakeup(d->multi);
 }
 
 void webhook_delivery_on_event(void *d, const struct sb_event *ev)
@@ -326,7 +320,7 @@ void webhook_delivery_stop(struct sb_webhook_delivery *d)
     if (!d)
         return;
     atomic_store(&d->stopping, 1);
-    curl->multi_wakeup(d->multi);
+    curl_multi_wakeup(d->multi);
     pthread_join(d->thread, NULL);
     /* Abandon what is in flight: the store makes it pending again. */
     while (d->transfers)
@@ -334,7 +328,7 @@ void webhook_delivery_stop(struct sb_webhook_delivery *d)
     struct sb_err err = {0};
     if (store_delivery_reset_sending(d->cfg.store, NULL, &err) < 0)
         sb_warn("webhooks: cannot reset deliveries in flight: %s", err.msg);
-    curl->multi_cleanup(d->multi);
+    curl_multi_cleanup(d->multi);
     free(d);
-    curl->global_cleanup();
+    curl_global_cleanup();
 }

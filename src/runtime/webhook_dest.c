@@ -5,9 +5,8 @@
  */
 #include "runtime/webhook_dest.h"
 
-#include "runtime/curl_api.h"
-
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -166,29 +165,26 @@ int webhook_url_check(const struct webhook_dest_policy *p, const char *url, size
         return sb_err_set(err, 400, "invalid webhook url: give an http:// or https:// URL");
     if (strlen(url) >= max_len)
         return sb_err_set(err, 400, "invalid webhook url: longer than %zu characters", max_len - 1);
-    const struct sb_curl_api *curl = curl_api(err);
-    if (!curl)
-        return -1;
-    CURLU *u = curl->url();
+    CURLU *u = curl_url();
     if (!u)
         return sb_err_set(err, 500, "out of memory parsing a URL");
     char *scheme = NULL, *host = NULL, *port = NULL;
     char why[256] = "";
-    if (curl->url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
         snprintf(why, sizeof why, "not a URL");
-    else if (curl->url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+    else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
         snprintf(why, sizeof why, "the scheme must be http or https");
-    else if (curl->url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0])
+    else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0])
         snprintf(why, sizeof why, "no host");
-    else if (curl->url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+    else if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
         snprintf(why, sizeof why, "no port");
     else
         check_literal_host(p, host, (unsigned)strtoul(port, NULL, 10), why, sizeof why);
-    curl->free(scheme);
-    curl->free(host);
-    curl->free(port);
-    curl->url_cleanup(u);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
     if (why[0])
         return sb_err_set(err, 400, "invalid webhook url: %s", why);
     return 0;
