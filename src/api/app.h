@@ -19,6 +19,8 @@
 #include "store/store.h"
 
 struct sb_registry;
+struct sb_event_bus;
+struct sb_webhook_delivery;
 
 struct sb_app {
     struct sb_config cfg;
@@ -28,6 +30,8 @@ struct sb_app {
     struct sb_server *server;
     struct sb_worker_pool *workers;
     struct sb_registry *registry;     /* runtime/registry.h */
+    struct sb_event_bus *events;      /* runtime/event_bus.h: committed events, in process */
+    struct sb_webhook_delivery *delivery; /* runtime/webhook_delivery.h */
 };
 
 /* Registers every REST route on app->router. */
@@ -56,6 +60,17 @@ void api_process_signal(struct sb_request *req);
 void api_process_kill(struct sb_request *req);
 void api_process_resize(struct sb_request *req);
 void api_process_attach(struct sb_request *req);         /* api/process_ws.c */
+void api_events_list(struct sb_request *req);            /* api/events.c */
+void api_events_sandbox(struct sb_request *req);
+void api_events_stream(struct sb_request *req);          /* api/events_stream.c */
+void api_webhook_create(struct sb_request *req);         /* api/webhooks.c */
+void api_webhook_create_legacy(struct sb_request *req);
+void api_webhook_list(struct sb_request *req);
+void api_webhook_get(struct sb_request *req);
+void api_webhook_update(struct sb_request *req);
+void api_webhook_delete(struct sb_request *req);
+void api_webhook_deliveries(struct sb_request *req);
+void api_webhook_delivery_retry(struct sb_request *req);
 
 static inline struct sb_app *api_app(const struct sb_request *req)
 {
