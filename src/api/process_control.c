@@ -21,7 +21,6 @@
 #include "http/sse.h"
 #include "runtime/registry_procs.h"
 
-#define MAX_OFFSET ((uint64_t)1 << 62)
 
 enum answer { ANSWER_LIST, ANSWER_VIEW, ANSWER_RESULT, ANSWER_EMPTY };
 
@@ -107,27 +106,14 @@ void api_process_get(struct sb_request *req)
         run_op(req, sel, "get", NULL, on_view);
 }
 
-/* An offset query parameter: absent 0, else a decimal integer. */
-static int query_offset(struct sb_request *req, const char *name, uint64_t *out, struct sb_err *err)
-{
-    const char *v = sb_request_query(req, name);
-    *out = 0;
-    if (!v)
-        return 0;
-    char *end;
-    if (v[0] < '0' || v[0] > '9' || (*out = strtoull(v, &end, 10), *end) || *out > MAX_OFFSET)
-        return sb_err_set(err, 400, "%s must be a non-negative integer (a byte offset in the stream)", name);
-    return 0;
-}
-
 void api_process_output(struct sb_request *req)
 {
     struct sb_err err = {0};
     uint64_t offsets[2];
     const char *sel = path_selector(req, &err);
     const char *wait = sb_request_query(req, "wait");
-    if (!sel || query_offset(req, "stdoutOffset", &offsets[0], &err) < 0 ||
-        query_offset(req, "stderrOffset", &offsets[1], &err) < 0)
+    if (!sel || api_query_offset(req, "stdoutOffset", &offsets[0], &err) < 0 ||
+        api_query_offset(req, "stderrOffset", &offsets[1], &err) < 0)
         goto fail;
     if (wait && strcmp(wait, "true") != 0 && strcmp(wait, "false") != 0) {
         sb_err_set(&err, 400, "wait must be true or false");

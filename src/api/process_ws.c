@@ -38,7 +38,6 @@
 #define LOW_WATER (256u * 1024u)
 #define MAX_MESSAGE (64u * 1024u)   /* what a client may send in one message */
 #define MAX_INFLIGHT 8              /* stdin messages not yet acknowledged before reading pauses */
-#define MAX_OFFSET ((uint64_t)1 << 62)
 
 struct ws_attach {
     struct sb_ws *ws;               /* NULL until accepted */
@@ -239,16 +238,6 @@ static void on_close(void *arg, int code)
     free(wa);
 }
 
-static int query_offset(struct sb_request *req, const char *name, uint64_t *out, struct sb_err *err)
-{
-    const char *v = sb_request_query(req, name);
-    char *end;
-    *out = 0;
-    if (v && (v[0] < '0' || v[0] > '9' || (*out = strtoull(v, &end, 10), *end) || *out > MAX_OFFSET))
-        return sb_err_set(err, 400, "%s must be a non-negative integer (a byte offset in the stream)", name);
-    return 0;
-}
-
 void api_process_attach(struct sb_request *req)
 {
     struct sb_err err = {0};
@@ -256,7 +245,7 @@ void api_process_attach(struct sb_request *req)
     struct ws_attach *wa = NULL;
     uint64_t want[2];
     if (api_check_sandbox_id(sb_request_param(req, "id"), &err) < 0 || registry_proc_selector_check(sel, &err) < 0 ||
-        query_offset(req, "stdoutOffset", &want[0], &err) < 0 || query_offset(req, "stderrOffset", &want[1], &err) < 0)
+        api_query_offset(req, "stdoutOffset", &want[0], &err) < 0 || api_query_offset(req, "stderrOffset", &want[1], &err) < 0)
         goto fail;
     if (!(wa = calloc(1, sizeof *wa))) {
         sb_err_set(&err, 500, "out of memory");

@@ -34,6 +34,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/common.h"
+#include "core/fs.h"
 
 static const char exec_usage[] =
     "usage: sandbase exec [-i] [-t] SANDBOX -- CMD [ARGS...]\n"
@@ -140,19 +141,6 @@ static int ws_mask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *
     return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
-static void write_all(int fd, const uint8_t *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
 static void on_text(struct session *s, const uint8_t *data, size_t len)
 {
     json_t *msg = json_loadb((const char *)data, len, 0, NULL);
@@ -174,9 +162,9 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
     if (m->opcode == WSLAY_TEXT_FRAME) {
         on_text(s, m->msg, m->msg_length);
     } else if (m->opcode == WSLAY_BINARY_FRAME && s->pty) {
-        write_all(STDOUT_FILENO, m->msg, m->msg_length);
+        (void)sb_write_all(STDOUT_FILENO, m->msg, m->msg_length);
     } else if (m->opcode == WSLAY_BINARY_FRAME && m->msg_length > 0) {
-        write_all(m->msg[0] == 2 ? STDERR_FILENO : STDOUT_FILENO, m->msg + 1, m->msg_length - 1);
+        (void)sb_write_all(m->msg[0] == 2 ? STDERR_FILENO : STDOUT_FILENO, m->msg + 1, m->msg_length - 1);
     } else if (m->opcode == WSLAY_CONNECTION_CLOSE) {
         s->closed = 1;
         if (m->status_code >= 4000)
