@@ -67,7 +67,7 @@ int registry_proc_list(struct sb_registry *reg, const char *org_id, const char *
                        struct sb_err *err);
 /* op on the process sel names: "wait" (answered when it finishes, no
  * timeout), "signal" (fields {signal: N}), "close_stdin", "resize"
- * (fields {rows, cols}), "describe" (the list entry of that process).
+ * (fields {rows, cols}), "get" (the list entry of that process).
  * fields (may be NULL) is stolen. */
 int registry_proc_op(struct sb_registry *reg, const char *org_id, const char *id, const char *sel, const char *op,
                      json_t *fields, registry_reply_fn fn, void *arg, struct sb_err *err);
