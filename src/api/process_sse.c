@@ -71,22 +71,70 @@ static void write_event(struct sse_writer *w, const char *event, json_t *obj, in
     free(text);
 }
 
+/* The data of a stdout/stderr event in one pass over the bytes:
+ * {"offset":N,"data":"..."} escaped as JSON wants, or NULL when the bytes
+ * are not valid UTF-8 (or out of memory). Caller frees. */
+static char *text_event(uint64_t offset, const uint8_t *b, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *out = malloc(len * 6 + 64);       /* \u00XX is the longest escape */
+    if (!out)
+        return NULL;
+    size_t o = (size_t)sprintf(out, "{\"offset\":%" PRIu64 ",\"data\":\"", offset);
+    for (size_t i = 0; i < len;) {
+        uint8_t c = b[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            out[o++] = (char)c;
+            i++;
+        } else if (c < 0x80) {
+            out[o++] = '\\';
+            switch (c) {
+            case '"': out[o++] = '"'; break;
+            case '\\': out[o++] = '\\'; break;
+            case '\n': out[o++] = 'n'; break;
+            case '\r': out[o++] = 'r'; break;
+            case '\t': out[o++] = 't'; break;
+            default:
+                memcpy(out + o, "u00", 3);
+                out[o + 3] = hex[c >> 4];
+                out[o + 4] = hex[c & 15];
+                o += 5;
+                break;
+            }
+            i++;
+        } else {
+            size_t k = sb_utf8_sequence((const char *)b + i, len - i);
+            if (k == 0) {
+                free(out);
+                return NULL;
+            }
+            memcpy(out + o, b + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    memcpy(out + o, "\"}", 3);
+    return out;
+}
+
 /* One stdout/stderr event of bytes that start at w->cursor[idx]. */
 static void write_output(struct sse_writer *w, int idx, const uint8_t *bytes, size_t len)
 {
-    json_t *obj = json_pack("{s:I}", "offset", (json_int_t)w->cursor[idx]);
-    if (sb_utf8_valid((const char *)bytes, len)) {
-        json_object_set_new(obj, "data", json_stringn_nocheck((const char *)bytes, len));
-    } else {
-        char *b64 = malloc(sb_base64_encoded_size(len));
-        if (b64) {
-            sb_base64_encode(bytes, len, b64);
-            json_object_set_new(obj, "dataB64", json_string(b64));
-        }
-        free(b64);
+    char id[48];
+    char *text = text_event(w->cursor[idx], bytes, len);
+    if (!text) {                    /* not UTF-8: base64 */
+        char *b64 = malloc(sb_base64_encoded_size(len) + 64);
+        if (!b64)
+            return;
+        size_t n = (size_t)sprintf(b64, "{\"offset\":%" PRIu64 ",\"dataB64\":\"", w->cursor[idx]);
+        n += sb_base64_encode(bytes, len, b64 + n);
+        memcpy(b64 + n, "\"}", 3);
+        text = b64;
     }
     w->cursor[idx] += len;
-    write_event(w, stream_names[idx], obj, 1);
+    snprintf(id, sizeof id, "%" PRIu64 "-%" PRIu64, w->cursor[0], w->cursor[1]);
+    sb_sse_event(w->stream, id, stream_names[idx], text);
+    free(text);
 }
 
 /* How many bytes at the end of b are the start of a UTF-8 sequence cut

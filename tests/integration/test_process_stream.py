@@ -203,3 +203,13 @@ def test_stream_start_errors_are_http_errors(org_a, sandbox):
     assert r.status_code == 502 and "command not found: no-such-cmd" in r.json()["message"]
     r = org_a.post(f"/sandboxes/{sandbox}/processes", json={"cmd": "pwd", "stream": True, "cwd": "/nope"})
     assert r.status_code == 400
+
+
+def test_text_with_every_ascii_byte_stays_data(org_a, sandbox):
+    text = bytes(range(128)) + "é€😀 \"quoted\" back\\slash".encode()
+    octal = "".join(f"\\{b:03o}" for b in text)
+    r = start_stream(org_a, sandbox, "/bin/sh", "-c", f"printf '{octal}'")
+    events = collect(sse_events(r))
+    out = [e for e in events if e.event == "stdout"]
+    assert out and all("data" in e.data for e in out)
+    assert stream_bytes(events) == text
