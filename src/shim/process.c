@@ -458,8 +458,8 @@ static struct sb_proc *proc_new(struct sb_proc_table *t, const struct sb_proc_sp
     struct sb_proc *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    if (sb_ring_init(&p->ring[0], SB_RING_DEFAULT_CAP) < 0 ||
-        sb_ring_init(&p->ring[1], SB_RING_DEFAULT_CAP) < 0 ||
+    size_t ring = t->c && t->c->spec.output_ring ? t->c->spec.output_ring : SB_RING_DEFAULT_CAP;
+    if (sb_ring_init(&p->ring[0], ring) < 0 || sb_ring_init(&p->ring[1], ring) < 0 ||
         (spec->tag && !(p->tag = strdup(spec->tag))) || (spec->cwd && !(p->cwd = strdup(spec->cwd)))) {
         free(p->tag);
         sb_ring_free(&p->ring[0]);

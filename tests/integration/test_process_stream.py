@@ -213,3 +213,17 @@ def test_text_with_every_ascii_byte_stays_data(org_a, sandbox):
     out = [e for e in events if e.event == "stdout"]
     assert out and all("data" in e.data for e in out)
     assert stream_bytes(events) == text
+
+
+def test_ring_size_is_configured():
+    from conftest import private_server
+    with private_server("org-ring", output_ring_kb=64) as srv:
+        c = srv.client
+        sid = c.create()
+        total = 200 * 1024
+        pid = start_background(c, sid, "/bin/sh", "-c", f"head -c {total} /dev/zero | tr '\\0' r")
+        assert c.get(f"/sandboxes/{sid}/processes/{pid}/output?wait=true").json()["exitCode"] == 0
+        r = c.get(f"/sandboxes/{sid}/processes/{pid}/output", stream=True)
+        events = collect(sse_events(r))
+        assert events[0].event == "dropped" and events[0].data == {"stdout": total - 64 * 1024, "stderr": 0}
+        assert stream_bytes(events) == b"r" * (64 * 1024)
