@@ -23,6 +23,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/worker.h"
+#include "runtime/netpolicy.h"
 #include "runtime/shim_client.h"
 #include "store/store.h"
 
@@ -61,6 +62,7 @@ struct sb_create_request {
     int timeout_s;
     const char *metadata_json;      /* object text; NULL = {} */
     const char *env_json;           /* object text; NULL = {} */
+    const struct sb_net_policy *network;    /* as parsed from the create (netpolicy_parse); NULL = not given */
 };
 int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
                     struct sb_sandbox_rec *out, struct sb_err *err);
