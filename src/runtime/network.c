@@ -16,6 +16,8 @@
  *            (@deny4) drops; everything else is accepted.
  *   forward to V: replies (ct established,related) only.
  *   postrouting: masquerade S out of U.
+ *   mark_in/mark_out: every connection from or to V gets conntrack mark S,
+ *            so teardown can flush exactly the sandbox's entries.
  * Always-blocked and private come before allowOut, so no create can open them.
  */
 #include "runtime/network.h"
@@ -38,7 +40,7 @@
 #include "core/log.h"
 #include "runtime/dns_forward.h"
 #include "runtime/nft.h"
-#include "runtime/rtnl.h"
+#include "runtime/netlink.h"
 
 #define NET_MAX_SLOTS (1u << 20)
 #define RULES_MAX (64 * 1024)
@@ -233,8 +235,13 @@ static char *sandbox_rules(const struct sb_network *net, const char *table, cons
         "    ip daddr @deny4 drop\n"
         "    accept\n  }\n"
         "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
-        "    oifname \"%s\" ip saddr %s masquerade\n  }\n}\n",
-        ifname, s, g, ifname, ifname, ifname, ifname, ifname, s, nc->uplink, nc->range, nc->uplink, s);
+        "    oifname \"%s\" ip saddr %s masquerade\n  }\n"
+        "  chain mark_in { type filter hook prerouting priority mangle; policy accept;\n"
+        "    iifname \"%s\" ct state new ct mark set 0x%08x\n  }\n"
+        "  chain mark_out { type filter hook output priority mangle; policy accept;\n"
+        "    oifname \"%s\" ct state new ct mark set 0x%08x\n  }\n}\n",
+        ifname, s, g, ifname, ifname, ifname, ifname, ifname, s, nc->uplink, nc->range, nc->uplink, s,
+        ifname, addr, ifname, addr);
     if (rc < 0) {
         free(buf);
         return NULL;
@@ -403,6 +410,9 @@ void network_release(struct sb_network *net, const char *id, const struct sb_net
             sb_warn("network: sandbox %s: %s", id, err.msg);
         close(fd);
     }
+    /* After the veth is gone no new entry can appear. */
+    if (ctnl_flush_mark(addr, &err) < 0 && err.sys_errno != ENOENT)
+        sb_warn("network: sandbox %s: %s", id, err.msg);
     unreserve(net, slot);
 }
 

@@ -339,6 +339,11 @@ def test_host_sandboxes_metadata_and_private_ranges_blocked(test_host):
         listener.close()
 
 
+def conntrack_entries(addr):
+    with open("/proc/net/nf_conntrack") as f:
+        return sum(1 for line in f if f"src={addr} " in line)
+
+
 def test_rules_removed_at_delete(test_host):
     with net_server("net-delete") as srv:
         c = srv.client
@@ -347,9 +352,11 @@ def test_rules_removed_at_delete(test_host):
         veth = "sb%08x" % int.from_bytes(socket.inet_aton(addr), "big")
         assert reaches(c, sid, TEST_HOST)
         assert f"sandbase_{sid}" in tables() and veth in links()
+        assert conntrack_entries(addr) > 0      # the connection just made (TIME_WAIT)
         assert c.delete(f"/sandboxes/{sid}").status_code == 204
         assert f"sandbase_{sid}" not in tables()
         assert veth not in links()
+        assert conntrack_entries(addr) == 0
         assert c.get(f"/sandboxes/{sid}").json()["network"]["address"] == addr   # kept in the record
 
 

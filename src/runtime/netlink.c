@@ -1,16 +1,18 @@
 /*
- * rtnl.c - minimal rtnetlink requests (see rtnl.h).
+ * netlink.c - minimal rtnetlink and ctnetlink requests (see netlink.h).
  *
  * A request is built in one buffer: nlmsghdr, the family header, then
  * attributes appended with add_attr (nested ones opened with nest_begin and
  * closed with nest_end). transact() sends it with NLM_F_ACK and reads until
  * the acknowledgement (or the error) for its sequence number.
  */
-#include "runtime/rtnl.h"
+#include "runtime/netlink.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_link.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -105,9 +107,9 @@ static int transact(int fd, struct nl_req *r, struct nl_req *reply, const char *
     }
 }
 
-int rtnl_open(int *fd_out, struct sb_err *err)
+static int netlink_open(int protocol, int *fd_out, struct sb_err *err)
 {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0)
         return sb_err_sys(err, 500, "netlink: socket");
     struct sockaddr_nl local = {.nl_family = AF_NETLINK};
@@ -119,6 +121,11 @@ int rtnl_open(int *fd_out, struct sb_err *err)
     }
     *fd_out = fd;
     return 0;
+}
+
+int rtnl_open(int *fd_out, struct sb_err *err)
+{
+    return netlink_open(NETLINK_ROUTE, fd_out, err);
 }
 
 struct open_in_job {
@@ -243,4 +250,21 @@ int rtnl_link_delete(int fd, const char *name, struct sb_err *err)
         return 0;
     *err = derr;
     return -1;
+}
+
+int ctnl_flush_mark(uint32_t mark, struct sb_err *err)
+{
+    int fd;
+    if (netlink_open(NETLINK_NETFILTER, &fd, err) < 0)
+        return -1;
+    struct nl_req r;
+    struct nfgenmsg nfg = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+    /* No tuple: the kernel deletes every entry the mark filter matches. */
+    req_init(&r, (uint16_t)(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE), 0, &nfg, sizeof nfg);
+    uint32_t m = htonl(mark), all = 0xffffffffu;
+    add_attr(&r, CTA_MARK, &m, 4);
+    add_attr(&r, CTA_MARK_MASK, &all, 4);
+    int rc = transact(fd, &r, NULL, "flushing conntrack entries", err);
+    close(fd);
+    return rc;
 }

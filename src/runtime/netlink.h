@@ -1,15 +1,16 @@
 /*
- * rtnl.h - the few rtnetlink (NETLINK_ROUTE) requests sandbox networking
- * needs: a veth pair whose peer is created inside another network
+ * netlink.h - the few netlink requests sandbox networking needs. rtnetlink
+ * (rtnl_*): a veth pair whose peer is created inside another network
  * namespace, links up, point-to-point IPv4 addresses, a default route,
- * deleting a link. Raw netlink, no library; each call sends one request
- * and waits for its acknowledgement, so errors carry the kernel's errno.
+ * deleting a link. ctnetlink (ctnl_*): flushing a sandbox's conntrack
+ * entries. Raw netlink, no library; each call sends one request and waits
+ * for its acknowledgement, so errors carry the kernel's errno.
  *
  * Owns: the sockets it returns (caller closes). Never: keeps a thread in
  * another namespace (rtnl_open_in uses a short-lived thread of its own).
  */
-#ifndef SB_RUNTIME_RTNL_H
-#define SB_RUNTIME_RTNL_H
+#ifndef SB_RUNTIME_NETLINK_H
+#define SB_RUNTIME_NETLINK_H
 
 #include <stdint.h>
 
@@ -34,5 +35,8 @@ int rtnl_addr_add_p2p(int fd, int index, uint32_t local, uint32_t peer, struct s
 int rtnl_route_add_default(int fd, int index, uint32_t gateway, struct sb_err *err);
 /* Deletes link name; 0 also when it does not exist (idempotent). */
 int rtnl_link_delete(int fd, const char *name, struct sb_err *err);
+/* Deletes every IPv4 conntrack entry of the caller's namespace whose
+ * connection mark is mark (all 32 bits compared). */
+int ctnl_flush_mark(uint32_t mark, struct sb_err *err);
 
 #endif
