@@ -32,7 +32,7 @@
 #include "core/log.h"
 #include "runtime/nft.h"
 
-#define DNS_MAX_PACKET 1500
+#define DNS_MAX_PACKET 4096
 #define PENDING_MAX 256
 #define PENDING_TIMEOUT_MS 5000
 #define MIN_GRANT_S 300
