@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,7 +42,7 @@
 
 struct client {
     uint32_t ip;
-    char table[64];
+    int netns_fd;                   /* owned: the sandbox's network namespace */
     struct sb_net_policy *policy;   /* owned */
 };
 
@@ -50,7 +51,7 @@ struct pending {
     uint16_t our_id, their_id;
     struct sockaddr_in from;
     int grant;                      /* add the answer's addresses to the client's set */
-    char table[64];
+    uint32_t client_ip;
     int64_t sent_ms;
 };
 
@@ -161,10 +162,24 @@ static uint16_t get16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* Adds the A records of an answer to table's dns4 set, each for its TTL
- * clamped to MIN_GRANT_S..MAX_GRANT_S. The add/delete/add sequence in one
- * batch refreshes an address already present. */
-static void grant_answers(const uint8_t *pkt, size_t len, const char *table)
+/* A dup of the netns fd of the sandbox at ip (caller closes), or -1 when
+ * it is no longer registered. */
+static int client_netns(struct sb_dns_forward *fwd, uint32_t ip)
+{
+    int fd = -1;
+    pthread_mutex_lock(&fwd->lock);
+    for (size_t i = 0; i < fwd->count && fd < 0; i++)
+        if (fwd->clients[i].ip == ip)
+            fd = fcntl(fwd->clients[i].netns_fd, F_DUPFD_CLOEXEC, 0);
+    pthread_mutex_unlock(&fwd->lock);
+    return fd;
+}
+
+/* Adds the A records of an answer to the dns4 set of the sandbox at ip
+ * (in its own namespace), each for its TTL clamped to
+ * MIN_GRANT_S..MAX_GRANT_S. The add/delete/add sequence in one batch
+ * refreshes an address already present. */
+static void grant_answers(struct sb_dns_forward *fwd, const uint8_t *pkt, size_t len, uint32_t ip)
 {
     if (len < 12)
         return;
@@ -184,22 +199,28 @@ static void grant_answers(const uint8_t *pkt, size_t len, const char *table)
         if (off + rdlen > len)
             break;
         if (type == 1 && cls == 1 && rdlen == 4) {
-            char ip[INET_ADDRSTRLEN];
-            inet_ntop(AF_INET, pkt + off, ip, sizeof ip);
+            char addr[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, pkt + off, addr, sizeof addr);
             unsigned grant = ttl < MIN_GRANT_S ? MIN_GRANT_S : ttl > MAX_GRANT_S ? MAX_GRANT_S : ttl;
             int n = snprintf(cmds + used, sizeof cmds - used,
-                             "add element inet %s dns4 { %s timeout %us }\ndelete element inet %s dns4 { %s }\n"
-                             "add element inet %s dns4 { %s timeout %us }\n",
-                             table, ip, grant, table, ip, table, ip, grant);
+                             "add element inet " SB_NET_SANDBOX_TABLE " dns4 { %s timeout %us }\n"
+                             "delete element inet " SB_NET_SANDBOX_TABLE " dns4 { %s }\n"
+                             "add element inet " SB_NET_SANDBOX_TABLE " dns4 { %s timeout %us }\n",
+                             addr, grant, addr, addr, grant);
             if (n < 0 || (size_t)n >= sizeof cmds - used)
                 break;
             used += (size_t)n;
         }
         off += rdlen;
     }
+    if (!used)
+        return;
+    int netns_fd = client_netns(fwd, ip);
     struct sb_err err = {0};
-    if (used && nft_run(cmds, &err) < 0)
-        sb_warn("dns: cannot allow the addresses of an answer in %s: %s", table, err.msg);
+    if (netns_fd >= 0 && nft_run(netns_fd, cmds, NULL, 0, &err) < 0)
+        sb_warn("dns: cannot allow the addresses of an answer: %s", err.msg);
+    if (netns_fd >= 0)
+        close(netns_fd);
 }
 
 /* The query turned into a REFUSED answer, sent back at once. */
@@ -226,7 +247,6 @@ static void on_query(struct sb_dns_forward *fwd)
     off += 4;
     uint32_t ip = ntohl(from.sin_addr.s_addr);
     int known = 0, grant = 0, refused = 0;
-    char table[64] = "";
     pthread_mutex_lock(&fwd->lock);
     for (size_t i = 0; i < fwd->count && !known; i++) {
         if (fwd->clients[i].ip != ip)
@@ -234,7 +254,6 @@ static void on_query(struct sb_dns_forward *fwd)
         known = 1;
         grant = netpolicy_name_allowed(fwd->clients[i].policy, name);
         refused = !grant && netpolicy_denies_all(fwd->clients[i].policy);
-        snprintf(table, sizeof table, "%s", fwd->clients[i].table);
     }
     pthread_mutex_unlock(&fwd->lock);
     if (!known)
@@ -254,8 +273,7 @@ static void on_query(struct sb_dns_forward *fwd)
     if (getrandom(&id, sizeof id, 0) != sizeof id)
         return;
     *slot = (struct pending){.used = 1, .our_id = id, .their_id = get16(pkt), .from = from, .grant = grant,
-                             .sent_ms = now};
-    snprintf(slot->table, sizeof slot->table, "%s", table);
+                             .client_ip = ip, .sent_ms = now};
     pkt[0] = (uint8_t)(id >> 8);
     pkt[1] = (uint8_t)id;
     sendto(fwd->upstream_fd, pkt, (size_t)n, 0, (struct sockaddr *)&fwd->upstream, sizeof fwd->upstream);
@@ -276,7 +294,7 @@ static void on_answer(struct sb_dns_forward *fwd)
             continue;
         p->used = 0;
         if (p->grant)
-            grant_answers(pkt, (size_t)n, p->table);
+            grant_answers(fwd, pkt, (size_t)n, p->client_ip);
         pkt[0] = (uint8_t)(p->their_id >> 8);
         pkt[1] = (uint8_t)p->their_id;
         sendto(fwd->listen_fd, pkt, (size_t)n, 0, (struct sockaddr *)&p->from, sizeof p->from);
@@ -359,20 +377,27 @@ void dns_forward_stop(struct sb_dns_forward *fwd)
     close(fwd->listen_fd);
     close(fwd->upstream_fd);
     close(fwd->stop_fd);
-    for (size_t i = 0; i < fwd->count; i++)
+    for (size_t i = 0; i < fwd->count; i++) {
+        close(fwd->clients[i].netns_fd);
         free(fwd->clients[i].policy);
+    }
     free(fwd->clients);
     pthread_mutex_destroy(&fwd->lock);
     free(fwd);
 }
 
-int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, const char *table,
+int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, int netns_fd,
                     const struct sb_net_policy *p, struct sb_err *err)
 {
     struct sb_net_policy *copy = malloc(sizeof *copy);
     if (!copy)
         return sb_err_set(err, 500, "out of memory");
     *copy = *p;
+    int fd = fcntl(netns_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        free(copy);
+        return sb_err_sys(err, 500, "dns: keeping the sandbox's namespace");
+    }
     dns_forward_remove(fwd, sandbox_ip);
     pthread_mutex_lock(&fwd->lock);
     if (fwd->count == fwd->cap) {
@@ -380,6 +405,7 @@ int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, const char 
         struct client *grown = realloc(fwd->clients, cap * sizeof *grown);
         if (!grown) {
             pthread_mutex_unlock(&fwd->lock);
+            close(fd);
             free(copy);
             return sb_err_set(err, 500, "out of memory");
         }
@@ -388,8 +414,8 @@ int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, const char 
     }
     struct client *c = &fwd->clients[fwd->count++];
     c->ip = sandbox_ip;
+    c->netns_fd = fd;
     c->policy = copy;
-    snprintf(c->table, sizeof c->table, "%s", table);
     pthread_mutex_unlock(&fwd->lock);
     return 0;
 }
@@ -400,6 +426,7 @@ void dns_forward_remove(struct sb_dns_forward *fwd, uint32_t sandbox_ip)
     for (size_t i = 0; i < fwd->count; i++) {
         if (fwd->clients[i].ip != sandbox_ip)
             continue;
+        close(fwd->clients[i].netns_fd);
         free(fwd->clients[i].policy);
         fwd->clients[i] = fwd->clients[--fwd->count];
         break;

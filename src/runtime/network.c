@@ -1,24 +1,37 @@
 /*
  * network.c - per-sandbox veth, addresses, NAT and nftables rules (see network.h).
  *
- * The rules of one sandbox S (interface V, gateway G, uplink U), all in
- * table inet sandbase_<id>, in the order they decide:
- *   input   (packets for the host itself, any of its addresses, the API
- *            port included): from V only DNS to G:53/udp and replies to
- *            connections the host opened to the sandbox; all else dropped.
- *   forward from V: source must be S (no spoofing); IPv4 only; out through
- *            U only (never another sandbox's veth or another host
- *            interface); then the always-blocked destinations (0/8, 127/8,
- *            169.254/16 with the metadata address, multicast and reserved,
- *            the sandbox range itself); then the private ranges (RFC 1918,
- *            100.64/10) unless config network.allow_private lists them;
- *            then allowOut (@allow4, and @dns4 for names) accepts; denyOut
- *            (@deny4) drops; everything else is accepted.
- *   forward to V: replies (ct established,related) only.
- *   postrouting: masquerade S out of U.
- *   mark_in/mark_out: every connection from or to V gets conntrack mark S,
- *            so teardown can flush exactly the sandbox's entries.
- * Always-blocked and private come before allowOut, so no create can open them.
+ * Rules live in two places, each decisive on its own (a drop in either
+ * table is final), in the order they decide:
+ *
+ * The server's table in the host namespace, inet sandbase_<range>, written
+ * once at start (replaced atomically, never removed: it also protects
+ * sandboxes that outlive a stopped server). For packets from the range R
+ * on a sandbox veth (sb*):
+ *   input   (the host itself, any of its addresses, the API port included):
+ *            only DNS to G:53/udp and replies to connections the host
+ *            opened; the rest dropped.
+ *   forward: out through the uplink U only (never another sandbox's veth or
+ *            another host interface); never to the always-blocked
+ *            destinations (0/8, 127/8, 169.254/16 with the metadata address,
+ *            192.0.0/24, multicast and reserved, R itself); never to the
+ *            private ranges (RFC 1918, 100.64/10) unless config
+ *            network.allow_private lists them. Into a veth: replies only.
+ *   IPv6 on sandbox veths is dropped; postrouting masquerades R out of U;
+ *   new connections from or to a sandbox get conntrack mark = its address,
+ *   so teardown can flush exactly its entries.
+ *
+ * The sandbox's table in its own namespace, inet sandbase (output hook):
+ * loopback, DNS to G and established connections pass; then allowOut
+ * (@allow4, and @dns4 for names) accepts, denyOut (@deny4) drops, the rest
+ * is accepted. It is the sandbox's namespace, owned by the host's initial
+ * user namespace, so sandboxed root cannot change it; it dies with the
+ * sandbox. Keeping it there keeps every nftables call O(1): libnftables
+ * reads the namespace's whole ruleset per transaction, and the host's
+ * namespace holds one table per server instead of one per sandbox.
+ *
+ * Always-blocked and private destinations are dropped by the host's table
+ * whatever the sandbox's table accepts, so no create can open them.
  */
 #include "runtime/network.h"
 
@@ -39,8 +52,9 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "runtime/dns_forward.h"
-#include "runtime/nft.h"
 #include "runtime/netlink.h"
+#include "runtime/nft.h"
+#include "runtime/shim_client.h"
 
 #define NET_MAX_SLOTS (1u << 20)
 #define RULES_MAX (64 * 1024)
@@ -50,11 +64,14 @@ struct sb_network {
     uint32_t base;                  /* the range's first address (host order) */
     uint32_t slots;                 /* addresses in the range */
     uint32_t gateway;               /* base + 1 */
+    char host_table[48];            /* sandbase_<base hex>_<prefix> */
     pthread_mutex_t lock;
     uint8_t *used;                  /* bitmap of slots; under lock */
     uint32_t cursor;                /* next slot to try, so a freed address is not reused at once */
     struct sb_dns_forward *dns;     /* NULL without uplink */
 };
+
+static int install_host_rules(const struct sb_network *net, struct sb_err *err);
 
 struct sb_network *network_new(const struct sb_config *cfg, struct sb_err *err)
 {
@@ -74,6 +91,7 @@ struct sb_network *network_new(const struct sb_config *cfg, struct sb_err *err)
     net->slots = size > NET_MAX_SLOTS ? NET_MAX_SLOTS : (uint32_t)size;
     net->gateway = net->base + 1;
     net->cursor = 2;
+    snprintf(net->host_table, sizeof net->host_table, "sandbase_%08x_%d", net->base, range.prefix);
     net->used = calloc(net->slots / 8 + 1, 1);
     pthread_mutex_init(&net->lock, NULL);
     if (!net->used) {
@@ -82,6 +100,10 @@ struct sb_network *network_new(const struct sb_config *cfg, struct sb_err *err)
         return NULL;
     }
     if (cfg->network.uplink[0]) {
+        if (install_host_rules(net, err) < 0) {
+            network_free(net);
+            return NULL;
+        }
         net->dns = dns_forward_start(net->gateway, cfg->network.dns_upstream, err);
         if (!net->dns) {
             network_free(net);
@@ -105,12 +127,6 @@ void network_free(struct sb_network *net)
     pthread_mutex_destroy(&net->lock);
     free(net->used);
     free(net);
-    nft_shutdown();
-}
-
-void network_table_name(const char *id, char *out, size_t len)
-{
-    snprintf(out, len, "sandbase_%s", id);
 }
 
 static void veth_name(uint32_t addr, char out[16])
@@ -191,16 +207,16 @@ static int emit_set(char *buf, size_t *used, const char *name, const struct sb_n
     return rc < 0 ? -1 : emit(buf, used, " }\n");
 }
 
-/* The whole table of a sandbox, replacing any table of that name at once. */
-static char *sandbox_rules(const struct sb_network *net, const char *table, const char *ifname, uint32_t addr,
-                           const struct sb_net_policy *p)
+/* The server's table in the host namespace (see the top comment),
+ * replacing any earlier version of it in one transaction. */
+static int install_host_rules(const struct sb_network *net, struct sb_err *err)
 {
     char *buf = malloc(RULES_MAX);
     if (!buf)
-        return NULL;
+        return sb_err_set(err, 500, "out of memory");
     const struct sb_net_config *nc = &net->cfg->network;
-    char s[16], g[16];
-    sb_ipv4_format(addr, s, sizeof s);
+    const char *t = net->host_table, *r = nc->range, *u = nc->uplink;
+    char g[16];
     sb_ipv4_format(net->gateway, g, sizeof g);
     struct sb_net_rule ok[SB_NET_MAX_ALLOW_PRIVATE];
     int ok_count = 0;
@@ -210,56 +226,68 @@ static char *sandbox_rules(const struct sb_network *net, const char *table, cons
             ok_count++;
         }
     size_t used = 0;
-    int rc = emit(buf, &used, "add table inet %s\ndelete table inet %s\ntable inet %s {\n", table, table, table);
-    rc = rc < 0 ? -1 : emit_set(buf, &used, "allow4", p->allow, p->allow_count);
-    rc = rc < 0 ? -1 : emit_set(buf, &used, "deny4", p->deny, p->deny_count);
+    int rc = emit(buf, &used, "add table inet %s\ndelete table inet %s\ntable inet %s {\n", t, t, t);
     rc = rc < 0 ? -1 : emit_set(buf, &used, "private_ok4", ok, ok_count);
     rc = rc < 0 ? -1 : emit(buf, &used,
-        "  set dns4 { type ipv4_addr; flags timeout; }\n"
         "  chain input { type filter hook input priority filter - 5; policy accept;\n"
-        "    iifname \"%s\" ip saddr %s ip daddr %s udp dport 53 accept\n"
-        "    iifname \"%s\" ct state established,related accept\n"
-        "    iifname \"%s\" drop\n  }\n"
+        "    iifname \"sb*\" meta nfproto ipv6 drop\n"
+        "    iifname \"sb*\" ip saddr %s ip daddr %s udp dport 53 accept\n"
+        "    iifname \"sb*\" ip saddr %s ct state established,related accept\n"
+        "    iifname \"sb*\" ip saddr %s drop\n  }\n"
         "  chain forward { type filter hook forward priority filter - 5; policy accept;\n"
-        "    iifname \"%s\" jump egress\n"
-        "    oifname \"%s\" ct state established,related accept\n"
-        "    oifname \"%s\" drop\n  }\n"
+        "    iifname \"sb*\" meta nfproto ipv6 drop\n"
+        "    iifname \"sb*\" ip saddr %s jump egress\n"
+        "    oifname \"sb*\" ip daddr %s ct state established,related accept\n"
+        "    oifname \"sb*\" ip daddr %s drop\n  }\n"
         "  chain egress {\n"
-        "    ip saddr != %s drop\n"
-        "    meta nfproto != ipv4 drop\n"
         "    oifname != \"%s\" drop\n"
         "    ip daddr { 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 192.0.0.0/24, 224.0.0.0/3, %s } drop\n"
         "    ip daddr { 10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16 } ip daddr != @private_ok4 drop\n"
-        "    ip daddr @allow4 accept\n"
-        "    ip daddr @dns4 accept\n"
-        "    ip daddr @deny4 drop\n"
-        "    accept\n  }\n"
+        "  }\n"
         "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
         "    oifname \"%s\" ip saddr %s masquerade\n  }\n"
         "  chain mark_in { type filter hook prerouting priority mangle; policy accept;\n"
-        "    iifname \"%s\" ct state new ct mark set 0x%08x\n  }\n"
+        "    iifname \"sb*\" ip saddr %s ct state new ct mark set @nh,96,32\n  }\n"
         "  chain mark_out { type filter hook output priority mangle; policy accept;\n"
-        "    oifname \"%s\" ct state new ct mark set 0x%08x\n  }\n}\n",
-        ifname, s, g, ifname, ifname, ifname, ifname, ifname, s, nc->uplink, nc->range, nc->uplink, s,
-        ifname, addr, ifname, addr);
-    if (rc < 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
+        "    oifname \"sb*\" ip daddr %s ct state new ct mark set @nh,128,32\n  }\n}\n",
+        r, g, r, r, r, r, r, u, r, u, r, r, r);
+    if (rc == 0)
+        rc = nft_run(-1, buf, NULL, 0, err);
+    else
+        sb_err_set(err, 500, "network: the server's rules do not fit in %d bytes", RULES_MAX);
+    free(buf);
+    return rc < 0 ? sb_err_prefix(err, "network: installing table %s", t) : 0;
 }
 
-static int install_rules(const struct sb_network *net, const char *id, uint32_t addr,
-                         const struct sb_net_policy *p, struct sb_err *err)
+/* The sandbox's own table, in its namespace, replacing any earlier one. */
+static int install_sandbox_rules(const struct sb_network *net, int nsfd, const struct sb_net_policy *p,
+                                 struct sb_err *err)
 {
-    char table[64], ifname[16];
-    network_table_name(id, table, sizeof table);
-    veth_name(addr, ifname);
-    char *rules = sandbox_rules(net, table, ifname, addr, p);
-    if (!rules)
-        return sb_err_set(err, 500, "network: the rules of sandbox %s do not fit in %d bytes", id, RULES_MAX);
-    int rc = nft_run(rules, err);
-    free(rules);
+    char *buf = malloc(RULES_MAX);
+    if (!buf)
+        return sb_err_set(err, 500, "out of memory");
+    char g[16];
+    sb_ipv4_format(net->gateway, g, sizeof g);
+    const char *t = SB_NET_SANDBOX_TABLE;
+    size_t used = 0;
+    int rc = emit(buf, &used, "add table inet %s\ndelete table inet %s\ntable inet %s {\n", t, t, t);
+    rc = rc < 0 ? -1 : emit_set(buf, &used, "allow4", p->allow, p->allow_count);
+    rc = rc < 0 ? -1 : emit_set(buf, &used, "deny4", p->deny, p->deny_count);
+    rc = rc < 0 ? -1 : emit(buf, &used,
+        "  set dns4 { type ipv4_addr; flags timeout; }\n"
+        "  chain output { type filter hook output priority filter; policy accept;\n"
+        "    oifname \"lo\" accept\n"
+        "    meta nfproto ipv6 drop\n"
+        "    ip daddr %s udp dport 53 accept\n"
+        "    ct state established,related accept\n"
+        "    ip daddr @allow4 accept\n"
+        "    ip daddr @dns4 accept\n"
+        "    ip daddr @deny4 drop\n  }\n}\n", g);
+    if (rc == 0)
+        rc = nft_run(nsfd, buf, NULL, 0, err);
+    else
+        sb_err_set(err, 500, "network: the sandbox's rules do not fit in %d bytes", RULES_MAX);
+    free(buf);
     return rc;
 }
 
@@ -309,6 +337,7 @@ static int make_host_side(struct sb_network *net, int hostfd, int nsfd, const ch
     const char *uplink = net->cfg->network.uplink;
     if (rtnl_veth_create(hostfd, ifname, "eth0", nsfd, err) < 0 || rtnl_link_index(hostfd, ifname, &index, err) < 0 ||
         write_sysctl("ipv6", ifname, "disable_ipv6", "1", err) < 0 ||
+        write_sysctl("ipv4", ifname, "rp_filter", "1", err) < 0 ||     /* sources other than S: dropped */
         rtnl_addr_add_p2p(hostfd, index, net->gateway, addr, err) < 0 || rtnl_link_up(hostfd, index, err) < 0 ||
         write_sysctl("ipv4", ifname, "forwarding", "1", err) < 0)
         return -1;
@@ -331,38 +360,55 @@ static int make_sandbox_side(struct sb_network *net, int nsfd, uint32_t addr, st
     return rc;
 }
 
-int network_attach(struct sb_network *net, const char *id, pid_t init_pid, const struct sb_net_policy *p,
-                   struct sb_err *err)
+/* Opens the network namespace of sandbox id (its PID 1's); *init_pid
+ * gets that pid. 502 when its shim does not answer. */
+static int open_netns(const struct sb_network *net, const char *id, pid_t *init_pid, int *nsfd, struct sb_err *err)
+{
+    struct sb_shim_status st;
+    if (shim_status(net->cfg->run_dir, id, &st, err) < 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)st.init_pid);
+    *nsfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*nsfd < 0)
+        return sb_err_sys(err, 502, "network: opening the network namespace of sandbox %s", id);
+    *init_pid = st.init_pid;
+    return 0;
+}
+
+static void delete_veth(const char *id, const char *ifname)
+{
+    struct sb_err err = {0};
+    int fd;
+    if (rtnl_open(&fd, &err) == 0) {
+        if (rtnl_link_delete(fd, ifname, &err) < 0)
+            sb_warn("network: sandbox %s: %s", id, err.msg);
+        close(fd);
+    }
+}
+
+int network_attach(struct sb_network *net, const char *id, const struct sb_net_policy *p, struct sb_err *err)
 {
     uint32_t addr, slot;
     if (slot_of(net, p->address, &addr, &slot) < 0)
         return sb_err_set(err, 500, "network: sandbox %s has no address of the range", id);
-    char path[64], ifname[16], table[64];
-    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)init_pid);
+    char ifname[16];
     veth_name(addr, ifname);
-    network_table_name(id, table, sizeof table);
-    int nsfd = open(path, O_RDONLY | O_CLOEXEC), hostfd = -1, rc = -1;
-    if (nsfd < 0)
-        return sb_err_sys(err, 502, "network: opening the network namespace of sandbox %s", id);
+    pid_t init_pid;
+    int nsfd, hostfd = -1, rc = -1;
+    if (open_netns(net, id, &init_pid, &nsfd, err) < 0)
+        return sb_err_prefix(err, "cannot attach the network of sandbox %s", id);
     if (rtnl_open(&hostfd, err) == 0 && make_host_side(net, hostfd, nsfd, ifname, addr, err) == 0 &&
-        make_sandbox_side(net, nsfd, addr, err) == 0 && install_rules(net, id, addr, p, err) == 0 &&
+        make_sandbox_side(net, nsfd, addr, err) == 0 && install_sandbox_rules(net, nsfd, p, err) == 0 &&
         write_resolv_conf(init_pid, net->gateway, net->cfg->uid_base, err) == 0 &&
-        (!net->dns || dns_forward_add(net->dns, addr, table, p, err) == 0))
+        (!net->dns || dns_forward_add(net->dns, addr, nsfd, p, err) == 0))
         rc = 0;
     if (hostfd >= 0)
         close(hostfd);
     close(nsfd);
     if (rc < 0) {
         sb_err_prefix(err, "cannot attach the network of sandbox %s", id);
-        struct sb_net_policy none = *p;
-        none.address[0] = '\0';    /* keep the address reserved: the caller releases it with p */
-        network_release(net, id, &none);
-        struct sb_err derr = {0};
-        int fd;
-        if (rtnl_open(&fd, &derr) == 0) {
-            rtnl_link_delete(fd, ifname, &derr);
-            close(fd);
-        }
+        delete_veth(id, ifname);    /* the address stays reserved: the caller releases it */
     }
     return rc;
 }
@@ -378,40 +424,39 @@ int network_adopt(struct sb_network *net, const char *id, const struct sb_net_po
     pthread_mutex_lock(&net->lock);
     net->used[slot / 8] |= (uint8_t)(1u << (slot % 8));
     pthread_mutex_unlock(&net->lock);
-    char table[64];
-    network_table_name(id, table, sizeof table);
-    int exists = nft_table_exists(table, err);
-    if (exists < 0 || (exists == 0 && install_rules(net, id, addr, p, err) < 0))
+    pid_t init_pid;
+    int nsfd;
+    if (open_netns(net, id, &init_pid, &nsfd, err) < 0)
         return -1;
-    if (exists == 0)
-        sb_warn("network: sandbox %s had lost its rules; installed them again", id);
-    return net->dns ? dns_forward_add(net->dns, addr, table, p, err) : 0;
+    char tables[4096] = "";
+    int rc = nft_run(nsfd, "list tables inet", tables, sizeof tables, err);
+    int exists = rc == 0 && strstr(tables, "table inet " SB_NET_SANDBOX_TABLE "\n") != NULL;
+    if (rc == 0 && !exists) {
+        rc = install_sandbox_rules(net, nsfd, p, err);
+        if (rc == 0)
+            sb_warn("network: sandbox %s had lost its rules; installed them again", id);
+    }
+    if (rc == 0 && net->dns)
+        rc = dns_forward_add(net->dns, addr, nsfd, p, err);
+    close(nsfd);
+    return rc;
 }
 
 void network_release(struct sb_network *net, const char *id, const struct sb_net_policy *p)
 {
-    char table[64], cmd[200];
-    network_table_name(id, table, sizeof table);
-    /* "add" first makes the delete succeed whether or not the table exists. */
-    snprintf(cmd, sizeof cmd, "add table inet %s\ndelete table inet %s\n", table, table);
-    struct sb_err err = {0};
-    if (nft_run(cmd, &err) < 0)
-        sb_warn("network: sandbox %s: removing its rules: %s", id, err.msg);
     uint32_t addr, slot;
     if (!p->address[0] || slot_of(net, p->address, &addr, &slot) < 0)
         return;
     if (net->dns)
-        dns_forward_remove(net->dns, addr);
+        dns_forward_remove(net->dns, addr);     /* lets go of its namespace */
     char ifname[16];
     veth_name(addr, ifname);
-    int fd;
-    if (rtnl_open(&fd, &err) == 0) {
-        if (rtnl_link_delete(fd, ifname, &err) < 0)
-            sb_warn("network: sandbox %s: %s", id, err.msg);
-        close(fd);
-    }
-    /* After the veth is gone no new entry can appear. */
-    if (ctnl_flush_mark(addr, &err) < 0 && err.sys_errno != ENOENT)
+    delete_veth(id, ifname);        /* its rules went with its namespace, or go with the last fd */
+    /* After the veth is gone no new entry can appear. The mark rule copies
+     * the address's bytes (network order) into the mark as they are, so the
+     * mark's value is the address in network byte order. */
+    struct sb_err err = {0};
+    if (ctnl_flush_mark(htonl(addr), &err) < 0 && err.sys_errno != ENOENT)
         sb_warn("network: sandbox %s: %s", id, err.msg);
     unreserve(net, slot);
 }

@@ -1,8 +1,9 @@
 /*
  * network.h - sandbox egress: a veth pair per sandbox with internet
- * access, an address from config network.range, NAT to network.uplink and
- * a per-sandbox nftables table (inet sandbase_<id>) holding every rule of
- * that sandbox, so installing and removing it is one atomic transaction.
+ * access, an address from config network.range, NAT to network.uplink, one
+ * nftables table of the server's in the host namespace (what is always
+ * blocked, NAT) and one in each sandbox's own namespace (its allowOut,
+ * denyOut and DNS-granted addresses); see network.c.
  *
  * Addressing (point-to-point, one gateway for all): the range's first
  * address G is the gateway, put on every sandbox's host-side veth
@@ -23,7 +24,6 @@
 #ifndef SB_RUNTIME_NETWORK_H
 #define SB_RUNTIME_NETWORK_H
 
-#include <sys/types.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -37,26 +37,24 @@ void network_free(struct sb_network *net);
 /* Picks a free address for a new sandbox into p->address (503 when the
  * range is full). Released by network_release. */
 int network_reserve(struct sb_network *net, struct sb_net_policy *p, struct sb_err *err);
-/* Gives sandbox id (its PID 1 is init_pid) its interface, rules, resolver
- * and DNS registration for p (p->address reserved). On failure whatever
- * was made is removed again. */
-int network_attach(struct sb_network *net, const char *id, pid_t init_pid, const struct sb_net_policy *p,
-                   struct sb_err *err);
+/* Gives sandbox id (built, its shim answering) its interface, rules,
+ * resolver and DNS registration for p (p->address reserved). On failure
+ * the interface is removed again; the caller releases the address. */
+int network_attach(struct sb_network *net, const char *id, const struct sb_net_policy *p, struct sb_err *err);
 /* 1 when a create with this request policy (NULL = said nothing) may need
  * an interface: an uplink is configured and egress was not refused. */
 int network_may_attach(const struct sb_network *net, const struct sb_net_policy *requested);
 /* After a restart: takes p->address again, re-installs the sandbox's table
- * when it is missing (an existing one is kept, with what DNS added to it)
- * and registers it with the DNS forwarder. */
+ * in its namespace when it is missing (an existing one is kept, with what
+ * DNS added to it) and registers it with the DNS forwarder. */
 int network_adopt(struct sb_network *net, const char *id, const struct sb_net_policy *p, struct sb_err *err);
-/* Removes the table and the host-side veth and frees the address;
- * idempotent, also for a sandbox never attached (p->address ""). */
+/* Removes the host-side veth (the sandbox's table goes with its
+ * namespace), its conntrack entries and DNS registration, and frees the
+ * address; idempotent, also for a sandbox never attached (p->address ""). */
 void network_release(struct sb_network *net, const char *id, const struct sb_net_policy *p);
 /* network_adopt and network_release for a stored policy (the sandbox
  * row's network_json; "" = no egress, nothing to do). */
 int network_adopt_stored(struct sb_network *net, const char *id, const char *text, struct sb_err *err);
 void network_release_stored(struct sb_network *net, const char *id, const char *text);
-/* The table and host interface names of a sandbox (for tests and logs). */
-void network_table_name(const char *id, char *out, size_t len);
 
 #endif

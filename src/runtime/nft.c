@@ -1,30 +1,23 @@
 /*
- * nft.c - the process's libnftables context (see nft.h).
+ * nft.c - libnftables in the caller's or another network namespace (see nft.h).
  */
 #include "runtime/nft.h"
 
+#include <errno.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
-static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct nft_ctx *nft;     /* under nft_lock; made on first use */
-
-/* Caller holds nft_lock. */
-static struct nft_ctx *context(struct sb_err *err)
-{
-    if (nft)
-        return nft;
-    nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        sb_err_set(err, 500, "nftables: cannot create a libnftables context");
-        return NULL;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    return nft;
-}
+struct nft_job {
+    int netns_fd;
+    const char *cmds;
+    char *output;
+    size_t output_len;
+    int rc;
+    struct sb_err err;
+};
 
 /* The first line of what nftables printed to its error buffer. */
 static void first_line(const char *text, char *out, size_t len)
@@ -35,51 +28,56 @@ static void first_line(const char *text, char *out, size_t len)
         *nl = '\0';
 }
 
-int nft_run(const char *cmds, struct sb_err *err)
+/* In the namespace the job is to run in: a context, the commands, the answer. */
+static void run_here(struct nft_job *job)
 {
-    pthread_mutex_lock(&nft_lock);
-    struct nft_ctx *ctx = context(err);
-    int rc = -1;
-    if (ctx) {
-        rc = nft_run_cmd_from_buffer(ctx, cmds);
-        if (rc != 0) {
-            char msg[256];
-            first_line(nft_ctx_get_error_buffer(ctx), msg, sizeof msg);
-            sb_err_set(err, 500, "nftables refused the rules: %s", msg);
-            rc = -1;
-        }
-        nft_ctx_get_output_buffer(ctx);     /* discard */
+    job->rc = -1;
+    struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (!ctx) {
+        sb_err_set(&job->err, 500, "nftables: cannot create a libnftables context");
+        return;
     }
-    pthread_mutex_unlock(&nft_lock);
-    return rc;
-}
-
-int nft_table_exists(const char *name, struct sb_err *err)
-{
-    char cmd[320];
-    snprintf(cmd, sizeof cmd, "list tables inet");
-    pthread_mutex_lock(&nft_lock);
-    struct nft_ctx *ctx = context(err);
-    int rc = -1;
-    if (ctx && nft_run_cmd_from_buffer(ctx, cmd) == 0) {
-        const char *out = nft_ctx_get_output_buffer(ctx);
-        char want[300];
-        snprintf(want, sizeof want, "table inet %s\n", name);
-        rc = out && strstr(out, want) ? 1 : 0;
-    } else if (ctx) {
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+    if (nft_run_cmd_from_buffer(ctx, job->cmds) != 0) {
         char msg[256];
         first_line(nft_ctx_get_error_buffer(ctx), msg, sizeof msg);
-        sb_err_set(err, 500, "nftables: listing tables: %s", msg);
+        sb_err_set(&job->err, 500, "nftables refused the rules: %s", msg);
+    } else {
+        job->rc = 0;
+        if (job->output)
+            snprintf(job->output, job->output_len, "%s", nft_ctx_get_output_buffer(ctx));
     }
-    pthread_mutex_unlock(&nft_lock);
-    return rc;
+    nft_ctx_free(ctx);
 }
 
-void nft_shutdown(void)
+static void *run_in_thread(void *arg)
 {
-    pthread_mutex_lock(&nft_lock);
-    if (nft)
-        nft_ctx_free(nft);
-    nft = NULL;
-    pthread_mutex_unlock(&nft_lock);
+    struct nft_job *job = arg;
+    if (setns(job->netns_fd, CLONE_NEWNET) < 0) {
+        job->rc = -1;
+        sb_err_sys(&job->err, 500, "nftables: joining the sandbox's network namespace");
+    } else {
+        run_here(job);      /* the context's netlink socket belongs to that namespace */
+    }
+    return NULL;            /* the thread, and its namespace, end here */
+}
+
+int nft_run(int netns_fd, const char *cmds, char *output, size_t output_len, struct sb_err *err)
+{
+    struct nft_job job = {.netns_fd = netns_fd, .cmds = cmds, .output = output, .output_len = output_len};
+    if (netns_fd < 0) {
+        run_here(&job);
+    } else {
+        pthread_t t;
+        int rc = pthread_create(&t, NULL, run_in_thread, &job);
+        if (rc != 0) {
+            errno = rc;
+            return sb_err_sys(err, 500, "nftables: starting a thread");
+        }
+        pthread_join(t, NULL);
+    }
+    if (job.rc < 0)
+        *err = job.err;
+    return job.rc;
 }

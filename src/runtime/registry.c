@@ -424,17 +424,6 @@ static int resolve_network(struct sb_registry *reg, const struct sb_create_reque
     return 0;
 }
 
-/* Gives a built sandbox (its row still creating) its interface and rules. */
-static int attach_network(struct sb_registry *reg, const struct sb_sandbox_rec *rec, const struct sb_net_policy *p,
-                          struct sb_err *err)
-{
-    struct sb_shim_status st;
-    if (shim_status(reg->cfg->run_dir, rec->id, &st, err) < 0 ||
-        network_attach(reg->net, rec->id, st.init_pid, p, err) < 0)
-        return sb_err_prefix(err, "failed to create sandbox");
-    return 0;
-}
-
 int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_request *creq,
                                struct sb_sandbox_rec *out, struct sb_err *err)
 {
@@ -504,7 +493,8 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
         rc = -1;
     }
     built = rc == 0;
-    if (rc == 0 && net->internet && attach_network(reg, &rec, net, err) < 0) {
+    if (rc == 0 && net->internet && network_attach(reg->net, rec.id, net, err) < 0) {
+        sb_err_prefix(err, "failed to create sandbox");
         struct sb_err uerr = {0};
         shim_destroy(reg->cfg, rec.id, &uerr);     /* a claimed one too: its netns is half set up */
         store_sandbox_delete_creating(reg->store, rec.id, &uerr);

@@ -9,8 +9,9 @@ never routed anywhere), an HTTP server on every address and a fake DNS
 server. A private address (10.213.77.2) and the metadata address
 (169.254.169.254) are put on the test host too, routed on the host through
 the test veth only, so "blocked" below is the rules' doing, not a missing
-route. The namespace, the veth (and with it those routes) and every nft
-table of a sandbox made here are removed at the end, also after failures."""
+route. The namespace, the veth (and with it those routes) and the servers'
+nft tables (which a stopped server leaves in place, so that sandboxes
+outliving it stay fenced) are removed at the end, also after failures."""
 import itertools
 import json
 import os
@@ -39,7 +40,7 @@ PRIVATE = "10.213.77.2"
 METADATA = "169.254.169.254"
 HTTP_PORT = 8080
 _ranges = itertools.count(1)
-_made = []                      # sandbox ids, so their tables can be swept at the end
+_used_ranges = []               # third octets of the 10.214.N.0/24 ranges handed to servers
 
 DNS_SERVER = textwrap.dedent("""
     import socket, struct, sys
@@ -70,8 +71,24 @@ def netns(*args, check=True):
     return sh("ip", "netns", "exec", NETNS, *args, check=check)
 
 
-def tables():
-    return sh("nft", "list", "tables", "inet").stdout
+def tables(netns_path=None):
+    prefix = ["nsenter", f"--net={netns_path}"] if netns_path else []
+    return sh(*prefix, "nft", "list", "tables", "inet").stdout
+
+
+def host_table(n):
+    """The server's table in the host namespace for range 10.214.n.0/24."""
+    return "sandbase_%08x_24" % (0x0AD60000 | n << 8)
+
+
+def sandbox_netns(srv, sid):
+    """/proc/<PID 1>/ns/net of a sandbox (PID 1 is its shim's child)."""
+    run = os.path.join(srv.data_dir, "run", "sandboxes", sid)
+    with open(os.path.join(run, "shim.pid")) as f:
+        shim = int(f.read())
+    with open(f"/proc/{shim}/task/{shim}/children") as f:
+        init = int(f.read().split()[0])
+    return f"/proc/{init}/ns/net"
 
 
 def links():
@@ -84,8 +101,8 @@ def teardown_test_host(procs):
         p.wait()
     sh("ip", "netns", "del", NETNS, check=False)
     sh("ip", "link", "del", UPLINK, check=False)     # its routes go with it
-    for sid in _made:
-        sh("nft", "delete", "table", "inet", f"sandbase_{sid}", check=False)
+    for n in _used_ranges:
+        sh("nft", "delete", "table", "inet", host_table(n), check=False)
 
 
 @pytest.fixture(scope="module")
@@ -130,15 +147,14 @@ def test_host():
 def net_server(org, **network):
     """A private server whose uplink is the test veth, with its own range."""
     n = next(_ranges)
+    _used_ranges.append(n)
     cfg = {"uplink": UPLINK, "range": f"10.214.{n}.0/24", "dns_upstream": TEST_HOST}
     cfg.update(network)
     return private_server(org, pool_size=1, network=cfg)
 
 
 def create(c, **body):
-    sid = c.create(**body)
-    _made.append(sid)
-    return sid
+    return c.create(**body)
 
 
 PROBE = textwrap.dedent("""
@@ -351,12 +367,14 @@ def test_rules_removed_at_delete(test_host):
         addr = c.get(f"/sandboxes/{sid}").json()["network"]["address"]
         veth = "sb%08x" % int.from_bytes(socket.inet_aton(addr), "big")
         assert reaches(c, sid, TEST_HOST)
-        assert f"sandbase_{sid}" in tables() and veth in links()
+        netns_path = sandbox_netns(srv, sid)
+        assert "table inet sandbase\n" in tables(netns_path) and veth in links()
         assert conntrack_entries(addr) > 0      # the connection just made (TIME_WAIT)
         assert c.delete(f"/sandboxes/{sid}").status_code == 204
-        assert f"sandbase_{sid}" not in tables()
+        assert not os.path.exists(netns_path)   # its namespace, and the table in it, are gone
         assert veth not in links()
-        assert conntrack_entries(addr) == 0
+        assert conntrack_entries(addr) == 0, [l for l in open("/proc/net/nf_conntrack") if addr + " " in l]
+        assert sid not in sh("nft", "list", "ruleset").stdout   # nothing of it on the host
         assert c.get(f"/sandboxes/{sid}").json()["network"]["address"] == addr   # kept in the record
 
 
@@ -367,10 +385,16 @@ def test_rules_readopted_after_kill_9(test_host):
         lost_rules = create(c, network={"denyOut": [NAMED]})
         assert reaches(c, kept, TEST_HOST) and reaches(c, lost_rules, TEST_HOST)
         srv.stop(signal.SIGKILL)
-        sh("nft", "delete", "table", "inet", f"sandbase_{lost_rules}")
+        table = host_table(_used_ranges[-1])
+        assert table in tables()                # left in place: the sandboxes stay fenced
+        lost_netns = sandbox_netns(srv, lost_rules)
+        sh("nsenter", f"--net={lost_netns}", "nft", "delete", "table", "inet", "sandbase")
+        # without its table the sandbox's namespace reaches NAMED (so the check below can fail)
+        out = sh("nsenter", f"--net={lost_netns}", "python3", "-c", PROBE, NAMED, str(HTTP_PORT), "1.5").stdout
+        assert out.startswith("OK"), out
         srv.start()
         for sid in (kept, lost_rules):
-            assert f"sandbase_{sid}" in tables()
+            assert "table inet sandbase\n" in tables(sandbox_netns(srv, sid))
             assert reaches(c, sid, TEST_HOST)
             assert probe(c, sid, NAMED).startswith("FAIL")
         fresh = create(c)           # the re-adopted addresses are not handed out again
@@ -378,8 +402,9 @@ def test_rules_readopted_after_kill_9(test_host):
         assert len(addrs) == 3
         assert reaches(c, fresh, TEST_HOST)
         for sid in (kept, lost_rules, fresh):
+            netns_path = sandbox_netns(srv, sid)
             assert c.delete(f"/sandboxes/{sid}").status_code == 204
-            assert f"sandbase_{sid}" not in tables()
+            assert not os.path.exists(netns_path)
 
 
 @pytest.fixture(scope="module")
