@@ -110,6 +110,8 @@ class BenchUplink:
     def __exit__(self, *exc):
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
         subprocess.run(["ip", "link", "del", self.link], capture_output=True)
+        # a stopped server leaves its host table (it fences surviving sandboxes): remove it
+        subprocess.run(["nft", "delete", "table", "inet", "sandbase_0ad70000_24"], capture_output=True)
 
 
 def pooled_creates(api, body, count=10):

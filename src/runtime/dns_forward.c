@@ -270,7 +270,16 @@ static void on_query(struct sb_dns_forward *fwd)
     if (!slot)
         return;                     /* overloaded: the client retries */
     uint16_t id;
-    if (getrandom(&id, sizeof id, 0) != sizeof id)
+    int taken = 1;
+    for (int tries = 0; taken && tries < 8; tries++) {     /* an id no live query uses */
+        if (getrandom(&id, sizeof id, 0) != sizeof id)
+            return;
+        taken = 0;
+        for (int i = 0; i < PENDING_MAX && !taken; i++)
+            taken = fwd->pending[i].used && now - fwd->pending[i].sent_ms <= PENDING_TIMEOUT_MS &&
+                    fwd->pending[i].our_id == id;
+    }
+    if (taken)
         return;
     *slot = (struct pending){.used = 1, .our_id = id, .their_id = get16(pkt), .from = from, .grant = grant,
                              .client_ip = ip, .sent_ms = now};

@@ -259,7 +259,9 @@ static int install_host_rules(const struct sb_network *net, struct sb_err *err)
     return rc < 0 ? sb_err_prefix(err, "network: installing table %s", t) : 0;
 }
 
-/* The sandbox's own table, in its namespace, replacing any earlier one. */
+/* The sandbox's own table, in its namespace, which has none yet (a new
+ * sandbox, or one whose table was removed). No "delete table" first: in one
+ * batch with the new table that costs ~10 ms more. */
 static int install_sandbox_rules(const struct sb_network *net, int nsfd, const struct sb_net_policy *p,
                                  struct sb_err *err)
 {
@@ -268,9 +270,8 @@ static int install_sandbox_rules(const struct sb_network *net, int nsfd, const s
         return sb_err_set(err, 500, "out of memory");
     char g[16];
     sb_ipv4_format(net->gateway, g, sizeof g);
-    const char *t = SB_NET_SANDBOX_TABLE;
     size_t used = 0;
-    int rc = emit(buf, &used, "add table inet %s\ndelete table inet %s\ntable inet %s {\n", t, t, t);
+    int rc = emit(buf, &used, "table inet " SB_NET_SANDBOX_TABLE " {\n");
     rc = rc < 0 ? -1 : emit_set(buf, &used, "allow4", p->allow, p->allow_count);
     rc = rc < 0 ? -1 : emit_set(buf, &used, "deny4", p->deny, p->deny_count);
     rc = rc < 0 ? -1 : emit(buf, &used,
