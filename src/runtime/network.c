@@ -100,6 +100,14 @@ struct sb_network *network_new(const struct sb_config *cfg, struct sb_err *err)
         return NULL;
     }
     if (cfg->network.uplink[0]) {
+        char path[64];
+        snprintf(path, sizeof path, "/sys/class/net/%s", cfg->network.uplink);
+        if (access(path, F_OK) != 0) {
+            sb_err_set(err, 400, "config: network.uplink \"%s\" is not a network interface of this host",
+                       cfg->network.uplink);
+            network_free(net);
+            return NULL;
+        }
         if (install_host_rules(net, err) < 0) {
             network_free(net);
             return NULL;

@@ -15,6 +15,7 @@ outliving it stay fenced) are removed at the end, also after failures."""
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ import time
 import pytest
 import requests
 
-from conftest import private_server
+from conftest import Server, cli, make_data_dir, private_server
 
 TAG = f"{os.getpid() % 100000:05d}"
 NETNS = f"sbt-{TAG}"
@@ -450,3 +451,15 @@ def test_no_uplink_means_no_egress_and_says_so():
             assert r.status_code == 400 and "network.uplink" in r.json()["message"], r.text
         sid = c.create(allow_internet_access=False, network={"denyOut": ["0.0.0.0/0"]})
         assert c.get(f"/sandboxes/{sid}").json()["network"]["denyOut"] == ["0.0.0.0/0"]
+
+
+def test_an_uplink_that_does_not_exist_stops_the_start():
+    data_dir = make_data_dir()
+    try:
+        cli(data_dir, "template", "build", "base", "--from", "host")
+        srv = Server(data_dir, config={"network": {"uplink": "sbnope0"}})
+        with pytest.raises(AssertionError, match="serve exited"):
+            srv.start()
+        assert 'network.uplink "sbnope0" is not a network interface' in srv.log(), srv.log()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
