@@ -39,15 +39,13 @@ static void print_help(FILE *out)
 struct verb {
     const char *name;
     int (*run)(int argc, char **argv);
-    int help_topic;     /* 0: internal, not shown by `help` */
 };
 
 static const struct verb verbs[] = {
-    {"serve", cli_serve, 1},
-    {"org", cli_org, 1},
-    {"key", cli_key, 1},
-    {"template", cli_template, 1},
-    {"shim", cli_shim, 0},
+    {"serve", cli_serve},
+    {"org", cli_org},
+    {"key", cli_key},
+    {"template", cli_template},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
@@ -67,7 +65,7 @@ static int help(const char *topic)
         return 0;
     }
     const struct verb *v = find_verb(topic);
-    if (!v || !v->help_topic) {
+    if (!v) {
         fprintf(stderr, "sandbase: unknown help topic '%s' (topics: serve, org, key, template)\n", topic);
         return 2;
     }

@@ -1,6 +1,8 @@
 /*
  * processes.c - POST /sandboxes/:id/processes: run one command to completion
- * and answer its output, as the SandBase docs describe.
+ * and answer its output, as the SandBase docs describe. Runs on the loop
+ * thread: the request is deferred while the process runs (no thread waits
+ * for it), and a client that leaves has its process tree killed.
  *
  * The command runs directly (no shell). 200 for any exit code; 502 when it
  * could not start ("command not found: X") or timed out ("timed out after
@@ -19,7 +21,7 @@
 #include <string.h>
 
 #include "api/app.h"
-#include "api/async.h"
+#include "api/exec_response.h"
 #include "api/validate.h"
 #include "core/utf8.h"
 #include "runtime/registry.h"
@@ -29,8 +31,8 @@
 #define MAX_CWD 4095                /* PATH_MAX less its NUL */
 
 struct process_args {
-    char org_id[SB_ORG_ID_MAX];
-    char id[32];
+    struct sb_request *req;
+    struct registry_exec *rx;       /* running; NULL once answered */
     json_t *body;                   /* owned; the strings below point into it */
     const char **args;
     struct sb_process_request preq;
@@ -45,15 +47,14 @@ static void free_process_args(void *p)
     free(a);
 }
 
-static json_t *result_json(const struct sb_exec_result *res)
+/* The answer's fields but stdout and stderr (api_exec_respond adds them). */
+static json_t *result_head(const struct sb_exec_result *res)
 {
     char pid[16];
     snprintf(pid, sizeof pid, "%d", res->pid);
-    json_t *out = json_pack("{s:s, s:o, s:o, s:i, s:I, s:b, s:b}", "processID", pid, "stdout",
-                            sb_json_string_lossy(res->out, res->out_len), "stderr",
-                            sb_json_string_lossy(res->err_out, res->err_len), "exitCode",
-                            res->exit_code, "durationMs", (json_int_t)res->duration_ms,
-                            "oomKilled", res->oom_killed, "truncated", res->truncated);
+    json_t *out = json_pack("{s:s, s:i, s:I, s:b, s:b}", "processID", pid, "exitCode", res->exit_code,
+                            "durationMs", (json_int_t)res->duration_ms, "oomKilled", res->oom_killed,
+                            "truncated", res->truncated);
     if (out && res->signal)
         json_object_set_new(out, "signal", json_integer(res->signal));
     return out;
@@ -74,32 +75,50 @@ static void explain_start_error(const struct process_args *a, struct sb_err *err
         sb_err_set(err, 502, "%s (the command could not start; the sandbox itself is fine)", msg);
 }
 
-static void process_job(struct sb_request *req, void *p)
+/* Loop thread: the process ran (res) or could not (err). */
+static void on_exec_done(void *p, struct sb_exec_result *res, const struct sb_err *err)
 {
     struct process_args *a = p;
-    struct sb_err err = {0};
-    struct sb_exec_result res = {0};
-    if (registry_exec(api_app(req)->registry, a->org_id, a->id, &a->preq, &res, &err) < 0) {
-        explain_start_error(a, &err);
-        sb_request_complete_error(req, &err);
-        shim_exec_result_clear(&res);
+    struct sb_request *req = a->req;
+    sb_request_on_gone(req, NULL, NULL);
+    a->rx = NULL;
+    if (!res) {
+        struct sb_err e = *err;
+        explain_start_error(a, &e);
+        sb_request_complete_error(req, &e);
+        free_process_args(a);
         return;
     }
-    json_t *out = result_json(&res);
-    if (res.timed_out && out) {
+    json_t *out = result_head(res);
+    int status = 200;
+    if (res->timed_out && out) {
         json_object_set_new(out, "code", json_integer(502));
         char msg[160];
         snprintf(msg, sizeof msg, "timed out after %ds: the command was killed (raise timeout, up to %d; "
                  "the sandbox itself is fine)", a->preq.timeout_s, MAX_PROCESS_TIMEOUT_S);
         json_object_set_new(out, "message", json_string(msg));
-        sb_request_complete_json(req, 502, out);
-    } else if (out) {
-        sb_request_complete_json(req, 200, out);
-    } else {
-        sb_err_set(&err, 500, "out of memory");
-        sb_request_complete_error(req, &err);
+        status = 502;
     }
-    shim_exec_result_clear(&res);
+    struct sb_registry *reg = api_app(req)->registry;
+    struct sb_err e = {0};
+    if (!out)
+        sb_err_set(&e, 500, "out of memory");
+    if (!out || api_exec_respond(req, reg, status, out, res, &e) < 0) {
+        sb_request_complete_error(req, &e);
+        registry_exec_result_clear(reg, res);
+    }
+    free_process_args(a);
+}
+
+/* Loop thread: the client left before the answer. A synchronous exec is
+ * killed with its whole tree (background and streamed ones run on). */
+static void on_client_gone(struct sb_request *req, void *p)
+{
+    struct process_args *a = p;
+    registry_exec_cancel(a->rx);
+    struct sb_err e;
+    sb_request_complete_error(req, (sb_err_set(&e, 499, "client closed the request"), &e));
+    free_process_args(a);
 }
 
 /* Fills a->args from the "args" array. */
@@ -190,9 +209,12 @@ void api_process_run(struct sb_request *req)
     a->body = sb_request_json(req, 0, &err);
     if (!a->body || parse_process(a, &err) < 0)
         goto fail;
-    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
-    snprintf(a->id, sizeof a->id, "%s", id);
-    api_run_async(req, process_job, a, free_process_args);
+    a->req = req;
+    a->rx = registry_exec_start(api_app(req)->registry, req->org_id, id, &a->preq, on_exec_done, a, &err);
+    if (!a->rx)
+        goto fail;
+    sb_request_defer(req);
+    sb_request_on_gone(req, on_client_gone, a);
     return;
 fail:
     if (a)

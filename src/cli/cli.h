@@ -12,6 +12,5 @@ int cli_serve(int argc, char **argv);      /* cli/serve.c */
 int cli_org(int argc, char **argv);        /* cli/org_key.c */
 int cli_key(int argc, char **argv);        /* cli/org_key.c */
 int cli_template(int argc, char **argv);   /* cli/template.c */
-int cli_shim(int argc, char **argv);       /* cli/shim.c -> shim/main.c: internal, started by serve */
 
 #endif

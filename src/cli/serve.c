@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -170,6 +171,8 @@ static int start_runtime(struct sb_app *app, struct sb_err *err)
     app->registry = registry_new(&app->cfg, app->store, app->workers, err);
     if (!app->registry)
         return -1;
+    if (registry_serve_on(app->registry, app->loop, err) < 0)
+        return -1;
     registry_watch_shims(app->registry, shim_watch_start, app);
     if (registry_reconcile(app->registry, err) < 0)
         return -1;
@@ -226,6 +229,11 @@ int cli_serve(int argc, char **argv)
         fputs(serve_usage, stderr);
         return 2;
     }
+    /* Output buffers and answers come and go in megabytes: a fixed mmap
+     * threshold (glibc's moving one climbs to 32 MiB after the first frees)
+     * returns them to the system when freed, so serve's memory falls back
+     * to idle after a burst instead of staying at its peak. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     static struct sb_app app;
     struct sb_err err = {0};
     if (load_config(&opts, &app.cfg, &err) < 0)

@@ -31,6 +31,8 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->max_connections_per_address = 256;
     cfg->request_read_timeout_s = 30;
     cfg->disk_reserve_mb = 512;
+    cfg->shim_call_timeout_ms = 10000;
+    cfg->exec_output_budget_mb = 128;
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
     snprintf(cfg->network.range, sizeof cfg->network.range, "10.200.0.0/16");
@@ -168,7 +170,7 @@ static const struct int_option int_options[] = {
     INT_OPT(max_body), INT_OPT(pool_size), INT_OPT(org_sandbox_cap), INT_OPT(exec_output_cap),
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
     INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
-    INT_OPT(disk_reserve_mb),
+    INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb),
 };
 
 static int apply_int_option(struct sb_config *cfg, const char *key, json_t *v, struct sb_err *err)
@@ -212,6 +214,8 @@ int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb
             rc = set_string(cfg->data_dir, sizeof cfg->data_dir, v, key, err);
         else if (strcmp(key, "run_dir") == 0)
             rc = set_string(cfg->run_dir, sizeof cfg->run_dir, v, key, err);
+        else if (strcmp(key, "shim_path") == 0)
+            rc = set_string(cfg->shim_path, sizeof cfg->shim_path, v, key, err);
         else if (strcmp(key, "log_format") == 0)
             rc = set_string(cfg->log_format, sizeof cfg->log_format, v, key, err);
         else if (strcmp(key, "defaults") == 0)
@@ -271,6 +275,27 @@ void sb_config_apply_env(struct sb_config *cfg)
         snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
     if ((v = getenv("SANDBASE_RUN_DIR")) && *v)
         snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s", v);
+    if ((v = getenv("SANDBASE_SHIM")) && *v)
+        snprintf(cfg->shim_path, sizeof cfg->shim_path, "%s", v);
+}
+
+/* The default shim: sandbase-shim in the directory of the running binary
+ * (build/ in a checkout, the install's bin/ otherwise). */
+static int default_shim_path(struct sb_config *cfg, struct sb_err *err)
+{
+    char self[SB_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return sb_err_sys(err, 500, "config: cannot find the running binary to locate sandbase-shim "
+                                    "(set shim_path or SANDBASE_SHIM)");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    int len = snprintf(cfg->shim_path, sizeof cfg->shim_path, "%s/sandbase-shim", self);
+    if (len < 0 || (size_t)len >= sizeof cfg->shim_path)
+        return sb_err_set(err, 400, "config: the path of sandbase-shim beside %s is too long", self);
+    return 0;
 }
 
 static int check_limits(const struct sb_limits *lim, const char *name, struct sb_err *err)
@@ -296,6 +321,10 @@ static int check_connections(const struct sb_config *cfg, struct sb_err *err)
                           cfg->max_connections / 2);
     if (cfg->request_read_timeout_s < 1 || cfg->request_read_timeout_s > 3600)
         return sb_err_set(err, 400, "config: request_read_timeout_s must be between 1 and 3600");
+    if (cfg->shim_call_timeout_ms < 100 || cfg->shim_call_timeout_ms > 600000)
+        return sb_err_set(err, 400, "config: shim_call_timeout_ms must be between 100 and 600000");
+    if (cfg->exec_output_budget_mb < 1 || cfg->exec_output_budget_mb > 1048576)
+        return sb_err_set(err, 400, "config: exec_output_budget_mb must be between 1 and 1048576");
     return 0;
 }
 
@@ -314,6 +343,10 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
         if (n < 0 || (size_t)n >= sizeof cfg->run_dir)
             return sb_err_set(err, 400, "config: data_dir is too long");
     }
+    if (cfg->shim_path[0] != '\0' && sb_path_absolute(cfg->shim_path, cfg->shim_path, sizeof cfg->shim_path, err) < 0)
+        return sb_err_prefix(err, "config: shim_path");
+    if (cfg->shim_path[0] == '\0' && default_shim_path(cfg, err) < 0)
+        return -1;
     if (strcmp(cfg->log_format, "auto") != 0 && strcmp(cfg->log_format, "text") != 0 &&
         strcmp(cfg->log_format, "json") != 0)
         return sb_err_set(err, 400, "config: log_format must be auto, text or json");
@@ -333,8 +366,7 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
         return sb_err_set(err, 400, "config: defaults must not exceed maxima");
     if (check_connections(cfg, err) < 0 || check_network(&cfg->network, err) < 0)
         return -1;
-    enum { UID_RANGE = 65536 };
-    if (cfg->uid_base < UID_RANGE)
+    if (cfg->uid_base < SB_UID_RANGE)
         return sb_err_set(err, 400, "config: uid_base must be at least 65536 so sandbox ids never map onto host users");
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * config.h - the server configuration: defaults, then a JSON config file
  * (--config FILE or <data-dir>/config.json when present), then environment
- * (SANDBASE_LISTEN, SANDBASE_DATA_DIR, SANDBASE_RUN_DIR), then flags.
+ * (SANDBASE_LISTEN, SANDBASE_DATA_DIR, SANDBASE_RUN_DIR, SANDBASE_SHIM), then
+ * flags.
  *
  * Limits: `defaults` apply to every sandbox unless a template overrides them;
  * `maxima` cap what a template may ask for. Plain data: nothing to free.
@@ -15,6 +16,8 @@
 #include "core/err.h"
 
 #define SB_PATH_MAX 4096
+/* Every sandbox maps its ids 0..SB_UID_RANGE-1 to host uid_base.. (and gids alike). */
+#define SB_UID_RANGE 65536u
 
 struct sb_limits {
     int cpu_count;          /* CPUs of quota */
@@ -39,6 +42,7 @@ struct sb_config {
     char listen[128];               /* "127.0.0.1:3000" */
     char data_dir[SB_PATH_MAX];     /* db, templates, sandboxes' upper dirs */
     char run_dir[SB_PATH_MAX];      /* shim sockets; default <data-dir>/run */
+    char shim_path[SB_PATH_MAX];    /* the sandbase-shim binary; default: beside the running one */
     char log_format[8];             /* auto | text | json */
     size_t max_body;                /* JSON body cap, bytes (default 1 MiB) */
     int pool_size;                  /* warm sandboxes per template (default 2) */
@@ -52,6 +56,8 @@ struct sb_config {
     int max_connections;            /* open HTTP connections, all clients (4096) */
     int max_connections_per_address; /* ... from one client address (256) */
     int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
+    int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
+    int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
     struct sb_net_config network;   /* {"network": {"uplink", "range", "default", "dns_upstream", "allow_private"}} */
@@ -66,8 +72,9 @@ int sb_config_load_file(struct sb_config *cfg, const char *path, struct sb_err *
 /* Applies <data_dir>/config.json when that file exists (no file: no change). */
 int sb_config_load_data_dir(struct sb_config *cfg, const char *data_dir, struct sb_err *err);
 void sb_config_apply_env(struct sb_config *cfg);
-/* Makes data_dir and run_dir absolute (against the current directory), fills
- * derived values (run_dir) and checks ranges; 400 with the field name. */
+/* Makes data_dir, run_dir and shim_path absolute (against the current
+ * directory), fills derived values (run_dir, shim_path) and checks ranges;
+ * 400 with the field name. */
 int sb_config_finish(struct sb_config *cfg, struct sb_err *err);
 
 #endif

@@ -201,3 +201,18 @@ void sb_unmount_below(const char *dir)
         umount2(points[--n], MNT_DETACH);
     free(points);
 }
+
+int sb_dir_hold(const char *path, uint64_t identity, int *fd_out, struct sb_err *err)
+{
+    *fd_out = -1;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return sb_err_sys(err, 500, "cannot open %s", path);
+    struct stat st;
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != identity) {
+        close(fd);
+        return sb_err_set(err, 409, "%s was replaced or removed", path);
+    }
+    *fd_out = fd;
+    return 0;
+}

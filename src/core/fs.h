@@ -5,6 +5,7 @@
 #define SB_CORE_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/err.h"
@@ -42,5 +43,14 @@ int sb_path_absolute(const char *path, char *out, size_t len, struct sb_err *err
  * child inherits it). 409 "... already used by pid N" when another process
  * holds it (*holder gets N, or 0 if unreadable); 500 otherwise. */
 int sb_lock_file(const char *path, int *fd_out, pid_t *holder, struct sb_err *err);
+
+/* Marks the directory at path as in use for as long as *fd_out stays open:
+ * opens it (O_DIRECTORY, O_CLOEXEC) and takes a shared flock, which follows
+ * the directory across renames, after checking that its inode is identity
+ * (so the directory held is the one its holder expects). 409 when it was
+ * replaced (another inode) or someone holds it exclusively; 500 when it
+ * cannot be opened. The one who deletes such trees takes LOCK_EX|LOCK_NB
+ * first and leaves them when that fails. */
+int sb_dir_hold(const char *path, uint64_t identity, int *fd_out, struct sb_err *err);
 
 #endif

@@ -1,13 +1,13 @@
 /*
- * id.c - random ids (libsodium randombytes), the rule for user-chosen names
- * and wall-clock helpers.
+ * id.c - random ids (libsodium randombytes) and the rule for user-chosen
+ * names. The clocks declared beside them in id.h are in clock.c, so a
+ * program that only reads clocks (the shim) does not link libsodium.
  */
 #include "core/id.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -49,29 +49,4 @@ int sb_name_valid(const char *name)
             return 0;
     }
     return 1;
-}
-
-static int64_t clock_ms(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t sb_wall_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
-
-int64_t sb_mono_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC);
-}
-
-void sb_time_rfc3339(int64_t ms, char *out, size_t len)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

@@ -75,3 +75,13 @@ json_t *sb_json_string_lossy(const char *bytes, size_t len)
     free(out);
     return str;
 }
+
+size_t sb_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t n = max;
+    for (int i = 0; i < 3 && n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; i++)
+        n--;
+    return n ? n : max;
+}

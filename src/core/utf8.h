@@ -23,4 +23,9 @@ int sb_utf8_valid(const char *s, size_t len);
  * U+FFFD. New reference, or NULL when out of memory. */
 json_t *sb_json_string_lossy(const char *bytes, size_t len);
 
+/* Where to cut s (len bytes) into a piece of at most max bytes (max > 0)
+ * without splitting a UTF-8 sequence: max, moved back before the
+ * continuation bytes there; len when it all fits. */
+size_t sb_utf8_cut(const char *s, size_t len, size_t max);
+
 #endif

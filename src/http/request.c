@@ -144,16 +144,28 @@ static void utf8_sanitize(char *s)
     }
 }
 
-/* The one place error bodies are made: {"code": status, "message": msg}.
- * A status that is not an error (0, or below 400) is answered as 500. */
-struct MHD_Response *http_error_response(const struct sb_err *err, int *status_out)
+/* The one place error bodies are made: the route's renderer's, or
+ * {"code": status, "message": msg}. A status that is not an error (0, or
+ * below 400) is answered as 500; the renderer sees the error with that
+ * status and a message that is valid UTF-8, and may pick another status. */
+struct MHD_Response *http_error_response(sb_error_render_fn render, const struct sb_err *err,
+                                         int *status_out)
 {
-    int status = err->status >= 400 && err->status <= 599 ? err->status : 500;
-    char msg[SB_ERR_MSG_MAX];
-    snprintf(msg, sizeof msg, "%s", err->msg[0] ? err->msg : "internal error");
-    utf8_sanitize(msg);
+    struct sb_err clean = *err;
+    clean.status = err->status >= 400 && err->status <= 599 ? err->status : 500;
+    if (!clean.msg[0])
+        snprintf(clean.msg, sizeof clean.msg, "internal error");
+    utf8_sanitize(clean.msg);
+    int status = clean.status;
+    json_t *body = render ? render(&clean, &status) : NULL;
+    if (status < 100 || status > 599)
+        status = clean.status;
+    if (!body) {
+        status = clean.status;
+        body = json_pack("{s:i, s:s}", "code", status, "message", clean.msg);
+    }
     *status_out = status;
-    return http_json_response(json_pack("{s:i, s:s}", "code", status, "message", msg));
+    return http_json_response(body);
 }
 
 /* ---- answering ---- */
@@ -171,7 +183,7 @@ void sb_respond_empty(struct sb_request *req, int status)
 void sb_respond_error(struct sb_request *req, const struct sb_err *err)
 {
     int status;
-    struct MHD_Response *resp = http_error_response(err, &status);
+    struct MHD_Response *resp = http_error_response(req->conn->match.render_error, err, &status);
     http_conn_answer(req->conn, status, resp);
 }
 
@@ -183,6 +195,19 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 void sb_request_defer(struct sb_request *req) { http_conn_defer(req->conn); }
 
+void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg)
+{
+    http_conn_on_gone(req->conn, cb, arg);
+}
+
+int sb_request_body_sink(struct sb_request *req, uint64_t max_bytes, sb_body_data_fn on_data,
+                         sb_body_end_fn on_end, void *arg, struct sb_err *err)
+{
+    return http_conn_body_sink(req->conn, max_bytes, on_data, on_end, arg, err);
+}
+
+void sb_request_body_resume(struct sb_request *req) { http_conn_body_resume(req->conn); }
+
 void sb_request_complete_json(struct sb_request *req, int status, json_t *body)
 {
     http_conn_complete(req->conn, status, http_json_response(body));
@@ -191,7 +216,8 @@ void sb_request_complete_json(struct sb_request *req, int status, json_t *body)
 void sb_request_complete_error(struct sb_request *req, const struct sb_err *err)
 {
     int status;
-    struct MHD_Response *resp = http_error_response(err, &status);
+    /* match is written before the handler runs and never after: safe to read here */
+    struct MHD_Response *resp = http_error_response(req->conn->match.render_error, err, &status);
     http_conn_complete(req->conn, status, resp);
 }
 

@@ -8,8 +8,13 @@
  * object stays valid until it is answered (or the client goes away, in which
  * case completing it is still safe and simply discards the answer).
  *
- * Error bodies are always {"code": <status>, "message": "..."}: handlers pass
- * a struct sb_err and never format error JSON themselves.
+ * Error bodies are {"code": <status>, "message": "..."}, or what the route's
+ * error renderer makes of the error (router.h): handlers pass a struct
+ * sb_err and never format error JSON themselves.
+ *
+ * A handler may also answer with a stream (stream.h, sse.h), and the handler
+ * of an SB_ROUTE_STREAM_BODY route takes its body as it arrives
+ * (sb_request_body_sink below) instead of as req->body.
  *
  * Rules for deferred requests: call sb_request_defer() on the loop thread
  * before handing req to another thread; complete it exactly once; after
@@ -23,6 +28,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -71,6 +77,61 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 /* Answer later, from any thread. */
 void sb_request_defer(struct sb_request *req);
+
+/* Called once, on the loop thread, when a deferred request ends without its
+ * handler's answer having reached the client: the client disconnected while
+ * the request was deferred (noticed at once: a suspended connection's socket
+ * is watched for the hang-up), or shutdown answered it 503 after the grace
+ * period. Not called once the handler's answer has reached the loop (a
+ * client that leaves while it is being sent merely loses it). The request
+ * stays valid until the handler completes it, which is still required and
+ * still safe: the answer is discarded. A completion already posted from
+ * another thread may cross cb; that is safe too. Loop thread only; a second
+ * call replaces cb; never called for a request that was not deferred. */
+typedef void (*sb_request_gone_fn)(struct sb_request *req, void *arg);
+void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg);
+
+/* ---- streaming request bodies (SB_ROUTE_STREAM_BODY routes) ----
+ *
+ * The handler of such a route runs as soon as the headers are in (after
+ * authentication and the route's query check), with an empty req->body, and
+ * the server's max_body does not apply: the handler decides. It either
+ * answers at once (a refusal: the body is not read, and the connection is
+ * closed after the answer, as MHD does for an answer before the body) or
+ * registers a sink, which defers the request, and answers later: from
+ * on_end, or earlier, in which case nothing more is delivered to the sink
+ * and the answer is sent once the rest of the body has been read and
+ * dropped (libmicrohttpd takes an answer only before the body or after all
+ * of it; a cap known from Content-Length is refused before the body, see
+ * sb_request_body_sink). A handler that does neither gets a 500, as any
+ * handler. Loop thread only.
+ */
+enum sb_body_verdict {
+    SB_BODY_CONTINUE,   /* go on */
+    SB_BODY_PAUSE,      /* took it; no more until sb_request_body_resume. The
+                           connection stops reading, so TCP slows the client */
+    SB_BODY_STOP,       /* took it; deliver nothing more (the rest is read and
+                           dropped) and no on_end: the handler answers */
+};
+/* A piece of the body as it arrives (dechunked); data is valid during the
+ * call only. */
+typedef enum sb_body_verdict (*sb_body_data_fn)(struct sb_request *req, void *arg,
+                                                const char *data, size_t len);
+/* The end of the body, once: err NULL when it all arrived; 413 when it went
+ * past max_bytes (nothing past the limit was delivered; the rest is dropped);
+ * 499 when the client left first (its gone callback, if any, follows). Not
+ * called after SB_BODY_STOP or once the request is answered. */
+typedef void (*sb_body_end_fn)(struct sb_request *req, void *arg, const struct sb_err *err);
+
+/* From the handler of an SB_ROUTE_STREAM_BODY route while it runs: defers
+ * req (if it is not yet) and sends it its body. max_bytes 0 means no limit.
+ * Returns -1 with err and registers nothing when the declared
+ * Content-Length is over max_bytes (413: answer it) or the route does not
+ * stream its body, or a sink is already registered (500). */
+int sb_request_body_sink(struct sb_request *req, uint64_t max_bytes, sb_body_data_fn on_data,
+                         sb_body_end_fn on_end, void *arg, struct sb_err *err);
+/* Delivers the body again after SB_BODY_PAUSE; otherwise does nothing. */
+void sb_request_body_resume(struct sb_request *req);
 void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
 void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
 void sb_request_complete_empty(struct sb_request *req, int status);

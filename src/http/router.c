@@ -30,6 +30,7 @@ struct route {
     sb_handler_fn handler;
     int flags;
     char *query;                            /* owned; NULL = not checked */
+    sb_error_render_fn render_error;
 };
 
 struct sb_router {
@@ -117,11 +118,20 @@ int sb_router_add(struct sb_router *router, const char *method, const char *patt
 int sb_router_add_query(struct sb_router *router, const char *method, const char *pattern,
                         sb_handler_fn handler, int flags, const char *query)
 {
-    if (!method || !pattern || !handler || strlen(method) >= ROUTER_METHOD_MAX) {
+    struct sb_route_spec spec = {.method = method, .pattern = pattern, .handler = handler,
+                                 .flags = flags, .query = query};
+    return sb_router_add_spec(router, &spec);
+}
+
+int sb_router_add_spec(struct sb_router *router, const struct sb_route_spec *spec)
+{
+    const char *method = spec->method, *pattern = spec->pattern, *query = spec->query;
+    if (!method || !pattern || !spec->handler || strlen(method) >= ROUTER_METHOD_MAX) {
         errno = EINVAL;
         return -1;
     }
-    struct route r = {.handler = handler, .flags = flags};
+    struct route r = {.handler = spec->handler, .flags = spec->flags,
+                      .render_error = spec->render_error};
     strcpy(r.method, method);
     r.pattern = strdup(pattern);
     r.query = query ? strdup(query) : NULL;
@@ -225,7 +235,8 @@ static int fill_params(const struct route *r, const struct split_path *path,
 }
 
 /* "GET, DELETE": the distinct methods of routes matching path, in the order
- * the routes were added. Also takes the flags of the most specific of them. */
+ * the routes were added. Also takes the flags and error renderer of the most
+ * specific of them. */
 static void fill_allow(const struct sb_router *router, const struct split_path *path,
                        struct sb_route_match *out)
 {
@@ -248,7 +259,9 @@ static void fill_allow(const struct sb_router *router, const struct split_path *
         memcpy(out->allow + used, r->method, len + 1);
         used += len;
     }
-    out->flags = best_route(router, path, NULL)->flags;
+    const struct route *best = best_route(router, path, NULL);
+    out->flags = best->flags;
+    out->render_error = best->render_error;
 }
 
 enum sb_route_result sb_router_match(const struct sb_router *router, const char *method,
@@ -269,6 +282,7 @@ enum sb_route_result sb_router_match(const struct sb_router *router, const char 
         out->handler = r->handler;
         out->flags = r->flags;
         out->query = r->query;
+        out->render_error = r->render_error;
         return SB_ROUTE_FOUND;
     }
     if (!best_route(router, &split, NULL))

@@ -6,19 +6,47 @@
  * pattern under another method gives SB_ROUTE_METHOD_NOT_ALLOWED and the Allow
  * list; no match at all gives SB_ROUTE_NOT_FOUND. The router owns copies of
  * its patterns; it knows nothing of HTTP connections.
+ *
+ * A route may also say how its errors are rendered (render_error: Connect-RPC
+ * wants {"code":"not_found",...} and its own statuses), which the server
+ * uses for every error of a request that matched the route's path: the
+ * handler's, and 401, 405, 413 and 503. And it may take its body as a
+ * stream (SB_ROUTE_STREAM_BODY, see sb_request_body_sink in request.h).
  */
 #ifndef SB_HTTP_ROUTER_H
 #define SB_HTTP_ROUTER_H
 
+#include <jansson.h>
 #include <stddef.h>
 
+#include "core/err.h"
 #include "http/request.h"
 
 typedef void (*sb_handler_fn)(struct sb_request *req);
 
+/* Renders err (status already within 400-599) as a JSON body the caller
+ * owns, and may change *status (which holds err's status on entry) to the
+ * status to answer with. NULL (out of memory) falls back to the default
+ * {"code": status, "message": msg}. Any thread (errors are completed from
+ * workers); must not keep err. */
+typedef json_t *(*sb_error_render_fn)(const struct sb_err *err, int *status);
+
 enum sb_route_flags {
     SB_ROUTE_AUTH = 0,          /* default: an API key is required */
     SB_ROUTE_NO_AUTH = 1 << 0,  /* e.g. GET /health */
+    SB_ROUTE_STREAM_BODY = 1 << 1,  /* the handler runs once the headers are in and
+                                       takes the body as it arrives (request.h);
+                                       max_body does not apply */
+};
+
+/* Everything a route can say; sb_router_add and sb_router_add_query are
+ * shorthands. */
+struct sb_route_spec {
+    const char *method, *pattern;
+    sb_handler_fn handler;
+    int flags;                      /* enum sb_route_flags */
+    const char *query;              /* as for sb_router_add_query; NULL: not checked */
+    sb_error_render_fn render_error;    /* NULL: {"code": <status>, "message": ...} */
 };
 
 enum sb_route_result { SB_ROUTE_FOUND, SB_ROUTE_NOT_FOUND, SB_ROUTE_METHOD_NOT_ALLOWED };
@@ -34,6 +62,8 @@ struct sb_route_match {
     char allow[64];             /* "GET, DELETE" for 405 answers */
     const char *query;          /* the route's accepted query parameters (see
                                    sb_router_add_query); points into the router */
+    sb_error_render_fn render_error;    /* of the route, or for a 405 of the most
+                                           specific route of the path; NULL: default */
 };
 
 struct sb_router;
@@ -47,6 +77,8 @@ int sb_router_add(struct sb_router *router, const char *method, const char *patt
  * The server answers 400 for a parameter outside the list. */
 int sb_router_add_query(struct sb_router *router, const char *method, const char *pattern,
                         sb_handler_fn handler, int flags, const char *query);
+/* The general form; same errors as sb_router_add. */
+int sb_router_add_spec(struct sb_router *router, const struct sb_route_spec *spec);
 enum sb_route_result sb_router_match(const struct sb_router *router, const char *method,
                                      const char *path, struct sb_route_match *out);
 

@@ -9,15 +9,22 @@
  *               see on_request_target), route, authenticate, note an early
  *               error. Answer here only when the body is not worth reading
  *               (conn_answer_at_headers): queuing on the first call makes MHD
- *               0.9.75 close the keep-alive connection.
- *   body calls  append to the body up to max_body, or discard (too large, or
- *               an early error already decided).
- *   final call  answer the early error / 413, or run the handler. A deferred
+ *               0.9.75 close the keep-alive connection. An SB_ROUTE_STREAM_BODY
+ *               route's handler runs here.
+ *   body calls  body.c: append to the body up to max_body, or discard (too
+ *               large, or an early error already decided), or feed the sink.
+ *               MHD takes no answer during these calls.
+ *   final call  end the sink; answer the early error / 413, or run the
+ *               handler. A deferred
  *               handler's connection is suspended; its completion is posted
  *               to the loop, which resumes it, and MHD calls us once more to
  *               queue the response.
- * MHD's "request completed" notification logs the access line and drops
- * MHD's reference to the conn.
+ * MHD's "request completed" notification logs the access line, runs a
+ * deferred request's gone callback if its handler's answer never arrived,
+ * and drops MHD's reference to the conn. MHD does not look at a suspended
+ * connection at all, so while one is suspended its socket is on the loop,
+ * watched for the client's hang-up (conn_suspend), which resumes it to be
+ * dropped.
  *
  * Connection limits (limits.c): MHD caps connections overall and per client
  * address; the access handler and the completion callback are registered
@@ -25,15 +32,21 @@
  * tick hook also runs its sweep, which closes connections that have not
  * delivered a whole request within request_read_timeout_s.
  *
+ * Streams (stream.c) and streamed bodies (body.c) plug into the same
+ * handler: a stream is just the response queued, with its content reader
+ * suspending the connection while it has nothing to send; a streamed body's
+ * handler runs on the first call and body calls feed its sink.
+ *
  * Shutdown: MHD_stop_daemon() aborts the process if a connection is still
  * suspended, so sb_server_shutdown() quiesces (closes the listen socket),
- * answers new requests 503 with Connection: close, waits for in-flight
- * requests up to the grace period (config), then answers what is still deferred with
+ * answers new requests 503 with Connection: close, ends every open stream
+ * (they flush and complete on their own), waits for in-flight requests up
+ * to the grace period (config), then answers what is still deferred with
  * 503, resumes it, lets MHD flush for up to SERVER_FLUSH_MS, stops the
  * daemon and stops the loop.
  *
- * Owns: the MHD daemon, the suspended-connection list, the connection
- * limits' state, a copy of the config.
+ * Owns: the MHD daemon, the suspended-connection and open-stream lists, the
+ * connection limits' state, a copy of the config.
  * Never blocks the loop thread and never touches MHD off the loop thread.
  */
 #include "http/server.h"
@@ -82,7 +95,12 @@ struct sb_server {
     uint64_t shutdown_timer;
     unsigned live_requests;             /* first call seen, not yet completed */
     struct sb_http_conn *suspended;     /* doubly linked via prev/next */
+    struct sb_http_conn *streams;       /* open streams, via stream_prev/stream_next */
+    struct sb_ws *websockets;           /* open (and accepted) WebSockets, websocket.c's */
     char last_mhd_error[256];           /* for sb_server_new's error message */
+    int dropping_hung_up;               /* on_access or a stream's reader refused a
+                                           hung-up request during this MHD_run: MHD's
+                                           "internal error" line about it is not one */
 };
 
 static double now_precise_ms(void)
@@ -106,6 +124,8 @@ static void conn_unref(struct sb_http_conn *conn)
     free(conn);
 }
 
+void http_conn_release(struct sb_http_conn *conn) { conn_unref(conn); }
+
 static void suspended_remove(struct sb_server *server, struct sb_http_conn *conn)
 {
     if (conn->prev)
@@ -117,6 +137,47 @@ static void suspended_remove(struct sb_server *server, struct sb_http_conn *conn
     conn->prev = conn->next = NULL;
 }
 
+static void conn_unwatch(struct sb_http_conn *conn)
+{
+    if (conn->watched_fd < 0)
+        return;
+    sb_loop_unwatch(conn->loop, conn->watched_fd);
+    conn->watched_fd = -1;
+}
+
+static void conn_resume(struct sb_http_conn *conn)
+{
+    conn_unwatch(conn);
+    suspended_remove(conn->server, conn);
+    conn->suspended = 0;
+    MHD_resume_connection(conn->mhd);
+}
+
+static void conn_suspend(struct sb_http_conn *conn);
+
+void http_conn_sleep(struct sb_http_conn *conn)
+{
+    if (!conn->suspended)
+        conn_suspend(conn);
+}
+
+/* The client of a suspended connection closed (or reset) its socket. MHD
+ * does not look at a suspended connection, so it is resumed, told to drop
+ * the request (on_access answers MHD_NO once hung_up is set), and the
+ * completion callback sees a termination other than OK. */
+static void on_client_hangup(struct sb_loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct sb_http_conn *conn = arg;
+    conn->hung_up = 1;
+    conn_resume(conn);
+}
+
+/* Suspends the connection and watches its socket for the client's hang-up
+ * (EPOLLRDHUP, plus the HUP and ERR that epoll always reports), never for
+ * input: a pipelined next request must not wake it. MHD takes a suspended
+ * socket out of its own epoll set and cannot close it, so watching it here
+ * until conn_resume is safe. Without the watch (no fd, out of memory) a
+ * hang-up is noticed only when the connection is resumed. */
 static void conn_suspend(struct sb_http_conn *conn)
 {
     struct sb_server *server = conn->server;
@@ -126,13 +187,11 @@ static void conn_suspend(struct sb_http_conn *conn)
     if (server->suspended)
         server->suspended->prev = conn;
     server->suspended = conn;
-}
-
-static void conn_resume(struct sb_http_conn *conn)
-{
-    suspended_remove(conn->server, conn);
-    conn->suspended = 0;
-    MHD_resume_connection(conn->mhd);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info && sb_loop_watch(conn->loop, info->connect_fd, EPOLLRDHUP, on_client_hangup,
+                              conn) == 0)
+        conn->watched_fd = info->connect_fd;
 }
 
 /* Stores the response to be queued on the next access-handler call. A
@@ -142,7 +201,7 @@ static void conn_set_response(struct sb_http_conn *conn, int status, struct MHD_
     if (!resp) {
         struct sb_err err;
         sb_err_set(&err, 500, "could not build the response");
-        resp = http_error_response(&err, &status);
+        resp = http_error_response(conn->match.render_error, &err, &status);
     }
     if (conn->response || conn->queued) {
         sb_warn("%s %s: handler answered twice; second answer (%d) dropped",
@@ -168,10 +227,20 @@ static void on_completion(struct sb_loop *loop, void *arg)
 {
     struct conn_completion *c = arg;
     struct sb_http_conn *conn = c->conn;
+    if (conn->stream) {
+        /* The stream took the handler's reference: this one has none. */
+        sb_warn("%s %s: completed after it became a stream; answer dropped", conn->method,
+                conn->path);
+        if (c->resp)
+            MHD_destroy_response(c->resp);
+        free(c);
+        return;
+    }
     if (conn->mhd_done || conn->response || conn->queued) {
         if (c->resp)
             MHD_destroy_response(c->resp);   /* client gone, or forced 503 at shutdown */
     } else {
+        conn->answer_arrived = 1;
         conn_set_response(conn, c->status, c->resp);
         if (conn->suspended)
             conn_resume(conn);
@@ -219,6 +288,72 @@ void http_conn_defer(struct sb_http_conn *conn)
     }
     conn->deferred = 1;
     conn->refs++;   /* the handler's reference, dropped by on_completion */
+}
+
+void http_conn_on_gone(struct sb_http_conn *conn, sb_request_gone_fn cb, void *arg)
+{
+    conn->gone_cb = cb;
+    conn->gone_arg = arg;
+}
+
+/* ---- streams (conn.h) ---- */
+
+int http_conn_can_stream(const struct sb_http_conn *conn, struct sb_err *err)
+{
+    if (conn->stream || conn->response || conn->queued)
+        return sb_err_set(err, 500, "%s %s: cannot stream an answered request", conn->method,
+                          conn->path);
+    if (conn->mhd_done || conn->hung_up)
+        return sb_err_set(err, 499, "the client has gone");
+    if (conn->server->state != SERVER_RUNNING)
+        return sb_err_set(err, 503, "server is shutting down");
+    return 0;
+}
+
+void http_conn_start_stream(struct sb_http_conn *conn, struct sb_stream *s, int status,
+                            struct MHD_Response *resp)
+{
+    struct sb_server *server = conn->server;
+    conn->stream = s;
+    conn->stream_next = server->streams;
+    if (server->streams)
+        server->streams->stream_prev = conn;
+    server->streams = conn;
+    if (conn->deferred)
+        conn->answer_arrived = 1;   /* the stream takes the handler's reference */
+    else
+        conn->refs++;
+    conn_set_response(conn, status, resp);
+    if (conn->suspended)
+        conn_resume(conn);
+}
+
+struct MHD_Response *http_conn_pending_response(struct sb_http_conn *conn)
+{
+    return conn->queued ? NULL : conn->response;
+}
+
+void http_conn_wake(struct sb_http_conn *conn)
+{
+    if (conn->suspended)
+        conn_resume(conn);
+}
+
+int http_conn_hung_up(const struct sb_http_conn *conn) { return conn->hung_up; }
+
+struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn) { return &conn->server->websockets; }
+
+void http_conn_quiet_drop(struct sb_http_conn *conn) { conn->server->dropping_hung_up = 1; }
+
+static void streams_remove(struct sb_server *server, struct sb_http_conn *conn)
+{
+    if (conn->stream_prev)
+        conn->stream_prev->stream_next = conn->stream_next;
+    else
+        server->streams = conn->stream_next;
+    if (conn->stream_next)
+        conn->stream_next->stream_prev = conn->stream_prev;
+    conn->stream_prev = conn->stream_next = NULL;
 }
 
 /* ---- the access handler ---- */
@@ -398,14 +533,17 @@ static int check_target(struct sb_http_conn *conn, const char *version, struct s
 static void conn_route(struct sb_http_conn *conn, const char *version)
 {
     struct sb_server *server = conn->server;
+    int target_ok = check_target(conn, version, &conn->early) == 0;
+    enum sb_route_result found = SB_ROUTE_NOT_FOUND;
+    if (target_ok)
+        found = sb_router_match(server->router, conn->method, conn->path, &conn->match);
     if (server->state != SERVER_RUNNING) {
+        /* matched first only so that the route's renderer writes the 503 */
         sb_err_set(&conn->early, 503, "server is shutting down");
         return;
     }
-    if (check_target(conn, version, &conn->early) < 0)
+    if (!target_ok)
         return;
-    enum sb_route_result found =
-        sb_router_match(server->router, conn->method, conn->path, &conn->match);
     if (found == SB_ROUTE_NOT_FOUND) {
         not_found(conn);
         return;
@@ -440,6 +578,7 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     conn->server = server;
     conn->loop = server->loop;
     conn->mhd = mhd;
+    conn->watched_fd = -1;
     conn->refs = 1;     /* MHD's, dropped in on_request_completed */
     conn->start_ms = now_precise_ms();
     conn->method = strdup(method);
@@ -453,44 +592,16 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     server->live_requests++;
     conn_route(conn, version);
     const char *length = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
-    if (length && strtoull(length, NULL, 10) > server->config.max_body)
+    if (length && strtoull(length, NULL, 10) > server->config.max_body &&
+        !(conn->match.flags & SB_ROUTE_STREAM_BODY))
         conn->body_too_large = 1;
     return conn;
-}
-
-/* Appends a piece of body, or discards it once it cannot be used. */
-static int conn_take_body(struct sb_http_conn *conn, const char *data, size_t len)
-{
-    size_t max = conn->server->config.max_body;
-    if (conn->early.status || conn->body_too_large)
-        return 0;
-    if (len > max - conn->body_len) {
-        conn->body_too_large = 1;
-        free(conn->body);
-        conn->body = NULL;
-        conn->body_len = conn->body_cap = 0;
-        return 0;
-    }
-    if (conn->body_len + len + 1 > conn->body_cap) {
-        size_t cap = conn->body_cap ? conn->body_cap : 1024;
-        while (cap < conn->body_len + len + 1)
-            cap *= 2;
-        char *grown = realloc(conn->body, cap);
-        if (!grown)
-            return -1;
-        conn->body = grown;
-        conn->body_cap = cap;
-    }
-    memcpy(conn->body + conn->body_len, data, len);
-    conn->body_len += len;
-    conn->body[conn->body_len] = '\0';
-    return 0;
 }
 
 static void conn_answer_error(struct sb_http_conn *conn, const struct sb_err *err)
 {
     int status;
-    struct MHD_Response *resp = http_error_response(err, &status);
+    struct MHD_Response *resp = http_error_response(conn->match.render_error, err, &status);
     if (resp && status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, conn->match.allow);
     conn_set_response(conn, status, resp);
@@ -571,15 +682,28 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
             conn_dispatch(conn);
             return conn_queue(conn);
         }
+        if (conn && (conn->match.flags & SB_ROUTE_STREAM_BODY) && !conn->early.status) {
+            conn_dispatch(conn);    /* takes its body as it comes (body.c) */
+            if (conn->response)
+                return conn_queue(conn);    /* refused before the body */
+        }
         return conn ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size > 0) {
-        int rc = conn_take_body(conn, upload_data, *upload_data_size);
+        int rc = http_body_take(conn, conn->server->config.max_body, upload_data,
+                                *upload_data_size);
         *upload_data_size = 0;
+        /* An answer decided meanwhile waits for the final call: MHD 0.9.75
+         * takes a response only before the body or after all of it. */
         return rc == 0 ? MHD_YES : MHD_NO;
+    }
+    if (conn->hung_up) {
+        conn->server->dropping_hung_up = 1;
+        return MHD_NO;          /* close it: on_request_completed sees an error */
     }
     if (conn->queued)
         return MHD_YES;
+    http_body_complete(conn);   /* a sink's on_end, which may answer */
     if (!conn->response && !conn->deferred)
         conn_dispatch(conn);
     if (conn->response)
@@ -602,12 +726,31 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
     sb_log_request(conn->method, conn->path, status, now_precise_ms() - conn->start_ms,
                    conn->req.org_id[0] ? conn->req.org_id : NULL);
     if (conn->suspended) {
+        conn_unwatch(conn);
         suspended_remove(server, conn);
         conn->suspended = 0;
     }
     conn->mhd_done = 1;
     conn->mhd = NULL;
     server->live_requests--;
+    /* The handler still holds its reference: req stays valid for cb. */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        http_body_cut(conn);
+    if (conn->deferred && !conn->answer_arrived && conn->gone_cb) {
+        sb_request_gone_fn cb = conn->gone_cb;
+        conn->gone_cb = NULL;
+        cb(&conn->req, conn->gone_arg);
+    }
+    if (conn->stream) {
+        streams_remove(server, conn);
+        http_stream_closed(conn->stream, toe);     /* drops the stream's reference */
+    }
+    if (conn->ws) {
+        struct sb_ws *ws = conn->ws;
+        conn->ws = NULL;
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            http_ws_abandoned(ws);      /* the 101 never got through */
+    }
     conn_unref(conn);
 }
 
@@ -625,6 +768,8 @@ static int64_t server_tick(struct sb_loop *loop, void *arg)
     if (!server->daemon)
         return -1;
     MHD_run(server->daemon);
+    server->dropping_hung_up = 0;
+    sb_log_flush();     /* the access lines of the requests MHD_run completed */
     int64_t wait = http_limits_sweep(server->limits, sb_now_ms());
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout(server->daemon, &timeout) != MHD_YES)
@@ -723,6 +868,18 @@ static void on_request_completed_tracked(void *cls, struct MHD_Connection *mhd, 
 static void on_mhd_log_tracked(void *cls, const char *fmt, va_list ap)
 {
     struct sb_server *server = cls;
+    if (server->dropping_hung_up) {
+        char line[128];
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(line, sizeof line, fmt, copy);
+        va_end(copy);
+        if (strncmp(line, "Application reported internal error", 35) == 0 ||
+            strncmp(line, "Closing connection (application error", 37) == 0) {
+            server->dropping_hung_up = 0;
+            return;
+        }
+    }
     if (!http_limits_take_log(server->limits, fmt))
         on_mhd_log(cls, fmt, ap);
 }
@@ -812,8 +969,12 @@ static void server_answer_suspended(struct sb_server *server)
     sb_err_set(&err, 503, "server is shutting down");
     while (server->suspended) {
         struct sb_http_conn *conn = server->suspended;
-        conn_answer_error(conn, &err);
-        conn_resume(conn);
+        if (conn->stream)
+            http_stream_shutdown(conn->stream);     /* ended, so it never sleeps again */
+        else
+            conn_answer_error(conn, &err);
+        if (conn->suspended)
+            conn_resume(conn);
     }
 }
 
@@ -823,10 +984,12 @@ static void server_stop_daemon(struct sb_server *server)
     if (!server->daemon)
         return;
     server_answer_suspended(server);
+    http_ws_drop_all(&server->websockets);      /* MHD must get their sockets back first */
     if (server->epoll_fd >= 0)
         sb_loop_unwatch(server->loop, server->epoll_fd);
     sb_loop_set_tick(server->loop, NULL, NULL);
     MHD_stop_daemon(server->daemon);
+    sb_log_flush();
     server->daemon = NULL;
     server->epoll_fd = -1;
     server->state = SERVER_STOPPED;
@@ -837,7 +1000,7 @@ static void shutdown_poll(struct sb_loop *loop, void *arg)
     struct sb_server *server = arg;
     server->shutdown_timer = 0;
     uint64_t now = sb_now_ms();
-    if (server->state == SERVER_DRAINING && server->live_requests > 0 &&
+    if (server->state == SERVER_DRAINING && (server->live_requests > 0 || server->websockets) &&
         now < server->phase_deadline_ms) {
         server->shutdown_timer = sb_loop_timer(loop, SERVER_SHUTDOWN_POLL_MS, shutdown_poll, server);
         return;
@@ -867,6 +1030,10 @@ void sb_server_shutdown(struct sb_server *server)
         close(listen_fd);
     server->state = SERVER_DRAINING;
     server->phase_deadline_ms = sb_now_ms() + server->config.shutdown_grace_ms;
+    /* Streams do not wait for the grace period: they end now, cleanly. */
+    for (struct sb_http_conn *conn = server->streams; conn; conn = conn->stream_next)
+        http_stream_shutdown(conn->stream);
+    http_ws_going_away(server->websockets);
     shutdown_poll(server->loop, server);
 }
 

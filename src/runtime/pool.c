@@ -30,6 +30,7 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "runtime/disk_budget.h"
+#include "runtime/sandbox_spec.h"
 #include "runtime/shim_client.h"
 #include "runtime/template.h"
 
@@ -101,18 +102,22 @@ static int spawn_admitted(struct sb_pool *pool, const char *template_name, const
         return -1;
     if (identity)
         *identity = tpl.identity;
-    struct sb_sandbox_spec spec = {.tpl = &tpl};
-    snprintf(spec.id, sizeof spec.id, "%s", id);
-    template_effective_limits(&tpl, pool->cfg, &spec.limits);
+    struct sb_limits effective;
+    struct sb_spec spec;
+    template_effective_limits(&tpl, pool->cfg, &effective);
+    int rc = sandbox_spec_resolve(pool->cfg, &tpl, id, &effective, &spec, err);
+    template_clear(&tpl);
+    if (rc < 0)
+        return -1;
     if (limits)
-        *limits = spec.limits;
-    int keep_mb = for_pool ? spec.limits.disk_mb : 0;
-    int rc = disk_budget_admit(pool->disk, spec.limits.disk_mb, keep_mb, err);
+        *limits = effective;
+    int keep_mb = for_pool ? effective.disk_mb : 0;
+    rc = disk_budget_admit(pool->disk, effective.disk_mb, keep_mb, err);
     if (rc == 0) {
         rc = shim_spawn(pool->cfg, &spec, err);
-        disk_budget_release(pool->disk, spec.limits.disk_mb);
+        disk_budget_release(pool->disk, effective.disk_mb, id);
     }
-    template_clear(&tpl);
+    sb_spec_clear(&spec);
     return rc;
 }
 
@@ -204,6 +209,7 @@ static void refill_one(void *arg)
     if (rc == -2 || (rc == 0 && !tp)) {
         struct sb_err derr = {0};
         shim_destroy(pool->cfg, id, &derr);
+        disk_budget_changed(pool->disk);
     }
     free(job);
 }
@@ -212,7 +218,9 @@ static void discard_one(void *arg)
 {
     struct discard_job *job = arg;
     struct sb_err err = {0};
-    if (shim_destroy(job->pool->cfg, job->id, &err) < 0)
+    int rc = shim_destroy(job->pool->cfg, job->id, &err);
+    disk_budget_changed(job->pool->disk);
+    if (rc < 0)
         sb_warn("pool: could not destroy stale sandbox %s: %s", job->id, err.msg);
     else if (template_gc(job->pool->cfg->data_dir, &err) < 0)   /* it may have held a retired tree */
         sb_warn("pool: cannot clean up retired templates: %s", err.msg);
@@ -335,6 +343,7 @@ void pool_give_back(struct sb_pool *pool, const char *template_name, const char 
         close(pidfd);
         struct sb_err err = {0};
         shim_destroy(pool->cfg, id, &err);
+        disk_budget_changed(pool->disk);
     }
 }
 
@@ -384,4 +393,9 @@ void pool_free(struct sb_pool *pool, int destroy)
     pthread_mutex_destroy(&pool->lock);
     disk_budget_free(pool->disk);
     free(pool);
+}
+
+void pool_disks_changed(struct sb_pool *pool)
+{
+    disk_budget_changed(pool->disk);
 }

@@ -10,15 +10,17 @@
  *    it answers 404.
  *  - While paused, end_at keeps the value it had at pause; resuming moves it
  *    forward by the paused time, so paused time never counts against the TTL.
- *  - `state_lock` serialises state transitions (create's cap check and
- *    insert, pause, resume, destroy, a dead shim's stop) so two of them
- *    never race on one sandbox; exec does not take it (the shim answers 409
- *    when paused).
+ *  - `state_lock` serialises creates' cap check and insert only (never held
+ *    across a shim call). Every other state transition (pause, resume,
+ *    timeout, destroy, a dead shim's stop, a TTL kill) holds that sandbox's
+ *    own lock (sandbox_locks.h) across its shim call, so two never race on
+ *    one sandbox and a stuck shim holds up only its own sandbox. Exec takes
+ *    neither (the shim answers 409 when paused).
  *  - Every running or paused sandbox's shim is watched (a pidfd handed to
  *    the watch function once the row says running: cold, claimed or
  *    re-adopted). A shim that exits while its row is live makes the
  *    sandbox stopped with reason "lost" (registry_shim_died, under
- *    state_lock, so a DELETE or TTL kill that ended it first keeps its own
+ *    the sandbox's lock, so a DELETE or TTL kill that ended it first keeps its own
  *    reason); a shim call that finds the shim gone does the same.
  */
 #include "runtime/registry.h"
@@ -34,20 +36,14 @@
 #include "core/log.h"
 #include "runtime/network.h"
 #include "runtime/pool.h"
+#include "runtime/registry_internal.h"
+#include "runtime/sandbox_locks.h"
+#include "runtime/sandbox_spec.h"
+#include "runtime/shim_link.h"
 #include "runtime/template.h"
 
 #define PRUNE_EVERY_MS 60000
 
-struct sb_registry {
-    const struct sb_config *cfg;
-    struct sb_store *store;
-    struct sb_pool *pool;
-    struct sb_network *net;         /* egress: veths, rules, DNS (network.h) */
-    pthread_mutex_t state_lock;
-    int64_t next_prune_ms;          /* reaper thread only */
-    sb_shim_watch_fn watch;         /* set before reconcile; NULL = nobody watches */
-    void *watch_ctx;
-};
 
 struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *store,
                                  struct sb_worker_pool *workers, struct sb_err *err)
@@ -59,14 +55,23 @@ struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *s
     }
     reg->cfg = cfg;
     reg->store = store;
+    reg->workers = workers;
     reg->pool = pool_new(cfg, workers);
     if (!reg->pool) {
         free(reg);
         sb_err_set(err, 500, "out of memory");
         return NULL;
     }
+    reg->locks = sandbox_locks_new();
+    if (!reg->locks) {
+        pool_free(reg->pool, 0);
+        free(reg);
+        sb_err_set(err, 500, "out of memory");
+        return NULL;
+    }
     reg->net = network_new(cfg, err);
     if (!reg->net) {
+        sandbox_locks_free(reg->locks);
         pool_free(reg->pool, 0);
         free(reg);
         return NULL;
@@ -85,9 +90,11 @@ void registry_free(struct sb_registry *reg, int destroy_pool)
 {
     if (!reg)
         return;
+    shim_links_free(reg->links);
     pool_free(reg->pool, destroy_pool);
     network_free(reg->net);
     pthread_mutex_destroy(&reg->state_lock);
+    sandbox_locks_free(reg->locks);
     free(reg);
 }
 
@@ -119,7 +126,7 @@ static int stopped_error(const char *id, const char *reason, struct sb_err *err)
 
 /* Loads a sandbox the API may act on: 404 for other orgs and stopped ones
  * (the org's own stopped sandbox says so, and why). */
-static int load_live(struct sb_registry *reg, const char *org_id, const char *id,
+int load_live(struct sb_registry *reg, const char *org_id, const char *id,
                      struct sb_sandbox_rec *rec, struct sb_err *err)
 {
     if (!sb_id_valid("sbx_", id))
@@ -139,6 +146,7 @@ static int load_live(struct sb_registry *reg, const char *org_id, const char *id
 static int record_stop(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
                        struct sb_err *err)
 {
+    pool_disks_changed(reg->pool);     /* its disk image is gone */
     rec->paused_at = 0;
     rec->stopped_at = sb_wall_ms();
     snprintf(rec->stop_reason, sizeof rec->stop_reason, "%s", reason);
@@ -160,7 +168,7 @@ static void collect_retired_templates(struct sb_registry *reg)
 
 /* A live row whose shim is gone: its leftovers (cgroups, mounts, files)
  * are cleaned up at once and it is stopped with reason "lost". Caller
- * holds state_lock (or is start-up, alone). */
+ * holds the sandbox's lock (or is start-up, alone). */
 static int mark_lost_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, struct sb_err *err)
 {
     struct sb_err derr = {0};
@@ -212,7 +220,7 @@ static void watch_live(struct sb_registry *reg, const char *id)
 void registry_shim_died(struct sb_registry *reg, const char *id)
 {
     int lost = 0, alive = 0;
-    pthread_mutex_lock(&reg->state_lock);
+    sandbox_lock(reg->locks, id);
     struct sb_sandbox_rec rec;
     struct sb_err err = {0};
     /* A row stopped meanwhile was destroyed on purpose and keeps its reason;
@@ -224,7 +232,7 @@ void registry_shim_died(struct sb_registry *reg, const char *id)
         }
         store_sandbox_rec_clear(&rec);
     }
-    pthread_mutex_unlock(&reg->state_lock);
+    sandbox_unlock(reg->locks, id);
     if (alive)      /* the pidfd outlived a false alarm: watch the shim afresh */
         watch_live(reg, id);
     if (lost)
@@ -234,8 +242,8 @@ void registry_shim_died(struct sb_registry *reg, const char *id)
 /* After a shim call on a live sandbox failed with err: when its shim is
  * gone (the watch may not have run yet), the sandbox is lost now and err
  * becomes the 404 of a stopped sandbox. 1 if so, else 0 (err unchanged).
- * The _locked form is for callers holding state_lock with rec loaded. */
-static int check_lost(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err)
+ * The _locked form is for callers holding the sandbox's lock with rec loaded. */
+int check_lost(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err)
 {
     if (err->status != 502 || shim_alive(reg->cfg->run_dir, id))
         return 0;
@@ -440,7 +448,7 @@ int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_r
         return -1;
     }
     free(net);      /* no egress: nothing to attach */
-    /* Never wait on the lock here: a destroy may hold it for a while. */
+    /* Never wait on the lock here (the loop thread): another create may hold it. */
     if (pthread_mutex_trylock(&reg->state_lock) != 0) {
         store_sandbox_rec_clear(&rec);
         return 0;
@@ -519,7 +527,7 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
     return 0;
 }
 
-/* Destroys a loaded live sandbox; caller holds state_lock. */
+/* Destroys a loaded live sandbox; caller holds its lock. */
 static int destroy_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
                           struct sb_err *err)
 {
@@ -532,14 +540,16 @@ static int destroy_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, c
 int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id,
                      const char *reason, struct sb_err *err)
 {
-    pthread_mutex_lock(&reg->state_lock);
+    if (!sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id: %s", id);
+    sandbox_lock(reg->locks, id);
     struct sb_sandbox_rec rec;
     int rc = load_live(reg, org_id, id, &rec, err);
     if (rc == 0) {
         rc = destroy_locked(reg, &rec, reason, err);
         store_sandbox_rec_clear(&rec);
     }
-    pthread_mutex_unlock(&reg->state_lock);
+    sandbox_unlock(reg->locks, id);
     if (rc == 0)
         collect_retired_templates(reg);
     return rc;
@@ -547,7 +557,9 @@ int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id
 
 int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err)
 {
-    pthread_mutex_lock(&reg->state_lock);
+    if (!sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id: %s", id);
+    sandbox_lock(reg->locks, id);
     struct sb_sandbox_rec rec;
     int rc = load_live(reg, org_id, id, &rec, err);
     if (rc < 0)
@@ -564,14 +576,16 @@ int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, 
     }
     store_sandbox_rec_clear(&rec);
 out:
-    pthread_mutex_unlock(&reg->state_lock);
+    sandbox_unlock(reg->locks, id);
     return rc;
 }
 
 int registry_connect(struct sb_registry *reg, const char *org_id, const char *id, int timeout_s,
                      struct sb_sandbox_rec *out, struct sb_err *err)
 {
-    pthread_mutex_lock(&reg->state_lock);
+    if (!sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id: %s", id);
+    sandbox_lock(reg->locks, id);
     struct sb_sandbox_rec rec;
     int rc = load_live(reg, org_id, id, &rec, err);
     if (rc < 0)
@@ -600,14 +614,16 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
     else
         store_sandbox_rec_clear(&rec);
 out:
-    pthread_mutex_unlock(&reg->state_lock);
+    sandbox_unlock(reg->locks, id);
     return rc;
 }
 
 int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char *id,
                          int timeout_s, struct sb_err *err)
 {
-    pthread_mutex_lock(&reg->state_lock);
+    if (!sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id: %s", id);
+    sandbox_lock(reg->locks, id);
     struct sb_sandbox_rec rec;
     int rc = load_live(reg, org_id, id, &rec, err);
     if (rc < 0)
@@ -620,7 +636,7 @@ int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char
     }
     store_sandbox_rec_clear(&rec);
 out:
-    pthread_mutex_unlock(&reg->state_lock);
+    sandbox_unlock(reg->locks, id);
     return rc;
 }
 
@@ -656,7 +672,7 @@ void registry_reap_expired(struct sb_registry *reg)
     for (size_t i = 0; i < count; i++) {
         if (list[i].end_at > now)
             continue;
-        pthread_mutex_lock(&reg->state_lock);
+        sandbox_lock(reg->locks, list[i].id);
         /* Re-read under the lock: a connect or timeout may have moved end_at. */
         struct sb_sandbox_rec rec;
         struct sb_err rerr = {0};
@@ -672,7 +688,7 @@ void registry_reap_expired(struct sb_registry *reg)
             }
             store_sandbox_rec_clear(&rec);
         }
-        pthread_mutex_unlock(&reg->state_lock);
+        sandbox_unlock(reg->locks, list[i].id);
     }
     store_sandbox_list_free(list, count);
     if (killed)
@@ -694,7 +710,7 @@ static void merge_env_text(json_t *env, const char *text)
  * variables E2B's SDKs rely on, the sandbox's envVars, the request's
  * envVars. Returns a NULL-terminated malloc'd "K=V" array (free with
  * free_env), or NULL. */
-static char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec,
+char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec,
                         const char *user, const char *request_env, size_t *count)
 {
     json_t *env = json_object();
@@ -728,75 +744,31 @@ static char **build_env(const struct sb_template *tpl, const struct sb_sandbox_r
     return out;
 }
 
-static void free_env(char **env)
+void free_env(char **env)
 {
     for (size_t i = 0; env && env[i]; i++)
         free(env[i]);
     free(env);
 }
 
-/* The template as the sandbox started with it: the shim's copy in the run
- * dir (a rebuild or removal since does not change it), else the live one. */
-static int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
-                                 struct sb_template *tpl, struct sb_err *err)
+/* The template values the sandbox was pinned to at create (user, ids, home,
+ * workdir, env): its resolved spec (runtime/sandbox_spec.h), which a rebuild
+ * or removal of the template since does not change. Fills only those fields
+ * of tpl (and its name); caller clears it with template_clear. */
+int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
+                          struct sb_template *tpl, struct sb_err *err)
 {
-    char path[SB_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/sandboxes/%s/template.json", reg->cfg->run_dir, rec->id);
-    if (template_load_snapshot(path, rec->template_id, tpl, err) == 0)
-        return 0;
-    sb_err_clear(err);
-    return template_load(reg->cfg->data_dir, rec->template_id, tpl, err);
-}
-
-int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
-                  const struct sb_process_request *preq, struct sb_exec_result *res,
-                  struct sb_err *err)
-{
-    struct sb_sandbox_rec rec;
-    if (load_live(reg, org_id, id, &rec, err) < 0)
+    struct sb_spec spec;
+    memset(tpl, 0, sizeof *tpl);
+    if (sandbox_spec_load(reg->cfg->run_dir, rec->id, &spec, err) < 0)
         return -1;
-    int rc = -1;
-    struct sb_template tpl = {0};
-    char **env = NULL;
-    if (rec.status == SB_SANDBOX_PAUSED) {
-        sb_err_set(err, 409, "sandbox is paused: resume it with POST /sandboxes/%s/connect", id);
-        goto out;
-    }
-    if (rec.status != SB_SANDBOX_RUNNING) {
-        sb_err_set(err, 409, "sandbox is not running (status %s)", sb_sandbox_status_name(rec.status));
-        goto out;
-    }
-    if (load_sandbox_template(reg, &rec, &tpl, err) < 0) {
-        sb_err_prefix(err, "failed to execute command in sandbox");
-        err->status = 502;
-        goto out;
-    }
-    const char *user = preq->user ? preq->user : "user";
-    size_t env_count = 0;
-    env = build_env(&tpl, &rec, user, preq->env_json, &env_count);
-    if (!env) {
-        sb_err_set(err, 500, "out of memory");
-        goto out;
-    }
-    struct sb_exec_request ereq = {
-        .cmd = preq->cmd,
-        .args = preq->args,
-        .arg_count = preq->arg_count,
-        .env = (const char *const *)env,
-        .env_count = env_count,
-        .cwd = preq->cwd ? preq->cwd : tpl.workdir,
-        .user = user,
-        .stdin_data = preq->stdin_data,
-        .stdin_len = preq->stdin_len,
-        .timeout_s = preq->timeout_s,
-        .output_cap = reg->cfg->exec_output_cap,
-    };
-    rc = shim_exec(reg->cfg->run_dir, rec.id, &ereq, res, err);
-    if (rc < 0)
-        check_lost(reg, org_id, rec.id, err);
-out:
-    free_env(env);
-    template_clear(&tpl);
-    store_sandbox_rec_clear(&rec);
-    return rc;
+    snprintf(tpl->name, sizeof tpl->name, "%s", spec.template_name);
+    snprintf(tpl->user, sizeof tpl->user, "%s", spec.user);
+    tpl->uid = spec.uid;
+    tpl->gid = spec.gid;
+    snprintf(tpl->home, sizeof tpl->home, "%s", spec.home);
+    snprintf(tpl->workdir, sizeof tpl->workdir, "%s", spec.workdir);
+    tpl->env_json = spec.env_json;      /* moved: tpl owns it now */
+    spec.env_json = NULL;
+    return 0;
 }

@@ -23,6 +23,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/worker.h"
+#include "core/loop.h"
 #include "runtime/netpolicy.h"
 #include "runtime/shim_client.h"
 #include "store/store.h"
@@ -99,8 +100,27 @@ struct sb_process_request {
     size_t stdin_len;
     int timeout_s;
 };
-int registry_exec(struct sb_registry *reg, const char *org_id, const char *id,
-                  const struct sb_process_request *preq, struct sb_exec_result *res,
-                  struct sb_err *err);
+
+/* Lets the registry run execs on loop (a non-blocking link per sandbox, see
+ * shim_link.h), with shim calls failing after cfg->shim_call_timeout_ms.
+ * Once, before serving; the loop must outlive the registry. */
+int registry_serve_on(struct sb_registry *reg, struct sb_loop *loop, struct sb_err *err);
+
+struct registry_exec;
+/* Called once on the loop thread with the result (res: see shim_exec_done_fn)
+ * or the error: 404 unknown or stopped (also when the sandbox was found
+ * lost), 409 paused, 502/504 runtime failures. */
+typedef void (*registry_exec_done_fn)(void *arg, struct sb_exec_result *res, const struct sb_err *err);
+/* Runs preq in the sandbox without holding a thread. preq's strings must
+ * stay valid until done runs or the exec is cancelled. NULL with err when it
+ * fails at once (done is not called then). Loop thread only. */
+struct registry_exec *registry_exec_start(struct sb_registry *reg, const char *org_id, const char *id,
+                                          const struct sb_process_request *preq,
+                                          registry_exec_done_fn done, void *arg, struct sb_err *err);
+/* The client left: the process tree is killed, done is never called. */
+void registry_exec_cancel(struct registry_exec *rx);
+/* Frees a result a done callback took (its buffers) and gives the output
+ * budget they held back. Loop thread. */
+void registry_exec_result_clear(struct sb_registry *reg, struct sb_exec_result *res);
 
 #endif

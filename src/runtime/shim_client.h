@@ -3,9 +3,11 @@
  * builds and then owns one sandbox), and ask a running shim to exec, pause,
  * resume, report or destroy.
  *
- * Every call here blocks (it connects to <run-dir>/sandboxes/<id>/shim.sock,
- * sends one request and reads the answer), so call it from a worker thread,
- * never from the HTTP loop. A shim outlives `sandbase serve`: after a restart
+ * Exec runs on the loop without a thread (shim_exec_start, over the
+ * sandbox's link, shim_link.h). Every other call here blocks (it connects to
+ * <run-dir>/sandboxes/<id>/shim.sock, sends one request and reads the
+ * answer), so call it from a worker thread, never from the HTTP loop. A
+ * shim outlives `sandbase serve`: after a restart
  * the server finds the shims again by listing <run-dir>/sandboxes/ and calling
  * shim_status on each.
  */
@@ -18,18 +20,14 @@
 
 #include "core/config.h"
 #include "core/err.h"
-#include "runtime/template.h"
 
-struct sb_sandbox_spec {
-    char id[32];                        /* sbx_...: also the hostname */
-    const struct sb_template *tpl;
-    struct sb_limits limits;
-};
+struct sb_spec;                         /* proto/spec.h: only shim_spawn's caller needs it */
 
-/* Starts `sandbase shim` for spec (detached: setsid, its own process group,
+/* Writes spec (resolved by sandbox_spec_resolve) to the sandbox's run dir,
+ * starts cfg->shim_path (sandbase-shim) on it (detached: setsid, its own process group,
  * reparented away from serve) and returns once the sandbox is built and the
  * shim answers on its socket, or with the shim's set-up error (502). */
-int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, struct sb_err *err);
+int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err);
 
 struct sb_exec_request {
     const char *cmd;                    /* run directly, searched in PATH if no '/' */
@@ -57,15 +55,42 @@ struct sb_exec_result {
     size_t out_len;
     char *err_out;                      /* owned: stderr bytes */
     size_t err_len;
+    size_t budget;                      /* bytes of the output budget out and err_out hold:
+                                           given back by registry_exec_result_clear */
 };
 void shim_exec_result_clear(struct sb_exec_result *res);
 
-/* Runs one process to completion. Returns 0 when the process ran (whatever
- * its exit); -1 with 502 "command not found: X" / "permission denied: X" when
- * it could not start, 409 when the sandbox is paused, 502 when the shim is
- * unreachable. On timeout returns 0 with res->timed_out set (and partial output). */
+struct shim_links;
+struct shim_exec;
+
+/* Called once on the loop thread: res (whose buffers the callback may take,
+ * zeroing res, and then gives res->budget back with shim_links_budget_give
+ * once they are freed) when the process ran, whatever its exit, with timed_out set
+ * and partial output on timeout; else NULL and err: 502 "command not found:
+ * X" / "permission denied: X" when it could not start, 409 when the sandbox
+ * is paused, 502 when the shim is unreachable or went away, 504 when it does
+ * not answer in time. */
+typedef void (*shim_exec_done_fn)(void *arg, struct sb_exec_result *res, const struct sb_err *err);
+
+/* Starts one process on id's link and collects its output without holding a
+ * thread. req's strings must stay valid until done runs or the exec is
+ * cancelled. done never runs inside this call. NULL with err when the
+ * request cannot even be sent. Loop thread only. */
+struct shim_exec *shim_exec_start(struct shim_links *links, const char *id, const struct sb_exec_request *req,
+                                  shim_exec_done_fn done, void *arg, struct sb_err *err);
+/* The caller gives up (its client left): the process's whole tree is killed
+ * and done is never called. Not after done ran. Loop thread only. */
+void shim_exec_cancel(struct shim_exec *ex);
+
+/* shim_exec_start on a private loop, waiting for the result: for tests and
+ * tools, any thread. Returns 0 with *res (caller clears it) or -1 with err. */
 int shim_exec(const char *run_dir, const char *id, const struct sb_exec_request *req,
               struct sb_exec_result *res, struct sb_err *err);
+
+/* How long the blocking calls below wait for a shim's answer (default
+ * 10000 ms; serve sets cfg->shim_call_timeout_ms). A shim that takes longer
+ * is stuck: pause/resume/status fail with 502, destroy kills it. */
+void shim_client_set_call_timeout(int ms);
 
 int shim_pause(const char *run_dir, const char *id, struct sb_err *err);    /* cgroup freezer */
 int shim_resume(const char *run_dir, const char *id, struct sb_err *err);

@@ -28,6 +28,19 @@
 #include "proto/proto.h"
 #include "runtime/shim_conn.h"
 
+static _Atomic int call_timeout_ms = 10000;
+
+void shim_client_set_call_timeout(int ms)
+{
+    if (ms > 0)
+        call_timeout_ms = ms;
+}
+
+int shim_call_timeout_ms(void)
+{
+    return call_timeout_ms;
+}
+
 /* Milliseconds left until deadline (-1 = none) for poll(). */
 int left_ms(int64_t deadline)
 {

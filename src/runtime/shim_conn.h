@@ -14,7 +14,9 @@
 #include "core/err.h"
 #include "proto/proto.h"
 
-#define CONTROL_TIMEOUT_MS 10000        /* pause, resume, status */
+/* pause, resume, status, destroy's answer: shim_client_set_call_timeout */
+#define CONTROL_TIMEOUT_MS shim_call_timeout_ms()
+int shim_call_timeout_ms(void);
 
 /* One connection to a shim, owned by the call that opened it (conn_close). */
 struct conn {

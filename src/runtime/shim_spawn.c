@@ -7,7 +7,7 @@
  * Owns nothing between calls. Never kills a process it has not checked to be
  * the sandbox's shim (its command line), never runs on the HTTP loop thread.
  * Holds no cgroup code: a dead shim's cgroups are removed by the shim binary
- * itself (`sandbase shim --cleanup ID`, run and waited for here).
+ * itself (`sandbase-shim --cleanup ID`, run and waited for here).
  */
 #include "runtime/shim_client.h"
 
@@ -29,33 +29,26 @@
 #include "core/id.h"
 #include "core/spawn.h"
 #include "proto/proto.h"
+#include "runtime/sandbox_spec.h"
 #include "runtime/shim_conn.h"
 
-#define DESTROY_TIMEOUT_MS 60000
+#define DESTROY_TIMEOUT_MS (CONTROL_TIMEOUT_MS * 2)   /* the destroy op kills and unmounts: a little more */
 #define CLEANUP_TIMEOUT_MS 30000        /* `shim --cleanup`: thaw, kill, rmdir */
 #define SPAWN_TIMEOUT_MS 120000         /* container_create: overlay, disk image, namespaces */
+
+static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct sb_err *err);
 
 /* ---- spawn ---- */
 
 struct spawn_argv {
-    char nums[6][24];
-    char *argv[32];
+    char spec_path[SB_PATH_MAX];
+    char *argv[16];
 };
 
-static void spawn_argv_build(struct spawn_argv *a, const struct sb_config *cfg,
-                             const struct sb_sandbox_spec *spec)
+static void spawn_argv_build(struct spawn_argv *a, const struct sb_spec *spec)
 {
-    snprintf(a->nums[0], sizeof a->nums[0], "%u", cfg->uid_base);
-    snprintf(a->nums[1], sizeof a->nums[1], "%d", spec->limits.cpu_count);
-    snprintf(a->nums[2], sizeof a->nums[2], "%d", spec->limits.memory_mb);
-    snprintf(a->nums[3], sizeof a->nums[3], "%d", spec->limits.pids);
-    snprintf(a->nums[4], sizeof a->nums[4], "%d", spec->limits.disk_mb);
-    snprintf(a->nums[5], sizeof a->nums[5], "%d", 3);
-    char *v[] = {"sandbase", "shim", "--id", (char *)spec->id, "--data-dir", (char *)cfg->data_dir,
-                 "--run-dir", (char *)cfg->run_dir, "--template", (char *)spec->tpl->name,
-                 "--uid-base", a->nums[0], "--cpus", a->nums[1], "--memory-mb", a->nums[2],
-                 "--pids", a->nums[3], "--disk-mb", a->nums[4], "--ready-fd", a->nums[5],
-                 "--detach", NULL};
+    char *v[] = {"sandbase-shim", "--id", (char *)spec->id, "--spec", a->spec_path,
+                 "--ready-fd", "3", "--detach", NULL};
     memcpy(a->argv, v, sizeof v);
 }
 
@@ -64,7 +57,8 @@ static void spawn_argv_build(struct spawn_argv *a, const struct sb_config *cfg,
  * new session, default signals, stdin /dev/null, stdout/stderr to the log,
  * the ready pipe as fd 3, nothing else open, cwd /. The shim's --detach
  * then forks once so it is nobody's child; *pid is the short-lived parent. */
-static int spawn_detached(int ready_fd, const char *log_path, char *const argv[], pid_t *pid)
+static int spawn_detached(const char *shim_path, int ready_fd, const char *log_path, char *const argv[],
+                          pid_t *pid)
 {
     extern char **environ;
     posix_spawn_file_actions_t fa;
@@ -83,15 +77,18 @@ static int spawn_detached(int ready_fd, const char *log_path, char *const argv[]
     posix_spawn_file_actions_adddup2(&fa, ready_fd, 3);   /* clears close-on-exec */
     posix_spawn_file_actions_addclosefrom_np(&fa, 4);
     posix_spawn_file_actions_addchdir_np(&fa, "/");
-    int rc = posix_spawn(pid, "/proc/self/exe", &fa, &at, argv, environ);
+    int rc = posix_spawn(pid, shim_path, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     return rc;
 }
 
-/* Reads the shim's one readiness line ("ok" / "error <status> <message>"). */
-static int spawn_wait_ready(int fd, const char *log_path, struct sb_err *err)
+/* Reads the shim's one readiness line ("ok" / "error <status> <message>").
+ * *reported is the status the shim gave, 0 when it gave none (it died, or
+ * did not answer in time). */
+static int spawn_wait_ready(int fd, const char *log_path, int *reported, struct sb_err *err)
 {
+    *reported = 0;
     char line[SB_ERR_MSG_MAX + 64];
     size_t len = 0;
     int64_t deadline = sb_mono_ms() + SPAWN_TIMEOUT_MS;
@@ -117,37 +114,50 @@ static int spawn_wait_ready(int fd, const char *log_path, struct sb_err *err)
     if (strcmp(line, "ok") == 0)
         return 0;
     int status = 0, skip = 0;
-    if (sscanf(line, "error %d %n", &status, &skip) >= 1 && skip > 0)
+    if (sscanf(line, "error %d %n", &status, &skip) >= 1 && skip > 0) {
+        *reported = status;
         return sb_err_set(err, 502, "%s", line + skip);
+    }
     return sb_err_set(err, 502, "sandbox runtime exited during set-up (see %s)", log_path);
 }
 
-int shim_spawn(const struct sb_config *cfg, const struct sb_sandbox_spec *spec, struct sb_err *err)
+int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err)
 {
     char dir[SB_PATH_MAX], log_path[SB_PATH_MAX + 16];
-    if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0)
+    struct spawn_argv a;
+    if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0 ||
+        sandbox_spec_path(a.spec_path, sizeof a.spec_path, cfg->run_dir, spec->id) < 0)
         return sb_err_set(err, 500, "run dir path too long");
-    if (sb_mkdir_p(dir, 0700, err) < 0)
+    if (sb_mkdir_p(dir, 0700, err) < 0 || sb_spec_write_file(spec, a.spec_path, err) < 0)
         return -1;
     snprintf(log_path, sizeof log_path, "%s/shim.log", dir);
-    struct spawn_argv a;
-    spawn_argv_build(&a, cfg, spec);
+    spawn_argv_build(&a, spec);
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) < 0)
         return sb_err_sys(err, 500, "spawn sandbox runtime: pipe");
     pid_t pid;
-    int src = spawn_detached(ready[1], log_path, a.argv, &pid);
+    int src = spawn_detached(cfg->shim_path, ready[1], log_path, a.argv, &pid);
     close(ready[1]);
     if (src != 0) {
         close(ready[0]);
         errno = src;
-        return sb_err_sys(err, 500, "spawn sandbox runtime");
+        return sb_err_sys(err, 500, "cannot start the sandbox runtime %s (build it with `make build`, "
+                                    "or set shim_path / SANDBASE_SHIM)", cfg->shim_path);
     }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    int rc = spawn_wait_ready(ready[0], log_path, err);
+    int reported;
+    int rc = spawn_wait_ready(ready[0], log_path, &reported, err);
     close(ready[0]);
+    /* A shim that failed on its own removed what it built; one that died
+     * or hung mid-create left its process, cgroups, mounts and dirs, and
+     * nobody owns them now: clean up as for a dead shim. Never when it
+     * found another shim already serving this id (409). */
+    if (rc < 0 && reported != 409) {
+        struct sb_err ignored = {0};
+        cleanup_leftovers(cfg, spec->id, &ignored);
+    }
     return rc;
 }
 
@@ -168,7 +178,9 @@ static int read_shim_pid(const char *dir)
     return pid;
 }
 
-/* 1 if process pid is the shim for id (its command line names both). */
+/* 1 if process pid is the shim for id: its command line is sandbase-shim's
+ * (argv[0], or the "shim" verb of a shim an older `sandbase` started) and
+ * names id. */
 static int is_shim_of(int pid, const char *id)
 {
     char path[64], buf[4096];
@@ -181,7 +193,8 @@ static int is_shim_of(int pid, const char *id)
     if (len <= 0)
         return 0;
     buf[len] = '\0';
-    int is_shim = 0, has_id = 0;
+    const char *base = strrchr(buf, '/');
+    int is_shim = strcmp(base ? base + 1 : buf, "sandbase-shim") == 0, has_id = 0;
     for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
         is_shim |= strcmp(buf + i, "shim") == 0;
         has_id |= strcmp(buf + i, id) == 0;
@@ -219,15 +232,15 @@ int shim_pidfd_open(const char *run_dir, const char *id, int *pidfd, struct sb_e
     return sb_err_set(err, 500, "watch %s: shim.pid in %s does not name its running shim", id, dir);
 }
 
-/* Runs `sandbase shim --cleanup ID` (the shim binary owns every cgroup
+/* Runs `sandbase-shim --cleanup ID` (the shim binary owns every cgroup
  * operation) and waits for it, bounded; its stderr becomes the error. */
-static int run_cgroup_cleanup(const char *id, struct sb_err *err)
+static int run_cgroup_cleanup(const char *shim_path, const char *id, struct sb_err *err)
 {
     extern char **environ;
-    char *argv[] = {"sandbase", "shim", "--cleanup", (char *)id, NULL};
+    char *argv[] = {"sandbase-shim", "--cleanup", (char *)id, NULL};
     pid_t pid;
     int out;
-    int src = sb_spawn_captured("/proc/self/exe", argv, environ, &pid, &out);
+    int src = sb_spawn_captured(shim_path, argv, environ, &pid, &out);
     if (src != 0) {
         errno = src;
         return sb_err_sys(err, 500, "destroy %s: cannot start the cgroup clean-up", id);
@@ -272,7 +285,7 @@ static int cleanup_leftovers(const struct sb_config *cfg, const char *id, struct
     struct stat run_st;
     if (lstat(dir, &run_st) == 0) {
         kill_stale_shim(dir, id);
-        run_cgroup_cleanup(id, err);
+        run_cgroup_cleanup(cfg->shim_path, id, err);
     }
     sb_unmount_below(sandbox_dir);
     struct sb_err ignored;
@@ -320,12 +333,16 @@ int shim_destroy(const struct sb_config *cfg, const char *id, struct sb_err *err
         int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
         json_t *resp = NULL;
         struct sb_err call_err = {0};
-        if (conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp, sb_mono_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0)
+        /* A shim that does not answer within the call timeout is stuck
+         * (stopped, wedged): it is killed and its leftovers cleaned up below. */
+        int answered = conn_call(&c, json_pack("{s:s}", "op", "destroy"), &resp,
+                                 sb_mono_ms() + DESTROY_TIMEOUT_MS, &call_err) == 0;
+        if (answered)
             wait_closed(&c, 5000);
         json_decref(resp);
         conn_close(&c);
         if (pidfd >= 0)
-            wait_exited(pidfd, 10000);
+            wait_exited(pidfd, answered ? 10000 : 0);
     }
     sb_err_clear(err);
     return cleanup_leftovers(cfg, id, err);

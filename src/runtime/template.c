@@ -1,6 +1,6 @@
 /*
  * template.c - the template format and its on-disk layout: names and paths,
- * loading (template.json), listing, removing, holding and collecting
+ * loading (template.json), listing, removing and collecting
  * templates, and the limits they set.
  *
  * A template is <data-dir>/templates/<name>/{template.json,rootfs/}; builds
@@ -8,7 +8,8 @@
  *
  * Templates in use: each shim holds a shared flock on the template's
  * directory for the life of its sandbox and mounts the rootfs through that
- * fd (template_hold); the lock follows the directory across renames. Rebuilding (only with force) or removing a
+ * fd (sb_dir_hold on the dir its spec names, proto/spec.h); the lock follows
+ * the directory across renames. Rebuilding (only with force) or removing a
  * template renames the old directory to .retired-<name>-XXXXXX; running
  * sandboxes keep the tree they mounted, and template_gc deletes a retired
  * tree once nobody holds its lock.
@@ -194,38 +195,6 @@ int template_load(const char *data_dir, const char *name, struct sb_template *ou
     return 0;
 }
 
-int template_snapshot(const struct sb_template *tpl, const char *dest, struct sb_err *err)
-{
-    char src[SB_PATH_MAX], tmp[SB_PATH_MAX];
-    if (path_fmt(src, sizeof src, err, "%s/template.json", tpl->dir) < 0 ||
-        path_fmt(tmp, sizeof tmp, err, "%s.tmp", dest) < 0)
-        return -1;
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return sb_err_sys(err, 500, "template %s: cannot read %s", tpl->name, src);
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (out < 0) {
-        close(in);
-        return sb_err_sys(err, 500, "template %s: cannot write %s", tpl->name, tmp);
-    }
-    int rc = copy_file_data(in, out);
-    close(in);
-    if (close(out) < 0)
-        rc = -1;
-    if (rc < 0 || rename(tmp, dest) < 0) {
-        unlink(tmp);
-        return sb_err_sys(err, 500, "template %s: cannot write %s", tpl->name, dest);
-    }
-    return 0;
-}
-
-int template_load_snapshot(const char *path, const char *name, struct sb_template *out,
-                           struct sb_err *err)
-{
-    memset(out, 0, sizeof *out);
-    return load_json_file(path, name, out, err);
-}
-
 void template_clear(struct sb_template *tpl)
 {
     if (!tpl)
@@ -343,28 +312,6 @@ int template_remove(const char *data_dir, const char *name, struct sb_err *err)
 }
 
 /* ---------------------------------------------------------------- in use */
-
-int template_hold(struct sb_template *tpl, int *fd_out, struct sb_err *err)
-{
-    int fd = open(tpl->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return sb_err_sys(err, 500, "template %s: cannot open %s", tpl->name, tpl->dir);
-    /* The directory now at the path must be the version tpl was loaded
-     * from; a rebuild in between means template.json and tree disagree. */
-    struct stat st;
-    if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_ino != tpl->identity) {
-        close(fd);
-        return sb_err_set(err, 409, "template %s was rebuilt or removed while this sandbox was "
-                                    "being created; try again", tpl->name);
-    }
-    /* From here the rootfs is reached through the held directory, never
-     * the name, so a later rebuild cannot swap it. */
-    char rootfs[SB_PATH_MAX];
-    snprintf(rootfs, sizeof rootfs, "/proc/self/fd/%d/rootfs", fd);
-    snprintf(tpl->rootfs, sizeof tpl->rootfs, "%s", rootfs);
-    *fd_out = fd;
-    return 0;
-}
 
 /* Deletes one retired tree if no shim holds it. */
 static void gc_one(const char *dir)

@@ -63,14 +63,6 @@ int template_name_valid(const char *name);
 /* 400 "unknown template: NAME" when it does not exist. */
 int template_load(const char *data_dir, const char *name, struct sb_template *out, struct sb_err *err);
 void template_clear(struct sb_template *tpl);   /* frees env_json */
-/* A sandbox's own copy of its template.json (written atomically to dest),
- * so its processes keep the user, env and workdir they started with after
- * the template is rebuilt or removed. */
-int template_snapshot(const struct sb_template *tpl, const char *dest, struct sb_err *err);
-/* Loads such a copy; dir, rootfs and identity stay empty. 400 "unknown
- * template" when the file does not exist. */
-int template_load_snapshot(const char *path, const char *name, struct sb_template *out,
-                           struct sb_err *err);
 /* Every template, sorted by name; caller frees with template_list_free. */
 int template_list(const char *data_dir, struct sb_template **out, size_t *count, struct sb_err *err);
 void template_list_free(struct sb_template *list, size_t count);
@@ -95,14 +87,8 @@ int template_build_debian(const char *data_dir, const char *name, uint32_t uid_b
  * running ones keep their tree until they end. */
 int template_remove(const char *data_dir, const char *name, struct sb_err *err);
 
-/* Marks tpl's tree as in use for as long as *fd_out stays open: a shared
- * flock on the template directory (it follows the directory across
- * renames), and tpl->rootfs becomes a path through that fd, so the tree
- * mounted is the one held. 409 when the template was rebuilt or removed
- * since tpl was loaded. */
-int template_hold(struct sb_template *tpl, int *fd_out, struct sb_err *err);
 /* Deletes retired trees (old versions of rebuilt or removed templates) that
- * no sandbox holds any more. Blocks on the disk. */
+ * no sandbox holds any more (a shim holds its tree with sb_dir_hold, core/fs.h). Blocks on the disk. */
 int template_gc(const char *data_dir, struct sb_err *err);
 /* An id of the template's current version (its directory's inode): it
  * changes when the template is rebuilt. -1 when there is no such template.

@@ -23,7 +23,7 @@
 #define DEFAULT_HOME "/home/user"
 #define DEFAULT_WORKDIR "/workspace"     /* SandBase's default cwd for processes */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define SANDBOX_ID_RANGE 65536u
+#define SANDBOX_ID_RANGE SB_UID_RANGE
 
 /* ---- template.c: names, paths, retiring */
 

@@ -60,7 +60,7 @@
  * process the shim started in the sandbox has been reaped); its signal
  * handlers are reset in every process this file starts.
  *
- * Owns: struct sb_container's fds, cgroup and tpl.env_json; the sandbox
+ * Owns: struct sb_container's fds, cgroup and spec.env_json; the sandbox
  * directory. Never: prints, or mounts anything in the host's namespace.
  */
 #include "shim/container.h"
@@ -185,7 +185,7 @@ static int init_setup_as_host_root(struct init_args *a, struct sb_err *err)
         return -1;
     if (sethostname(a->c->id, strlen(a->c->id)) < 0)
         return sb_err_sys(err, 500, "init: sethostname");
-    if (net_setup_loopback(a->c->uid_base, err) < 0 || mounts_build_root(&a->plan, err) < 0)
+    if (net_setup_loopback(a->c->spec.uid_map.outside, err) < 0 || mounts_build_root(&a->plan, err) < 0)
         return -1;
     close(a->loop_fd); /* the ext4 mount holds the device now */
     if (unshare(CLONE_NEWUSER) < 0)
@@ -295,7 +295,7 @@ static int start_init(struct sb_container *c, struct init_args *a, struct sb_err
     c->init_pid = pid;
     int rc = sync_recv(sv[0], SYNC_USERNS, err);
     if (rc == 0)
-        rc = userns_write_maps(pid, c->uid_base, SB_USERNS_RANGE, err);
+        rc = userns_write_maps(pid, c->spec.uid_map.outside, SB_USERNS_RANGE, err);
     if (rc == 0) {
         sync_send(sv[0], SYNC_MAPPED, 0, NULL);
         rc = sync_recv(sv[0], SYNC_READY, err);
@@ -318,24 +318,24 @@ static int copy_config(const struct sb_container_config *cfg, struct sb_containe
     memset(out, 0, sizeof(*out));
     for (int i = 0; i < SB_NS_COUNT; i++)
         out->ns_fds[i] = -1;
-    if (!cfg->id || !cgroup_name_valid(cfg->id) || strlen(cfg->id) >= sizeof(out->id))
-        return sb_err_set(err, 400, "invalid sandbox id \"%s\"", cfg->id ? cfg->id : "");
-    if (!cfg->tpl || !cfg->data_dir)
-        return sb_err_set(err, 400, "container: template and data dir are required");
-    if (cfg->uid_base == 0 || cfg->tpl->uid >= SB_USERNS_RANGE || cfg->tpl->gid >= SB_USERNS_RANGE)
-        return sb_err_set(err, 400, "container: uid_base must be > 0 and the template's ids < %u",
+    const struct sb_spec *spec = cfg->spec;
+    if (!spec || !cfg->rootfs)
+        return sb_err_set(err, 400, "container: a spec and a rootfs are required");
+    if (!cgroup_name_valid(spec->id) || strlen(spec->id) >= sizeof(out->id))
+        return sb_err_set(err, 400, "invalid sandbox id \"%s\"", spec->id);
+    const struct sb_spec_idmap *u = &spec->uid_map, *g = &spec->gid_map;
+    if (u->inside != 0 || u->count != SB_USERNS_RANGE || g->inside != u->inside || g->outside != u->outside ||
+        g->count != u->count || u->outside == 0 || spec->uid >= SB_USERNS_RANGE || spec->gid >= SB_USERNS_RANGE)
+        return sb_err_set(err, 400, "container: only the id map 0 <outside> %u (the same for uids and "
+                                    "gids, outside > 0) with the user's ids inside it is supported",
                           SB_USERNS_RANGE);
-    snprintf(out->id, sizeof(out->id), "%s", cfg->id);
-    out->uid_base = cfg->uid_base;
-    out->limits = cfg->limits;
-    out->tpl = *cfg->tpl;
-    out->tpl.env_json = NULL;
-    if (cfg->tpl->env_json && !(out->tpl.env_json = strdup(cfg->tpl->env_json)))
-        return sb_err_sys(err, 500, "container: copying the template");
+    snprintf(out->id, sizeof(out->id), "%s", spec->id);
+    if (sb_spec_copy(&out->spec, spec, err) < 0)
+        return -1;
     char data_dir[PATH_MAX];
-    if (!realpath(cfg->data_dir, data_dir))
-        return sb_err_sys(err, 500, "container: data dir %s", cfg->data_dir);
-    int n = snprintf(out->sandbox_dir, sizeof(out->sandbox_dir), "%s/sandboxes/%s", data_dir, cfg->id);
+    if (!realpath(spec->data_dir, data_dir))
+        return sb_err_sys(err, 500, "container: data dir %s", spec->data_dir);
+    int n = snprintf(out->sandbox_dir, sizeof(out->sandbox_dir), "%s/sandboxes/%s", data_dir, spec->id);
     if (n < 0 || (size_t)n >= sizeof(out->sandbox_dir) - 16)
         return sb_err_set(err, 500, "container: data dir path too long");
     return 0;
@@ -354,7 +354,7 @@ static int prepare_disk(struct sb_container *c, const char *data_dir, struct ini
     if (make_dir(path, 0755, err) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/disk.img", c->sandbox_dir);
-    if (disk_image_create(data_dir, path, c->limits.disk_mb, err) < 0)
+    if (disk_image_create(data_dir, path, c->spec.limits.disk_mb, err) < 0)
         return -1;
     return disk_loop_attach(path, &a->loop_fd, loop_dev, loop_len, err);
 }
@@ -366,7 +366,7 @@ static int prepare_cgroup(struct sb_container *c, struct sb_err *err)
     if (cgroup_default_roots(&roots, err) < 0 || cgroup_create(roots, CGROUP_PARENT, c->id, &cg, err) < 0)
         return -1;
     c->cgroup = cg;
-    if (cgroup_set_limits(cg, &c->limits, err) < 0 || cgroup_leaf_create(cg, INIT_LEAF, err) < 0)
+    if (cgroup_set_limits(cg, &c->spec.limits, err) < 0 || cgroup_leaf_create(cg, INIT_LEAF, err) < 0)
         return -1;
     return 0;
 }
@@ -379,18 +379,18 @@ int container_create(const struct sb_container_config *cfg, struct sb_container 
     int rc = copy_config(cfg, out, err);
     if (rc == 0) /* compiled once, before any fork needs it */
         rc = seccomp_default(&filter, err);
-    if (rc == 0 && !realpath(cfg->tpl->rootfs, lower))
-        rc = sb_err_sys(err, 500, "template rootfs %s", cfg->tpl->rootfs);
+    if (rc == 0 && !realpath(cfg->rootfs, lower))
+        rc = sb_err_sys(err, 500, "template rootfs %s", cfg->rootfs);
     if (rc == 0)
         rc = prepare_cgroup(out, err);
     if (rc == 0)
-        rc = prepare_disk(out, cfg->data_dir, &a, loop_dev, sizeof(loop_dev), err);
+        rc = prepare_disk(out, out->spec.data_dir, &a, loop_dev, sizeof(loop_dev), err);
     if (rc == 0) {
         a.cg = out->cgroup;
         a.plan = (struct sb_mount_plan){
             .sandbox_dir = out->sandbox_dir, .loop_dev = loop_dev, .lower = lower,
-            .root_uid = out->uid_base, .root_gid = out->uid_base,
-            .binds = out->tpl.binds, .bind_count = out->tpl.bind_count, .hostname = out->id,
+            .root_uid = out->spec.uid_map.outside, .root_gid = out->spec.gid_map.outside,
+            .binds = out->spec.binds, .bind_count = out->spec.bind_count, .hostname = out->spec.hostname,
         };
         rc = start_init(out, &a, err);
     }
@@ -400,7 +400,7 @@ int container_create(const struct sb_container_config *cfg, struct sb_container 
         snprintf(out->root_dir, sizeof(out->root_dir), "/proc/%ld/root", (long)out->init_pid);
         return 0;
     }
-    sb_err_prefix(err, "creating sandbox %s", cfg->id ? cfg->id : "");
+    sb_err_prefix(err, "creating sandbox %s", cfg->spec ? cfg->spec->id : "");
     if (out->init_pid > 0) { /* our child, alone in its namespace: reap it now */
         kill(out->init_pid, SIGKILL);
         waitpid(out->init_pid, NULL, 0);
@@ -467,12 +467,12 @@ __attribute__((noreturn)) static void exec_inside(const struct sb_container *c, 
     const struct sb_seccomp *filter;
     if (setsid() < 0)
         enter_fail(err_fd, errno);
-    uid_t uid = ex->as_root ? 0 : c->tpl.uid;
-    gid_t gid = ex->as_root ? 0 : c->tpl.gid;
+    uid_t uid = ex->as_root ? 0 : c->spec.uid;
+    gid_t gid = ex->as_root ? 0 : c->spec.gid;
     if (caps_set_ids(uid, gid) < 0 || caps_apply(ex->as_root ? SB_CAPS_ROOT_DEFAULT : SB_CAPS_NONE) < 0)
         enter_fail(err_fd, errno);
     umask(022);
-    const char *cwd = ex->cwd && ex->cwd[0] ? ex->cwd : (c->tpl.workdir[0] ? c->tpl.workdir : "/");
+    const char *cwd = ex->cwd && ex->cwd[0] ? ex->cwd : (c->spec.workdir[0] ? c->spec.workdir : "/");
     if (chdir(cwd) < 0)
         enter_fail(err_fd, errno);
     syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -611,8 +611,7 @@ int container_destroy(struct sb_container *c, struct sb_err *err)
     struct sb_err rm_err = {0};
     if (c->sandbox_dir[0] && sb_remove_tree(c->sandbox_dir, &rm_err) < 0 && rc == 0)
         rc = sb_err_set(err, rm_err.status, "removing %s: %s", c->sandbox_dir, rm_err.msg);
-    free(c->tpl.env_json);
-    c->tpl.env_json = NULL;
+    sb_spec_clear(&c->spec);
     c->init_pid = 0;
     return rc < 0 ? sb_err_prefix(err, "destroying sandbox %s", c->id) : 0;
 }

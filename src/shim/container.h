@@ -22,7 +22,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
-#include "runtime/template.h"
+#include "proto/spec.h"
 
 enum sb_ns_index { SB_NS_USER, SB_NS_MNT, SB_NS_PID, SB_NS_UTS, SB_NS_IPC, SB_NS_NET, SB_NS_CGROUP, SB_NS_COUNT };
 
@@ -32,18 +32,19 @@ struct sb_container {
     int ns_fds[SB_NS_COUNT];            /* opened from /proc/<init_pid>/ns/<name>, O_CLOEXEC */
     char sandbox_dir[SB_PATH_MAX];      /* <data-dir>/sandboxes/<id> (upper, work, disk image) */
     char root_dir[SB_PATH_MAX];         /* the merged root as the host sees it (for file APIs) */
-    uint32_t uid_base;
-    struct sb_template tpl;             /* copy; owns tpl.env_json */
-    struct sb_limits limits;
+    struct sb_spec spec;                /* copy of what it was built from; owns spec.env_json */
     void *cgroup;                       /* struct sb_cgroup *, see cgroup.h */
 };
 
+/* spec: the resolved spec (proto/spec.h); id, dirs, ids, user, binds and
+ * limits all come from it. rootfs: the lower layer to mount, normally
+ * /proc/self/fd/N/rootfs through the template dir the caller holds
+ * (sb_dir_hold), so the tree mounted is the one held. Only the id maps
+ * serve writes are supported: sandbox ids 0..SB_UID_RANGE-1, the same
+ * range for gids (400 otherwise). */
 struct sb_container_config {
-    const char *id;
-    const char *data_dir;
-    const struct sb_template *tpl;
-    struct sb_limits limits;
-    uint32_t uid_base;
+    const struct sb_spec *spec;
+    const char *rootfs;
 };
 
 int container_create(const struct sb_container_config *cfg, struct sb_container *out, struct sb_err *err);
@@ -54,7 +55,7 @@ struct sb_container_exec {
     char *const *argv;                  /* NULL-terminated, argv[0] = cmd */
     char *const *envp;                  /* NULL-terminated */
     const char *cwd;
-    int as_root;                        /* 0: the template's user, no capabilities */
+    int as_root;                        /* 0: the spec's user, no capabilities */
     const char *cgroup_leaf;            /* the process's own leaf cgroup (container_leaf_create) */
 };
 
@@ -89,7 +90,7 @@ int container_thaw(struct sb_container *c, struct sb_err *err);
  * error; *count is the total so far. */
 int container_oom_events(struct sb_container *c, uint64_t *count);
 /* Kills everything, removes cgroups and the sandbox dir, frees c's fds,
- * cgroup and tpl.env_json. Mounts need no unmounting: they exist only in the
+ * cgroup and spec.env_json. Mounts need no unmounting: they exist only in the
  * sandbox's mount namespace, which dies with its processes and fds, and the
  * loop device detaches itself. PID 1 finishes exiting only once the shim
  * has reaped every process it started in the sandbox; destroy reaps PID 1

@@ -1,15 +1,16 @@
 /*
- * main.c - `sandbase shim`: one process per sandbox, started detached by
- * shim_spawn (runtime/shim_client.c), never by hand in normal operation.
+ * main.c - the shim: one process per sandbox, started detached by shim_spawn
+ * (runtime/shim_spawn.c), never by hand in normal operation.
  *
- *   sandbase shim --id ID --data-dir DIR --run-dir DIR --template NAME
- *                 --uid-base N --cpus N --memory-mb N --pids N --disk-mb N
- *                 [--ready-fd FD] [--detach]
+ *   shim --id ID --spec PATH [--ready-fd FD] [--detach]
+ *   shim --cleanup ID
  *
- * Builds the sandbox (container_create), serves <run-dir>/sandboxes/<id>/
- * shim.sock (dir 0700, shim.pid beside it) until destroyed, then removes its
- * run dir. Readiness goes to --ready-fd: "ok\n" once the socket listens, or
- * "error <status> <message>\n" when set-up failed (exit status 1).
+ * Reads the resolved spec serve wrote (proto/spec.h; its id must be ID),
+ * builds the sandbox from it alone (container_create), serves
+ * <run-dir>/sandboxes/<id>/shim.sock (dir 0700, shim.pid beside it) until
+ * destroyed, then removes its run dir. Readiness goes to --ready-fd: "ok\n"
+ * once the socket listens, or "error <status> <message>\n" when set-up
+ * failed (exit status 1).
  *
  * The shim is a child subreaper (processes entering the sandbox are
  * reparented to it), ignores SIGPIPE and SIGHUP, and protects itself from
@@ -35,25 +36,23 @@
 #include "shim/shim.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "runtime/template.h"
+#include "proto/spec.h"
 #include "shim/container.h"
 #include "shim/cgroup.h"
 #include "shim/server.h"
 
 struct shim_args {
-    const char *id, *data_dir, *run_dir, *template_name;
-    uint32_t uid_base;
+    const char *id;         /* on the command line too, so ps and serve see whose shim it is */
+    const char *spec_path;
     int detach;             /* fork once and let the parent exit: nobody's child */
     const char *cleanup;    /* --cleanup ID: remove a dead shim's cgroups, then exit */
-    struct sb_limits limits;
     int ready_fd;
 };
 
 static void usage(void)
 {
-    fputs("usage: sandbase shim --id ID --data-dir DIR --run-dir DIR --template NAME --uid-base N\n"
-          "                     --cpus N --memory-mb N --pids N --disk-mb N [--ready-fd FD]\n"
-          "       sandbase shim --cleanup ID\n"
+    fputs("usage: sandbase-shim --id ID --spec PATH [--ready-fd FD] [--detach]\n"
+          "       sandbase-shim --cleanup ID\n"
           "(internal: started by `sandbase serve`)\n", stderr);
 }
 
@@ -68,28 +67,12 @@ static int parse_int(const char *s, long min, long max, long *out)
     return 0;
 }
 
-/* Sandbox ids name directories and sockets: keep them to [a-z0-9_-]. */
-static int id_safe(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n >= 32)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-'))
-            return 0;
-    return 1;
-}
-
 static int parse_args(int argc, char **argv, struct shim_args *a)
 {
     static const struct option opts[] = {
-        {"id", required_argument, 0, 'i'},        {"data-dir", required_argument, 0, 'd'},
-        {"run-dir", required_argument, 0, 'r'},   {"template", required_argument, 0, 't'},
-        {"uid-base", required_argument, 0, 'u'},  {"cpus", required_argument, 0, 'c'},
-        {"memory-mb", required_argument, 0, 'm'}, {"pids", required_argument, 0, 'p'},
-        {"disk-mb", required_argument, 0, 'k'},   {"ready-fd", required_argument, 0, 'f'},
-        {"detach", no_argument, 0, 'D'},           {"cleanup", required_argument, 0, 'C'},
-        {0, 0, 0, 0},
+        {"id", required_argument, 0, 'i'},       {"spec", required_argument, 0, 's'},
+        {"ready-fd", required_argument, 0, 'f'}, {"detach", no_argument, 0, 'D'},
+        {"cleanup", required_argument, 0, 'C'},  {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
     a->ready_fd = -1;
@@ -97,39 +80,34 @@ static int parse_args(int argc, char **argv, struct shim_args *a)
     int ch;
     long v;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int bad = 0;
         switch (ch) {
         case 'i': a->id = optarg; break;
-        case 'd': a->data_dir = optarg; break;
-        case 'r': a->run_dir = optarg; break;
-        case 't': a->template_name = optarg; break;
-        case 'u': bad = parse_int(optarg, 65536, 4294901759L, &v); a->uid_base = (uint32_t)v; break;
-        case 'c': bad = parse_int(optarg, 1, 1024, &v); a->limits.cpu_count = (int)v; break;
-        case 'm': bad = parse_int(optarg, 16, 1 << 24, &v); a->limits.memory_mb = (int)v; break;
-        case 'p': bad = parse_int(optarg, 8, 1 << 22, &v); a->limits.pids = (int)v; break;
-        case 'k': bad = parse_int(optarg, 16, 1 << 26, &v); a->limits.disk_mb = (int)v; break;
-        case 'f': bad = parse_int(optarg, 0, 1 << 20, &v); a->ready_fd = (int)v; break;
+        case 's': a->spec_path = optarg; break;
+        case 'f':
+            if (parse_int(optarg, 0, 1 << 20, &v) < 0) {
+                fprintf(stderr, "sandbase-shim: bad --ready-fd \"%s\"\n", optarg);
+                return -1;
+            }
+            a->ready_fd = (int)v;
+            break;
         case 'D': a->detach = 1; break;
         case 'C': a->cleanup = optarg; break;
         default: return -1;
         }
-        if (bad) {
-            fprintf(stderr, "sandbase shim: bad numeric value \"%s\"\n", optarg);
-            return -1;
-        }
     }
+    if (optind != argc)
+        return -1;
     if (a->cleanup) {
-        if (!id_safe(a->cleanup) || optind != argc) {
-            fprintf(stderr, "sandbase shim: --cleanup takes one sandbox id\n");
+        if (!sb_spec_id_valid(a->cleanup)) {
+            fprintf(stderr, "sandbase-shim: --cleanup takes one sandbox id\n");
             return -1;
         }
         return 0;
     }
-    if (!a->id || !a->data_dir || !a->run_dir || !a->template_name || !a->uid_base ||
-        !a->limits.cpu_count || !a->limits.memory_mb || !a->limits.pids || !a->limits.disk_mb)
+    if (!a->id || !a->spec_path)
         return -1;
-    if (!id_safe(a->id)) {
-        fprintf(stderr, "sandbase shim: bad sandbox id \"%s\"\n", a->id);
+    if (!sb_spec_id_valid(a->id)) {
+        fprintf(stderr, "sandbase-shim: bad sandbox id \"%s\"\n", a->id);
         return -1;
     }
     return 0;
@@ -185,7 +163,7 @@ static int write_pid_file(const char *dir, struct sb_err *err)
 /* Removes the shim's run dir: socket, pid file, log, the dir itself. */
 static void remove_run_dir(const char *dir)
 {
-    static const char *files[] = {"shim.sock", "shim.pid", "shim.log"};
+    static const char *files[] = {"shim.sock", "shim.pid", "shim.log", "spec.json"};
     char path[SB_PATH_MAX + 16];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -224,29 +202,38 @@ static void release_setup_memory(void)
         madvise((void *)lo, below - lo, MADV_DONTNEED);
 }
 
-/* The template's tree stays held (template_hold) until the shim exits, so a
+/* The template's tree stays held (sb_dir_hold) until the shim exits, so a
  * rebuild or removal of the template retires it instead of deleting it
- * under this sandbox; its template.json is copied into the run dir for
- * serve to build process environments from. *held_fd is never closed: the
- * kernel drops the lock when the shim exits. */
-static int build_sandbox(const struct shim_args *a, const char *dir, struct sb_container *c,
-                         int *held_fd, struct sb_err *err)
+ * under this sandbox, and the rootfs is mounted through the held
+ * descriptor, so the tree mounted is the one held. *held_fd is never
+ * closed: the kernel drops the lock when the shim exits. */
+static int build_sandbox(const struct sb_spec *spec, struct sb_container *c, int *held_fd, struct sb_err *err)
 {
-    struct sb_template tpl;
-    char snapshot[SB_PATH_MAX + 16];
-    snprintf(snapshot, sizeof snapshot, "%s/template.json", dir);
-    if (template_load(a->data_dir, a->template_name, &tpl, err) < 0)
+    if (sb_dir_hold(spec->template_dir, spec->template_identity, held_fd, err) < 0) {
+        if (err->status == 409)
+            sb_err_set(err, 409, "template %s was rebuilt or removed while this sandbox was "
+                                 "being created; try again", spec->template_name);
+        return sb_err_prefix(err, "create sandbox %s", spec->id);
+    }
+    char rootfs[64];
+    snprintf(rootfs, sizeof rootfs, "/proc/self/fd/%d/rootfs", *held_fd);
+    struct sb_container_config cfg = {.spec = spec, .rootfs = rootfs};
+    if (container_create(&cfg, c, err) < 0)
+        return sb_err_prefix(err, "create sandbox %s", spec->id);
+    return 0;
+}
+
+/* Reads the spec and checks it is the one for the sandbox the command line names. */
+static int read_spec(const struct shim_args *a, struct sb_spec *spec, struct sb_err *err)
+{
+    if (sb_spec_read_file(a->spec_path, spec, err) < 0)
         return -1;
-    if (template_hold(&tpl, held_fd, err) < 0 || template_snapshot(&tpl, snapshot, err) < 0) {
-        template_clear(&tpl);
+    if (strcmp(spec->id, a->id) != 0) {
+        sb_err_set(err, 400, "spec %s is for sandbox %s, not %s", a->spec_path, spec->id, a->id);
+        sb_spec_clear(spec);
         return -1;
     }
-    struct sb_container_config cfg = {
-        .id = a->id, .data_dir = a->data_dir, .tpl = &tpl, .limits = a->limits, .uid_base = a->uid_base,
-    };
-    int rc = container_create(&cfg, c, err);
-    template_clear(&tpl);
-    return rc < 0 ? sb_err_prefix(err, "create sandbox %s", a->id) : 0;
+    return 0;
 }
 
 /* `shim --cleanup ID`: what a shim that died left of its cgroups (thawed,
@@ -258,7 +245,7 @@ static int cleanup_cgroups(const char *id)
     struct sb_cgroup *cg = NULL;
     struct sb_err err = {0};
     if (cgroup_default_roots(&roots, &err) < 0 || cgroup_create(roots, "sandbase", id, &cg, &err) < 0) {
-        fprintf(stderr, "sandbase shim: cleanup %s: %s\n", id, err.msg);
+        fprintf(stderr, "sandbase-shim: cleanup %s: %s\n", id, err.msg);
         return 1;
     }
     cgroup_freeze(cg, NULL, 0, NULL);
@@ -266,7 +253,7 @@ static int cleanup_cgroups(const char *id)
     int rc = cgroup_remove(cg, &err);
     cgroup_free(cg);
     if (rc < 0) {
-        fprintf(stderr, "sandbase shim: cleanup %s: %s\n", id, err.msg);
+        fprintf(stderr, "sandbase-shim: cleanup %s: %s\n", id, err.msg);
         return 1;
     }
     return 0;
@@ -287,7 +274,7 @@ int shim_main(int argc, char **argv)
     if (a.detach) {
         pid_t pid = fork();
         if (pid < 0) {
-            fprintf(stderr, "sandbase shim: fork: %s\n", strerror(errno));
+            fprintf(stderr, "sandbase-shim: fork: %s\n", strerror(errno));
             return 1;
         }
         if (pid > 0)
@@ -301,27 +288,38 @@ int shim_main(int argc, char **argv)
 
     char dir[SB_PATH_MAX];
     struct sb_err err = {0};
+    struct sb_spec spec;
     struct sb_container c;
     struct sb_shim_server s;
     int created = 0, rc = 1, template_fd = -1;
-    snprintf(dir, sizeof dir, "%s/sandboxes/%s", a.run_dir, a.id);
-    if (sb_mkdir_p(dir, 0700, &err) < 0) {
+    if (read_spec(&a, &spec, &err) < 0) {
+        sb_error("shim: %s", err.msg);
+        report_ready(a.ready_fd, &err);
+        return 1;
+    }
+    int n = snprintf(dir, sizeof dir, "%s/sandboxes/%s", spec.run_dir, spec.id);
+    if (n < 0 || (size_t)n >= sizeof dir - 16)
+        sb_err_set(&err, 400, "run dir path too long: %s", spec.run_dir);
+    if (err.status || sb_mkdir_p(dir, 0700, &err) < 0) {
+        sb_spec_clear(&spec);
         report_ready(a.ready_fd, &err);
         return 1;
     }
     if (check_not_running(dir, &err) < 0) {
+        sb_spec_clear(&spec);
         report_ready(a.ready_fd, &err);     /* the live shim's files stay */
         return 1;
     }
     memset(&s, 0, sizeof s);
     s.listen_fd = s.signal_fd = s.epfd = -1;
-    if (write_pid_file(dir, &err) < 0 || build_sandbox(&a, dir, &c, &template_fd, &err) < 0)
+    if (write_pid_file(dir, &err) < 0 || build_sandbox(&spec, &c, &template_fd, &err) < 0)
         goto fail;
     created = 1;
+    sb_spec_clear(&spec);       /* the container keeps its own copy */
     protect_from_oom();
     if (shim_server_init(&s, &c, dir, &err) < 0)
         goto fail;
-    sb_info("shim: sandbox %s ready (init pid %d)", a.id, (int)c.init_pid);
+    sb_info("shim: sandbox %s ready (init pid %d)", c.id, (int)c.init_pid);
     report_ready(a.ready_fd, NULL);
     release_setup_memory();
     rc = shim_server_run(&s) < 0 ? 1 : 0;
@@ -330,7 +328,7 @@ int shim_main(int argc, char **argv)
         proc_table_free(&s.procs);
         s.destroyed = 1;
         if (container_destroy(&c, &derr) < 0)
-            sb_error("shim: destroying sandbox %s: %s", a.id, derr.msg);
+            sb_error("shim: destroying sandbox %s: %s", c.id, derr.msg);
     }
     shim_server_free(&s);
     remove_run_dir(dir);
@@ -339,6 +337,7 @@ int shim_main(int argc, char **argv)
 
 fail:
     sb_error("shim: %s", err.msg);
+    sb_spec_clear(&spec);
     shim_server_free(&s);
     if (created) {
         struct sb_err derr = {0};

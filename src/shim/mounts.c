@@ -184,7 +184,7 @@ static int mount_overlay(const struct sb_mount_plan *p, struct sb_err *err)
 static int mount_binds(int rootfd, const struct sb_mount_plan *p, struct sb_err *err)
 {
     for (int i = 0; i < p->bind_count; i++) {
-        const struct sb_template_bind *b = &p->binds[i];
+        const struct sb_spec_bind *b = &p->binds[i];
         struct stat st;
         if (stat(b->source, &st) < 0)
             return sb_err_sys(err, 500, "mounts: bind source %s", b->source);

@@ -20,7 +20,7 @@
 #include <sys/types.h>
 
 #include "core/err.h"
-#include "runtime/template.h"
+#include "proto/spec.h"
 
 struct sb_mount_plan {
     const char *sandbox_dir;        /* absolute; its root/ is the mount point */
@@ -28,7 +28,7 @@ struct sb_mount_plan {
     const char *lower;              /* template rootfs, absolute */
     uid_t root_uid;                 /* host ids of the sandbox's root (uid_base) */
     gid_t root_gid;
-    const struct sb_template_bind *binds;
+    const struct sb_spec_bind *binds;
     int bind_count;
     const char *hostname;           /* for /etc/hosts and /etc/hostname when the template lacks them */
 };

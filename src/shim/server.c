@@ -366,11 +366,11 @@ static char **string_vector(json_t *arr, const char *field, struct sb_err *err)
     return v;
 }
 
-/* The template's environment as a JSON array of "K=V" (new reference). */
-static json_t *template_env(const struct sb_container *c)
+/* The spec's base environment as a JSON array of "K=V" (new reference). */
+static json_t *spec_env(const struct sb_container *c)
 {
     json_t *arr = json_array();
-    json_t *obj = c->tpl.env_json ? json_loads(c->tpl.env_json, 0, NULL) : NULL;
+    json_t *obj = c->spec.env_json ? json_loads(c->spec.env_json, 0, NULL) : NULL;
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val) {
@@ -390,7 +390,7 @@ static int parse_user(const struct sb_container *c, json_t *req, int *as_root, s
 {
     const char *user = json_string_value(json_object_get(req, "user"));
     *as_root = 0;
-    if (!user || strcmp(user, "user") == 0 || strcmp(user, c->tpl.user) == 0)
+    if (!user || strcmp(user, "user") == 0 || strcmp(user, c->spec.user) == 0)
         return 0;
     if (strcmp(user, "root") == 0) {
         *as_root = 1;
@@ -438,7 +438,7 @@ static int op_start(struct sb_shim_server *s, struct sb_client *cl, json_t *req,
     if (start_checks(s, req, err) < 0 || parse_user(s->c, req, &spec.as_root, err) < 0)
         return -1;
     json_t *env = json_object_get(req, "env");
-    json_t *env_arr = env ? json_incref(env) : template_env(s->c);
+    json_t *env_arr = env ? json_incref(env) : spec_env(s->c);
     char **argv = string_vector(json_object_get(req, "argv"), "argv", err);
     char **envp = argv ? string_vector(env_arr, "env", err) : NULL;
     int rc = -1;
@@ -446,7 +446,7 @@ static int op_start(struct sb_shim_server *s, struct sb_client *cl, json_t *req,
         const char *cwd = json_string_value(json_object_get(req, "cwd"));
         spec.argv = argv;
         spec.envp = envp;
-        spec.cwd = cwd ? cwd : s->c->tpl.workdir[0] ? s->c->tpl.workdir : "/";
+        spec.cwd = cwd ? cwd : s->c->spec.workdir[0] ? s->c->spec.workdir : "/";
         const char *in = json_string_value(json_object_get(req, "stdin"));
         spec.stdin_open = in && strcmp(in, "open") == 0;
         spec.tag = json_string_value(json_object_get(req, "tag"));

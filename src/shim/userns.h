@@ -14,9 +14,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/config.h"
 #include "core/err.h"
 
-#define SB_USERNS_RANGE 65536u
+#define SB_USERNS_RANGE SB_UID_RANGE
 
 /* gid_map first, then uid_map, each "0 <base> <count>". 400 if base is 0. */
 int userns_write_maps(pid_t pid, uint32_t base, uint32_t count, struct sb_err *err);

@@ -90,7 +90,8 @@ static void start_server(void)
     if (!app.loop || !app.router || !app.workers || api_register_routes(app.router) < 0)
         die("out of memory", NULL);
     app.registry = registry_new(&app.cfg, app.store, app.workers, &err);
-    if (!app.registry || registry_reconcile(app.registry, &err) < 0)
+    if (!app.registry || registry_serve_on(app.registry, app.loop, &err) < 0 ||
+        registry_reconcile(app.registry, &err) < 0)
         die("registry", &err);
     struct sb_server_config scfg = {
         .listen = app.cfg.listen, .max_body = app.cfg.max_body, .auth = api_authenticate, .app_ctx = &app,

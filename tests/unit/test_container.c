@@ -37,7 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/id.h"
+#include "runtime/sandbox_spec.h"
+#include "runtime/template.h"
 #include "shim/cgroup.h"
 #include "shim/container.h"
 #include "shim/seccomp.h"
@@ -69,12 +72,22 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
     return remove(path);
 }
 
+/* Builds sandbox id from the fixture's template the way the shim does: a
+ * spec resolved as serve resolves it, the rootfs mounted by path. */
 static int create_sandbox(struct sb_container *c, const char *id, struct sb_limits lim, struct sb_err *err)
 {
-    struct sb_container_config cfg = {
-        .id = id, .data_dir = fx.data_dir, .tpl = &fx.tpl, .limits = lim, .uid_base = UID_BASE,
-    };
-    return container_create(&cfg, c, err);
+    struct sb_config server;
+    struct sb_spec spec;
+    sb_config_defaults(&server);
+    server.uid_base = UID_BASE;
+    snprintf(server.data_dir, sizeof(server.data_dir), "%s", fx.data_dir);
+    snprintf(server.run_dir, sizeof(server.run_dir), "%s/run", fx.data_dir);
+    if (sandbox_spec_resolve(&server, &fx.tpl, id, &lim, &spec, err) < 0)
+        return -1;
+    struct sb_container_config cfg = { .spec = &spec, .rootfs = fx.tpl.rootfs };
+    int rc = container_create(&cfg, c, err);
+    sb_spec_clear(&spec);
+    return rc;
 }
 
 struct proc {

@@ -1,8 +1,8 @@
 /*
  * test_http_server.c - the HTTP server end to end over real loopback
- * sockets: a real sb_loop on its own thread, a real libmicrohttpd daemon, a
- * tiny router and auth function, and a raw-socket client (so keep-alive,
- * pipelining and chunked uploads are exercised exactly as sent).
+ * sockets (http_harness.c: a real sb_loop on its own thread, a real
+ * libmicrohttpd daemon, a raw-socket client), with a tiny router and auth
+ * function here.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,17 +27,22 @@
 #include "core/worker.h"
 #include "core/loop.h"
 #include "http/server.h"
+#include "http_harness.h"
 
 #define TEST_MAX_BODY 1024
 
 /* ---- the application under test ---- */
 
-/* A request parked by GET /gate until the test thread completes it. */
+/* A request parked by GET /gate until the test thread completes it, and
+ * what its sb_request_on_gone callback saw. */
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     struct sb_request *req;
-} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL};
+    int gone;                   /* times the gone callback ran */
+    struct sb_request *gone_req;
+    pthread_t gone_thread;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, NULL, 0};
 
 static struct sb_worker_pool *workers;
 
@@ -111,9 +116,58 @@ static void h_slow(struct sb_request *req)
     assert_int_equal(sb_worker_submit(workers, slow_job_run, job), 0);
 }
 
+static void gate_gone(struct sb_request *req, void *arg)
+{
+    assert_ptr_equal(arg, &gate);
+    pthread_mutex_lock(&gate.lock);
+    gate.gone++;
+    gate.gone_req = req;
+    gate.gone_thread = pthread_self();
+    pthread_cond_broadcast(&gate.changed);
+    pthread_mutex_unlock(&gate.lock);
+}
+
+/* A Connect-style renderer: string codes, and its own status for 405. */
+static json_t *render_rpc_error(const struct sb_err *err, int *status)
+{
+    const char *code = "unknown";
+    switch (err->status) {
+    case 400: code = "invalid_argument"; break;
+    case 401: code = "unauthenticated"; break;
+    case 404: code = "not_found"; break;
+    case 405: code = "unimplemented"; *status = 501; break;
+    case 413: code = "resource_exhausted"; break;
+    case 503: code = "unavailable"; break;
+    }
+    return json_pack("{s:s, s:s}", "code", code, "message", err->msg);
+}
+
+/* POST /rpc {"fail": status, "later": bool}: answers that error, now or
+ * through sb_request_complete_error. */
+static void h_rpc(struct sb_request *req)
+{
+    struct sb_err err;
+    json_t *body = sb_request_json(req, 0, &err);
+    if (!body) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    int fail = (int)json_integer_value(json_object_get(body, "fail"));
+    int later = json_is_true(json_object_get(body, "later"));
+    json_decref(body);
+    sb_err_set(&err, fail, "failed with %d", fail);
+    if (later) {
+        sb_request_defer(req);
+        sb_request_complete_error(req, &err);
+    } else {
+        sb_respond_error(req, &err);
+    }
+}
+
 static void h_gate(struct sb_request *req)
 {
     sb_request_defer(req);
+    sb_request_on_gone(req, gate_gone, &gate);
     pthread_mutex_lock(&gate.lock);
     gate.req = req;
     pthread_cond_broadcast(&gate.changed);
@@ -131,49 +185,51 @@ static struct sb_request *gate_take(void)
         ;
     struct sb_request *req = gate.req;
     gate.req = NULL;
+    gate.gone = 0;
+    gate.gone_req = NULL;
     pthread_mutex_unlock(&gate.lock);
     assert_non_null(req);
     return req;
 }
 
-/* ---- the server fixture ---- */
-
-struct fixture {
-    struct sb_loop *loop;
-    struct sb_router *router;
-    struct sb_server *server;
-    pthread_t thread;
-    int loop_rc;
-    unsigned port;
-};
-
-static void *loop_thread(void *arg)
+/* How often the gone callback has run since gate_take, after waiting up to
+ * wait_ms for it to run at least once. */
+static int gate_gone_count(int wait_ms)
 {
-    struct fixture *f = arg;
-    f->loop_rc = sb_loop_run(f->loop);
-    return NULL;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    deadline.tv_sec += wait_ms / 1000 + deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&gate.lock);
+    while (!gate.gone && pthread_cond_timedwait(&gate.changed, &gate.lock, &deadline) == 0)
+        ;
+    int n = gate.gone;
+    pthread_mutex_unlock(&gate.lock);
+    return n;
 }
+
+/* ---- the server fixture ---- */
 
 /* Connection limits for the next fixture_start (0: the server's defaults). */
 static unsigned fixture_per_address, fixture_read_timeout_s;
 
-static struct fixture *fixture_start(unsigned grace_ms)
+static struct http_fixture *fixture_start(unsigned grace_ms)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    f->loop = sb_loop_new();
-    f->router = sb_router_new();
+    struct sb_router *router = sb_router_new();
     workers = sb_worker_pool_new(4);
-    assert_non_null(f->loop);
+    assert_non_null(router);
     assert_non_null(workers);
-    assert_int_equal(sb_router_add(f->router, "GET", "/health", h_health, SB_ROUTE_NO_AUTH), 0);
-    assert_int_equal(sb_router_add(f->router, "GET", "/whoami", h_whoami, 0), 0);
-    assert_int_equal(sb_router_add(f->router, "POST", "/echo", h_echo, 0), 0);
-    assert_int_equal(sb_router_add_query(f->router, "GET", "/text", h_text, SB_ROUTE_NO_AUTH, "name"), 0);
-    assert_int_equal(sb_router_add(f->router, "GET", "/slow/:ms", h_slow, 0), 0);
-    assert_int_equal(sb_router_add(f->router, "GET", "/gate", h_gate, 0), 0);
+    assert_int_equal(sb_router_add(router, "GET", "/health", h_health, SB_ROUTE_NO_AUTH), 0);
+    assert_int_equal(sb_router_add(router, "GET", "/whoami", h_whoami, 0), 0);
+    assert_int_equal(sb_router_add(router, "POST", "/echo", h_echo, 0), 0);
+    assert_int_equal(sb_router_add_query(router, "GET", "/text", h_text, SB_ROUTE_NO_AUTH, "name"), 0);
+    assert_int_equal(sb_router_add(router, "GET", "/slow/:ms", h_slow, 0), 0);
+    assert_int_equal(sb_router_add(router, "GET", "/gate", h_gate, 0), 0);
+    struct sb_route_spec rpc = {.method = "POST", .pattern = "/rpc", .handler = h_rpc,
+                                .query = "", .render_error = render_rpc_error};
+    assert_int_equal(sb_router_add_spec(router, &rpc), 0);
     struct sb_server_config config = {
-        .listen = "127.0.0.1:0",
         .max_body = TEST_MAX_BODY,
         .idle_timeout_s = 10,
         .auth = test_auth,
@@ -182,34 +238,17 @@ static struct fixture *fixture_start(unsigned grace_ms)
         .per_address_limit = fixture_per_address,
         .request_read_timeout_s = fixture_read_timeout_s,
     };
-    struct sb_err err = {0};
-    f->server = sb_server_new(f->loop, f->router, &config, &err);
-    if (!f->server)
-        fail_msg("sb_server_new: %s", err.msg);
-    f->port = sb_server_port(f->server);
-    assert_true(f->port > 0);
-    assert_int_equal(pthread_create(&f->thread, NULL, loop_thread, f), 0);
-    return f;
+    return http_fixture_start(router, &config);
 }
 
-static void post_shutdown(struct sb_loop *loop, void *arg) { sb_server_shutdown(arg); }
-
-static void fixture_join(struct fixture *f)
+static void free_workers(void)
 {
-    assert_int_equal(pthread_join(f->thread, NULL), 0);
-    assert_int_equal(f->loop_rc, 0);
+    sb_worker_pool_free(workers);
+    workers = NULL;
 }
 
 /* Order matters: workers may still complete requests, which posts to the loop. */
-static void fixture_free(struct fixture *f)
-{
-    sb_server_free(f->server);
-    sb_worker_pool_free(workers);
-    workers = NULL;
-    sb_loop_free(f->loop);
-    sb_router_free(f->router);
-    free(f);
-}
+static void fixture_free(struct http_fixture *f) { http_fixture_free(f, free_workers); }
 
 static int setup(void **state)
 {
@@ -229,168 +268,34 @@ static int setup_limits(void **state)
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
-    fixture_join(f);
+    struct http_fixture *f = *state;
+    http_fixture_shutdown(f);
+    http_fixture_join(f);
     fixture_free(f);
     return 0;
 }
 
-/* ---- a raw HTTP/1.1 client ---- */
-
-struct client {
-    int fd;
-    char buf[65536];
-    size_t len;
-};
-
-struct response {
-    int status;
-    char headers[4096];
-    char body[8192];
-    size_t body_len;
-};
-
-static int try_connect(unsigned port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static struct client *client_open(unsigned port)
-{
-    struct client *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    c->fd = try_connect(port);
-    assert_true(c->fd >= 0);
-    return c;
-}
-
-static void client_close(struct client *c)
-{
-    close(c->fd);
-    free(c);
-}
-
-static void client_send(struct client *c, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-static void client_sendf(struct client *c, const char *fmt, ...)
-{
-    char text[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof text);
-    client_send(c, text, (size_t)n);
-}
-
-static int client_fill(struct client *c)
-{
-    assert_true(c->len < sizeof c->buf);
-    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-    if (n <= 0)
-        return -1;
-    c->len += (size_t)n;
-    return 0;
-}
-
-/* Returns the value of header name in resp (a static copy) or NULL. */
-static const char *header(const struct response *resp, const char *name)
-{
-    static char value[512];
-    size_t name_len = strlen(name);
-    for (const char *line = resp->headers; line && *line;) {
-        const char *end = strstr(line, "\r\n");
-        if (!end)
-            break;
-        if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
-            const char *v = line + name_len + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(value, sizeof value, "%.*s", (int)(end - v), v);
-            return value;
-        }
-        line = end + 2;
-    }
-    return NULL;
-}
-
-/* Reads one response (Content-Length framed, as the server sends them). */
-static int client_read(struct client *c, struct response *resp)
-{
-    char *end;
-    c->buf[c->len] = '\0';
-    while (c->len + 1 >= sizeof c->buf || !(end = strstr(c->buf, "\r\n\r\n"))) {
-        if (client_fill(c) < 0)
-            return -1;
-        c->buf[c->len] = '\0';
-    }
-    size_t head_len = (size_t)(end - c->buf) + 4;
-    memset(resp, 0, sizeof *resp);
-    assert_true(head_len < sizeof resp->headers);
-    memcpy(resp->headers, c->buf, head_len);
-    assert_int_equal(sscanf(resp->headers, "HTTP/1.1 %d", &resp->status), 1);
-    const char *length = header(resp, "Content-Length");
-    assert_non_null(length);
-    resp->body_len = strtoul(length, NULL, 10);
-    assert_true(resp->body_len < sizeof resp->body);
-    while (c->len < head_len + resp->body_len)
-        if (client_fill(c) < 0)
-            return -1;
-    memcpy(resp->body, c->buf + head_len, resp->body_len);
-    c->len -= head_len + resp->body_len;
-    memmove(c->buf, c->buf + head_len + resp->body_len, c->len);
-    return 0;
-}
-
-/* One request on a fresh connection; extra_headers end with "\r\n". */
-static void request(unsigned port, const char *method, const char *path,
-                    const char *extra_headers, const char *body, struct response *resp)
-{
-    struct client *c = client_open(port);
-    client_sendf(c, "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n%s", method, path,
-                 extra_headers ? extra_headers : "", body ? strlen(body) : 0, body ? body : "");
-    assert_int_equal(client_read(c, resp), 0);
-    client_close(c);
-}
-
-static json_t *json_of(const struct response *resp)
-{
-    json_error_t jerr;
-    json_t *j = json_loadb(resp->body, resp->body_len, 0, &jerr);
-    if (!j)
-        fail_msg("response body is not JSON (%s): %.*s", jerr.text, (int)resp->body_len,
-                 resp->body);
-    return j;
-}
-
-/* Asserts resp is the error {"code": status, "message": message}. */
 #define MISSING_KEY "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
+/* Asserts resp is the error {"code": status, "message": message}. */
 static void assert_error(const struct response *resp, int status, const char *message)
 {
     assert_int_equal(resp->status, status);
     assert_string_equal(header(resp, "Content-Type"), "application/json");
     json_t *j = json_of(resp);
     assert_int_equal(json_integer_value(json_object_get(j, "code")), status);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), message);
+    json_decref(j);
+}
+
+/* Asserts resp is the rendered error {"code": code, "message": message}. */
+static void assert_rpc_error(const struct response *resp, int status, const char *code,
+                             const char *message)
+{
+    assert_int_equal(resp->status, status);
+    assert_string_equal(header(resp, "Content-Type"), "application/json");
+    json_t *j = json_of(resp);
+    assert_string_equal(json_string_value(json_object_get(j, "code")), code);
     assert_string_equal(json_string_value(json_object_get(j, "message")), message);
     json_decref(j);
 }
@@ -407,7 +312,7 @@ static void assert_org(const struct response *resp, const char *org)
 
 static void test_health_without_key(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/health", NULL, NULL, &resp);
     assert_int_equal(resp.status, 200);
@@ -423,7 +328,7 @@ static void test_health_without_key(void **state)
 
 static void test_raw_response_and_query(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/text?name=ada%20l", NULL, NULL, &resp);
     assert_int_equal(resp.status, 200);
@@ -433,7 +338,7 @@ static void test_raw_response_and_query(void **state)
 
 static void test_auth_missing_and_invalid(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/whoami", NULL, NULL, &resp);
     assert_error(&resp, 401, MISSING_KEY);
@@ -452,7 +357,7 @@ static void test_auth_missing_and_invalid(void **state)
 
 static void test_auth_sources(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/whoami", "Authorization: Bearer good-key\r\n", NULL, &resp);
     assert_org(&resp, "org_a");
@@ -468,7 +373,7 @@ static void test_auth_sources(void **state)
 
 static void test_not_found_needs_no_key(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/nope", NULL, NULL, &resp);
     assert_error(&resp, 404, "not found: GET /nope");
@@ -482,7 +387,7 @@ static void test_not_found_needs_no_key(void **state)
  * registered without a list are not checked. */
 static void test_unknown_query_parameter(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "GET", "/text?name=x&nmae=y", NULL, NULL, &resp);
     assert_error(&resp, 400, "unknown query parameter 'nmae' (GET /text takes: name)");
@@ -494,7 +399,7 @@ static void test_unknown_query_parameter(void **state)
 
 static void test_method_not_allowed(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     request(f->port, "DELETE", "/whoami", "X-API-Key: good-key\r\n", NULL, &resp);
     assert_error(&resp, 405, "method not allowed: DELETE /whoami (allowed: GET)");
@@ -510,7 +415,7 @@ static void test_method_not_allowed(void **state)
 
 static void test_json_body(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     const char *key = "X-API-Key: good-key\r\n";
     request(f->port, "POST", "/echo", key, "{\"a\": [1, 2]}", &resp);
@@ -540,7 +445,7 @@ static void test_json_body(void **state)
 
 static void test_body_too_large(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     char body[TEST_MAX_BODY + 2];
     memset(body, ' ', sizeof body - 1);
     body[sizeof body - 1] = '\0';
@@ -573,7 +478,7 @@ static void test_body_too_large(void **state)
  * gets the 413 without sending a byte of its body. */
 static void test_declared_length_refused_before_the_body(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     char limit_msg[128];
     snprintf(limit_msg, sizeof limit_msg, "request body too large (limit %d bytes)", TEST_MAX_BODY);
     struct client *c = client_open(f->port);
@@ -602,7 +507,7 @@ static void request_raw_target(unsigned port, const char *target, size_t len,
 /* A NUL would cut the path or query short, so it routes nowhere: 400. */
 static void test_nul_in_target_is_400(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     const char *escaped = "NUL byte (%00) in the request path or query: remove it";
     const char *raw = "NUL byte in the request path or query: remove it";
@@ -622,7 +527,7 @@ static void test_nul_in_target_is_400(void **state)
 
 static void test_invalid_utf8_in_target_is_400(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct response resp;
     const char *path = "invalid UTF-8 in the request path: percent-encode characters as UTF-8";
     RAW_TARGET(f->port, "/%c0%ae", &resp);
@@ -644,7 +549,7 @@ static void test_invalid_utf8_in_target_is_400(void **state)
  * sent: the client gets the error instead of "100 Continue". */
 static void test_expect_continue_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
                     "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n", TEST_MAX_BODY * 10);
@@ -679,7 +584,7 @@ static void test_expect_continue_refused(void **state)
 
 static void test_chunked_body(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     client_sendf(c, "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n"
@@ -711,7 +616,7 @@ static void test_chunked_body(void **state)
 
 static void test_keep_alive(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     struct response resp;
     for (int i = 0; i < 3; i++) {
@@ -726,7 +631,7 @@ static void test_keep_alive(void **state)
 
 static void test_pipelining(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     client_sendf(c, "GET /whoami HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n"
                     "POST /echo HTTP/1.1\r\nHost: t\r\nX-API-Key: other-key\r\n"
@@ -746,7 +651,7 @@ static void test_pipelining(void **state)
 /* Deferred requests complete on worker threads while the loop keeps serving. */
 static void test_deferred_from_worker(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *slow[3];
     for (int i = 0; i < 3; i++) {
         slow[i] = client_open(f->port);
@@ -772,16 +677,27 @@ static void test_deferred_from_worker(void **state)
     }
 }
 
-/* Completing a request whose client left is safe; the server carries on. */
+/* A client that leaves a deferred request is noticed at once (the request
+ * is suspended, so only the socket watch can see it): the gone callback runs
+ * once, on the loop thread, with the request; completing it afterwards is
+ * safe and the server carries on. */
 static void test_client_gone_before_completion(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
     struct sb_request *req = gate_take();
+    usleep(100 * 1000);
+    assert_int_equal(gate_gone_count(0), 0);     /* a waiting client is not gone */
+    uint64_t start = sb_now_ms();
     client_close(c);
-    usleep(50 * 1000);
+    assert_int_equal(gate_gone_count(2000), 1);
+    assert_true(sb_now_ms() - start < 1000);
+    assert_ptr_equal(gate.gone_req, req);
+    assert_true(pthread_equal(gate.gone_thread, f->thread));
     sb_request_complete_json(req, 200, json_pack("{s:s}", "late", "answer"));
+    usleep(50 * 1000);
+    assert_int_equal(gate_gone_count(0), 1);     /* once only */
     struct response resp;
     for (int i = 0; i < 3; i++) {
         request(f->port, "GET", "/whoami", "X-API-Key: good-key\r\n", NULL, &resp);
@@ -797,12 +713,80 @@ static void test_client_gone_before_completion(void **state)
     assert_int_equal(client_read(c, &resp), 0);
     assert_error(&resp, 409, "sandbox is paused");
     client_close(c);
+    usleep(50 * 1000);
+    assert_int_equal(gate_gone_count(0), 0);     /* answered: not gone */
+}
+
+/* A client that half-closes or resets a deferred request is gone too, and a
+ * pipelined request behind a deferred one neither wakes it nor counts as
+ * the client leaving. */
+static void test_gone_on_reset_and_not_on_pipelined_input(void **state)
+{
+    struct http_fixture *f = *state;
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    struct sb_request *req = gate_take();
+    client_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(150 * 1000);
+    assert_int_equal(gate_gone_count(0), 0);
+    sb_request_complete_json(req, 200, json_pack("{s:i}", "first", 1));
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_non_null(strstr(resp.body, "first"));
+    assert_int_equal(client_read(c, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(gate_gone_count(0), 0);
+
+    client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
+    req = gate_take();
+    struct linger lg = {1, 0};      /* close with RST */
+    assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    client_close(c);
+    assert_int_equal(gate_gone_count(2000), 1);
+    sb_request_complete_json(req, 200, json_pack("{}"));
+}
+
+/* Every error of a route with a renderer is rendered by it: the handler's
+ * (answered now or completed later), and the server's own 400, 401, 405 and
+ * 413 for a request that matched its path. Other routes keep the default. */
+static void test_route_error_renderer(void **state)
+{
+    struct http_fixture *f = *state;
+    struct response resp;
+    const char *key = "X-API-Key: good-key\r\n";
+    request(f->port, "POST", "/rpc", key, "{\"fail\": 404}", &resp);
+    assert_rpc_error(&resp, 404, "not_found", "failed with 404");
+    request(f->port, "POST", "/rpc", key, "{\"fail\": 404, \"later\": true}", &resp);
+    assert_rpc_error(&resp, 404, "not_found", "failed with 404");
+    request(f->port, "POST", "/rpc", key, "{\"fail\": 200}", &resp);
+    assert_rpc_error(&resp, 500, "unknown", "failed with 200");    /* not an error: 500 */
+    request(f->port, "POST", "/rpc", key, "[", &resp);
+    assert_int_equal(resp.status, 400);
+    request(f->port, "POST", "/rpc", NULL, "{}", &resp);
+    assert_rpc_error(&resp, 401, "unauthenticated", MISSING_KEY);
+    request(f->port, "POST", "/rpc?x=1", key, "{}", &resp);
+    assert_rpc_error(&resp, 400, "invalid_argument", "unknown query parameter 'x' (POST /rpc takes none)");
+    request(f->port, "GET", "/rpc", key, NULL, &resp);
+    assert_rpc_error(&resp, 501, "unimplemented", "method not allowed: GET /rpc (allowed: POST)");
+    char body[TEST_MAX_BODY + 2];
+    memset(body, ' ', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    request(f->port, "POST", "/rpc", key, body, &resp);
+    char limit_msg[128];
+    snprintf(limit_msg, sizeof limit_msg, "request body too large (limit %d bytes)", TEST_MAX_BODY);
+    assert_rpc_error(&resp, 413, "resource_exhausted", limit_msg);
+    /* no route: the default */
+    request(f->port, "POST", "/rpc/x", key, "{}", &resp);
+    assert_error(&resp, 404, "not found: POST /rpc/x");
+    request(f->port, "GET", "/whoami", NULL, NULL, &resp);
+    assert_error(&resp, 401, MISSING_KEY);
 }
 
 /* Shutdown closes the listener at once but lets a deferred request finish. */
 static void test_graceful_shutdown(void **state)
 {
-    struct fixture *f = fixture_start(5000);
+    struct http_fixture *f = fixture_start(5000);
     struct client *c = client_open(f->port);
     client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
     struct sb_request *req = gate_take();
@@ -810,7 +794,10 @@ static void test_graceful_shutdown(void **state)
     struct response resp;
     client_sendf(idle, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(client_read(idle, &resp), 0);
-    assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
+    struct client *idle_rpc = client_open(f->port);
+    client_sendf(idle_rpc, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(idle_rpc, &resp), 0);
+    http_fixture_shutdown(f);
     usleep(100 * 1000);
     int fd = try_connect(f->port);
     assert_int_equal(fd, -1);   /* no longer accepting */
@@ -820,13 +807,19 @@ static void test_graceful_shutdown(void **state)
     assert_error(&resp, 503, "server is shutting down");
     assert_string_equal(header(&resp, "Connection"), "close");
     client_close(idle);
+    /* ... in the words of the route it was meant for */
+    client_sendf(idle_rpc, "POST /rpc HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(client_read(idle_rpc, &resp), 0);
+    assert_rpc_error(&resp, 503, "unavailable", "server is shutting down");
+    client_close(idle_rpc);
     sb_request_complete_json(req, 200, json_pack("{s:s}", "finished", "yes"));
     assert_int_equal(client_read(c, &resp), 0);
     assert_int_equal(resp.status, 200);
     assert_string_equal(header(&resp, "Connection"), "close");
     assert_non_null(strstr(resp.body, "finished"));
     client_close(c);
-    fixture_join(f);
+    http_fixture_join(f);
+    assert_int_equal(gate_gone_count(0), 0);
     fixture_free(f);
 }
 
@@ -834,18 +827,19 @@ static void test_graceful_shutdown(void **state)
  * late completion (after the loop stopped) is discarded without harm. */
 static void test_shutdown_grace_expires(void **state)
 {
-    struct fixture *f = fixture_start(200);
+    struct http_fixture *f = fixture_start(200);
     struct client *c = client_open(f->port);
     client_sendf(c, "GET /gate HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
     struct sb_request *req = gate_take();
     uint64_t start = sb_now_ms();
-    assert_int_equal(sb_loop_post(f->loop, post_shutdown, f->server), 0);
+    http_fixture_shutdown(f);
     struct response resp;
     assert_int_equal(client_read(c, &resp), 0);
     assert_error(&resp, 503, "server is shutting down");
     assert_true(sb_now_ms() - start >= 190);
     client_close(c);
-    fixture_join(f);
+    http_fixture_join(f);
+    assert_int_equal(gate_gone_count(0), 1);     /* its answer can no longer be given */
     sb_request_complete_json(req, 200, json_pack("{}"));
     fixture_free(f);
 }
@@ -914,7 +908,7 @@ static struct client *client_open_from(unsigned port, const char *source)
  * address still gets in, and a freed slot can be taken again. */
 static void test_per_address_limit(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *held[2];
     struct response resp;
     for (int i = 0; i < 2; i++) {
@@ -946,7 +940,7 @@ static void test_per_address_limit(void **state)
  * read deadline, long before the 10 s idle timeout. */
 static void test_read_deadline_closes_trickler(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     uint64_t start = sb_now_ms();
     client_sendf(c, "GET /health HTTP/1.1\r\nX-Pad: ");
@@ -970,7 +964,7 @@ static void test_read_deadline_closes_trickler(void **state)
  * keep-alive connection idle for longer, are untouched. */
 static void test_read_deadline_spares_slow_answers_and_idle(void **state)
 {
-    struct fixture *f = *state;
+    struct http_fixture *f = *state;
     struct client *c = client_open(f->port);
     struct response resp;
     client_sendf(c, "GET /slow/1500 HTTP/1.1\r\nHost: t\r\nX-API-Key: good-key\r\n\r\n");
@@ -1021,7 +1015,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_from_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_error_renderer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_before_completion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone_on_reset_and_not_on_pipelined_input, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_per_address_limit, setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_read_deadline_closes_trickler, setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_read_deadline_spares_slow_answers_and_idle, setup_limits,

@@ -192,9 +192,44 @@ static void test_overlong_param(void **state)
     assert_int_equal(strlen(m.param_values[0]), 1000);
 }
 
+static json_t *render_a(const struct sb_err *err, int *status) { return NULL; }
+static json_t *render_b(const struct sb_err *err, int *status) { return NULL; }
+
+/* sb_router_add_spec: a route's renderer and flags come with its match, and
+ * a 405 takes those of the most specific route of the path. */
+static void test_spec_renderer_and_flags(void **state)
+{
+    struct sb_router *r = sb_router_new();
+    struct sb_route_spec upload = {.method = "POST", .pattern = "/rpc/:svc", .handler = h_create,
+                                   .flags = SB_ROUTE_STREAM_BODY, .render_error = render_a};
+    struct sb_route_spec literal = {.method = "PUT", .pattern = "/rpc/x", .handler = h_get,
+                                    .render_error = render_b, .query = "a"};
+    assert_int_equal(sb_router_add_spec(r, &upload), 0);
+    assert_int_equal(sb_router_add_spec(r, &literal), 0);
+    assert_int_equal(sb_router_add_spec(r, &literal), -1);
+    assert_int_equal(errno, EEXIST);
+    struct sb_route_spec bad = {.method = "GET", .pattern = "/x"};
+    assert_int_equal(sb_router_add_spec(r, &bad), -1);     /* no handler */
+    struct sb_route_match m;
+    assert_int_equal(sb_router_match(r, "POST", "/rpc/y", &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.render_error, render_a);
+    assert_int_equal(m.flags, SB_ROUTE_STREAM_BODY);
+    assert_int_equal(sb_router_match(r, "PUT", "/rpc/x", &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.render_error, render_b);
+    assert_string_equal(m.query, "a");
+    assert_int_equal(sb_router_match(r, "GET", "/rpc/x", &m), SB_ROUTE_METHOD_NOT_ALLOWED);
+    assert_ptr_equal(m.render_error, render_b);
+    assert_int_equal(sb_router_match(r, "GET", "/rpc/y", &m), SB_ROUTE_METHOD_NOT_ALLOWED);
+    assert_ptr_equal(m.render_error, render_a);
+    assert_int_equal(sb_router_match(r, "GET", "/nope", &m), SB_ROUTE_NOT_FOUND);
+    assert_null(m.render_error);
+    sb_router_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_renderer_and_flags),
         cmocka_unit_test_setup_teardown(test_literal_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_params_are_copies, setup, teardown),

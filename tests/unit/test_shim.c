@@ -8,8 +8,8 @@
  * a client killed mid-exec, a spawner that exits, and destroy (with and
  * without a live shim).
  *
- * This binary doubles as the shim: shim_spawn execs /proc/self/exe, so
- * `test_shim shim ...` runs cli_shim.
+ * The shim it starts is the real sandbase-shim, found beside this binary
+ * (cfg.shim_path's default), as serve finds it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,10 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "core/id.h"
 #include "core/config.h"
 #include "proto/proto.h"
+#include "runtime/sandbox_spec.h"
 #include "runtime/shim_client.h"
 #include "runtime/template.h"
 
@@ -48,12 +48,22 @@ static void make_id(char *out, const char *tag)
     snprintf(out, 32, "sbx_%s%d_%d", tag, (int)getpid() % 100000, n++);
 }
 
+static const struct sb_limits limits = {.cpu_count = 1, .memory_mb = 256, .pids = 256, .disk_mb = 256};
+
+/* Spawns a shim for id on a spec resolved from t, as serve does. */
+static int spawn_from(const struct sb_template *t, const char *id, struct sb_err *err)
+{
+    struct sb_spec spec;
+    if (sandbox_spec_resolve(&cfg, t, id, &limits, &spec, err) < 0)
+        return -1;
+    int rc = shim_spawn(&cfg, &spec, err);
+    sb_spec_clear(&spec);
+    return rc;
+}
+
 static int spawn_sandbox(const char *id, struct sb_err *err)
 {
-    struct sb_sandbox_spec spec = {.tpl = &tpl};
-    snprintf(spec.id, sizeof spec.id, "%s", id);
-    spec.limits = (struct sb_limits){.cpu_count = 1, .memory_mb = 256, .pids = 256, .disk_mb = 256};
-    return shim_spawn(&cfg, &spec, err);
+    return spawn_from(&tpl, id, err);
 }
 
 static int group_setup(void **state)
@@ -731,22 +741,18 @@ static void test_spawn_error_reported(void **state)
     make_id(id, "bad");
     struct sb_template missing = tpl;
     snprintf(missing.name, sizeof missing.name, "no-such-template");
-    struct sb_sandbox_spec spec = {.tpl = &missing};
-    snprintf(spec.id, sizeof spec.id, "%s", id);
-    spec.limits = (struct sb_limits){.cpu_count = 1, .memory_mb = 256, .pids = 256, .disk_mb = 256};
+    snprintf(missing.dir, sizeof missing.dir, "%s/templates/no-such-template", data_dir);
     struct sb_err err = {0};
     int64_t t0 = sb_mono_ms();
-    assert_int_equal(shim_spawn(&cfg, &spec, &err), -1);
+    assert_int_equal(spawn_from(&missing, id, &err), -1);
     assert_int_equal(err.status, 502);
     assert_non_null(strstr(err.msg, "no-such-template"));
     assert_true(sb_mono_ms() - t0 < 5000);
     assert_false(path_exists("%s/sandboxes/%s", cfg.run_dir, id));
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    if (argc > 1 && strcmp(argv[1], "shim") == 0)
-        return cli_shim(argc - 1, argv + 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo),
         cmocka_unit_test(test_stderr_and_exit_code),

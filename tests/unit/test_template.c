@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/fs.h"
 #include "runtime/template.h"
 
 #define UID_BASE 100000u
@@ -390,7 +391,7 @@ static void test_rebuild_of_a_template_in_use(void **state)
     struct sb_template old;
     int held = -1;
     assert_int_equal(template_load(data_dir, "busy", &old, &err), 0);
-    assert_int_equal(template_hold(&old, &held, &err), 0);
+    assert_int_equal(sb_dir_hold(old.dir, old.identity, &held, &err), 0);
     char marker[SB_PATH_MAX + 16];
     snprintf(marker, sizeof marker, "%s/templates/busy/rootfs/marker", data_dir);
     FILE *f = fopen(marker, "w");
@@ -408,7 +409,7 @@ static void test_rebuild_of_a_template_in_use(void **state)
     assert_int_equal(hidden_entries(), 1);
     /* a hold taken on the old load now fails: that tree is retired */
     int late = -1;
-    assert_int_equal(template_hold(&old, &late, &err), -1);
+    assert_int_equal(sb_dir_hold(old.dir, old.identity, &late, &err), -1);
     assert_int_equal(err.status, 409);
 
     close(held);
@@ -418,7 +419,7 @@ static void test_rebuild_of_a_template_in_use(void **state)
 
     /* removing works the same way */
     assert_int_equal(template_load(data_dir, "busy", &old, &err), 0);
-    assert_int_equal(template_hold(&old, &held, &err), 0);
+    assert_int_equal(sb_dir_hold(old.dir, old.identity, &held, &err), 0);
     assert_int_equal(template_remove(data_dir, "busy", &err), 0);
     assert_int_equal(template_identity(data_dir, "busy", &after), -1);
     assert_int_equal(hidden_entries(), 1);
