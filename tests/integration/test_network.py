@@ -463,3 +463,65 @@ def test_an_uplink_that_does_not_exist_stops_the_start():
         assert 'network.uplink "sbnope0" is not a network interface' in srv.log(), srv.log()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+UDP_PROBE = textwrap.dedent("""
+    import socket, struct, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.5)
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\\x07allowed\\x04test\\x00" + struct.pack(">HH", 1, 1)
+    try:
+        s.sendto(q, (sys.argv[1], 53))  # a drop in the sandbox table is EPERM here
+        print("OK", len(s.recv(1500)))
+    except OSError as e:
+        print("FAIL", e)
+""")
+
+
+def test_udp_egress_follows_the_rules(test_host):
+    with net_server("net-udp") as srv:
+        c = srv.client
+        # straight to the test host's DNS server (not the forwarder): plain UDP egress
+        sid = create(c)
+        r = c.sh(sid, f"python3 -c '{UDP_PROBE}' {TEST_HOST}")
+        assert r["stdout"].startswith("OK"), r["stderr"]
+        sid = create(c, network={"denyOut": [TEST_HOST]})
+        assert c.sh(sid, f"python3 -c '{UDP_PROBE}' {TEST_HOST}")["stdout"].startswith("FAIL")
+
+
+FORGE = textwrap.dedent("""
+    import socket, struct, sys
+    gw, ip = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for qid in range(0, 65536, 7):      # answers for allowed.test -> ip, under many ids
+        head = struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+        q = b"\\x07allowed\\x04test\\x00" + struct.pack(">HH", 1, 1)
+        ans = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 600, 4) + socket.inet_aton(ip)
+        s.sendto(head + q + ans, (gw, 53))
+    print("sent")
+""")
+
+
+def test_forged_dns_answers_grant_nothing(test_host):
+    with net_server("net-forge") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": ["allowed.test"]})
+        gateway = c.get(f"/sandboxes/{sid}").json()["network"]["address"].rsplit(".", 1)[0] + ".1"
+        assert c.sh(sid, f"python3 -c '{FORGE}' {gateway} {WILD}")["stdout"] == "sent\n"
+        # a real lookup in flight while forgeries arrive does not take them either
+        c.sh(sid, f"python3 -c '{FORGE}' {gateway} {WILD} & python3 -c 'import socket; socket.gethostbyname(\"allowed.test\")'")
+        assert probe(c, sid, WILD).startswith("FAIL")
+        assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        assert srv.proc.poll() is None
+
+
+def test_parallel_creates_get_distinct_addresses(test_host):
+    import concurrent.futures
+    with net_server("net-parallel") as srv:
+        c = srv.client
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            ids = list(ex.map(lambda _: create(c), range(8)))
+        addrs = {c.get(f"/sandboxes/{sid}").json()["network"]["address"] for sid in ids}
+        assert len(addrs) == 8
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            assert all(ex.map(lambda sid: reaches(c, sid, TEST_HOST), ids))
