@@ -311,9 +311,11 @@ static int write_sysctl(const char *family, const char *ifname, const char *key,
     return 0;
 }
 
-/* The sandbox's /etc/resolv.conf names the gateway's forwarder. Written
- * through /proc/<init>/root with every path component resolved inside that
- * root, so nothing in the sandbox can redirect the write elsewhere. */
+/* The sandbox's /etc/resolv.conf names the gateway's forwarder. /etc is
+ * opened through /proc/<init>/root with every component resolved inside
+ * that root, and the file is replaced (unlinked, then created anew), never
+ * written through: whatever the template left there (a symlink into /run,
+ * as systemd's stub resolver has it) cannot redirect the write. */
 static int write_resolv_conf(pid_t init_pid, uint32_t gateway, uint32_t uid_base, struct sb_err *err)
 {
     char root[64], gw[16], text[64];
@@ -323,18 +325,24 @@ static int write_resolv_conf(pid_t init_pid, uint32_t gateway, uint32_t uid_base
     int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         return sb_err_sys(err, 500, "network: opening %s", root);
-    struct open_how how = {.flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, .mode = 0644,
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
-    int fd = (int)syscall(SYS_openat2, rootfd, "etc/resolv.conf", &how, sizeof how);
+    int etc = (int)syscall(SYS_openat2, rootfd, "etc", &how, sizeof how);
     close(rootfd);
-    if (fd < 0)
-        return sb_err_sys(err, 500, "network: opening the sandbox's /etc/resolv.conf");
-    int rc = 0;
-    if (write(fd, text, (size_t)n) != n)
+    if (etc < 0)
+        return sb_err_sys(err, 500, "network: opening the sandbox's /etc");
+    int fd = -1, rc = 0;
+    if (unlinkat(etc, "resolv.conf", 0) < 0 && errno != ENOENT)
+        rc = sb_err_sys(err, 500, "network: replacing the sandbox's /etc/resolv.conf");
+    else if ((fd = openat(etc, "resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
+        rc = sb_err_sys(err, 500, "network: creating the sandbox's /etc/resolv.conf");
+    else if (write(fd, text, (size_t)n) != n)
         rc = sb_err_sys(err, 500, "network: writing the sandbox's /etc/resolv.conf");
     else if (fchown(fd, uid_base, uid_base) < 0)   /* sandbox root's, as the rest of /etc */
         rc = sb_err_sys(err, 500, "network: chown of the sandbox's /etc/resolv.conf");
-    close(fd);
+    if (fd >= 0)
+        close(fd);
+    close(etc);
     return rc;
 }
 

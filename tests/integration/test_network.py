@@ -525,3 +525,30 @@ def test_parallel_creates_get_distinct_addresses(test_host):
         assert len(addrs) == 8
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             assert all(ex.map(lambda sid: reaches(c, sid, TEST_HOST), ids))
+
+
+def test_resolv_conf_symlink_in_the_template_is_replaced_not_followed(test_host):
+    data_dir = make_data_dir()
+    n = next(_ranges)
+    _used_ranges.append(n)
+    srv = None
+    try:
+        cli(data_dir, "template", "build", "base", "--from", "host")
+        etc = os.path.join(data_dir, "templates", "base", "rootfs", "etc")
+        os.unlink(os.path.join(etc, "resolv.conf"))
+        os.symlink("/etc/hostname", os.path.join(etc, "resolv.conf"))   # as systemd's stub link would
+        srv = Server(data_dir, config={"pool_size": 1, "network": {
+            "uplink": UPLINK, "range": f"10.214.{n}.0/24", "dns_upstream": TEST_HOST}}).start()
+        from conftest import Client
+        c = Client(srv, srv.new_key("net-resolv"))
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": ["allowed.test"]})
+        out = c.sh(sid, "test -L /etc/resolv.conf && echo link; cat /etc/resolv.conf; cat /etc/hostname")
+        assert out["stdout"].startswith(f"nameserver 10.214.{n}.1\n"), out
+        assert out["stdout"].count("nameserver") == 1, out      # /etc/hostname was not written to
+        assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        assert os.readlink(os.path.join(etc, "resolv.conf")) == "/etc/hostname"   # the template is untouched
+        c.delete(f"/sandboxes/{sid}")
+    finally:
+        if srv:
+            srv.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
