@@ -82,6 +82,11 @@ static int parse_rules(json_t *arr, const char *field, int names_ok, struct sb_n
             return sb_err_set(err, 400, "invalid network.%s entry \"%.100s\": %s", field, text,
                               names_ok ? "not an IP, a CIDR (host bits zero), a domain name or *.domain"
                                        : "not an IP or a CIDR (host bits zero); names belong in allowOut");
+        /* Sandboxes have no IPv6 egress: such an allow could never match
+         * (a deny is always true, so it is taken). */
+        if (names_ok && rules[*count].kind == SB_NET_RULE_CIDR && rules[*count].cidr.family == AF_INET6)
+            return sb_err_set(err, 400, "invalid network.%s entry \"%.100s\": sandboxes have no IPv6 egress, "
+                                        "so an IPv6 allow can never match", field, text);
         (*count)++;
     }
     return 0;

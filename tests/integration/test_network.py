@@ -421,6 +421,7 @@ def bad_rules_server(test_host):
     ({"network": {"allowOut": ["bad_name!"]}}, "bad_name!"),
     ({"network": {"allowOut": ["ok.example", "*."]}}, "*."),
     ({"network": {"allowOut": ["1.2.3.4/33"]}}, "1.2.3.4/33"),
+    ({"network": {"allowOut": ["2001:db8::1"]}}, "no IPv6 egress"),
     ({"network": {"allowOut": "example.com"}}, "allowOut"),
     ({"network": {"allowOut": [1]}}, "allowOut[0]"),
     ({"network": {"egressProxy": {}}}, "egressProxy"),

@@ -89,8 +89,9 @@ static void test_parse_good(void **state)
     assert_int_equal(p->deny_count, 1);
     assert_int_equal(p->allow_public_traffic, 0);
     assert_int_equal(parse("{\"network\": {\"allowOut\": [\"PyPI.org.\", \"*.Example.com\", \"1.2.3.4\", "
-                           "\"10.0.0.0/8\", \"2001:db8::/32\"]}}", p, &err), 0);
-    assert_int_equal(p->allow_count, 5);
+                           "\"10.0.0.0/8\"], \"denyOut\": [\"2001:db8::/32\", \"::/0\"]}}", p, &err), 0);
+    assert_int_equal(p->allow_count, 4);
+    assert_int_equal(p->deny_count, 2);
     assert_int_equal(p->allow[0].kind, SB_NET_RULE_DOMAIN);
     assert_string_equal(p->allow[0].name, "pypi.org");
     assert_int_equal(p->allow[1].kind, SB_NET_RULE_WILDCARD);
@@ -116,6 +117,7 @@ static void test_parse_bad_names_the_entry(void **state)
     expect_bad("{\"network\": {\"allowOut\": [\"a b.com\"]}}", "\"a b.com\"");
     expect_bad("{\"network\": {\"allowOut\": [\"a\\u0000b.com\"]}}", "allowOut");
     expect_bad("{\"network\": {\"allowOut\": [7]}}", "allowOut[0]");
+    expect_bad("{\"network\": {\"allowOut\": [\"2001:db8::1\"]}}", "no IPv6 egress");
     expect_bad("{\"network\": {\"allowOut\": \"x\"}}", "network.allowOut");
     expect_bad("{\"network\": {\"rules\": {}}}", "network.rules");
     expect_bad("{\"network\": {\"allowPublicTraffic\": 1}}", "allowPublicTraffic");
