@@ -1,8 +1,9 @@
 /*
  * test_lifecycle.c - the sandbox lifecycle (runtime/registry.c over a real
- * SQLite store, the warm pool's build path and runtime/shim_spawn.c) when
- * the shim fails: it dies in the middle of a create, in the middle of a
- * destroy, and while its sandbox runs.
+ * SQLite store, runtime/pool.c and runtime/shim_spawn.c) when the shim
+ * fails: it dies in the middle of a create (cold, or a pool refill), in the
+ * middle of a destroy, while its sandbox runs, and while it waits in the
+ * warm pool.
  *
  * The shim is a real process speaking the real protocol on a real socket
  * in a temp run dir: this binary itself, started by shim_spawn as
@@ -39,7 +40,9 @@
 #include "core/worker.h"
 #include "proto/proto.h"
 #include "proto/spec.h"
+#include "runtime/pool.h"
 #include "runtime/registry.h"
+#include "runtime/shim_client.h"
 #include "store/store.h"
 
 /* ---- the fake shim (this binary run as sandbase-shim) ---- */
@@ -144,8 +147,10 @@ static int fake_shim(int argc, char **argv)
     mkdir(path, 0700);
     snprintf(path + strlen(path), sizeof path - strlen(path), "/disk.img");
     fake_write_file(path, "half a disk");
-    if (strcmp(mode, "die-mid-create") == 0)
+    if (strcmp(mode, "die-mid-create") == 0) {
+        fprintf(stderr, "fake shim: about to die mid-create\n");
         raise(SIGKILL);
+    }
 
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", dir) >= (int)sizeof addr.sun_path)
@@ -317,6 +322,8 @@ static void test_shim_dies_mid_create(void **state)
     assert_int_equal(registry_create(fx.reg, &req, &rec, &err), -1);
     assert_int_equal(err.status, 502);
     assert_non_null(strstr(err.msg, "exited during set-up"));
+    /* its log is gone with its run dir, so its last line is in the error */
+    assert_non_null(strstr(err.msg, "its log ended: fake shim: about to die mid-create"));
 
     struct sb_sandbox_rec *list = NULL;
     size_t count = 9;
@@ -414,6 +421,118 @@ static void test_a_live_shim_reported_dead_stays_running(void **state)
     store_sandbox_rec_clear(&rec);
 }
 
+/* ---- the warm pool ---- */
+
+/* Ids of the sandboxes that have a run dir with a socket. */
+static int live_run_dirs(char ids[][32], int max)
+{
+    char cmd[SB_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cd %s/run/sandboxes 2>/dev/null && ls -d */shim.sock 2>/dev/null", fx.dir);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    char line[128];
+    while (p && n < max && fgets(line, sizeof line, p)) {
+        char *slash = strchr(line, '/');
+        if (slash && slash - line < 32) {
+            memcpy(ids[n], line, (size_t)(slash - line));
+            ids[n++][slash - line] = '\0';
+        }
+    }
+    if (p)
+        pclose(p);
+    return n;
+}
+
+static int log_lines(const char *prefix)
+{
+    FILE *f = fopen(fx.log, "re");
+    char buf[256];
+    int n = 0;
+    while (f && fgets(buf, sizeof buf, f))
+        n += strncmp(buf, prefix, strlen(prefix)) == 0;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A refill whose shim dies mid-create adds nothing and leaves nothing; the
+ * pool then has nothing to hand out. */
+static void test_pool_refill_whose_shim_dies_leaves_nothing(void **state)
+{
+    (void)state;
+    setenv("SANDBASE_FAKE_SHIM", "die-mid-create", 1);
+    fx.cfg.pool_size = 2;
+    struct sb_pool *pool = pool_new(&fx.cfg, fx.workers);
+    assert_non_null(pool);
+    pool_fill_all(pool);
+    for (int i = 0; i < 300 && log_lines("cleanup ") == 0; i++)
+        usleep(10000);
+    char id[32];
+    struct sb_limits lim;
+    int pidfd = -1;
+    assert_int_equal(pool_take(pool, "base", id, &lim, &pidfd), -1);
+    pool_free(pool, 1);                 /* waits for the refills in flight */
+    assert_true(log_lines("cleanup ") >= 1);
+    assert_int_equal(entries_in("run/sandboxes"), 0);
+    assert_int_equal(entries_in("sandboxes"), 0);
+}
+
+/* Pooled sandboxes whose shims were killed are skipped by a claim and
+ * cleaned up; the refill that claim schedules builds live ones, and the
+ * next claim gets one of those. */
+static void test_pooled_sandboxes_whose_shims_died_are_not_handed_out(void **state)
+{
+    (void)state;
+    setenv("SANDBASE_FAKE_SHIM", "serve-then-die-on-destroy", 1);
+    fx.cfg.pool_size = 2;
+    struct sb_pool *pool = pool_new(&fx.cfg, fx.workers);
+    assert_non_null(pool);
+    pool_fill_all(pool);
+    char dead[2][32], id[32];
+    int n = 0;
+    for (int i = 0; i < 500 && (n = live_run_dirs(dead, 2)) < 2; i++)
+        usleep(10000);
+    assert_int_equal(n, 2);
+    usleep(200000);                     /* their refill jobs have added them to the pool */
+    for (int i = 0; i < 2; i++) {
+        int pid = shim_pid_of(dead[i]);
+        assert_true(pid > 0);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        wait_gone(pid);
+    }
+    struct sb_limits lim;
+    int pidfd = -1;
+    assert_int_equal(pool_take(pool, "base", id, &lim, &pidfd), -1);
+    /* the dead ones are destroyed on workers (their cgroups handed to the
+     * shim binary), and the take scheduled refills */
+    int got = -1;
+    for (int i = 0; i < 500 && got != 0; i++) {
+        usleep(10000);
+        got = pool_take(pool, "base", id, &lim, &pidfd);
+    }
+    assert_int_equal(got, 0);
+    assert_string_not_equal(id, dead[0]);
+    assert_string_not_equal(id, dead[1]);
+    assert_true(pidfd >= 0);
+    close(pidfd);
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "cleanup %s\n", dead[i]);
+        /* on a worker: its cgroups go first, then its dirs */
+        for (int j = 0; j < 300 && (!logged(line) || exists_in("run/sandboxes", dead[i])); j++)
+            usleep(10000);
+        assert_true(logged(line));
+        assert_no_leftovers(dead[i]);
+    }
+    struct sb_err err = {0};
+    int pid = shim_pid_of(id);
+    assert_int_equal(shim_destroy(&fx.cfg, id, &err), 0);
+    wait_gone(pid);
+    assert_no_leftovers(id);
+    pool_free(pool, 1);                 /* destroys what the refills built */
+    assert_int_equal(entries_in("run/sandboxes"), 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *base = strrchr(argv[0], '/');
@@ -424,6 +543,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shim_dies_mid_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_dies_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_live_shim_reported_dead_stays_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_refill_whose_shim_dies_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pooled_sandboxes_whose_shims_died_are_not_handed_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
