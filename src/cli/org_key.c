@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "core/id.h"
+#include "store/key_changes.h"
 
 enum {
     F_DATA_DIR = 1 << 0,
@@ -183,6 +184,10 @@ static int key_revoke(struct sb_store *store, const struct args *a, struct sb_er
     struct sb_api_key key;
     if (store_key_revoke(store, prefix, hash_given ? hash : NULL, &key, err) < 0)
         return -1;
+    /* A running server caches keys it checked: this makes it drop them. */
+    if (store_keys_changed_mark(cli_data_dir(a->data_dir), err) < 0)
+        return sb_err_prefix(err, "key %s is revoked, but a running server may accept it until it "
+                             "restarts", key.prefix);
     printf("revoked API key %s (label %s, org %s)\n", key.prefix, or_dash(key.label), key.org_name);
     return 0;
 }

@@ -63,6 +63,29 @@ static void emit(const char *line, size_t len)
     (void)rc;
 }
 
+/* Access lines waiting for sb_log_flush (one thread: see log.h). */
+static char access_buf[64 * 1024];
+static size_t access_len;
+
+void sb_log_flush(void)
+{
+    if (access_len)
+        emit(access_buf, access_len);
+    access_len = 0;
+}
+
+static void emit_access(const char *line, size_t len)
+{
+    if (access_len + len > sizeof access_buf)
+        sb_log_flush();
+    if (len > sizeof access_buf) {
+        emit(line, len);
+        return;
+    }
+    memcpy(access_buf + access_len, line, len);
+    access_len += len;
+}
+
 static void emit_json(json_t *obj)
 {
     char *s = json_dumps(obj, JSON_COMPACT);
@@ -177,7 +200,7 @@ void sb_log_request(const char *method, const char *path, int status,
                      "\",\"status\":%d,\"duration_ms\":%.3f,\"org\":%s%s%s}\n", status,
                      duration_ms, org_id ? "\"" : "", org_id ? org_id : "null", org_id ? "\"" : "");
         if (n > 0)
-            emit(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
+            emit_access(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
         return;
     }
     size_t used = (size_t)snprintf(line, sizeof line, "%s ", ts);
@@ -187,5 +210,5 @@ void sb_log_request(const char *method, const char *path, int status,
     n = snprintf(line + used, sizeof line - used, " %d %.3fms org=%s\n", status, duration_ms,
                  org_id ? org_id : "-");
     if (n > 0)
-        emit(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
+        emit_access(line, used + (size_t)n < sizeof line ? used + (size_t)n : sizeof line - 1);
 }

@@ -20,9 +20,14 @@ int sb_log_is_json(void);
 void sb_log(enum sb_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The per-request access line: time, method, path, status, duration, org. */
+/* The per-request access line: time, method, path, status, duration, org.
+ * One thread only (serve's loop): lines are gathered and written together
+ * by sb_log_flush (or when 64 KiB are waiting), one write per loop
+ * iteration instead of one per request. */
 void sb_log_request(const char *method, const char *path, int status,
                     double duration_ms, const char *org_id);
+/* Writes the access lines gathered so far. The thread of sb_log_request. */
+void sb_log_flush(void);
 
 #define sb_debug(...) sb_log(SB_LOG_DEBUG, __VA_ARGS__)
 #define sb_info(...)  sb_log(SB_LOG_INFO, __VA_ARGS__)

@@ -30,6 +30,7 @@
 
 struct sb_server;
 struct sb_stream;
+struct sb_ws;
 
 struct sb_http_conn {
     struct sb_server *server;       /* may be freed once mhd_done: don't touch then */
@@ -63,6 +64,7 @@ struct sb_http_conn {
     void *body_arg;
     uint64_t body_max, body_received;
     struct sb_http_conn *stream_prev, *stream_next;  /* in the server's open streams */
+    struct sb_ws *ws;               /* accepted WebSocket MHD has not upgraded yet */
     int queued;                     /* response handed to MHD */
     int mhd_done;                   /* MHD reported the request completed */
     struct sb_http_conn *prev, *next;   /* in the server's suspended list */
@@ -125,6 +127,15 @@ int http_conn_hung_up(const struct sb_http_conn *conn);
 void http_conn_quiet_drop(struct sb_http_conn *conn);
 /* Drops the stream's reference (after http_stream_closed). */
 void http_conn_release(struct sb_http_conn *conn);
+
+/* The server's list of open WebSockets (websocket.c keeps it). */
+struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn);
+
+/* websocket.c, called by server.c: the request ended before MHD upgraded
+ * it; shutdown starts (close 1001 to each); the daemon stops (drop all). */
+void http_ws_abandoned(struct sb_ws *ws);
+void http_ws_going_away(struct sb_ws *list);
+void http_ws_drop_all(struct sb_ws **list);
 
 /* stream.c, called by server.c: MHD is done with the request (toe says
  * how), or shutdown starts. */

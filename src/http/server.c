@@ -9,10 +9,13 @@
  *               see on_request_target), route, authenticate, note an early
  *               error. Answer here only when the body is not worth reading
  *               (conn_answer_at_headers): queuing on the first call makes MHD
- *               0.9.75 close the keep-alive connection.
- *   body calls  append to the body up to max_body, or discard (too large, or
- *               an early error already decided).
- *   final call  answer the early error / 413, or run the handler. A deferred
+ *               0.9.75 close the keep-alive connection. An SB_ROUTE_STREAM_BODY
+ *               route's handler runs here.
+ *   body calls  body.c: append to the body up to max_body, or discard (too
+ *               large, or an early error already decided), or feed the sink.
+ *               MHD takes no answer during these calls.
+ *   final call  end the sink; answer the early error / 413, or run the
+ *               handler. A deferred
  *               handler's connection is suspended; its completion is posted
  *               to the loop, which resumes it, and MHD calls us once more to
  *               queue the response.
@@ -29,15 +32,21 @@
  * tick hook also runs its sweep, which closes connections that have not
  * delivered a whole request within request_read_timeout_s.
  *
+ * Streams (stream.c) and streamed bodies (body.c) plug into the same
+ * handler: a stream is just the response queued, with its content reader
+ * suspending the connection while it has nothing to send; a streamed body's
+ * handler runs on the first call and body calls feed its sink.
+ *
  * Shutdown: MHD_stop_daemon() aborts the process if a connection is still
  * suspended, so sb_server_shutdown() quiesces (closes the listen socket),
- * answers new requests 503 with Connection: close, waits for in-flight
- * requests up to the grace period (config), then answers what is still deferred with
+ * answers new requests 503 with Connection: close, ends every open stream
+ * (they flush and complete on their own), waits for in-flight requests up
+ * to the grace period (config), then answers what is still deferred with
  * 503, resumes it, lets MHD flush for up to SERVER_FLUSH_MS, stops the
  * daemon and stops the loop.
  *
- * Owns: the MHD daemon, the suspended-connection list, the connection
- * limits' state, a copy of the config.
+ * Owns: the MHD daemon, the suspended-connection and open-stream lists, the
+ * connection limits' state, a copy of the config.
  * Never blocks the loop thread and never touches MHD off the loop thread.
  */
 #include "http/server.h"
@@ -87,6 +96,7 @@ struct sb_server {
     unsigned live_requests;             /* first call seen, not yet completed */
     struct sb_http_conn *suspended;     /* doubly linked via prev/next */
     struct sb_http_conn *streams;       /* open streams, via stream_prev/stream_next */
+    struct sb_ws *websockets;           /* open (and accepted) WebSockets, websocket.c's */
     char last_mhd_error[256];           /* for sb_server_new's error message */
     int dropping_hung_up;               /* on_access or a stream's reader refused a
                                            hung-up request during this MHD_run: MHD's
@@ -330,6 +340,8 @@ void http_conn_wake(struct sb_http_conn *conn)
 }
 
 int http_conn_hung_up(const struct sb_http_conn *conn) { return conn->hung_up; }
+
+struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn) { return &conn->server->websockets; }
 
 void http_conn_quiet_drop(struct sb_http_conn *conn) { conn->server->dropping_hung_up = 1; }
 
@@ -733,6 +745,12 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
         streams_remove(server, conn);
         http_stream_closed(conn->stream, toe);     /* drops the stream's reference */
     }
+    if (conn->ws) {
+        struct sb_ws *ws = conn->ws;
+        conn->ws = NULL;
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            http_ws_abandoned(ws);      /* the 101 never got through */
+    }
     conn_unref(conn);
 }
 
@@ -751,6 +769,7 @@ static int64_t server_tick(struct sb_loop *loop, void *arg)
         return -1;
     MHD_run(server->daemon);
     server->dropping_hung_up = 0;
+    sb_log_flush();     /* the access lines of the requests MHD_run completed */
     int64_t wait = http_limits_sweep(server->limits, sb_now_ms());
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout(server->daemon, &timeout) != MHD_YES)
@@ -965,10 +984,12 @@ static void server_stop_daemon(struct sb_server *server)
     if (!server->daemon)
         return;
     server_answer_suspended(server);
+    http_ws_drop_all(&server->websockets);      /* MHD must get their sockets back first */
     if (server->epoll_fd >= 0)
         sb_loop_unwatch(server->loop, server->epoll_fd);
     sb_loop_set_tick(server->loop, NULL, NULL);
     MHD_stop_daemon(server->daemon);
+    sb_log_flush();
     server->daemon = NULL;
     server->epoll_fd = -1;
     server->state = SERVER_STOPPED;
@@ -979,7 +1000,7 @@ static void shutdown_poll(struct sb_loop *loop, void *arg)
     struct sb_server *server = arg;
     server->shutdown_timer = 0;
     uint64_t now = sb_now_ms();
-    if (server->state == SERVER_DRAINING && server->live_requests > 0 &&
+    if (server->state == SERVER_DRAINING && (server->live_requests > 0 || server->websockets) &&
         now < server->phase_deadline_ms) {
         server->shutdown_timer = sb_loop_timer(loop, SERVER_SHUTDOWN_POLL_MS, shutdown_poll, server);
         return;
@@ -1012,6 +1033,7 @@ void sb_server_shutdown(struct sb_server *server)
     /* Streams do not wait for the grace period: they end now, cleanly. */
     for (struct sb_http_conn *conn = server->streams; conn; conn = conn->stream_next)
         http_stream_shutdown(conn->stream);
+    http_ws_going_away(server->websockets);
     shutdown_poll(server->loop, server);
 }
 

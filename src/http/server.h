@@ -3,15 +3,18 @@
  * an sb_loop, dispatching through an sb_router.
  *
  * For each request the server: reads the body (chunked or not) up to
- * max_body bytes (413 beyond), authenticates it unless the route is
+ * max_body bytes (413 beyond), unless the route streams its body
+ * (SB_ROUTE_STREAM_BODY), authenticates it unless the route is
  * SB_ROUTE_NO_AUTH (X-API-Key wins over Authorization: Bearer; 401 "missing
  * API key" / "invalid API key"), routes it (404 / 405 with Allow), calls the
- * handler, and logs one access line. Keep-alive and pipelining are MHD's.
+ * handler, and logs one access line. Errors are rendered by the matched
+ * route's renderer, if it has one. Keep-alive and pipelining are MHD's.
  * Connections are capped overall and per client address, and one that has
  * not delivered a whole request within request_read_timeout_s is closed,
  * however slowly it keeps sending (limits.c).
- * Shutdown (sb_server_shutdown) stops accepting, lets in-flight and deferred
- * requests finish (bounded by a grace period) and then stops the loop.
+ * Shutdown (sb_server_shutdown) stops accepting, ends open streams at once,
+ * lets in-flight and deferred requests finish (bounded by a grace period)
+ * and then stops the loop.
  */
 #ifndef SB_HTTP_SERVER_H
 #define SB_HTTP_SERVER_H
@@ -58,9 +61,10 @@ unsigned sb_server_port(const struct sb_server *server);
 /* Graceful stop; loop thread only (e.g. from a signalfd watcher or a
  * posted callback; a signal handler must post or use sb_loop_stop instead).
  * Closes the listen socket at once, answers new requests 503 with
- * Connection: close, waits up to shutdown_grace_ms for in-flight and
- * deferred requests, answers deferred ones still pending 503, stops the
- * daemon and then calls sb_loop_stop(): sb_loop_run() returns when done.
+ * Connection: close, ends open streams (stream.h) and refuses new ones,
+ * waits up to shutdown_grace_ms for in-flight and deferred requests (and
+ * streams still flushing), answers deferred ones still pending 503, stops
+ * the daemon and then calls sb_loop_stop(): sb_loop_run() returns when done.
  * Calling it again is a no-op. Typical serve sequence:
  *     signalfd watcher -> sb_server_shutdown(server);
  *     sb_loop_run(loop) returns -> sb_server_free(server);

@@ -84,6 +84,27 @@ static void h_stream(struct sb_request *req)
 
 static void on_gone(struct sb_request *req, void *arg) { probe.gone++; }
 
+/* GET /many: streams kept in many[], each closing into many_closed. */
+#define MANY 100
+static struct sb_stream *many[MANY];
+static int many_open, many_closed;
+
+static void on_many_close(void *arg, enum sb_stream_end why)
+{
+    many[(intptr_t)arg] = NULL;
+    many_closed++;
+}
+
+static void h_many(struct sb_request *req)
+{
+    struct sb_err err;
+    assert_true(many_open < MANY);
+    struct sb_stream *s = sb_stream_open(req, 200, "text/plain", &err);
+    assert_non_null(s);
+    sb_stream_on_close(s, on_many_close, (void *)(intptr_t)many_open);
+    many[many_open++] = s;
+}
+
 /* GET /later: deferred; the test opens the stream later. */
 static void h_later(struct sb_request *req)
 {
@@ -91,6 +112,9 @@ static void h_later(struct sb_request *req)
     sb_request_on_gone(req, on_gone, NULL);
     probe.req = req;
 }
+
+/* MHD's idle timeout for the next start() (0: 10 s). */
+static unsigned idle_timeout_s;
 
 static struct http_fixture *start(unsigned grace_ms)
 {
@@ -100,8 +124,9 @@ static struct http_fixture *start(unsigned grace_ms)
     assert_int_equal(sb_router_add(router, "GET", "/health", h_health, SB_ROUTE_NO_AUTH), 0);
     assert_int_equal(sb_router_add(router, "GET", "/stream", h_stream, 0), 0);
     assert_int_equal(sb_router_add(router, "GET", "/later", h_later, 0), 0);
+    assert_int_equal(sb_router_add(router, "GET", "/many", h_many, SB_ROUTE_NO_AUTH), 0);
     struct sb_server_config config = {
-        .idle_timeout_s = 10,
+        .idle_timeout_s = idle_timeout_s ? idle_timeout_s : 10,
         .auth = test_auth,
         .shutdown_grace_ms = grace_ms,
     };
@@ -546,6 +571,91 @@ static void test_no_new_stream_during_shutdown(void **state)
     http_fixture_free(f, NULL);
 }
 
+static int threads_now(void)
+{
+    FILE *status = fopen("/proc/self/status", "r");
+    assert_non_null(status);
+    char line[256];
+    int threads = -1;
+    while (fgets(line, sizeof line, status))
+        if (sscanf(line, "Threads: %d", &threads) == 1)
+            break;
+    fclose(status);
+    return threads;
+}
+
+static int all_many_open(void *p) { return many_open == MANY; }
+static int all_many_closed(void *p) { return many_closed == MANY; }
+
+static void do_write_many(void *p)
+{
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(sb_stream_write(many[i], "tick\n", 5), 0);
+}
+
+/* A hundred open streams hold no thread, cost no CPU while idle, keep no
+ * request from being served, and each gets its own writes. */
+static void test_many_idle_streams(void **state)
+{
+    struct http_fixture *f = *state;
+    many_open = many_closed = 0;
+    int threads_before = threads_now();
+    struct client *clients[MANY];
+    for (int i = 0; i < MANY; i++) {
+        clients[i] = client_open(f->port);
+        client_sendf(clients[i], "GET /many HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    assert_true(http_fixture_wait(f, all_many_open, NULL, 5000));
+    struct response resp;
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(client_read_head(clients[i], &resp), 0);
+    assert_int_equal(threads_now(), threads_before);
+    uint64_t cpu_before = cpu_ms();
+    usleep(300 * 1000);
+    uint64_t used = cpu_ms() - cpu_before;
+    if (used > 50)
+        fail_msg("%d idle streams used %llu ms of CPU in 300 ms", MANY, (unsigned long long)used);
+    uint64_t start = sb_now_ms();
+    request(f->port, "GET", "/health", NULL, NULL, &resp);
+    assert_int_equal(resp.status, 200);
+    assert_true(sb_now_ms() - start < 200);
+    http_fixture_on_loop(f, do_write_many, NULL);
+    for (int i = 0; i < MANY; i++)
+        expect_chunk(clients[i], "tick\n");
+    for (int i = 0; i < MANY; i++)
+        client_close(clients[i]);
+    assert_true(http_fixture_wait(f, all_many_closed, NULL, 5000));
+}
+
+/* A client that stops reading altogether is dropped after the idle timeout
+ * (1 s here), however much is queued; an idle stream (suspended) is not. */
+static void test_stalled_client_times_out(void **state)
+{
+    idle_timeout_s = 1;
+    struct http_fixture *f = start(0);
+    idle_timeout_s = 0;
+    struct client *c = client_open(f->port);
+    int rcvbuf = 64 * 1024;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    open_stream(f, c);
+    struct response resp;
+    assert_int_equal(client_read_head(c, &resp), 0);
+    usleep(1500 * 1000);        /* idle past the timeout: still open */
+    assert_false(http_fixture_wait(f, is_closed, NULL, 0));
+    struct bp_fill fill = {0};
+    uint64_t start_ms = sb_now_ms();
+    http_fixture_on_loop(f, do_fill, &fill);
+    assert_true(http_fixture_wait(f, is_closed, NULL, 4000));
+    uint64_t took = sb_now_ms() - start_ms;
+    assert_int_equal(probe.why, SB_STREAM_CLIENT_GONE);
+    if (took < 800)
+        fail_msg("stalled client dropped after %llu ms (timeout 1 s)", (unsigned long long)took);
+    client_close(c);
+    http_fixture_shutdown(f);
+    http_fixture_join(f);
+    http_fixture_free(f, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +665,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_reader_back_pressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_disconnect_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_finds_vanished_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_idle_streams, setup, teardown),
+        cmocka_unit_test(test_stalled_client_times_out),
         cmocka_unit_test(test_shutdown_ends_streams),
         cmocka_unit_test(test_no_new_stream_during_shutdown),
     };
