@@ -29,6 +29,7 @@
 #include "core/id.h"
 #include "core/spawn.h"
 #include "proto/proto.h"
+#include "runtime/sandbox_pins.h"
 #include "runtime/sandbox_spec.h"
 #include "runtime/shim_conn.h"
 
@@ -189,6 +190,8 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct s
         struct sb_err ignored = {0};
         cleanup_leftovers(cfg, spec->id, &ignored);
     }
+    if (rc == 0)
+        sandbox_pin_remember(spec);     /* its execs need not read the spec back */
     return rc;
 }
 
