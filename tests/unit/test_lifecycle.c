@@ -1,9 +1,9 @@
 /*
  * test_lifecycle.c - the sandbox lifecycle (runtime/registry.c over a real
  * SQLite store, runtime/pool.c and runtime/shim_spawn.c) when the shim
- * fails: it dies in the middle of a create (cold, or a pool refill), in the
- * middle of a destroy, while its sandbox runs, and while it waits in the
- * warm pool.
+ * fails: it dies in the middle of a create (cold, or a pool refill), of an
+ * exec (run on a real loop, as serve runs it), of a destroy, while its
+ * sandbox runs, and while it waits in the warm pool.
  *
  * The shim is a real process speaking the real protocol on a real socket
  * in a temp run dir: this binary itself, started by shim_spawn as
@@ -37,6 +37,7 @@
 
 #include "core/config.h"
 #include "core/fs.h"
+#include "core/loop.h"
 #include "core/worker.h"
 #include "proto/proto.h"
 #include "proto/spec.h"
@@ -68,8 +69,9 @@ static void fake_log(const char *line)
     }
 }
 
-/* Answers requests on one connection until a "destroy" arrives, at which
- * point the shim dies without answering. */
+/* Answers requests on one connection (501 to all) until a "destroy"
+ * arrives, or in mode die-mid-exec a "start", at which point the shim dies
+ * without answering. */
 static void fake_serve_connection(int fd)
 {
     struct sb_frame_reader r;
@@ -90,6 +92,10 @@ static void fake_serve_connection(int fd)
             if (op && strcmp(op, "destroy") == 0) {
                 fake_log("destroy received\n");
                 _exit(0);                       /* dies mid-destroy */
+            }
+            if (op && strcmp(op, "start") == 0 && strcmp(getenv("SANDBASE_FAKE_SHIM"), "die-mid-exec") == 0) {
+                fake_log("start received\n");
+                _exit(0);                       /* dies mid-exec */
             }
             json_t *resp = json_pack("{s:O,s:b,s:i,s:s}", "seq", json_object_get(req, "seq"), "ok", 0,
                                      "status", 501, "error", "fake shim");
@@ -421,6 +427,63 @@ static void test_a_live_shim_reported_dead_stays_running(void **state)
     store_sandbox_rec_clear(&rec);
 }
 
+/* ---- exec ---- */
+
+struct exec_outcome {
+    struct sb_loop *loop;
+    int done;
+    struct sb_err err;
+};
+
+static void exec_done(void *arg, struct sb_exec_result *res, const struct sb_err *err)
+{
+    struct exec_outcome *o = arg;
+    o->done = 1;
+    if (err)
+        o->err = *err;
+    if (res)
+        registry_exec_result_clear(fx.reg, res);
+    sb_loop_stop(o->loop);
+}
+
+static void stop_loop(struct sb_loop *loop, void *arg)
+{
+    (void)arg;
+    sb_loop_stop(loop);
+}
+
+/* The shim dies after taking the start of an exec run on the loop: the
+ * exec answers the 404 of a lost sandbox (found on a worker, answered back
+ * on the loop), the row says lost, and the leftovers are gone. */
+static void test_shim_dies_mid_exec(void **state)
+{
+    (void)state;
+    setenv("SANDBASE_FAKE_SHIM", "die-mid-exec", 1);
+    struct sb_sandbox_rec rec, got;
+    struct sb_err err = {0};
+    create_running(&rec);
+    struct exec_outcome o = {.loop = sb_loop_new()};
+    assert_non_null(o.loop);
+    assert_int_equal(registry_serve_on(fx.reg, o.loop, &err), 0);
+    struct sb_process_request preq = {.cmd = "true", .timeout_s = 10};
+    assert_non_null(registry_exec_start(fx.reg, fx.org.id, rec.id, &preq, exec_done, &o, &err));
+    sb_loop_timer(o.loop, 20000, stop_loop, NULL);      /* bound: never hang the suite */
+    assert_int_equal(sb_loop_run(o.loop), 0);
+    assert_true(o.done);
+    assert_true(logged("start received\n"));
+    assert_int_equal(o.err.status, 404);
+    assert_non_null(strstr(o.err.msg, "lost"));
+    assert_int_equal(store_sandbox_get(fx.store, fx.org.id, rec.id, &got, &err), 0);
+    assert_int_equal(got.status, SB_SANDBOX_STOPPED);
+    assert_string_equal(got.stop_reason, "lost");
+    store_sandbox_rec_clear(&got);
+    assert_no_leftovers(rec.id);
+    store_sandbox_rec_clear(&rec);
+    registry_free(fx.reg, 1);           /* before the loop it serves on */
+    fx.reg = NULL;
+    sb_loop_free(o.loop);
+}
+
 /* ---- the warm pool ---- */
 
 /* Ids of the sandboxes that have a run dir with a socket. */
@@ -541,6 +604,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_shim_dies_mid_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_dies_mid_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shim_dies_mid_exec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_dies_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_live_shim_reported_dead_stays_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_refill_whose_shim_dies_leaves_nothing, setup, teardown),
