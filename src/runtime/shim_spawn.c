@@ -151,8 +151,13 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct s
     if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0 ||
         sandbox_spec_path(a.spec_path, sizeof a.spec_path, cfg->run_dir, spec->id) < 0)
         return sb_err_set(err, 500, "run dir path too long");
-    if (sb_mkdir_p(dir, 0700, err) < 0 || sb_spec_write_file(spec, a.spec_path, err) < 0)
+    if (sb_mkdir_p(dir, 0700, err) < 0)
         return -1;
+    if (sb_spec_write_file(spec, a.spec_path, err) < 0) {
+        struct sb_err ignored;
+        sb_remove_tree(dir, &ignored);      /* no shim ran: the empty run dir is all there is */
+        return -1;
+    }
     snprintf(log_path, sizeof log_path, "%s/shim.log", dir);
     spawn_argv_build(&a, spec);
     int ready[2];
