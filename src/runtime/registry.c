@@ -38,7 +38,7 @@
 #include "runtime/pool.h"
 #include "runtime/registry_internal.h"
 #include "runtime/sandbox_locks.h"
-#include "runtime/sandbox_spec.h"
+#include "runtime/sandbox_pins.h"
 #include "runtime/shim_link.h"
 #include "runtime/template.h"
 
@@ -756,23 +756,23 @@ void free_env(char **env)
 }
 
 /* The template values the sandbox was pinned to at create (user, ids, home,
- * workdir, env): its resolved spec (runtime/sandbox_spec.h), which a rebuild
- * or removal of the template since does not change. Fills only those fields
- * of tpl (and its name); caller clears it with template_clear. */
+ * workdir, env): its resolved spec, remembered in memory since its shim
+ * started (runtime/sandbox_pins.h), which a rebuild or removal of the
+ * template since does not change. Fills only those fields of tpl (and its
+ * name); caller clears it with template_clear. */
 int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
                           struct sb_template *tpl, struct sb_err *err)
 {
-    struct sb_spec spec;
+    struct sandbox_pin pin;
     memset(tpl, 0, sizeof *tpl);
-    if (sandbox_spec_load(reg->cfg->run_dir, rec->id, &spec, err) < 0)
+    if (sandbox_pin_get(reg->cfg->run_dir, rec->id, &pin, err) < 0)
         return -1;
-    snprintf(tpl->name, sizeof tpl->name, "%s", spec.template_name);
-    snprintf(tpl->user, sizeof tpl->user, "%s", spec.user);
-    tpl->uid = spec.uid;
-    tpl->gid = spec.gid;
-    snprintf(tpl->home, sizeof tpl->home, "%s", spec.home);
-    snprintf(tpl->workdir, sizeof tpl->workdir, "%s", spec.workdir);
-    tpl->env_json = spec.env_json;      /* moved: tpl owns it now */
-    spec.env_json = NULL;
+    snprintf(tpl->name, sizeof tpl->name, "%s", pin.template_name);
+    snprintf(tpl->user, sizeof tpl->user, "%s", pin.user);
+    tpl->uid = pin.uid;
+    tpl->gid = pin.gid;
+    snprintf(tpl->home, sizeof tpl->home, "%s", pin.home);
+    snprintf(tpl->workdir, sizeof tpl->workdir, "%s", pin.workdir);
+    tpl->env_json = pin.env_json;       /* moved: tpl owns it now */
     return 0;
 }

@@ -26,8 +26,8 @@ def wait_health(url, proc, deadline_s=60):
         try:
             if requests.get(url + "/health", timeout=1).status_code == 200:
                 return True
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass        # not listening yet, or listening but still bootstrapping
         time.sleep(0.05)
     return False
 
