@@ -4,9 +4,12 @@ always blocked.
 
 No packet leaves this machine. The "internet" is a test host in a network
 namespace this module creates: a veth pair whose host side is the server's
-uplink (config network.uplink), addresses from TEST-NET-3 (203.0.113.0/24,
-never routed anywhere), an HTTP server on every address and a fake DNS
-server. A private address (10.213.77.2) and the metadata address
+uplink (config network.uplink), addresses from one of the documentation
+ranges (TEST-NET-2/3/1, the first that this host neither routes nor reaches
+its package mirrors through: in some environments the mirrors themselves sit
+at such addresses, and routing that /24 to the test veth would cut this
+machine off from them while the tests run), an HTTP server on every address
+and a fake DNS server. A private address (10.213.77.2) and the metadata address
 (169.254.169.254) are put on the test host too, routed on the host through
 the test veth only, so "blocked" below is the rules' doing, not a missing
 route. The namespace, the veth (and with it those routes) and the servers'
@@ -33,10 +36,44 @@ TAG = f"{os.getpid() % 100000:05d}"
 NETNS = f"sbt-{TAG}"
 UPLINK = f"sbtu{TAG}"           # host side of the test veth: the servers' uplink
 PEER = f"sbtp{TAG}"
-HOST_SIDE = "203.0.113.1"
-TEST_HOST = "203.0.113.2"       # answers by IP
-NAMED = "203.0.113.3"           # what allowed.test resolves to
-WILD = "203.0.113.4"            # what a.wild.test resolves to
+
+
+def _pick_test_net():
+    """The first documentation /24 that no route or address of this host
+    covers and that holds none of the addresses the package mirrors resolve
+    to; None when all are taken."""
+    import ipaddress
+    taken = []
+    for args in (["ip", "-4", "route", "show", "table", "all"], ["ip", "-4", "-o", "addr"]):
+        out = subprocess.run(args, capture_output=True, text=True).stdout
+        for word in out.split():
+            try:
+                net = ipaddress.ip_network(word, strict=False)
+            except ValueError:
+                continue
+            if net.prefixlen > 0:
+                taken.append(net)
+    for name in ("deb.debian.org", "registry.npmjs.org", "security.debian.org"):
+        try:
+            for info in socket.getaddrinfo(name, None, socket.AF_INET):
+                taken.append(ipaddress.ip_network(info[4][0]))
+        except OSError:
+            pass
+    for prefix in ("198.51.100", "203.0.113", "192.0.2"):
+        net = ipaddress.ip_network(prefix + ".0/24")
+        if not any(net.overlaps(t) for t in taken):
+            return prefix
+    return None
+
+
+TEST_NET = _pick_test_net()
+if TEST_NET is None:
+    pytest.skip("every documentation /24 is routed on this host or holds its package mirrors",
+                allow_module_level=True)
+HOST_SIDE = f"{TEST_NET}.1"
+TEST_HOST = f"{TEST_NET}.2"     # answers by IP
+NAMED = f"{TEST_NET}.3"         # what allowed.test resolves to
+WILD = f"{TEST_NET}.4"          # what a.wild.test resolves to
 PRIVATE = "10.213.77.2"
 METADATA = "169.254.169.254"
 HTTP_PORT = 8080
@@ -246,7 +283,7 @@ def test_default_none_and_template_override(test_host):
 def test_deny_out_cidr_and_ip(test_host):
     with net_server("net-deny") as srv:
         c = srv.client
-        sid = create(c, network={"denyOut": ["203.0.113.4/30"]})
+        sid = create(c, network={"denyOut": [f"{WILD}/30"]})
         assert probe(c, sid, WILD).startswith("FAIL")           # .4 is in the /30
         assert reaches(c, sid, NAMED)                           # .3 is not
         sid = create(c, network={"denyOut": [NAMED]})
