@@ -156,8 +156,10 @@ def test_host():
             netns("ip", "addr", "add", addr, "dev", PEER)
         netns("ip", "link", "set", PEER, "up")
         netns("ip", "link", "set", "lo", "up")
-        for addr in (PRIVATE, METADATA):        # reachable from the host only through the test veth
-            sh("ip", "route", "add", f"{addr}/32", "via", TEST_HOST, "dev", UPLINK)
+        # reachable from the host only through the test veth ("replace": a
+        # crashed earlier run may have left the route behind)
+        for addr in (PRIVATE, METADATA):
+            sh("ip", "route", "replace", f"{addr}/32", "via", TEST_HOST, "dev", UPLINK)
         web = tempfile.mkdtemp(prefix="sbt-web-")
         with open(os.path.join(web, "index.html"), "w") as f:
             f.write("test host\n")
