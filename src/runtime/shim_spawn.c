@@ -141,7 +141,8 @@ static void log_last_line(const char *log_path, char *out, size_t len)
         n--;
     buf[n] = '\0';
     char *start = strrchr(buf, '\n');
-    snprintf(out, len, "%s", start ? start + 1 : buf);
+    if (snprintf(out, len, "%s", start ? start + 1 : buf) < 0)    /* a long line is cut: fine */
+        out[0] = '\0';
 }
 
 int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err)

@@ -146,14 +146,17 @@ static int transfer_prepare(struct transfer *t)
 static void attempt_error(const struct transfer *t, CURLcode res, long code, char *out, size_t len)
 {
     out[0] = '\0';
+    int n = 0;                          /* a message longer than out is cut: fine */
     if (t->refused[0])
-        snprintf(out, len, "destination refused: %s", t->refused);
+        n = snprintf(out, len, "destination refused: %s", t->refused);
     else if (res != CURLE_OK)
-        snprintf(out, len, "%s%s%s", curl_easy_strerror(res), t->errbuf[0] ? ": " : "", t->errbuf);
+        n = snprintf(out, len, "%s%s%s", curl_easy_strerror(res), t->errbuf[0] ? ": " : "", t->errbuf);
     else if (code >= 300 && code < 400)
         snprintf(out, len, "receiver answered HTTP %ld (redirects are not followed)", code);
     else if (code < 200 || code >= 300)
         snprintf(out, len, "receiver answered HTTP %ld", code);
+    if (n < 0)
+        out[0] = '\0';
 }
 
 static void transfer_finish(struct transfer *t, CURLcode res)

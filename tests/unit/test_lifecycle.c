@@ -579,7 +579,7 @@ static void test_pooled_sandboxes_whose_shims_died_are_not_handed_out(void **sta
     assert_true(pidfd >= 0);
     close(pidfd);
     for (int i = 0; i < 2; i++) {
-        char line[64];
+        char line[128];
         snprintf(line, sizeof line, "cleanup %s\n", dead[i]);
         /* on a worker: its cgroups go first, then its dirs */
         for (int j = 0; j < 300 && (!logged(line) || exists_in("run/sandboxes", dead[i])); j++)
