@@ -47,6 +47,13 @@ void api_sandbox_timeout(struct sb_request *req);
 void api_sandbox_pause(struct sb_request *req);
 void api_sandbox_connect(struct sb_request *req);
 void api_process_run(struct sb_request *req);            /* api/processes.c */
+void api_files_list(struct sb_request *req);             /* api/files.c */
+void api_files_read(struct sb_request *req);
+void api_files_write(struct sb_request *req);
+void api_files_delete(struct sb_request *req);
+void api_files_stat(struct sb_request *req);
+void api_files_mkdir(struct sb_request *req);
+void api_files_move(struct sb_request *req);
 
 static inline struct sb_app *api_app(const struct sb_request *req)
 {

@@ -25,6 +25,14 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
+    /* files: `user` picks who acts (E2B's envd calls it `username`) */
+    {"GET", "/sandboxes/:id/filesystem/list", api_files_list, SB_ROUTE_AUTH, "path,depth,user,username"},
+    {"GET", "/sandboxes/:id/filesystem", api_files_read, SB_ROUTE_AUTH, "path,user,username"},
+    {"POST", "/sandboxes/:id/filesystem", api_files_write, SB_ROUTE_STREAM_BODY, "user,username"},
+    {"DELETE", "/sandboxes/:id/filesystem", api_files_delete, SB_ROUTE_AUTH, "path,recursive,user,username"},
+    {"GET", "/sandboxes/:id/filesystem/stat", api_files_stat, SB_ROUTE_AUTH, "path,user,username"},
+    {"POST", "/sandboxes/:id/filesystem/mkdir", api_files_mkdir, SB_ROUTE_AUTH, "user,username"},
+    {"POST", "/sandboxes/:id/filesystem/move", api_files_move, SB_ROUTE_AUTH, "user,username"},
 };
 
 int api_register_routes(struct sb_router *router)

@@ -31,6 +31,9 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->disk_reserve_mb = 512;
     cfg->shim_call_timeout_ms = 10000;
     cfg->exec_output_budget_mb = 128;
+    cfg->files_read_max = 10 * 1024 * 1024;
+    cfg->files_upload_file_max = (size_t)1 << 30;
+    cfg->files_upload_max = (size_t)1 << 30;
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
 }
@@ -95,6 +98,7 @@ static const struct int_option int_options[] = {
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
     INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
     INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb),
+    INT_OPT(files_read_max), INT_OPT(files_upload_file_max), INT_OPT(files_upload_max),
 };
 
 static int apply_int_option(struct sb_config *cfg, const char *key, json_t *v, struct sb_err *err)
@@ -247,6 +251,11 @@ static int check_connections(const struct sb_config *cfg, struct sb_err *err)
         return sb_err_set(err, 400, "config: shim_call_timeout_ms must be between 100 and 600000");
     if (cfg->exec_output_budget_mb < 1 || cfg->exec_output_budget_mb > 1048576)
         return sb_err_set(err, 400, "config: exec_output_budget_mb must be between 1 and 1048576");
+    if (cfg->files_read_max < 1 || cfg->files_read_max > ((size_t)512 << 20))
+        return sb_err_set(err, 400, "config: files_read_max must be between 1 and 536870912 "
+                          "(larger files are for GET /filesystem/download)");
+    if (cfg->files_upload_file_max < 1 || cfg->files_upload_max < 1)
+        return sb_err_set(err, 400, "config: files_upload_file_max and files_upload_max must be at least 1");
     return 0;
 }
 

@@ -46,6 +46,9 @@ struct sb_config {
     int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
     int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
     int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
+    size_t files_read_max;          /* GET /filesystem (base64 JSON): largest file, bytes (10 MiB) */
+    size_t files_upload_file_max;   /* one uploaded file, bytes (1 GiB) */
+    size_t files_upload_max;        /* one upload request's body, bytes (1 GiB) */
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
 };

@@ -1,0 +1,340 @@
+"""The filesystem API (issue 9) through real HTTP on real sandboxes: every
+route, the user/root permission model, bad input, org isolation, and the
+escape attempts a hostile sandbox can make (symlinks out, magic links,
+FIFOs, a directory swapped for a symlink while the API works)."""
+import base64
+import os
+import time
+
+import pytest
+
+FS = "/sandboxes/{}/filesystem"
+
+
+def fs(sid, suffix=""):
+    return FS.format(sid) + suffix
+
+
+def write(client, sid, path, data, **extra):
+    body = {"path": path, "content": base64.b64encode(data).decode()}
+    body.update(extra)
+    return client.post(fs(sid), json=body)
+
+
+def read(client, sid, path, **params):
+    params["path"] = path
+    return client.get(fs(sid), params=params)
+
+
+def root_sh(client, sid, script):
+    return client.sh(sid, script, user="root")
+
+
+# ---- the JSON routes --------------------------------------------------------
+
+def test_write_read_binary_round_trip(org_a, sandbox):
+    data = bytes(range(256)) * 64 + b"\x00\xff\r\n"
+    r = write(org_a, sandbox, "/home/user/bin.dat", data)
+    assert r.status_code == 200, r.text
+    entry = r.json()
+    assert entry["path"] == "/home/user/bin.dat" and entry["type"] == "file"
+    assert entry["size"] == len(data) and entry["owner"] == "user"
+    r = read(org_a, sandbox, "/home/user/bin.dat")
+    assert r.status_code == 200, r.text
+    assert base64.b64decode(r.json()["content"]) == data
+    # the sandbox sees the same bytes, owned by its user
+    out = org_a.sh(sandbox, "stat -c '%U %s' /home/user/bin.dat; sha256sum /home/user/bin.dat")
+    import hashlib
+    assert out["stdout"].split()[:3] == ["user", str(len(data)), hashlib.sha256(data).hexdigest()]
+
+
+def test_write_text_creates_parents_owned_by_user(org_a, sandbox):
+    r = org_a.post(fs(sandbox), json={"path": "deep/a/b/c.txt", "text": "héllo\n"})
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "/home/user/deep/a/b/c.txt"
+    out = org_a.sh(sandbox, "cat ~/deep/a/b/c.txt; stat -c '%U:%G %a' ~/deep ~/deep/a/b ~/deep/a/b/c.txt")
+    lines = out["stdout"].splitlines()
+    assert lines[0] == "héllo"
+    assert lines[1:] == ["user:user 755", "user:user 755", "user:user 644"]
+
+
+def test_write_replaces_atomically_and_keeps_mode(org_a, sandbox):
+    org_a.sh(sandbox, "printf old > ~/f; chmod 600 ~/f")
+    r = org_a.post(fs(sandbox), json={"path": "~/f", "text": "new"})
+    assert r.status_code == 200, r.text
+    out = org_a.sh(sandbox, "cat ~/f; echo; stat -c %a ~/f; ls -a ~ | grep -c sbtmp || true")
+    assert out["stdout"].split() == ["new", "600", "0"]
+
+
+def test_read_errors(org_a, sandbox):
+    r = org_a.get(fs(sandbox))
+    assert r.status_code == 400 and "path" in r.json()["message"]
+    r = read(org_a, sandbox, "/nope")
+    assert r.status_code == 404 and r.json() == {"code": 404, "message": "path '/nope' does not exist"}
+    r = read(org_a, sandbox, "/home/user")
+    assert r.status_code == 400 and "is a directory" in r.json()["message"]
+    r = read(org_a, sandbox, "/home/user/../../etc/passwd")
+    assert r.status_code == 400 and ".." in r.json()["message"]
+    r = org_a.get(fs(sandbox) + "?path=/etc/passwd%00x")
+    assert r.status_code == 400
+    r = org_a.get(fs(sandbox) + "?path=/etc/passwd&bogus=1")
+    assert r.status_code == 400 and "bogus" in r.json()["message"]
+    r = read(org_a, "sbx_nope", "/etc/passwd")
+    assert r.status_code == 400
+    r = read(org_a, "sbx_aaaaaaaaaaaaaaaaaaaa", "/etc/passwd")
+    assert r.status_code == 404 and r.json()["message"].startswith("sandbox not found")
+
+
+def test_write_errors(org_a, sandbox):
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/x", "content": "not base64!"})
+    assert r.status_code == 400 and "base64" in r.json()["message"]
+    r = org_a.post(fs(sandbox), json={"content": "aGk="})
+    assert r.status_code == 400 and "path" in r.json()["message"]
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/x"})
+    assert r.status_code == 400 and "content" in r.json()["message"]
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/x", "text": "a", "mode": 1})
+    assert r.status_code == 400 and "unknown field" in r.json()["message"]
+    r = org_a.post(fs(sandbox), data=b"{not json")
+    assert r.status_code == 400
+    r = org_a.post(fs(sandbox), json={"path": "/home/user", "text": "a"})
+    assert r.status_code == 400 and "is a directory" in r.json()["message"]
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/a\u0000b", "text": "a"})
+    assert r.status_code == 400 and "NUL" in r.json()["message"]
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/../x", "text": "a"})
+    assert r.status_code == 400 and ".." in r.json()["message"]
+    # nothing of the above was written
+    out = org_a.sh(sandbox, "ls -a /home/user")
+    assert "x" not in out["stdout"].split()
+
+
+def test_read_cap_points_to_download(org_a, sandbox):
+    org_a.sh(sandbox, "head -c 11000000 /dev/zero > ~/big")
+    r = read(org_a, sandbox, "~/big")
+    assert r.status_code == 413
+    assert "download" in r.json()["message"]
+
+
+def test_list_stat_mkdir_move_delete(org_a, sandbox):
+    org_a.sh(sandbox, "mkdir -p ~/t/sub/deeper && echo hi > ~/t/a.txt && echo x > ~/t/sub/b && "
+                      "ln -s a.txt ~/t/link")
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "~/t"})
+    assert r.status_code == 200, r.text
+    by_name = {e["name"]: e for e in r.json()}
+    assert set(by_name) == {"a.txt", "sub", "link"}
+    assert by_name["a.txt"]["type"] == "file" and by_name["a.txt"]["size"] == 3
+    assert by_name["a.txt"]["permissions"] == "-rw-r--r--" and by_name["a.txt"]["mode"] == 0o644
+    assert by_name["sub"]["type"] == "dir" and by_name["sub"]["isDir"] is True
+    assert by_name["link"]["type"] == "symlink"
+    assert by_name["link"]["symlinkTarget"] == "/home/user/t/a.txt"
+    assert by_name["link"]["permissions"].startswith("L")
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "/home/user/t", "depth": 3})
+    paths = {e["path"] for e in r.json()}
+    assert {"/home/user/t/sub/b", "/home/user/t/sub/deeper"} <= paths
+    for bad in ("0", "x", "1000"):
+        r = org_a.get(fs(sandbox, "/list"), params={"path": "~/t", "depth": bad})
+        assert r.status_code == 400
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "~/t/a.txt"})
+    assert r.status_code == 400
+    r = org_a.get(fs(sandbox, "/list"))          # defaults to /workspace
+    assert r.status_code in (200, 404)
+
+    r = org_a.get(fs(sandbox, "/stat"), params={"path": "~/t/sub"})
+    assert r.status_code == 200 and r.json()["type"] == "dir" and r.json()["owner"] == "user"
+    r = org_a.get(fs(sandbox, "/stat"), params={"path": "~/t/none"})
+    assert r.status_code == 404
+
+    r = org_a.post(fs(sandbox, "/mkdir"), json={"path": "~/m/n/o"})
+    assert r.status_code == 200 and r.json()["path"] == "/home/user/m/n/o" and r.json()["isDir"]
+    r = org_a.post(fs(sandbox, "/mkdir"), json={"path": "~/m/n/o", "parents": False})
+    assert r.status_code == 409
+    r = org_a.post(fs(sandbox, "/mkdir"), json={"path": "~/t/a.txt"})
+    assert r.status_code == 400
+    r = org_a.post(fs(sandbox, "/mkdir"), json={"path": "~/q/r", "parents": False})
+    assert r.status_code == 404
+
+    r = org_a.post(fs(sandbox, "/move"), json={"source": "~/t/a.txt", "destination": "~/moved/a2.txt"})
+    assert r.status_code == 200 and r.json()["path"] == "/home/user/moved/a2.txt"
+    r = org_a.post(fs(sandbox, "/move"), json={"source": "~/t/sub/b", "destination": "~/moved/a2.txt"})
+    assert r.status_code == 409 and "overwrite" in r.json()["message"]
+    r = org_a.post(fs(sandbox, "/move"), json={"source": "~/t/sub/b", "destination": "~/moved/a2.txt",
+                                                "overwrite": True})
+    assert r.status_code == 200
+    r = org_a.post(fs(sandbox, "/move"), json={"source": "~/nothing", "destination": "~/x"})
+    assert r.status_code == 404
+    r = org_a.post(fs(sandbox, "/move"), json={"source": "~/t", "destination": "~/t/sub/t"})
+    assert r.status_code == 400
+    r = org_a.post(fs(sandbox, "/move"), json={"source": "~/t"})
+    assert r.status_code == 400 and "destination" in r.json()["message"]
+
+    r = org_a.delete(fs(sandbox), params={"path": "~/t"})
+    assert r.status_code == 400 and "recursive" in r.json()["message"]
+    r = org_a.delete(fs(sandbox), params={"path": "~/t", "recursive": "true"})
+    assert r.status_code == 204
+    r = org_a.delete(fs(sandbox), params={"path": "~/t"})
+    assert r.status_code == 404
+    r = org_a.delete(fs(sandbox), params={"path": "~/moved/a2.txt"})
+    assert r.status_code == 204
+    r = org_a.delete(fs(sandbox), params={"path": "~/x", "recursive": "maybe"})
+    assert r.status_code == 400
+    out = org_a.sh(sandbox, "ls ~; ls ~/moved")
+    assert "t" not in out["stdout"].split() and "a2.txt" not in out["stdout"].split()
+
+
+# ---- users and permissions --------------------------------------------------
+
+def test_user_cannot_bypass_permissions_root_can(org_a, sandbox):
+    root_sh(org_a, sandbox, "mkdir -p /secret && echo top > /secret/s && chmod 700 /secret && "
+                            "chmod 600 /secret/s")
+    r = read(org_a, sandbox, "/secret/s")
+    assert r.status_code == 403, r.text
+    r = read(org_a, sandbox, "/secret/s", user="root")
+    assert r.status_code == 200 and base64.b64decode(r.json()["content"]) == b"top\n"
+    r = read(org_a, sandbox, "/etc/shadow")
+    assert r.status_code in (403, 404)
+    r = org_a.post(fs(sandbox), json={"path": "/etc/evil", "text": "x"})
+    assert r.status_code == 403
+    r = org_a.post(fs(sandbox), json={"path": "/etc/evil", "text": "x", "user": "root"})
+    assert r.status_code == 200 and r.json()["owner"] == "root"
+    out = root_sh(org_a, sandbox, "stat -c '%U:%G' /etc/evil")
+    assert out["stdout"].strip() == "root:root"
+    r = org_a.delete(fs(sandbox), params={"path": "/etc/evil"})
+    assert r.status_code == 403
+    r = org_a.post(fs(sandbox, "/mkdir"), json={"path": "/opt/x"})
+    assert r.status_code == 403
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "/secret"})
+    assert r.status_code == 403
+    # relative paths start at the acting user's home
+    r = org_a.post(fs(sandbox), json={"path": "r.txt", "text": "x", "user": "root"})
+    assert r.status_code == 200 and r.json()["path"] == "/root/r.txt"
+    r = read(org_a, sandbox, "r.txt", user="nobody")
+    assert r.status_code == 400 and "unknown user" in r.json()["message"]
+    # a user's write over a file it may not write is refused, not replaced
+    root_sh(org_a, sandbox, "echo keep > /home/user/ro && chmod 444 /home/user/ro && chown root /home/user/ro")
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/ro", "text": "x"})
+    assert r.status_code == 403
+    assert org_a.sh(sandbox, "cat /home/user/ro")["stdout"] == "keep\n"
+
+
+def test_org_isolation(org_a, org_b, sandbox):
+    org_a.sh(sandbox, "echo mine > ~/mine")
+    for method, path, kw in [
+        ("GET", fs(sandbox), {"params": {"path": "~/mine"}}),
+        ("GET", fs(sandbox, "/list"), {"params": {"path": "~"}}),
+        ("GET", fs(sandbox, "/stat"), {"params": {"path": "~/mine"}}),
+        ("POST", fs(sandbox), {"json": {"path": "~/mine", "text": "theirs"}}),
+        ("DELETE", fs(sandbox), {"params": {"path": "~/mine"}}),
+        ("POST", fs(sandbox, "/mkdir"), {"json": {"path": "~/b"}}),
+        ("POST", fs(sandbox, "/move"), {"json": {"source": "~/mine", "destination": "~/b"}}),
+    ]:
+        r = org_b.request(method, path, **kw)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["message"].startswith("sandbox not found")
+    assert org_a.sh(sandbox, "cat ~/mine; ls ~")["stdout"].split() == ["mine", "mine"]
+
+
+def test_paused_sandbox_files_work(org_a, sandbox):
+    assert org_a.post(f"/sandboxes/{sandbox}/pause").status_code == 204
+    r = org_a.post(fs(sandbox), json={"path": "~/p.txt", "text": "while paused"})
+    assert r.status_code == 200, r.text
+    r = read(org_a, sandbox, "~/p.txt")
+    assert r.status_code == 200
+    assert org_a.post(f"/sandboxes/{sandbox}/connect").status_code == 200
+    assert org_a.sh(sandbox, "cat ~/p.txt")["stdout"] == "while paused"
+
+
+def test_disk_quota_is_507_and_leaves_no_file(org_a, sandbox):
+    # fill the sandbox's disk from inside, then write through the API
+    org_a.sh(sandbox, "dd if=/dev/zero of=/home/user/fill bs=1M 2>/dev/null; true", timeout=120)
+    r = write(org_a, sandbox, "/home/user/more", os.urandom(4 << 20))
+    assert r.status_code == 507, r.text
+    out = org_a.sh(sandbox, "ls -a /home/user")
+    names = out["stdout"].split()
+    assert "more" not in names and not any("sbtmp" in n for n in names)
+
+
+# ---- escapes ------------------------------------------------------------------
+
+def host_marker(tmp_path):
+    p = tmp_path / "host-secret"
+    p.write_text("host only\n")
+    return str(p)
+
+
+def test_symlinks_out_stay_inside(org_a, sandbox, tmp_path):
+    host = host_marker(tmp_path)
+    root_sh(org_a, sandbox,
+            f"ln -s /etc/shadow /home/user/shadow; ln -s /proc/1/root /home/user/p1root; "
+            f"ln -s ../../../../../../ /home/user/up; ln -s {host} /home/user/hostfile; "
+            f"ln -s {os.path.dirname(host)} /home/user/hostdir; ln -s /proc/self/root /home/user/selfroot; "
+            f"mkfifo /home/user/fifo; chmod 666 /home/user/fifo")
+    # a host path named by a symlink resolves inside the sandbox, where it does not exist
+    r = read(org_a, sandbox, "/home/user/hostfile", user="root")
+    assert r.status_code == 404
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "/home/user/hostdir", "user": "root"})
+    assert r.status_code == 404
+    # ../../.. stops at the sandbox's /
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "/home/user/up", "user": "root"})
+    assert r.status_code == 200
+    names = {e["name"] for e in r.json()}
+    assert "home" in names and "tmp" not in {os.path.basename(str(tmp_path))}
+    r = read(org_a, sandbox, f"/home/user/up{host}", user="root")
+    assert r.status_code == 404
+    # /etc/shadow through the link is the sandbox's (if any), never the host's
+    r = read(org_a, sandbox, "/home/user/shadow", user="root")
+    if r.status_code == 200:
+        with open("/etc/shadow", "rb") as f:
+            assert base64.b64decode(r.json()["content"]) != f.read()
+    # magic links are refused
+    for p in ("/home/user/p1root/etc/hostname", "/proc/1/root/etc/hostname", "/home/user/selfroot/etc"):
+        r = read(org_a, sandbox, p, user="root")
+        assert r.status_code in (400, 403, 404), (p, r.text)
+    r = read(org_a, sandbox, "/proc/1/environ", user="root")
+    assert r.status_code == 403
+    # writes through links land inside the sandbox
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/hostdir/x", "text": "x", "user": "root"})
+    assert r.status_code == 404     # a dangling link inside the sandbox, as mkdir -p finds it
+    r = org_a.post(fs(sandbox), json={"path": "/home/user/up/tmp/x", "text": "x", "user": "root"})
+    assert r.status_code == 200 and r.json()["path"] == "/home/user/up/tmp/x"
+    assert root_sh(org_a, sandbox, "cat /tmp/x")["stdout"] == "x"
+    assert not os.path.exists(os.path.join(os.path.dirname(host), "x"))
+    # a FIFO is refused at once, without blocking
+    t = time.time()
+    r = read(org_a, sandbox, "/home/user/fifo")
+    assert r.status_code == 400 and "not a regular file" in r.json()["message"]
+    r = org_a.get(fs(sandbox, "/download"), params={"path": "/home/user/fifo"})
+    assert r.status_code == 400
+    assert time.time() - t < 10
+    # the host's file is untouched
+    assert open(host).read() == "host only\n"
+
+
+def test_swapped_directory_symlink_race(org_a, sandbox, tmp_path):
+    """A root loop in the sandbox swaps ~/race between a directory and a
+    symlink to a host directory for 10 s while the API writes and reads
+    through it: nothing lands outside the sandbox, the server stays up."""
+    hostdir = tmp_path / "target"
+    hostdir.mkdir()
+    (hostdir / "f").write_text("host\n")
+    script = (f"cd /home/user; end=$(( $(date +%s) + 10 )); "
+              f"while [ $(date +%s) -lt $end ]; do "
+              f"rm -rf race; mkdir race; echo in > race/f; rm -rf race; ln -s {hostdir} race; "
+              f"done; rm -rf race")
+    org_a.post(f"/sandboxes/{sandbox}/processes",
+               json={"cmd": "/bin/sh", "args": ["-c", f"({script}) >/dev/null 2>&1 &"], "user": "root"})
+    deadline = time.time() + 9
+    codes = set()
+    while time.time() < deadline:
+        for req in (lambda: write(org_a, sandbox, "/home/user/race/f", b"api\n", user="root"),
+                    lambda: read(org_a, sandbox, "/home/user/race/f", user="root"),
+                    lambda: org_a.get(fs(sandbox, "/list"), params={"path": "/home/user/race", "user": "root"}),
+                    lambda: org_a.delete(fs(sandbox), params={"path": "/home/user/race/f", "user": "root"}),
+                    lambda: org_a.post(fs(sandbox, "/mkdir"), json={"path": "/home/user/race/d/e", "user": "root"})):
+            r = req()
+            codes.add(r.status_code)
+            assert r.status_code < 500, r.text
+            if r.status_code == 200 and r.request.method == "GET" and "content" in r.text:
+                assert base64.b64decode(r.json()["content"]) in (b"", b"in\n", b"api\n")   # "" while the shell's echo writes
+    assert sorted(os.listdir(hostdir)) == ["f"]
+    assert (hostdir / "f").read_text() == "host\n"
+    assert 200 in codes
+    assert org_a.get("/health").status_code == 200
