@@ -54,6 +54,8 @@ void api_files_delete(struct sb_request *req);
 void api_files_stat(struct sb_request *req);
 void api_files_mkdir(struct sb_request *req);
 void api_files_move(struct sb_request *req);
+void api_files_download(struct sb_request *req);         /* api/files_download.c */
+void api_files_get(struct sb_request *req);              /* GET /files: the guide's alias */
 
 static inline struct sb_app *api_app(const struct sb_request *req)
 {

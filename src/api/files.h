@@ -55,4 +55,8 @@ json_t *files_entry_json(struct sb_fs *fs, const struct sb_fs_entry *e);
 /* The entry at path, as files_entry_json; NULL with err. */
 json_t *files_stat_json(struct sb_fs *fs, const char *path, struct sb_err *err);
 
+/* files_tar.c: answers job's request with the directory abs as a tar
+ * stream (the worker part: opens it, then the loop takes over). */
+int files_tar_start(struct files_job *job, struct sb_fs *fs, const char *abs, struct sb_err *err);
+
 #endif

@@ -33,6 +33,8 @@ static const struct route routes[] = {
     {"GET", "/sandboxes/:id/filesystem/stat", api_files_stat, SB_ROUTE_AUTH, "path,user,username"},
     {"POST", "/sandboxes/:id/filesystem/mkdir", api_files_mkdir, SB_ROUTE_AUTH, "user,username"},
     {"POST", "/sandboxes/:id/filesystem/move", api_files_move, SB_ROUTE_AUTH, "user,username"},
+    {"GET", "/sandboxes/:id/filesystem/download", api_files_download, SB_ROUTE_AUTH, "path,format,user,username"},
+    {"GET", "/sandboxes/:id/files", api_files_get, SB_ROUTE_AUTH, "path,format,user,username"},
 };
 
 int api_register_routes(struct sb_router *router)

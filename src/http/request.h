@@ -133,6 +133,20 @@ int sb_request_body_sink(struct sb_request *req, uint64_t max_bytes, sb_body_dat
 /* Delivers the body again after SB_BODY_PAUSE; otherwise does nothing. */
 void sb_request_body_resume(struct sb_request *req);
 void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
+/* One response header. */
+struct sb_header {
+    const char *name, *value;
+};
+/* Answers with len bytes of the open file fd from offset, sent as the socket
+ * takes them (sendfile where MHD can), with Content-Length len, Content-Type
+ * content_type (NULL: none) and count more headers (copied). Takes fd: it is
+ * closed once sent, or at once when the answer cannot be built (500). A
+ * file that shrinks meanwhile ends the connection early. Any thread for a
+ * deferred request, as the other sb_request_complete_*; on the loop thread
+ * while the handler runs. */
+void sb_request_complete_file(struct sb_request *req, int status, const char *content_type, int fd,
+                              uint64_t offset, uint64_t len, const struct sb_header *headers,
+                              size_t count);
 void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
 void sb_request_complete_empty(struct sb_request *req, int status);
 
