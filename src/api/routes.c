@@ -35,6 +35,8 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/filesystem/move", api_files_move, SB_ROUTE_AUTH, "user,username"},
     {"GET", "/sandboxes/:id/filesystem/download", api_files_download, SB_ROUTE_AUTH, "path,format,user,username"},
     {"GET", "/sandboxes/:id/files", api_files_get, SB_ROUTE_AUTH, "path,format,user,username"},
+    {"POST", "/sandboxes/:id/filesystem/upload", api_files_upload, SB_ROUTE_STREAM_BODY, "path,user,username"},
+    {"POST", "/sandboxes/:id/files", api_files_upload, SB_ROUTE_STREAM_BODY, "path,user,username"},
 };
 
 int api_register_routes(struct sb_router *router)

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from conftest import private_server
+
 FS = "/sandboxes/{}/filesystem"
 
 
@@ -417,3 +419,101 @@ def test_download_directory_as_tar(org_a, sandbox, tmp_path):
                                                      "user": "root"})
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tf:
         assert tf.extractfile("proj/closed/s").read() == b"s\n"
+
+
+# ---- upload -------------------------------------------------------------------
+
+def upload(client, sid, files=None, data=None, params=None, route="/upload", **kw):
+    path = fs(sid, route) if route == "/upload" else f"/sandboxes/{sid}/files"
+    return client.post(path, files=files, data=data, params=params, **kw)
+
+
+def test_upload_path_field_and_file(org_a, sandbox):
+    data = os.urandom(70_000)
+    r = upload(org_a, sandbox, data={"path": "/home/user/up/one.bin"}, files={"file": ("x", data)})
+    assert r.status_code == 200, r.text
+    [entry] = r.json()
+    assert entry["path"] == "/home/user/up/one.bin" and entry["size"] == len(data)
+    assert entry["type"] == "file" and entry["owner"] == "user"
+    r = org_a.get(fs(sandbox, "/download"), params={"path": "~/up/one.bin"})
+    assert r.content == data
+
+
+def test_upload_many_files_by_filename_e2b_style(org_a, sandbox):
+    parts = [("file", ("/home/user/m/a.txt", b"A")), ("file", ("m/b/c.txt", b"C" * 5000))]
+    r = upload(org_a, sandbox, files=parts, data={"note": "a plain field is ignored"}, route="/files")
+    assert r.status_code == 200, r.text
+    assert [e["path"] for e in r.json()] == ["/home/user/m/a.txt", "/home/user/m/b/c.txt"]
+    assert org_a.sh(sandbox, "cat ~/m/a.txt; echo; wc -c < ~/m/b/c.txt")["stdout"].split() == ["A", "5000"]
+    # ?path= overrides the filename
+    r = upload(org_a, sandbox, files={"file": ("whatever", b"Q")}, params={"path": "~/m/q"})
+    assert r.status_code == 200 and r.json()[0]["path"] == "/home/user/m/q"
+    # as root, owned by root
+    r = upload(org_a, sandbox, files={"file": ("/opt/r.txt", b"R")}, params={"user": "root"})
+    assert r.status_code == 200 and r.json()[0]["owner"] == "root"
+    r = upload(org_a, sandbox, files={"file": ("/opt/u.txt", b"U")})
+    assert r.status_code == 403
+
+
+def test_upload_octet_stream(org_a, sandbox):
+    data = os.urandom(3 << 20)
+    r = org_a.post(fs(sandbox, "/upload"), params={"path": "~/raw.bin"}, data=data,
+                   headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    assert org_a.get(fs(sandbox, "/download"), params={"path": "~/raw.bin"}).content == data
+    r = org_a.post(fs(sandbox, "/upload"), data=b"x", headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 400 and "path" in r.json()["message"]
+    r = org_a.post(fs(sandbox, "/upload"), params={"path": "~/gz"}, data=b"x",
+                   headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
+    assert r.status_code == 415
+
+
+def test_upload_bad_input(org_a, org_b, sandbox):
+    r = upload(org_a, sandbox, files=[("file", ("~/d", b"1")), ("file", ("~/d", b"2"))])
+    assert r.status_code == 400 and "twice" in r.json()["message"]
+    r = upload(org_a, sandbox, data={"x": "y"}, files={})
+    assert r.status_code == 400
+    r = org_a.post(fs(sandbox, "/upload"), data=b"--B\r\nContent-Disposition: form-data; name=file; filename=f\r\n\r\nabc",
+                   headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert r.status_code == 400 and "closing boundary" in r.json()["message"]
+    r = org_a.post(fs(sandbox, "/upload"), data=b"--B\r\nbroken\r\n\r\nabc\r\n--B--",
+                   headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert r.status_code == 400 and "Content-Disposition" in r.json()["message"]
+    r = org_a.post(fs(sandbox, "/upload"), data=b"x", headers={"Content-Type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["message"]
+    r = upload(org_a, sandbox, files={"file": ("/home/user/../etc/x", b"1")})
+    assert r.status_code == 400 and ".." in r.json()["message"]
+    r = upload(org_a, sandbox, files={"file": ("/home/user", b"1")})
+    assert r.status_code == 400 and "directory" in r.json()["message"]
+    r = upload(org_b, sandbox, files={"file": ("/home/user/b", b"1")})
+    assert r.status_code == 404 and r.json()["message"].startswith("sandbox not found")
+    r = upload(org_a, "sbx_aaaaaaaaaaaaaaaaaaaa", files={"file": ("/home/user/b", b"1")})
+    assert r.status_code == 404
+    # a failure after a first good file keeps the good one and leaves no partial one
+    r = upload(org_a, sandbox, files=[("file", ("~/good", b"g")), ("file", ("/etc/nope", b"n" * 100000))])
+    assert r.status_code == 403
+    names = org_a.sh(sandbox, "ls -a ~ /etc")["stdout"].split()
+    assert "nope" not in names and not any("sbtmp" in n for n in names) and "b" not in names
+
+
+def test_upload_caps(org_a):
+    with private_server("caps", files_upload_file_max=100_000, files_upload_max=300_000) as srv:
+        c = srv.client
+        sid = c.create()
+        r = upload(c, sid, files={"file": ("~/ok", b"o" * 100_000)})
+        assert r.status_code == 200, r.text
+        r = upload(c, sid, files=[("file", ("~/a", b"a" * 1000)), ("file", ("~/big", b"b" * 100_001))])
+        assert r.status_code == 413 and "files_upload_file_max" in r.json()["message"]
+        r = upload(c, sid, files=[("file", (f"~/f{i}", b"x" * 90_000)) for i in range(4)])
+        assert r.status_code == 413 and "files_upload_max" in r.json()["message"]
+
+        def chunks():
+            for _ in range(40):
+                yield b"y" * 10_000
+        r = c.post(fs(sid, "/upload"), params={"path": "~/streamed"}, data=chunks(),
+                   headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 413
+        names = c.sh(sid, "ls -a ~")["stdout"].split()
+        assert "big" not in names and "streamed" not in names and "f3" not in names
+        assert not any("sbtmp" in n for n in names)
+
