@@ -13,12 +13,15 @@
  *
  * Constant memory: the sink (loop thread) runs the parser over each piece
  * of body and queues what it found as operations (begin a file, bytes,
- * end a file) in a batch of about FLUSH bytes; when the batch is full it
- * pauses the body (TCP then slows the client) and a worker carries the
+ * end a file) in a batch of about FLUSH bytes; when the batch is full a
+ * worker carries the
  * batch out with sandbox_files.c's writer (a temporary file renamed into
  * place at the end, so a reader never sees half a file, and a failed
- * upload leaves no partial file), then resumes the body. One batch at a
- * time: the body stays paused while a worker holds it.
+ * upload leaves no partial file). Two batches: while a worker writes one,
+ * the body fills the other; when both are full the body is paused (TCP
+ * then slows the client) until the worker is done. One worker job at a
+ * time per upload; the loop and the job share only what is handed over
+ * with the batch (job_abort in, job_failed/job_err out).
  *
  * Caps: files_upload_file_max per file and files_upload_max per request
  * (413 naming the cap; a declared Content-Length past the request cap is
@@ -76,8 +79,13 @@ struct upload {
     struct sb_err failure;      /* the first error; answered at the end */
     int failed;
     int ended;                  /* the body is over (on_end ran, or the sink stopped) */
-    int busy;                   /* loop: a batch is on a worker (the body is paused) */
+    int busy;                   /* loop: a batch is on a worker */
+    int waiting;                /* loop: both batches are full: the body is paused */
     int flushed;                /* loop: the first batch went (it opens the files) */
+    /* handed over with each batch: set by the loop before it, read after it */
+    int job_abort;              /* the upload failed: abort the open file, write nothing */
+    int job_failed;             /* the worker's verdict on the batch */
+    struct sb_err job_err;
     /* worker side */
     int fs_open;
     struct sb_fs fs;
@@ -291,19 +299,20 @@ static void after_batch(struct sb_loop *loop, void *arg);
 static void batch_job(void *arg)
 {
     struct upload *u = arg;
-    struct sb_err err = {0};
-    if (!u->failed && !u->fs_open) {
-        if (registry_fs_open(u->app->registry, u->org_id, u->id, u->user, &u->fs, &err) < 0) {
+    struct sb_err *err = &u->job_err;
+    u->job_failed = u->job_abort;
+    if (!u->job_failed && !u->fs_open) {
+        if (registry_fs_open(u->app->registry, u->org_id, u->id, u->user, &u->fs, err) < 0) {
             sb_fs_close(&u->fs);
-            fail(u, &err);
+            u->job_failed = 1;
         } else {
             u->fs_open = 1;
         }
     }
-    for (size_t i = 0; !u->failed && i < u->flight.count; i++)
-        if (apply_op(u, &u->flight.ops[i], u->flight.data, &err) < 0)
-            fail(u, &err);
-    if (u->failed && u->writing) {
+    for (size_t i = 0; !u->job_failed && i < u->flight.count; i++)
+        if (apply_op(u, &u->flight.ops[i], u->flight.data, err) < 0)
+            u->job_failed = 1;
+    if (u->job_failed && u->writing) {
         sb_fs_write_abort(&u->fs, &u->writer);
         u->writing = 0;
     }
@@ -340,6 +349,8 @@ static int flush(struct upload *u)
     u->pending = t;
     u->busy = 1;
     u->flushed = 1;
+    u->job_abort = u->failed;
+    u->job_failed = 0;
     if (sb_worker_submit(u->app->workers, batch_job, u) < 0) {
         struct sb_err err;
         u->busy = 0;
@@ -368,16 +379,25 @@ static void after_batch(struct sb_loop *loop, void *arg)
     (void)loop;
     struct upload *u = arg;
     u->busy = 0;
+    if (u->job_failed && !u->job_abort)
+        fail(u, &u->job_err);
     if (u->ended) {
-        wind_up(u);     /* the client left while we wrote, or the last batch is done */
+        wind_up(u);     /* the body ended while we wrote: write the rest, or abort */
         return;
     }
     if (u->failed) {
-        /* answered while the body is paused: the server reads the rest and drops it */
+        /* answered before the body's end: the server reads the rest and drops it */
         finish(u);
         return;
     }
-    sb_request_body_resume(u->req);
+    if (u->waiting) {
+        u->waiting = 0;
+        if (flush(u) < 0) {
+            finish(u);
+            return;
+        }
+    }
+    sb_request_body_resume(u->req);     /* nothing when it was not paused */
 }
 
 static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const char *data, size_t len)
@@ -389,19 +409,33 @@ static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const cha
     if (rc < 0) {
         fail(u, &err);
         u->ended = 1;   /* SB_BODY_STOP: no on_end follows */
-        wind_up(u);
+        if (!u->busy)   /* else after_batch winds up */
+            wind_up(u);
         return SB_BODY_STOP;
     }
-    /* the first batch goes at once: it opens the sandbox's files, so a wrong
-     * sandbox or user is known before much of the body has come */
-    if (u->flushed && u->pending.len < FLUSH && u->pending.count < 256)
+    /* the first batch goes at once and alone: it opens the sandbox's files,
+     * so a wrong sandbox or user is known before much of the body has come */
+    if (!u->flushed) {
+        if (flush(u) < 0) {
+            u->ended = 1;
+            finish(u);
+            return SB_BODY_STOP;
+        }
+        return SB_BODY_PAUSE;
+    }
+    if (u->pending.len < FLUSH && u->pending.count < 256)
         return SB_BODY_CONTINUE;
+    if (u->busy) {
+        u->waiting = 1;     /* both batches full: wait for the worker */
+        return SB_BODY_PAUSE;
+    }
+    /* the worker writes this batch while the body fills the other */
     if (flush(u) < 0) {
         u->ended = 1;
-        wind_up(u);
+        finish(u);
         return SB_BODY_STOP;
     }
-    return SB_BODY_PAUSE;
+    return SB_BODY_CONTINUE;
 }
 
 static void on_body_end(struct sb_request *req, void *arg, const struct sb_err *body_err)

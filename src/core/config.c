@@ -33,7 +33,7 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->exec_output_budget_mb = 128;
     cfg->files_read_max = 10 * 1024 * 1024;
     cfg->files_upload_file_max = (size_t)1 << 30;
-    cfg->files_upload_max = (size_t)1 << 30;
+    cfg->files_upload_max = ((size_t)1 << 30) + ((size_t)1 << 20);   /* 1 GiB of file and its framing */
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
 }

@@ -48,7 +48,8 @@ struct sb_config {
     int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
     size_t files_read_max;          /* GET /filesystem (base64 JSON): largest file, bytes (10 MiB) */
     size_t files_upload_file_max;   /* one uploaded file, bytes (1 GiB) */
-    size_t files_upload_max;        /* one upload request's body, bytes (1 GiB) */
+    size_t files_upload_max;        /* one upload request's body, bytes (1 GiB + 1 MiB: a 1 GiB
+                                       file and its multipart framing) */
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
 };

@@ -517,3 +517,81 @@ def test_upload_caps(org_a):
         assert "big" not in names and "streamed" not in names and "f3" not in names
         assert not any("sbtmp" in n for n in names)
 
+
+
+# ---- big files: streamed, serve's memory flat --------------------------------
+
+class RssSampler:
+    """Samples a process's VmRSS every 50 ms in a thread; .peak in KiB."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.peak, self.stop = pid, 0, False
+        self.base = self.rss()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def rss(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def run(self):
+        while not self.stop:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.05)
+
+    def finish(self):
+        self.stop = True
+        self.thread.join()
+        return self.peak - self.base
+
+
+def test_one_gib_upload_and_download_keep_rss_flat():
+    import hashlib
+    size, block = 1 << 30, os.urandom(1 << 20)
+    with private_server("big", defaults={"disk_mb": 3072}) as srv:
+        c = srv.client
+        sid = c.create()
+        # warm up the code paths once, so what we measure is growth with the file
+        upload(c, sid, files={"file": ("~/warm", b"w" * (2 << 20))})
+        c.get(fs(sid, "/download"), params={"path": "~/warm"})
+        sha = hashlib.sha256()
+
+        def body():
+            yield (b"--BoUnDaRy\r\nContent-Disposition: form-data; name=\"file\"; filename=\"/home/user/big\"\r\n"
+                   b"Content-Type: application/octet-stream\r\n\r\n")
+            for i in range(size // len(block)):
+                piece = i.to_bytes(8, "little") + block[8:]
+                sha.update(piece)
+                yield piece
+            yield b"\r\n--BoUnDaRy--\r\n"
+        rss = RssSampler(srv.proc.pid)
+        t = time.time()
+        r = c.post(fs(sid, "/upload"), data=body(), timeout=600,
+                   headers={"Content-Type": "multipart/form-data; boundary=BoUnDaRy"})
+        up_s = time.time() - t
+        up_growth = rss.finish()
+        assert r.status_code == 200, r.text
+        assert r.json()[0]["size"] == size
+        assert c.sh(sid, "sha256sum ~/big", timeout=300)["stdout"].split()[0] == sha.hexdigest()
+
+        rss = RssSampler(srv.proc.pid)
+        t = time.time()
+        r = c.get(fs(sid, "/download"), params={"path": "~/big"}, stream=True, timeout=600)
+        assert r.status_code == 200 and r.headers["Content-Length"] == str(size)
+        down = hashlib.sha256()
+        n = 0
+        for piece in r.iter_content(1 << 20):
+            down.update(piece)
+            n += len(piece)
+        down_s = time.time() - t
+        down_growth = rss.finish()
+        assert n == size and down.hexdigest() == sha.hexdigest()
+        print(f"1 GiB upload {up_s:.1f}s ({1024 / up_s:.0f} MiB/s), RSS +{up_growth} KiB; "
+              f"download {down_s:.1f}s ({1024 / down_s:.0f} MiB/s), RSS +{down_growth} KiB")
+        # constant memory: a few MiB of batches and buffers, never the file
+        assert up_growth < 48 * 1024, up_growth
+        assert down_growth < 48 * 1024, down_growth
