@@ -595,3 +595,111 @@ def test_one_gib_upload_and_download_keep_rss_flat():
         # constant memory: a few MiB of batches and buffers, never the file
         assert up_growth < 48 * 1024, up_growth
         assert down_growth < 48 * 1024, down_growth
+
+
+# ---- watch ----------------------------------------------------------------------
+
+class SseReader:
+    """Reads an SSE response in a thread; .events is a list of (event, data)."""
+
+    def __init__(self, response):
+        import threading
+        self.response, self.events, self.ended = response, [], False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        import json
+        event, data = "message", []
+        try:
+            for line in self.response.iter_lines(decode_unicode=True):
+                if line == "":
+                    if data:
+                        self.events.append((event, json.loads("\n".join(data))))
+                    event, data = "message", []
+                elif line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+        except Exception:   # the connection closed under us
+            pass
+        self.ended = True
+
+    def wait_for(self, pred, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(pred(e) for e in list(self.events)):
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def inotify_fds(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_watch_events_for_each_change_type(org_a, server, sandbox):
+    org_a.sh(sandbox, "mkdir -p ~/w/old && echo 1 > ~/w/f")
+    before = inotify_fds(server.proc.pid)
+    r = org_a.get(fs(sandbox, "/watch"), params={"path": "~/w", "recursive": "true"}, stream=True, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    sse = SseReader(r)
+    assert sse.wait_for(lambda e: e[0] == "start")
+    assert inotify_fds(server.proc.pid) == before + 1
+    org_a.sh(sandbox, "touch ~/w/new; echo more >> ~/w/f; chmod 600 ~/w/f; mv ~/w/new ~/w/renamed; "
+                      "rm ~/w/renamed; mkdir ~/w/sub; sleep 0.3; echo x > ~/w/sub/inner; echo y > ~/w/old/o")
+    want = [("create", "new"), ("write", "f"), ("chmod", "f"), ("rename", "new"), ("create", "renamed"),
+            ("remove", "renamed"), ("create", "sub"), ("create", "sub/inner"), ("create", "old/o")]
+    for t, name in want:
+        assert sse.wait_for(lambda e: e[1].get("type") == t and e[1].get("name") == name), (t, name, sse.events)
+    ev = next(e[1] for e in sse.events if e[1].get("name") == "sub/inner")
+    assert ev["path"] == "/home/user/w/sub/inner"
+    # a client that leaves frees its watch
+    t = time.time()
+    r.raw._fp.fp.raw._sock.shutdown(2)     # the TCP connection itself, not a pool's handle
+    r.close()
+    deadline = time.time() + 10
+    while inotify_fds(server.proc.pid) > before and time.time() < deadline:
+        time.sleep(0.05)
+    print(f"watch freed {time.time() - t:.2f}s after the client left")
+    assert inotify_fds(server.proc.pid) == before
+
+
+def test_watch_ends_with_the_sandbox_and_bad_input(org_a, org_b):
+    sid = org_a.create()
+    org_a.sh(sid, "mkdir -p ~/w")
+    r = org_a.get(fs(sid, "/watch"), params={"path": "~/w"}, stream=True, timeout=30)
+    sse = SseReader(r)
+    assert sse.wait_for(lambda e: e[0] == "start")
+    org_a.sh(sid, "touch ~/w/a")
+    assert sse.wait_for(lambda e: e[1].get("name") == "a")
+    # not recursive: nothing from below
+    org_a.sh(sid, "mkdir ~/w/d; touch ~/w/d/deep")
+    time.sleep(0.5)
+    assert not any(e[1].get("name") == "d/deep" for e in sse.events)
+    assert org_a.delete(f"/sandboxes/{sid}").status_code == 204
+    deadline = time.time() + 10
+    while not sse.ended and time.time() < deadline:
+        time.sleep(0.05)
+    assert sse.ended
+
+    sid = org_a.create()
+    try:
+        org_a.sh(sid, "echo f > ~/file")
+        assert org_a.get(fs(sid, "/watch"), params={"path": "~/none"}).status_code == 404
+        assert org_a.get(fs(sid, "/watch"), params={"path": "~/file"}).status_code == 400
+        assert org_a.get(fs(sid, "/watch")).status_code == 400
+        assert org_a.get(fs(sid, "/watch"), params={"path": "~", "recursive": "x"}).status_code == 400
+        assert org_b.get(fs(sid, "/watch"), params={"path": "~"}).status_code == 404
+        root_sh(org_a, sid, "mkdir /home/user/closed && chmod 700 /home/user/closed")
+        assert org_a.get(fs(sid, "/watch"), params={"path": "~/closed"}).status_code == 403
+        assert org_a.get(fs(sid, "/watch"), params={"path": "/proc/1", "user": "root"}).status_code == 403
+    finally:
+        org_a.delete(f"/sandboxes/{sid}")
