@@ -58,6 +58,9 @@ void api_files_download(struct sb_request *req);         /* api/files_download.c
 void api_files_get(struct sb_request *req);              /* GET /files: the guide's alias */
 void api_files_upload(struct sb_request *req);           /* api/files_upload.c */
 void api_files_watch(struct sb_request *req);            /* api/files_watch.c */
+void api_sandbox_health(struct sb_request *req);         /* api/sandbox_runtime.c */
+void api_sandbox_metrics(struct sb_request *req);
+void api_sandbox_envs(struct sb_request *req);
 
 static inline struct sb_app *api_app(const struct sb_request *req)
 {

@@ -37,6 +37,9 @@ static const struct route routes[] = {
     {"GET", "/sandboxes/:id/files", api_files_get, SB_ROUTE_AUTH, "path,format,user,username"},
     {"POST", "/sandboxes/:id/filesystem/upload", api_files_upload, SB_ROUTE_STREAM_BODY, "path,user,username"},
     {"POST", "/sandboxes/:id/files", api_files_upload, SB_ROUTE_STREAM_BODY, "path,user,username"},
+    {"GET", "/sandboxes/:id/health", api_sandbox_health, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes/:id/metrics", api_sandbox_metrics, SB_ROUTE_AUTH, ""},
+    {"GET", "/sandboxes/:id/envs", api_sandbox_envs, SB_ROUTE_AUTH, ""},
     {"GET", "/sandboxes/:id/filesystem/watch", api_files_watch, SB_ROUTE_AUTH, "path,recursive,user,username"},
 };
 

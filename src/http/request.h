@@ -59,6 +59,10 @@ const char *sb_request_query(const struct sb_request *req, const char *name);
  * while the handler runs, like sb_request_query. */
 void sb_request_query_each(const struct sb_request *req, const char *name,
                            int (*fn)(void *arg, const char *value), void *arg);
+/* The API key the request was authenticated with (X-API-Key, else
+ * Authorization: Bearer), as the client spelled it; NULL when it sent none.
+ * Only while the handler runs, like sb_request_header. */
+const char *sb_request_api_key(const struct sb_request *req);
 /* Request header (case-insensitive), or NULL. */
 const char *sb_request_header(const struct sb_request *req, const char *name);
 

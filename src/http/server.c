@@ -382,6 +382,12 @@ static const char *request_api_key(struct MHD_Connection *mhd, struct sb_err *er
     return *auth ? auth : NULL;
 }
 
+const char *sb_request_api_key(const struct sb_request *req)
+{
+    struct sb_err ignored;
+    return req->conn->mhd ? request_api_key(req->conn->mhd, &ignored) : NULL;
+}
+
 struct query_check {
     const char *allowed;        /* "a,b" or "" */
     const char *unknown;        /* the first key not in allowed */

@@ -703,3 +703,51 @@ def test_watch_ends_with_the_sandbox_and_bad_input(org_a, org_b):
         assert org_a.get(fs(sid, "/watch"), params={"path": "/proc/1", "user": "root"}).status_code == 403
     finally:
         org_a.delete(f"/sandboxes/{sid}")
+
+
+# ---- runtime endpoints -----------------------------------------------------------
+
+def test_health_metrics_envs(org_a, org_b, server):
+    sid = org_a.create(envVars={"MY_VAR": "42"})
+    try:
+        r = org_a.get(f"/sandboxes/{sid}/health")
+        assert r.status_code == 204 and r.content == b""
+        r = org_a.get(f"/sandboxes/{sid}/envs")
+        assert r.status_code == 200, r.text
+        env = r.json()
+        assert env["MY_VAR"] == "42" and env["HOME"] == "/home/user" and "PATH" in env
+        assert env["E2B_SANDBOX_ID"] == sid
+        # memory and CPU the sandbox uses show up
+        org_a.post(f"/sandboxes/{sid}/processes",
+                   json={"cmd": "/bin/sh", "args": ["-c", "(timeout 3 sh -c 'while :; do :; done') >/dev/null 2>&1 &"]})
+        org_a.sh(sid, "head -c 50000000 /dev/urandom > ~/disk.bin")
+        r = org_a.get(f"/sandboxes/{sid}/metrics")
+        assert r.status_code == 200, r.text
+        m = r.json()
+        assert set(m) == {"ts", "cpu_count", "cpu_used_pct", "mem_total", "mem_used", "mem_cache",
+                          "mem_total_mib", "mem_used_mib", "disk_total", "disk_used"}
+        assert m["cpu_count"] == 2 and m["mem_total"] == 512 << 20 and m["mem_total_mib"] == 512
+        assert 0 < m["mem_used"] <= m["mem_total"] and m["mem_used_mib"] == m["mem_used"] >> 20
+        assert m["cpu_used_pct"] > 10, m    # one busy loop of two CPUs is ~50%
+        assert m["disk_total"] > 900 << 20 and m["disk_used"] >= 50_000_000
+        assert abs(m["ts"] - time.time()) < 60
+        # the e2b_ spelling of the same key gets E2B's array
+        e2b = "e2b_" + org_a.key[len("sk-sb-"):]
+        r = org_a.session.get(server.url + f"/sandboxes/{sid}/metrics",
+                              headers={"Authorization": f"Bearer {e2b}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        [em] = r.json()
+        assert set(em) == {"timestamp", "timestampUnix", "cpuCount", "cpuUsedPct", "memUsed", "memTotal",
+                           "memCache", "diskUsed", "diskTotal"}
+        assert em["memTotal"] == 512 << 20 and em["timestamp"].endswith("Z")
+        # other orgs, bad ids, paused
+        for p in ("health", "metrics", "envs"):
+            assert org_b.get(f"/sandboxes/{sid}/{p}").status_code == 404
+            assert org_a.get(f"/sandboxes/sbx_x/{p}").status_code == 400
+        assert org_a.post(f"/sandboxes/{sid}/pause").status_code == 204
+        r = org_a.get(f"/sandboxes/{sid}/health")
+        assert r.status_code == 502 and "paused" in r.json()["message"]
+        assert org_a.get(f"/sandboxes/{sid}/metrics").json()["cpu_used_pct"] == 0
+    finally:
+        org_a.delete(f"/sandboxes/{sid}")
+    assert org_a.get(f"/sandboxes/{sid}/health").status_code == 404
