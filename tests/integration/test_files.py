@@ -751,3 +751,38 @@ def test_health_metrics_envs(org_a, org_b, server):
     finally:
         org_a.delete(f"/sandboxes/{sid}")
     assert org_a.get(f"/sandboxes/{sid}/health").status_code == 404
+
+
+def test_concurrent_writers_and_readers_of_one_path(org_a, sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+    blobs = [bytes([i]) * (300_000 + i) for i in range(8)]
+
+    def writer(i):
+        for _ in range(3):
+            r = write(org_a, sandbox, "~/shared.bin", blobs[i])
+            assert r.status_code == 200, r.text
+
+    def reader(_):
+        seen = 0
+        for _ in range(6):
+            r = org_a.get(fs(sandbox, "/download"), params={"path": "~/shared.bin"})
+            if r.status_code == 200:
+                assert r.content in blobs      # a whole file, never a mix or a part
+                seen += 1
+        return seen
+
+    with ThreadPoolExecutor(12) as pool:
+        futures = [pool.submit(writer, i) for i in range(8)] + [pool.submit(reader, i) for i in range(4)]
+        for f in futures:
+            f.result()
+    r = org_a.get(fs(sandbox, "/download"), params={"path": "~/shared.bin"})
+    assert r.content in blobs
+    names = org_a.sh(sandbox, "ls -a ~")["stdout"].split()
+    assert not any("sbtmp" in n for n in names)
+
+
+def test_names_that_are_not_utf8_are_listed(org_a, sandbox):
+    org_a.sh(sandbox, "mkdir ~/odd && touch ~/odd/$(printf 'bad\\377name') ~/odd/ok")
+    r = org_a.get(fs(sandbox, "/list"), params={"path": "~/odd"})
+    assert r.status_code == 200, r.text
+    assert sorted(e["name"] for e in r.json()) == ["bad\ufffdname", "ok"]
