@@ -12,8 +12,11 @@
  * their processes, not their files. Blocks (store, shim): workers only.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +26,105 @@
 #include "runtime/registry_internal.h"
 #include "runtime/sandbox_files.h"
 #include "runtime/sandbox_spec.h"
+
+/* Sandbox id -> the host pids of its PID 1 and shim, from the shim's
+ * status, so that a file request need not ask the shim each time (a round
+ * trip that costs about a millisecond). An entry is trusted only while
+ * that pid's parent is still that shim and its root is still the same
+ * directory (device and inode), checked through the pid's own /proc
+ * directory, which is also where the root is opened from, so a pid reused
+ * meanwhile (even by a process of the shim's that has not entered the
+ * sandbox yet) is never taken for the sandbox. Process-wide, because
+ * pids are; small, because a miss only costs the round trip. */
+#define INIT_CACHE_SIZE 256
+static struct {
+    pthread_mutex_t lock;
+    struct { char id[32]; pid_t init_pid, shim_pid; dev_t root_dev; ino_t root_ino; } slots[INIT_CACHE_SIZE];
+} init_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static unsigned cache_slot(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % INIT_CACHE_SIZE;
+}
+
+/* The parent pid in /proc/<pid>/stat read through pid_dir, or -1. */
+static pid_t parent_of(int pid_dir)
+{
+    char text[1024];
+    int fd = openat(pid_dir, "stat", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    text[n] = '\0';
+    const char *p = strrchr(text, ')');
+    int ppid;
+    return p && sscanf(p + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
+}
+
+/* /proc/<init>/root of id, if the cached pids still hold; else -1. */
+static int open_root_cached(const char *id)
+{
+    unsigned slot = cache_slot(id);
+    pid_t init_pid = 0, shim_pid = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    pthread_mutex_lock(&init_cache.lock);
+    if (strcmp(init_cache.slots[slot].id, id) == 0) {
+        init_pid = init_cache.slots[slot].init_pid;
+        shim_pid = init_cache.slots[slot].shim_pid;
+        dev = init_cache.slots[slot].root_dev;
+        ino = init_cache.slots[slot].root_ino;
+    }
+    pthread_mutex_unlock(&init_cache.lock);
+    if (init_pid <= 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)init_pid);
+    int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    int root = parent_of(dir) == shim_pid ? openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    close(dir);
+    struct stat st;
+    if (root >= 0 && (fstat(root, &st) != 0 || st.st_dev != dev || st.st_ino != ino)) {
+        close(root);
+        root = -1;
+    }
+    return root;
+}
+
+/* Opens the root of the PID 1 the shim just named and remembers it; -1
+ * when it cannot be opened (or is not the shim's child). */
+static int open_root_fresh(const char *id, const struct sb_shim_status *sst)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)sst->init_pid);
+    int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    int root = parent_of(dir) == sst->shim_pid ? openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    close(dir);
+    struct stat st;
+    if (root < 0 || fstat(root, &st) != 0) {
+        if (root >= 0)
+            close(root);
+        return -1;
+    }
+    unsigned slot = cache_slot(id);
+    pthread_mutex_lock(&init_cache.lock);
+    snprintf(init_cache.slots[slot].id, sizeof init_cache.slots[slot].id, "%s", id);
+    init_cache.slots[slot].init_pid = sst->init_pid;
+    init_cache.slots[slot].shim_pid = sst->shim_pid;
+    init_cache.slots[slot].root_dev = st.st_dev;
+    init_cache.slots[slot].root_ino = st.st_ino;
+    pthread_mutex_unlock(&init_cache.lock);
+    return root;
+}
 
 int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id, const char *user,
                      struct sb_fs *fs, struct sb_err *err)
@@ -49,6 +151,9 @@ int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id
     snprintf(fs->home, sizeof fs->home, "%s", as_root ? "/root" : spec.home);
     sb_spec_clear(&spec);
 
+    fs->root_fd = open_root_cached(id);
+    if (fs->root_fd >= 0)
+        return 0;
     struct sb_shim_status st;
     if (shim_status(reg->cfg->run_dir, id, &st, err) < 0) {
         if (err->status == 404)
@@ -56,9 +161,7 @@ int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id
         check_lost(reg, org_id, id, err);
         return -1;
     }
-    char root[64];
-    snprintf(root, sizeof root, "/proc/%d/root", (int)st.init_pid);
-    fs->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    fs->root_fd = open_root_fresh(id, &st);
     if (fs->root_fd < 0)
         return sb_err_sys(err, 502, "sandbox %s: cannot reach its files", id);
     return 0;
