@@ -25,11 +25,14 @@ static void print_help(FILE *out)
             "  sandbase org create NAME | org list\n"
             "  sandbase key create --org NAME [--name LABEL] | key list [--org NAME] | key revoke PREFIX|KEY\n"
             "  sandbase template build NAME --from host|debian [--packages p1,p2,...] [--mirror URL] [--force] | template list | template rm NAME\n"
-            "  sandbase help [serve|org|key|template] | --version\n"
+            "  sandbase cp [--url URL] [--key KEY] [--user user|root] SRC DST\n"
+            "  sandbase help [serve|org|key|template|cp] | --version\n"
             "\n"
             "serve runs the API server; with --bootstrap it first creates what is missing: the data\n"
             "dir, the base and code_interpreter templates, and org `default` with a key (make run).\n"
             "org and key manage organisations and API keys; template manages sandbox templates.\n"
+            "cp copies files and directories to and from a sandbox (one side SANDBOX:/path) through a\n"
+            "running server (SANDBASE_URL, default http://127.0.0.1:3000; SANDBASE_API_KEY).\n"
             "Every command takes --data-dir DIR, before or after it (default ./sandbase-data,\n"
             "env SANDBASE_DATA_DIR); only serve --bootstrap creates a data dir that does not exist.\n"
             "'sandbase help COMMAND' or 'sandbase COMMAND --help' shows one command's usage.\n",
@@ -46,6 +49,7 @@ static const struct verb verbs[] = {
     {"org", cli_org},
     {"key", cli_key},
     {"template", cli_template},
+    {"cp", cli_cp},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
@@ -66,7 +70,7 @@ static int help(const char *topic)
     }
     const struct verb *v = find_verb(topic);
     if (!v) {
-        fprintf(stderr, "sandbase: unknown help topic '%s' (topics: serve, org, key, template)\n", topic);
+        fprintf(stderr, "sandbase: unknown help topic '%s' (topics: serve, org, key, template, cp)\n", topic);
         return 2;
     }
     char *argv[] = {(char *)v->name, "--help", NULL};

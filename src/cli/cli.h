@@ -12,5 +12,6 @@ int cli_serve(int argc, char **argv);      /* cli/serve.c */
 int cli_org(int argc, char **argv);        /* cli/org_key.c */
 int cli_key(int argc, char **argv);        /* cli/org_key.c */
 int cli_template(int argc, char **argv);   /* cli/template.c */
+int cli_cp(int argc, char **argv);         /* cli/cp.c: needs a running server, not the data dir */
 
 #endif

@@ -786,3 +786,54 @@ def test_names_that_are_not_utf8_are_listed(org_a, sandbox):
     r = org_a.get(fs(sandbox, "/list"), params={"path": "~/odd"})
     assert r.status_code == 200, r.text
     assert sorted(e["name"] for e in r.json()) == ["bad\ufffdname", "ok"]
+
+
+# ---- sandbase cp ------------------------------------------------------------------
+
+def test_cli_cp_files_and_directories(org_a, server, sandbox, tmp_path):
+    import hashlib
+    import subprocess
+    from conftest import BIN
+    env = dict(os.environ, SANDBASE_URL=server.url, SANDBASE_API_KEY=org_a.key)
+
+    def cp(*args):
+        return subprocess.run([BIN, "cp", *args], capture_output=True, text=True, env=env, timeout=300)
+
+    data = os.urandom(20 << 20)
+    (tmp_path / "big.bin").write_bytes(data)
+    out = cp(str(tmp_path / "big.bin"), f"{sandbox}:/home/user/")
+    assert out.returncode == 0, out.stderr
+    sha = org_a.sh(sandbox, "sha256sum ~/big.bin")["stdout"].split()[0]
+    assert sha == hashlib.sha256(data).hexdigest()
+    out = cp(f"{sandbox}:/home/user/big.bin", str(tmp_path / "back.bin"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "back.bin").read_bytes() == data
+    # a local directory up, with a subdirectory and an empty one
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "empty").mkdir()
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "b.txt").write_text("b")
+    out = cp(str(tree), f"{sandbox}:/home/user/up/")
+    assert out.returncode == 0, out.stderr
+    listing = org_a.sh(sandbox, "cd ~/up && find . | sort")["stdout"].split()
+    assert listing == [".", "./tree", "./tree/a.txt", "./tree/empty", "./tree/sub", "./tree/sub/b.txt"]
+    # and down again: into a new directory, then into an existing one
+    org_a.sh(sandbox, "ln -s /etc ~/up/tree/etc-link")
+    out = cp(f"{sandbox}:/home/user/up/tree", str(tmp_path / "got"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "got" / "sub" / "b.txt").read_text() == "b"
+    assert (tmp_path / "got" / "empty").is_dir()
+    assert os.readlink(tmp_path / "got" / "etc-link") == "/etc"
+    out = cp(f"{sandbox}:/home/user/up/tree", str(tmp_path / "got"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "got" / "tree" / "a.txt").read_text() == "a"
+    # errors
+    out = cp(f"{sandbox}:/home/user/none", str(tmp_path / "x"))
+    assert out.returncode == 1 and "does not exist" in out.stderr
+    out = cp(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert out.returncode == 2
+    out = subprocess.run([BIN, "cp", str(tmp_path / "big.bin"), f"{sandbox}:/home/user/"], capture_output=True,
+                         text=True, env=dict(env, SANDBASE_API_KEY="sk-sb-" + "0" * 40), timeout=60)
+    assert out.returncode == 1 and "401" in out.stderr
+    assert not (tmp_path / "x").exists()
