@@ -183,6 +183,13 @@ static int run_write(struct files_job *job, struct sb_fs *fs, struct sb_err *err
     const void *bytes = data ? (const void *)data : text ? json_string_value(text) : "";
     if (!data && text)
         len = json_string_length(text);
+    size_t cap = api_app(job->req)->cfg.files_read_max;
+    if (len > cap) {
+        free(data);
+        return sb_err_set(err, 413, "content is %zu bytes, over the %zu-byte limit of this endpoint "
+                          "(files_read_max): use POST /sandboxes/%s/filesystem/upload for large files",
+                          len, cap, job->id);
+    }
     int rc = sb_fs_write(fs, job->path, bytes, len, err);
     free(data);
     if (rc < 0)
@@ -290,8 +297,13 @@ void api_files_write(struct sb_request *req)
         return respond_job_error(req, job, (sb_err_set(&err, 500, "out of memory"), &err));
     size_t cap = api_app(req)->cfg.files_read_max;
     uint64_t max = (uint64_t)(cap / 3 + 1) * 4 + WRITE_BODY_SLACK;
-    if (sb_request_body_sink(req, max, write_body_data, write_body_done, job, &err) < 0)
+    if (sb_request_body_sink(req, max, write_body_data, write_body_done, job, &err) < 0) {
+        if (err.status == 413)
+            sb_err_set(&err, 413, "request body too large: content may hold at most %zu bytes "
+                       "(files_read_max); use POST /sandboxes/%s/filesystem/upload for large files",
+                       cap, job->id);
         return respond_job_error(req, job, &err);
+    }
 }
 
 /* ---- delete, stat, mkdir, move -------------------------------------------- */

@@ -75,6 +75,9 @@ def test_read_errors(org_a, sandbox):
     assert r.status_code == 404 and r.json() == {"code": 404, "message": "path '/nope' does not exist"}
     r = read(org_a, sandbox, "/home/user")
     assert r.status_code == 400 and "is a directory" in r.json()["message"]
+    org_a.sh(sandbox, "echo x > ~/plain")
+    r = read(org_a, sandbox, "/home/user/plain/below")
+    assert r.status_code == 400 and "not a directory" in r.json()["message"]
     r = read(org_a, sandbox, "/home/user/../../etc/passwd")
     assert r.status_code == 400 and ".." in r.json()["message"]
     r = org_a.get(fs(sandbox) + "?path=/etc/passwd%00x")
@@ -227,6 +230,12 @@ def test_org_isolation(org_a, org_b, sandbox):
         ("DELETE", fs(sandbox), {"params": {"path": "~/mine"}}),
         ("POST", fs(sandbox, "/mkdir"), {"json": {"path": "~/b"}}),
         ("POST", fs(sandbox, "/move"), {"json": {"source": "~/mine", "destination": "~/b"}}),
+        ("GET", fs(sandbox, "/download"), {"params": {"path": "~/mine"}}),
+        ("GET", fs(sandbox, "/download"), {"params": {"path": "~", "format": "tar"}}),
+        ("GET", f"/sandboxes/{sandbox}/files", {"params": {"path": "~/mine"}}),
+        ("POST", f"/sandboxes/{sandbox}/files", {"files": {"file": ("/home/user/mine", b"theirs")}}),
+        ("POST", fs(sandbox, "/upload"), {"files": {"file": ("/home/user/mine", b"theirs")}}),
+        ("GET", fs(sandbox, "/watch"), {"params": {"path": "~"}}),
     ]:
         r = org_b.request(method, path, **kw)
         assert r.status_code == 404, (method, path, r.text)
@@ -497,9 +506,21 @@ def test_upload_bad_input(org_a, org_b, sandbox):
 
 
 def test_upload_caps(org_a):
-    with private_server("caps", files_upload_file_max=100_000, files_upload_max=300_000) as srv:
+    with private_server("caps", files_upload_file_max=100_000, files_upload_max=300_000,
+                        files_read_max=1000) as srv:
         c = srv.client
         sid = c.create()
+        # the JSON routes' cap: a body past what files_read_max of base64 takes
+        r = write(c, sid, "~/j", b"j" * 1000)
+        assert r.status_code == 200, r.text
+        r = write(c, sid, "~/j2", b"j" * 200_000)
+        assert r.status_code == 413 and "upload" in r.json()["message"]
+        r = write(c, sid, "~/j3", b"j" * 1001)
+        assert r.status_code == 413 and "upload" in r.json()["message"]
+        upload(c, sid, files={"file": ("~/j3", b"j" * 1001)})
+        r = read(c, sid, "~/j3")
+        assert r.status_code == 413 and "download" in r.json()["message"]
+        assert c.sh(sid, "ls ~")["stdout"].split().count("j2") == 0
         r = upload(c, sid, files={"file": ("~/ok", b"o" * 100_000)})
         assert r.status_code == 200, r.text
         r = upload(c, sid, files=[("file", ("~/a", b"a" * 1000)), ("file", ("~/big", b"b" * 100_001))])
