@@ -152,8 +152,8 @@ static int add_entry(struct tar_download *t, const char *name)
         return -1;
     }
     archive_entry_set_pathname(e, rel);
-    st.st_uid = st.st_uid >= t->fs.id_base ? st.st_uid - t->fs.id_base : 65534;
-    st.st_gid = st.st_gid >= t->fs.id_base ? st.st_gid - t->fs.id_base : 65534;
+    st.st_uid = sb_fs_sandbox_id(&t->fs, st.st_uid);
+    st.st_gid = sb_fs_sandbox_id(&t->fs, st.st_gid);
     archive_entry_copy_stat(e, &st);
     if (S_ISLNK(st.st_mode)) {
         char target[SB_FS_PATH_MAX];
@@ -344,8 +344,8 @@ int files_tar_start(struct files_job *job, struct sb_fs *fs, const char *abs, st
         tar_free(t);
         return sb_err_set(err, 500, "tar: out of memory");
     }
-    st.st_uid = st.st_uid >= t->fs.id_base ? st.st_uid - t->fs.id_base : 65534;
-    st.st_gid = st.st_gid >= t->fs.id_base ? st.st_gid - t->fs.id_base : 65534;
+    st.st_uid = sb_fs_sandbox_id(&t->fs, st.st_uid);
+    st.st_gid = sb_fs_sandbox_id(&t->fs, st.st_gid);
     archive_entry_set_pathname(e, t->name);
     archive_entry_copy_stat(e, &st);
     archive_entry_set_size(e, 0);

@@ -231,7 +231,7 @@ void sb_fs_entries_free(struct sb_fs_entry *list, size_t count)
     free(list);
 }
 
-static uint32_t sandbox_id(const struct sb_fs *fs, uint32_t host_id)
+uint32_t sb_fs_sandbox_id(const struct sb_fs *fs, uint32_t host_id)
 {
     return host_id >= fs->id_base && host_id - fs->id_base < 65536u ? host_id - fs->id_base : 65534u;
 }
@@ -253,8 +253,8 @@ static int entry_at(const struct sb_fs *fs, int dir_fd, const char *name, const 
               : S_ISLNK(st.st_mode) ? SB_FS_SYMLINK : SB_FS_OTHER;
     e->size = (uint64_t)st.st_size;
     e->mode = st.st_mode;
-    e->uid = sandbox_id(fs, st.st_uid);
-    e->gid = sandbox_id(fs, st.st_gid);
+    e->uid = sb_fs_sandbox_id(fs, st.st_uid);
+    e->gid = sb_fs_sandbox_id(fs, st.st_gid);
     e->mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     if (e->type == SB_FS_SYMLINK) {
         char target[SB_FS_PATH_MAX];

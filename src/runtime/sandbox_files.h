@@ -65,6 +65,10 @@ struct sb_fs_entry {
 void sb_fs_entry_clear(struct sb_fs_entry *e);
 void sb_fs_entries_free(struct sb_fs_entry *list, size_t count);
 
+/* The sandbox's view of a host uid or gid (65534, nobody, for one outside
+ * its range). */
+uint32_t sb_fs_sandbox_id(const struct sb_fs *fs, uint32_t host_id);
+
 /* The user or group name of a sandbox id, from the sandbox's own
  * /etc/passwd or /etc/group; the number as text when it has none. */
 void sb_fs_id_name(struct sb_fs *fs, int group, uint32_t id, char *out, size_t len);
