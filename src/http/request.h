@@ -81,6 +81,23 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 /* Answer later, from any thread. */
 void sb_request_defer(struct sb_request *req);
+void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
+void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
+void sb_request_complete_empty(struct sb_request *req, int status);
+/* One response header. */
+struct sb_header {
+    const char *name, *value;
+};
+/* Answers with len bytes of the open file fd from offset, sent as the socket
+ * takes them (sendfile where MHD can), with Content-Length len, Content-Type
+ * content_type (NULL: none) and count more headers (copied). Takes fd: it is
+ * closed once sent, or at once when the answer cannot be built (500). A
+ * file that shrinks meanwhile ends the connection early. Any thread for a
+ * deferred request, as the other sb_request_complete_*; on the loop thread
+ * while the handler runs. */
+void sb_request_complete_file(struct sb_request *req, int status, const char *content_type, int fd,
+                              uint64_t offset, uint64_t len, const struct sb_header *headers,
+                              size_t count);
 
 /* Called once, on the loop thread, when a deferred request ends without its
  * handler's answer having reached the client: the client disconnected while
@@ -108,7 +125,9 @@ void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg
  * dropped (libmicrohttpd takes an answer only before the body or after all
  * of it; a cap known from Content-Length is refused before the body, see
  * sb_request_body_sink). A handler that does neither gets a 500, as any
- * handler. Loop thread only.
+ * handler. An answer given while the handler runs at the headers (a stream
+ * included) is sent at once and the body is not read, so a sink's handler
+ * that streams its answer opens the stream from on_end. Loop thread only.
  */
 enum sb_body_verdict {
     SB_BODY_CONTINUE,   /* go on */
@@ -136,22 +155,5 @@ int sb_request_body_sink(struct sb_request *req, uint64_t max_bytes, sb_body_dat
                          sb_body_end_fn on_end, void *arg, struct sb_err *err);
 /* Delivers the body again after SB_BODY_PAUSE; otherwise does nothing. */
 void sb_request_body_resume(struct sb_request *req);
-void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
-/* One response header. */
-struct sb_header {
-    const char *name, *value;
-};
-/* Answers with len bytes of the open file fd from offset, sent as the socket
- * takes them (sendfile where MHD can), with Content-Length len, Content-Type
- * content_type (NULL: none) and count more headers (copied). Takes fd: it is
- * closed once sent, or at once when the answer cannot be built (500). A
- * file that shrinks meanwhile ends the connection early. Any thread for a
- * deferred request, as the other sb_request_complete_*; on the loop thread
- * while the handler runs. */
-void sb_request_complete_file(struct sb_request *req, int status, const char *content_type, int fd,
-                              uint64_t offset, uint64_t len, const struct sb_header *headers,
-                              size_t count);
-void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
-void sb_request_complete_empty(struct sb_request *req, int status);
 
 #endif

@@ -36,7 +36,11 @@ void disk_budget_free(struct sb_disk_budget *budget);
  * disk_budget_release once the build has ended (its image then counts by
  * itself) or failed. */
 int disk_budget_admit(struct sb_disk_budget *budget, int disk_mb, int keep_mb, struct sb_err *err);
-void disk_budget_release(struct sb_disk_budget *budget, int disk_mb);
+void disk_budget_release(struct sb_disk_budget *budget, int disk_mb, const char *id);
+/* Images went away (a sandbox was destroyed) or appeared other than by a
+ * build: the next admission reads every image again instead of its cached
+ * sum (which is re-read at most once a second otherwise). */
+void disk_budget_changed(struct sb_disk_budget *budget);
 
 /* The figures one admission decides on, in bytes. */
 struct sb_disk_figures {

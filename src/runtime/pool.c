@@ -115,7 +115,7 @@ static int spawn_admitted(struct sb_pool *pool, const char *template_name, const
     rc = disk_budget_admit(pool->disk, effective.disk_mb, keep_mb, err);
     if (rc == 0) {
         rc = shim_spawn(pool->cfg, &spec, err);
-        disk_budget_release(pool->disk, effective.disk_mb);
+        disk_budget_release(pool->disk, effective.disk_mb, id);
     }
     sb_spec_clear(&spec);
     return rc;
@@ -209,6 +209,7 @@ static void refill_one(void *arg)
     if (rc == -2 || (rc == 0 && !tp)) {
         struct sb_err derr = {0};
         shim_destroy(pool->cfg, id, &derr);
+        disk_budget_changed(pool->disk);
     }
     free(job);
 }
@@ -217,7 +218,9 @@ static void discard_one(void *arg)
 {
     struct discard_job *job = arg;
     struct sb_err err = {0};
-    if (shim_destroy(job->pool->cfg, job->id, &err) < 0)
+    int rc = shim_destroy(job->pool->cfg, job->id, &err);
+    disk_budget_changed(job->pool->disk);
+    if (rc < 0)
         sb_warn("pool: could not destroy stale sandbox %s: %s", job->id, err.msg);
     else if (template_gc(job->pool->cfg->data_dir, &err) < 0)   /* it may have held a retired tree */
         sb_warn("pool: cannot clean up retired templates: %s", err.msg);
@@ -340,6 +343,7 @@ void pool_give_back(struct sb_pool *pool, const char *template_name, const char 
         close(pidfd);
         struct sb_err err = {0};
         shim_destroy(pool->cfg, id, &err);
+        disk_budget_changed(pool->disk);
     }
 }
 
@@ -389,4 +393,9 @@ void pool_free(struct sb_pool *pool, int destroy)
     pthread_mutex_destroy(&pool->lock);
     disk_budget_free(pool->disk);
     free(pool);
+}
+
+void pool_disks_changed(struct sb_pool *pool)
+{
+    disk_budget_changed(pool->disk);
 }

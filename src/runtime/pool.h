@@ -40,6 +40,8 @@ int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
  * running server (the CLI), so the registry calls this periodically. One
  * stat(2) per template; blocks only on the mutex. */
 void pool_drop_stale(struct sb_pool *pool);
+/* A sandbox was destroyed: its disk's room is free for the next admission. */
+void pool_disks_changed(struct sb_pool *pool);
 /* Gives a claimed sandbox back (a create that failed after claiming),
  * with the pidfd pool_take gave out (the pool owns it again). */
 void pool_give_back(struct sb_pool *pool, const char *template_name, const char *id,

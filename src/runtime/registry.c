@@ -137,6 +137,7 @@ int load_live(struct sb_registry *reg, const char *org_id, const char *id,
 static int record_stop(struct sb_registry *reg, struct sb_sandbox_rec *rec, const char *reason,
                        struct sb_err *err)
 {
+    pool_disks_changed(reg->pool);     /* its disk image is gone */
     rec->paused_at = 0;
     rec->stopped_at = sb_wall_ms();
     snprintf(rec->stop_reason, sizeof rec->stop_reason, "%s", reason);
@@ -565,7 +566,7 @@ out:
     return rc;
 }
 
-/* Forgets stopped sandboxes older than the retention period, once a minute. */
+/* Forgets stopped sandboxes and events older than the retention period, once a minute. */
 static void prune_stopped(struct sb_registry *reg, int64_t now)
 {
     if (now < reg->next_prune_ms)
@@ -579,6 +580,10 @@ static void prune_stopped(struct sb_registry *reg, int64_t now)
     else if (pruned)
         sb_info("retention: forgot %zu sandboxes stopped more than %d days ago", pruned,
                 reg->cfg->retention_days);
+    if (store_event_prune(reg->store, before, &pruned, &err) < 0)
+        sb_warn("retention: cannot prune events: %s", err.msg);
+    else if (pruned)
+        sb_info("retention: forgot %zu events older than %d days", pruned, reg->cfg->retention_days);
 }
 
 void registry_reap_expired(struct sb_registry *reg)
