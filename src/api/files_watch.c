@@ -12,6 +12,7 @@
  * must be allowed to read it) and adds the watches through the fds it
  * opened (/proc/self/fd/N: the inode, never a path the sandbox could
  * swap); with recursive, every directory below too (at most MAX_WATCHES),
+ * in at most MAX_STREAMS streams on the whole server (503 beyond),
  * and directories created later are added by a worker job as their create
  * event arrives. Then the loop owns the stream: the inotify fd is read on
  * the loop (non-blocking), and while more than WINDOW of events wait for
@@ -39,12 +40,19 @@
 #include "http/sse.h"
 #include "runtime/shim_client.h"
 
-#define MAX_WATCHES 8192
+/* inotify instances and watches are counted per user, and serve runs as
+ * the host's root: the caps keep every watch stream together well inside
+ * the kernel's defaults (128 instances, 8192+ watches per user), so
+ * clients cannot starve the host's own services of inotify */
+#define MAX_STREAMS 32
+#define MAX_WATCHES 1024
 #define MAX_DEPTH 32
 #define WINDOW (1024 * 1024)
 #define CHECK_MS 2000
 #define MASK (IN_CREATE | IN_MODIFY | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
               IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+
+static int open_streams;    /* watch streams alive; atomic (workers add, the loop removes) */
 
 struct watch {
     struct sb_app *app;
@@ -68,6 +76,7 @@ struct watch {
 
 static void watch_free(struct watch *w)
 {
+    __atomic_sub_fetch(&open_streams, 1, __ATOMIC_RELAXED);
     if (w->ifd >= 0)
         close(w->ifd);
     for (int i = 0; i < w->count; i++)
@@ -334,9 +343,16 @@ static void open_stream(struct sb_loop *loop, void *arg)
 
 static int run_watch(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
 {
+    if (__atomic_add_fetch(&open_streams, 1, __ATOMIC_RELAXED) > MAX_STREAMS) {
+        __atomic_sub_fetch(&open_streams, 1, __ATOMIC_RELAXED);
+        return sb_err_set(err, 503, "too many directory watches open on this server (at most %d): "
+                          "close one and try again", MAX_STREAMS);
+    }
     struct watch *w = calloc(1, sizeof *w);
-    if (!w)
+    if (!w) {
+        __atomic_sub_fetch(&open_streams, 1, __ATOMIC_RELAXED);
         return sb_err_set(err, 500, "out of memory");
+    }
     pthread_mutex_init(&w->lock, NULL);
     w->app = api_app(job->req);
     w->req = job->req;

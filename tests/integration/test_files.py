@@ -858,3 +858,47 @@ def test_cli_cp_files_and_directories(org_a, server, sandbox, tmp_path):
                          text=True, env=dict(env, SANDBASE_API_KEY="sk-sb-" + "0" * 40), timeout=60)
     assert out.returncode == 1 and "401" in out.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_watch_streams_are_capped_so_the_hosts_inotify_is_not_starved():
+    """serve runs as the host's root, whose inotify instances (128 by
+    default) the host's own services share: at most 32 watch streams."""
+    import socket
+    with private_server("watchcap") as srv:
+        c = srv.client
+        sid = c.create()
+        socks = []
+        base = inotify_fds(srv.proc.pid)
+
+        def open_watch():
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall((f"GET /sandboxes/{sid}/filesystem/watch?path=/home/user HTTP/1.1\r\n"
+                       f"Host: x\r\nAuthorization: Bearer {c.key}\r\n\r\n").encode())
+            s.settimeout(30)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            return s, head.split(b"\r\n", 1)[0]
+
+        try:
+            for _ in range(32):
+                s, status = open_watch()
+                socks.append(s)
+                assert b" 200 " in status, status
+            s, status = open_watch()
+            assert b" 503 " in status, status
+            s.close()
+            socks.pop().close()
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                s, status = open_watch()
+                if b" 200 " in status:
+                    socks.append(s)
+                    break
+                s.close()
+                time.sleep(0.1)
+            assert b" 200 " in status
+            assert inotify_fds(srv.proc.pid) == base + 32
+        finally:
+            for s in socks:
+                s.close()
