@@ -21,6 +21,7 @@
 #include "api/async.h"
 #include "api/validate.h"
 #include "core/id.h"
+#include "runtime/netpolicy.h"
 #include "runtime/registry.h"
 #include "runtime/template.h"
 
@@ -36,6 +37,24 @@ static json_t *json_object_text(const char *text)
     return obj;
 }
 
+/* allowInternetAccess and network {allowOut, denyOut, allowPublicTraffic,
+ * address?} from the stored settings; a sandbox from before they were
+ * stored had loopback only. */
+static void add_network_json(json_t *obj, const char *text)
+{
+    json_t *net = text && *text ? json_loads(text, 0, NULL) : NULL;
+    if (!obj)
+        return;
+    if (!json_is_object(net)) {
+        json_decref(net);
+        net = json_pack("{s:b, s:[], s:[], s:b}", "allowInternetAccess", 0, "allowOut", "denyOut",
+                        "allowPublicTraffic", 1);
+    }
+    json_object_set(obj, "allowInternetAccess", json_object_get(net, "allowInternetAccess"));
+    json_object_del(net, "allowInternetAccess");
+    json_object_set_new(obj, "network", net);
+}
+
 /* The sandbox object: SandBase's fields plus what E2B's SDKs read. */
 static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
 {
@@ -49,6 +68,7 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
                             json_object_text(rec->metadata_json), "startedAt", started, "endAt", end,
                             "envdVersion", ENVD_VERSION, "envdAccessToken", "cpuCount", rec->cpu_count,
                             "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
+    add_network_json(obj, rec->network_json);
     if (obj && rec->status == SB_SANDBOX_STOPPED) {
         char stopped[32];
         sb_time_rfc3339(rec->stopped_at ? rec->stopped_at : rec->updated_at, stopped, sizeof stopped);
@@ -78,12 +98,40 @@ static int unknown_template(const struct sb_app *app, const char *name, struct s
 
 /* ---- POST /sandboxes ---- */
 
+/* allow_internet_access (E2B's REST spelling; allowInternetAccess also
+ * taken) and network into *out, or NULL when the body has neither. */
+static int parse_network(json_t *body, struct sb_net_policy **out, struct sb_err *err)
+{
+    json_t *snake = json_object_get(body, "allow_internet_access");
+    json_t *camel = json_object_get(body, "allowInternetAccess");
+    json_t *network = json_object_get(body, "network");
+    *out = NULL;
+    if (snake && camel)
+        return sb_err_set(err, 400, "give allow_internet_access or allowInternetAccess, not both");
+    if (!snake && !camel && !network)
+        return 0;
+    struct sb_net_policy *p = malloc(sizeof *p);
+    if (!p)
+        return sb_err_set(err, 500, "out of memory");
+    if (camel && !json_is_boolean(camel)) {
+        free(p);
+        return sb_err_set(err, 400, "invalid field allowInternetAccess: must be a boolean");
+    }
+    if (netpolicy_parse(snake ? snake : camel, network, p, err) < 0) {
+        free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
 struct create_args {
     char org_id[SB_ORG_ID_MAX];
     char template_id[SB_TEMPLATE_NAME_MAX];
     int timeout_s;
     char *metadata;
     char *env;
+    struct sb_net_policy *network;  /* owned; NULL = the create said nothing about the network */
 };
 
 static void free_create_args(void *p)
@@ -91,6 +139,7 @@ static void free_create_args(void *p)
     struct create_args *a = p;
     free(a->metadata);
     free(a->env);
+    free(a->network);
     free(a);
 }
 
@@ -98,7 +147,7 @@ static struct sb_create_request create_request_of(const struct create_args *a)
 {
     return (struct sb_create_request){.org_id = a->org_id, .template_id = a->template_id,
                                       .timeout_s = a->timeout_s, .metadata_json = a->metadata,
-                                      .env_json = a->env};
+                                      .env_json = a->env, .network = a->network};
 }
 
 static void create_job(struct sb_request *req, void *p)
@@ -123,7 +172,8 @@ void api_sandbox_create(struct sb_request *req)
     struct create_args *a = calloc(1, sizeof *a);
     const char *template_id = NULL;
     long long timeout = 0;
-    static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars", NULL};
+    static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars",
+                                         "allow_internet_access", "allowInternetAccess", "network", NULL};
     if (!body || !a)
         goto fail;
     if (api_check_fields(body, fields, "POST /sandboxes", &err) < 0 ||
@@ -131,7 +181,8 @@ void api_sandbox_create(struct sb_request *req)
         api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
                       &timeout, &err) < 0 ||
         api_field_string_map(body, "metadata", &a->metadata, &err) < 0 ||
-        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &a->env, NULL, &err) < 0)
+        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &a->env, NULL, &err) < 0 ||
+        parse_network(body, &a->network, &err) < 0)
         goto fail;
     uint64_t identity;
     if (template_identity(app->cfg.data_dir, template_id, &identity) < 0) {

@@ -109,6 +109,7 @@ struct sb_sandbox_rec {
     int64_t updated_at;
     int64_t stopped_at;     /* 0 unless stopped */
     char stop_reason[16];   /* why it stopped: deleted | timeout | lost; "" unless stopped */
+    char *network_json;     /* owned: network settings (runtime/netpolicy.h), "" = loopback only; set at insert */
 };
 void store_sandbox_rec_clear(struct sb_sandbox_rec *rec);   /* frees the owned strings */
 int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);
