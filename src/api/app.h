@@ -60,6 +60,20 @@ void api_process_signal(struct sb_request *req);
 void api_process_kill(struct sb_request *req);
 void api_process_resize(struct sb_request *req);
 void api_process_attach(struct sb_request *req);         /* api/process_ws.c */
+void api_files_list(struct sb_request *req);             /* api/files.c */
+void api_files_read(struct sb_request *req);
+void api_files_write(struct sb_request *req);
+void api_files_delete(struct sb_request *req);
+void api_files_stat(struct sb_request *req);
+void api_files_mkdir(struct sb_request *req);
+void api_files_move(struct sb_request *req);
+void api_files_download(struct sb_request *req);         /* api/files_download.c */
+void api_files_get(struct sb_request *req);              /* GET /files: the guide's alias */
+void api_files_upload(struct sb_request *req);           /* api/files_upload.c */
+void api_files_watch(struct sb_request *req);            /* api/files_watch.c */
+void api_sandbox_health(struct sb_request *req);         /* api/sandbox_runtime.c */
+void api_sandbox_metrics(struct sb_request *req);
+void api_sandbox_envs(struct sb_request *req);
 void api_events_list(struct sb_request *req);            /* api/events.c */
 void api_events_sandbox(struct sb_request *req);
 void api_events_stream(struct sb_request *req);          /* api/events_stream.c */

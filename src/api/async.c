@@ -23,7 +23,7 @@ static void run_job(void *p)
     free(aj);
 }
 
-void api_run_async(struct sb_request *req, api_job_fn job, void *arg, void (*free_arg)(void *))
+static void submit(struct sb_request *req, api_job_fn job, void *arg, void (*free_arg)(void *), int defer)
 {
     struct sb_err err = {0};
     struct async_job *aj = malloc(sizeof *aj);
@@ -34,7 +34,8 @@ void api_run_async(struct sb_request *req, api_job_fn job, void *arg, void (*fre
         return;
     }
     *aj = (struct async_job){.req = req, .job = job, .arg = arg, .free_arg = free_arg};
-    sb_request_defer(req);
+    if (defer)
+        sb_request_defer(req);
     if (sb_worker_submit(api_app(req)->workers, run_job, aj) < 0) {
         free(aj);
         if (free_arg)
@@ -42,4 +43,14 @@ void api_run_async(struct sb_request *req, api_job_fn job, void *arg, void (*fre
         sb_err_set(&err, 503, "server busy: cannot queue work, try again");
         sb_request_complete_error(req, &err);
     }
+}
+
+void api_run_async(struct sb_request *req, api_job_fn job, void *arg, void (*free_arg)(void *))
+{
+    submit(req, job, arg, free_arg, 1);
+}
+
+void api_run_deferred(struct sb_request *req, api_job_fn job, void *arg, void (*free_arg)(void *))
+{
+    submit(req, job, arg, free_arg, 0);
 }

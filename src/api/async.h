@@ -14,5 +14,8 @@
 typedef void (*api_job_fn)(struct sb_request *req, void *arg);
 
 void api_run_async(struct sb_request *req, api_job_fn job, void *arg, void (*free_arg)(void *));
+/* The same for a request that is deferred already (a streamed body's sink
+ * deferred it): queues the job without deferring again. Loop thread. */
+void api_run_deferred(struct sb_request *req, api_job_fn job, void *arg, void (*free_arg)(void *));
 
 #endif

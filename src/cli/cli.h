@@ -17,5 +17,6 @@ int cli_template(int argc, char **argv);   /* cli/template.c */
 int cli_sandbox(int argc, char **argv);    /* cli/sandbox.c: a server's sandboxes */
 int cli_exec(int argc, char **argv);       /* cli/exec.c */
 int cli_shell(int argc, char **argv);      /* cli/exec.c */
+int cli_cp(int argc, char **argv);         /* cli/cp.c: needs a running server, not the data dir */
 
 #endif

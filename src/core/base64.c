@@ -6,6 +6,8 @@
  */
 #include "core/base64.h"
 
+#include <stdlib.h>
+
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 size_t sb_base64_encoded_size(size_t len)
@@ -74,4 +76,29 @@ long sb_base64_decode(const char *text, size_t len, uint8_t *out)
             out[o++] = (uint8_t)n;
     }
     return (long)o;
+}
+
+char *sb_base64_encode_alloc(const void *data, size_t len)
+{
+    char *out = malloc(sb_base64_encoded_size(len));
+    if (out)
+        sb_base64_encode(data, len, out);
+    return out;
+}
+
+int sb_base64_decode_alloc(const char *text, size_t len, unsigned char **out, size_t *out_len,
+                           struct sb_err *err)
+{
+    *out = malloc(len / 4 * 3 + 1);
+    if (!*out)
+        return sb_err_set(err, 500, "out of memory");
+    long n = sb_base64_decode(text, len, *out);
+    if (n < 0) {
+        free(*out);
+        *out = NULL;
+        return sb_err_set(err, 400, "invalid base64: standard alphabet with padding expected, "
+                          "no whitespace");
+    }
+    *out_len = (size_t)n;
+    return 0;
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 /* Bytes needed to encode len bytes, with the NUL. */
 size_t sb_base64_encoded_size(size_t len);
 /* Encodes len bytes into out (sb_base64_encoded_size(len) bytes), NUL-terminated;
@@ -18,5 +20,12 @@ size_t sb_base64_encode(const void *data, size_t len, char *out);
  * must hold len / 4 * 3 bytes. Returns the decoded length, or -1 when the
  * text is not valid base64. */
 long sb_base64_decode(const char *text, size_t len, uint8_t *out);
+
+/* The same, allocating: a NUL-terminated encoding (caller frees; NULL when
+ * out of memory), and a decoding into *out (caller frees) of *out_len
+ * bytes, or 400 "invalid base64" (500 when out of memory). */
+char *sb_base64_encode_alloc(const void *data, size_t len);
+int sb_base64_decode_alloc(const char *text, size_t len, unsigned char **out, size_t *out_len,
+                           struct sb_err *err);
 
 #endif

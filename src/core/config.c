@@ -34,6 +34,9 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->shim_call_timeout_ms = 10000;
     cfg->exec_output_budget_mb = 128;
     cfg->output_ring_kb = 1024;
+    cfg->files_read_max = 10 * 1024 * 1024;
+    cfg->files_upload_file_max = (size_t)1 << 30;
+    cfg->files_upload_max = ((size_t)1 << 30) + ((size_t)1 << 20);   /* 1 GiB of file and its framing */
     cfg->webhook = (struct sb_webhook_config){.timeout_s = 10, .retry_base_ms = 5000, .retry_max_delay_s = 43200,
                                               .max_attempts = 15, .max_in_flight = 64};
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
@@ -175,6 +178,7 @@ static const struct int_option int_options[] = {
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
     INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
     INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb), INT_OPT(output_ring_kb),
+    INT_OPT(files_read_max), INT_OPT(files_upload_file_max), INT_OPT(files_upload_max),
     WEBHOOK_OPT(timeout_s), WEBHOOK_OPT(retry_base_ms),
     WEBHOOK_OPT(retry_max_delay_s), WEBHOOK_OPT(max_attempts), WEBHOOK_OPT(max_in_flight),
 };
@@ -336,6 +340,11 @@ static int check_connections(const struct sb_config *cfg, struct sb_err *err)
         return sb_err_set(err, 400, "config: exec_output_budget_mb must be between 1 and 1048576");
     if (cfg->output_ring_kb < 64 || cfg->output_ring_kb > 65536)
         return sb_err_set(err, 400, "config: output_ring_kb must be between 64 and 65536");
+    if (cfg->files_read_max < 1 || cfg->files_read_max > ((size_t)512 << 20))
+        return sb_err_set(err, 400, "config: files_read_max must be between 1 and 536870912 "
+                          "(larger files are for GET /filesystem/download)");
+    if (cfg->files_upload_file_max < 1 || cfg->files_upload_max < 1)
+        return sb_err_set(err, 400, "config: files_upload_file_max and files_upload_max must be at least 1");
     return 0;
 }
 

@@ -59,6 +59,10 @@ struct sb_config {
     int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
     int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
     int output_ring_kb;             /* the shim's replay ring per process stream (1024) */
+    size_t files_read_max;          /* GET /filesystem (base64 JSON): largest file, bytes (10 MiB) */
+    size_t files_upload_file_max;   /* one uploaded file, bytes (1 GiB) */
+    size_t files_upload_max;        /* one upload request's body, bytes (1 GiB + 1 MiB: a 1 GiB
+                                       file and its multipart framing) */
     struct sb_webhook_config {      /* delivery of webhooks (runtime/webhook_delivery.c) */
         int allow_private;          /* webhook_allow_private: loopback/private destinations (false) */
         int timeout_s;              /* webhook_timeout_s: one attempt's deadline (10) */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/utf8.h"
 #include "http/conn.h"
@@ -224,4 +225,24 @@ void sb_request_complete_error(struct sb_request *req, const struct sb_err *err)
 void sb_request_complete_empty(struct sb_request *req, int status)
 {
     http_conn_complete(req->conn, status, raw_response(NULL, "", 0));
+}
+
+void sb_request_complete_file(struct sb_request *req, int status, const char *content_type, int fd,
+                              uint64_t offset, uint64_t len, const struct sb_header *headers,
+                              size_t count)
+{
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
+    if (!resp) {
+        close(fd);
+    } else {
+        int ok = !content_type ||
+                 MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES;
+        for (size_t i = 0; ok && i < count; i++)
+            ok = MHD_add_response_header(resp, headers[i].name, headers[i].value) == MHD_YES;
+        if (!ok) {
+            MHD_destroy_response(resp);     /* closes fd */
+            resp = NULL;
+        }
+    }
+    http_conn_answer(req->conn, status, resp);
 }

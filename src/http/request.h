@@ -59,6 +59,10 @@ const char *sb_request_query(const struct sb_request *req, const char *name);
  * while the handler runs, like sb_request_query. */
 void sb_request_query_each(const struct sb_request *req, const char *name,
                            int (*fn)(void *arg, const char *value), void *arg);
+/* The API key the request was authenticated with (X-API-Key, else
+ * Authorization: Bearer), as the client spelled it; NULL when it sent none.
+ * Only while the handler runs, like sb_request_header. */
+const char *sb_request_api_key(const struct sb_request *req);
 /* Request header (case-insensitive), or NULL. */
 const char *sb_request_header(const struct sb_request *req, const char *name);
 
@@ -80,6 +84,20 @@ void sb_request_defer(struct sb_request *req);
 void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
 void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
 void sb_request_complete_empty(struct sb_request *req, int status);
+/* One response header. */
+struct sb_header {
+    const char *name, *value;
+};
+/* Answers with len bytes of the open file fd from offset, sent as the socket
+ * takes them (sendfile where MHD can), with Content-Length len, Content-Type
+ * content_type (NULL: none) and count more headers (copied). Takes fd: it is
+ * closed once sent, or at once when the answer cannot be built (500). A
+ * file that shrinks meanwhile ends the connection early. Any thread for a
+ * deferred request, as the other sb_request_complete_*; on the loop thread
+ * while the handler runs. */
+void sb_request_complete_file(struct sb_request *req, int status, const char *content_type, int fd,
+                              uint64_t offset, uint64_t len, const struct sb_header *headers,
+                              size_t count);
 
 /* Called once, on the loop thread, when a deferred request ends without its
  * handler's answer having reached the client: the client disconnected while

@@ -382,6 +382,12 @@ static const char *request_api_key(struct MHD_Connection *mhd, struct sb_err *er
     return *auth ? auth : NULL;
 }
 
+const char *sb_request_api_key(const struct sb_request *req)
+{
+    struct sb_err ignored;
+    return req->conn->mhd ? request_api_key(req->conn->mhd, &ignored) : NULL;
+}
+
 struct query_check {
     const char *allowed;        /* "a,b" or "" */
     const char *unknown;        /* the first key not in allowed */
@@ -906,6 +912,10 @@ static int server_start_daemon(struct sb_server *server, struct sb_err *err)
         MHD_OPTION_NOTIFY_COMPLETED, on_request_completed_tracked, server,
         MHD_OPTION_URI_LOG_CALLBACK, on_request_target, server,
         MHD_OPTION_NOTIFY_CONNECTION, http_limits_on_connection, server->limits,
+        /* true (sb_server_new ignores SIGPIPE), and what lets MHD send file
+         * answers (sb_request_complete_file) with sendfile instead of pread
+         * into its small write buffer */
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
         MHD_OPTION_END);
     if (!server->daemon) {
         /* MHD says "Failed to bind to port 0: <strerror>" (it never saw the

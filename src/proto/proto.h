@@ -69,6 +69,8 @@
  *   pause | resume                 (cgroup freezer)
  *   status  -> id, shim_pid, init_pid, init_running, paused, process_count,
  *           running_procs, root_dir, sandbox_dir
+ *   stats   -> mem_used, mem_cache (bytes), cpu_ns: what the sandbox's cgroup
+ *           uses now (GET /sandboxes/:id/metrics)
  *   destroy -> ok after every process is killed and the sandbox removed; the
  *           shim then closes every connection and exits
  */

@@ -90,6 +90,38 @@ int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char
  * one thread at a time. */
 void registry_reap_expired(struct sb_registry *reg);
 
+/* The sandbox's root filesystem for the file API (runtime/sandbox_files.h),
+ * acting as user: NULL, "" or "user" (or the template's user name) for the
+ * template's user, "root" for root; 400 for any other. 404 as everywhere;
+ * 502 when the sandbox's runtime does not answer. Paused sandboxes work.
+ * fs is the caller's (sb_fs_close), also after a failure. */
+struct sb_fs;
+int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id, const char *user,
+                     struct sb_fs *fs, struct sb_err *err);
+/* The sandbox-wide environment a process of its user gets (template, HOME,
+ * USER, E2B variables, the sandbox's envVars) as "K=V" strings (free_env
+ * layout: NULL-terminated, each and the array freed by the caller). */
+int registry_envs(struct sb_registry *reg, const char *org_id, const char *id, char ***env,
+                  size_t *count, struct sb_err *err);
+
+/* 0 with *paused when id's shim answers (a live sandbox of the org); 404 as
+ * everywhere, also when the shim is found gone (the sandbox is then lost). */
+int registry_health(struct sb_registry *reg, const char *org_id, const char *id, int *paused,
+                    struct sb_err *err);
+
+/* A snapshot of what the sandbox uses: CPU over a 100 ms sample, as a
+ * percentage of its cpu_count CPUs; memory from its cgroup against its
+ * limit; disk from its disk image. Blocks about 100 ms. */
+struct sb_sandbox_metrics {
+    int64_t ts_ms;
+    int cpu_count;
+    double cpu_used_pct;
+    uint64_t mem_total, mem_used, mem_cache;
+    uint64_t disk_total, disk_used;
+};
+int registry_metrics(struct sb_registry *reg, const char *org_id, const char *id,
+                     struct sb_sandbox_metrics *out, struct sb_err *err);
+
 struct sb_process_request {
     const char *cmd;
     const char *const *args;

@@ -117,6 +117,14 @@ int shim_alive(const char *run_dir, const char *id);
 /* 404 when no shim answers for id (socket missing or dead). */
 int shim_status(const char *run_dir, const char *id, struct sb_shim_status *out, struct sb_err *err);
 
+/* What the sandbox uses now (the shim reads its cgroup): memory in bytes
+ * (page cache included; the cache alone) and CPU time in ns. 404 as
+ * shim_status; 502 when the shim cannot read them. */
+struct sb_shim_stats {
+    uint64_t mem_used, mem_cache, cpu_ns;
+};
+int shim_stats(const char *run_dir, const char *id, struct sb_shim_stats *out, struct sb_err *err);
+
 /* A pidfd (pidfd_open(2)) of id's shim process, checked to be that shim, so
  * its exit can be noticed: it becomes readable when the shim exits. Caller
  * closes *pidfd. 404 when no shim answers for id; 500 when one answers but

@@ -259,6 +259,24 @@ int shim_resume(const char *run_dir, const char *id, struct sb_err *err)
     return simple_call(run_dir, id, "resume", CONTROL_TIMEOUT_MS, NULL, err);
 }
 
+int shim_stats(const char *run_dir, const char *id, struct sb_shim_stats *out, struct sb_err *err)
+{
+    struct conn c;
+    if (conn_open(run_dir, id, &c, NULL) < 0)
+        return sb_err_set(err, 404, "sandbox not found: no runtime answers for %s", id);
+    json_t *resp = NULL;
+    int rc = conn_call(&c, json_pack("{s:s}", "op", "stats"), &resp, sb_mono_ms() + CONTROL_TIMEOUT_MS, err);
+    conn_close(&c);
+    if (rc < 0)
+        return -1;
+    memset(out, 0, sizeof *out);
+    out->mem_used = (uint64_t)json_integer_value(json_object_get(resp, "mem_used"));
+    out->mem_cache = (uint64_t)json_integer_value(json_object_get(resp, "mem_cache"));
+    out->cpu_ns = (uint64_t)json_integer_value(json_object_get(resp, "cpu_ns"));
+    json_decref(resp);
+    return 0;
+}
+
 int shim_status(const char *run_dir, const char *id, struct sb_shim_status *out, struct sb_err *err)
 {
     struct conn c;

@@ -652,3 +652,55 @@ int cgroup_oom_kills(struct sb_cgroup *cg, uint64_t *count, struct sb_err *err)
     cg->oom_seen = n;
     return grew;
 }
+
+/* ---- usage (GET /sandboxes/:id/metrics) ---------------------------------- */
+
+/* The number after "key " at the start of a line of text, or 0. */
+static uint64_t stat_value(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, key, n) == 0 && line[n] == ' ')
+            return strtoull(line + n + 1, NULL, 10);
+    return 0;
+}
+
+/* Adds a process's user and system time (clock ticks) to *arg. */
+static int add_cpu_ticks(pid_t pid, void *arg)
+{
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (read_file(path, text, sizeof text) < 0)
+        return 0;
+    const char *p = strrchr(text, ')');   /* the command may hold spaces and parentheses */
+    unsigned long long utime = 0, stime = 0;
+    if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) == 2)
+        *(uint64_t *)arg += utime + stime;
+    return 0;
+}
+
+int cgroup_usage(const struct sb_cgroup *cg, struct sb_cgroup_usage *out, struct sb_err *err)
+{
+    char path[SB_PATH_MAX], text[8192];
+    const char *mem = cg->dirs[cg->v2 ? 0 : SB_CG_MEMORY];
+    memset(out, 0, sizeof *out);
+    if (path_join(path, sizeof path, mem, NULL, cg->v2 ? "memory.current" : "memory.usage_in_bytes") < 0 ||
+        read_file(path, text, sizeof text) < 0)
+        return sb_err_sys(err, 500, "cgroup: reading %s", path);
+    out->mem_used = strtoull(text, NULL, 10);
+    if (path_join(path, sizeof path, mem, NULL, "memory.stat") == 0 && read_file(path, text, sizeof text) == 0)
+        out->mem_cache = stat_value(text, cg->v2 ? "file" : "total_cache");
+    if (cg->v2) {
+        if (path_join(path, sizeof path, cg->dirs[0], NULL, "cpu.stat") == 0 &&
+            read_file(path, text, sizeof text) == 0)
+            out->cpu_ns = stat_value(text, "usage_usec") * 1000;
+        return 0;
+    }
+    /* v1's cpuacct is often not split per sandbox (it is not among the
+     * controllers we use): the live processes' own times instead */
+    uint64_t ticks = 0;
+    walk_pids(primary_dir(cg), 0, add_cpu_ticks, &ticks);
+    long hz = sysconf(_SC_CLK_TCK);
+    out->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+    return 0;
+}

@@ -91,6 +91,14 @@ int cgroup_leaf_remove(struct sb_cgroup *cg, const char *leaf, struct sb_err *er
 int cgroup_oom_kills(struct sb_cgroup *cg, uint64_t *count, struct sb_err *err);
 /* Removes every leaf and the sandbox directory. Processes must be gone. */
 int cgroup_remove(struct sb_cgroup *cg, struct sb_err *err);
+
+/* What the sandbox uses now: memory (bytes, page cache included, and the
+ * cache alone) and CPU time (ns: v2's usage_usec; on v1 the sum of its live
+ * processes' user and system time, since cpuacct may not be ours). */
+struct sb_cgroup_usage {
+    uint64_t mem_used, mem_cache, cpu_ns;
+};
+int cgroup_usage(const struct sb_cgroup *cg, struct sb_cgroup_usage *out, struct sb_err *err);
 void cgroup_free(struct sb_cgroup *cg);
 
 #endif

@@ -591,6 +591,11 @@ int container_oom_events(struct sb_container *c, uint64_t *count)
     return c->cgroup ? cgroup_oom_kills(c->cgroup, count, NULL) : -1;
 }
 
+int container_usage(struct sb_container *c, struct sb_cgroup_usage *out, struct sb_err *err)
+{
+    return c->cgroup ? cgroup_usage(c->cgroup, out, err) : no_cgroup(err);
+}
+
 /* ---- container_destroy ----------------------------------------------------- */
 
 int container_destroy(struct sb_container *c, struct sb_err *err)

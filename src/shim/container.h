@@ -90,6 +90,9 @@ int container_thaw(struct sb_container *c, struct sb_err *err);
 /* 1 if the cgroup recorded an OOM kill since the last call, 0 if not, -1 on
  * error; *count is the total so far. */
 int container_oom_events(struct sb_container *c, uint64_t *count);
+/* Memory and CPU the sandbox uses now (cgroup.h: cgroup_usage). */
+struct sb_cgroup_usage;
+int container_usage(struct sb_container *c, struct sb_cgroup_usage *out, struct sb_err *err);
 /* Kills everything, removes cgroups and the sandbox dir, frees c's fds,
  * cgroup and spec.env_json. Mounts need no unmounting: they exist only in the
  * sandbox's mount namespace, which dies with its processes and fds, and the

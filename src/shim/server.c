@@ -19,6 +19,7 @@
  * (proc_stream_end), not the live ring end: children the process left
  * running may keep writing, and must not keep a synchronous exec open.
  */
+#include "shim/cgroup.h"
 #include "shim/server.h"
 
 #include <dirent.h>
@@ -663,6 +664,18 @@ static int op_status(struct sb_shim_server *s, struct sb_client *cl, json_t *req
     return 0;
 }
 
+/* What the sandbox uses now, for GET /sandboxes/:id/metrics. */
+static int op_stats(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
+                    json_t **out, struct sb_err *err)
+{
+    struct sb_cgroup_usage u;
+    if (container_usage(s->c, &u, err) < 0)
+        return -1;
+    *out = json_pack("{s:I, s:I, s:I}", "mem_used", (json_int_t)u.mem_used, "mem_cache",
+                     (json_int_t)u.mem_cache, "cpu_ns", (json_int_t)u.cpu_ns);
+    return *out ? 0 : sb_err_set(err, 500, "out of memory");
+}
+
 /* Writes cl's queue with a short blocking deadline: the last answer before exit. */
 static void client_flush_final(struct sb_client *cl)
 {
@@ -730,6 +743,7 @@ static const struct {
     {"start", op_start},   {"list", op_list},       {"get", op_get},       {"attach", op_attach}, {"detach", op_detach},
     {"close_stdin", op_close_stdin}, {"signal", op_signal}, {"resize", op_resize},
     {"wait", op_wait},     {"pause", op_pause},     {"resume", op_resume}, {"status", op_status},
+    {"stats", op_stats},
     {"destroy", op_destroy},
 };
 

@@ -1,0 +1,62 @@
+/*
+ * files.h - what the file API's handlers share (api/files.c, the JSON
+ * routes; files_upload.c; files_download.c; files_watch.c): the worker job
+ * that opens a sandbox's filesystem for a request, and the entry JSON.
+ * Private to src/api.
+ */
+#ifndef SB_API_FILES_H
+#define SB_API_FILES_H
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "http/request.h"
+#include "runtime/sandbox_files.h"
+
+/* One file request, run on a worker against the sandbox's filesystem. The
+ * handler fills it (copies of everything it needs: the request's strings
+ * die with the handler) and calls files_job_run; the worker opens the
+ * filesystem as `user` and calls run, which answers the request and returns
+ * 0, or returns -1 with err for the job to answer. Freed by the job
+ * (free_extra first, for what the handler hung on extra). */
+struct files_job;
+typedef int (*files_job_fn)(struct files_job *job, struct sb_fs *fs, struct sb_err *err);
+struct files_job {
+    struct sb_request *req;
+    char org_id[SB_ORG_ID_MAX];
+    char id[32];
+    char *user, *path, *path2;      /* owned; NULL when absent */
+    int flag;                       /* route-specific: recursive, parents, overwrite */
+    int depth;
+    int deferred;                   /* the request is deferred already (a streamed body) */
+    json_t *body;                   /* owned, or NULL */
+    void *extra;
+    void (*free_extra)(void *);
+    files_job_fn run;
+};
+
+/* A job for req with the sandbox id, org and the user/username query
+ * argument copied in; NULL when out of memory (answered 500). */
+struct files_job *files_job_new(struct sb_request *req, files_job_fn run);
+/* Runs job on a worker (the request is deferred); takes job. */
+void files_job_run(struct files_job *job);
+void files_job_free(struct files_job *job);
+
+/* A copy of the query argument name, or NULL when absent. -1 with err when
+ * it is present but empty and required, or out of memory. */
+int files_query_copy(struct sb_request *req, const char *name, int required, char **out, struct sb_err *err);
+/* A boolean query argument: absent = def; "true"/"1"/"false"/"0" else 400. */
+int files_query_bool(struct sb_request *req, const char *name, int def, int *out, struct sb_err *err);
+
+/* The entry as the API shows it: {name, path, type (file|dir|symlink|other),
+ * isDir, size, mode (permission bits), permissions ("-rw-r--r--"), owner,
+ * group, modifiedTime, symlinkTarget (symlinks only)}. NULL: out of memory. */
+json_t *files_entry_json(struct sb_fs *fs, const struct sb_fs_entry *e);
+/* The entry at path, as files_entry_json; NULL with err. */
+json_t *files_stat_json(struct sb_fs *fs, const char *path, struct sb_err *err);
+
+/* files_tar.c: answers job's request with the directory abs as a tar
+ * stream (the worker part: opens it, then the loop takes over). */
+int files_tar_start(struct files_job *job, struct sb_fs *fs, const char *abs, struct sb_err *err);
+
+#endif
