@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/env.h"
 #include "core/id.h"
 #include "core/log.h"
 #include "runtime/network.h"
@@ -732,29 +733,14 @@ char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec
     merge_env_text(env, rec->env_json);
     merge_env_text(env, request_env);
 
-    size_t n = json_object_size(env), i = 0;
-    char **out = calloc(n + 1, sizeof *out);
-    const char *key;
-    json_t *value;
-    json_object_foreach(env, key, value) {
-        if (!out || !json_is_string(value))
-            continue;
-        if (asprintf(&out[i], "%s=%s", key, json_string_value(value)) < 0) {
-            out[i] = NULL;
-            continue;
-        }
-        i++;
-    }
+    char **out = sb_env_strings(env, count);
     json_decref(env);
-    *count = i;
     return out;
 }
 
 void free_env(char **env)
 {
-    for (size_t i = 0; env && env[i]; i++)
-        free(env[i]);
-    free(env);
+    sb_env_free(env);
 }
 
 /* The template values the sandbox was pinned to at create (user, ids, home,
