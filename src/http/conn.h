@@ -103,8 +103,8 @@ void http_body_cut(struct sb_http_conn *conn);
 
 /* ---- streams (server.c for stream.c, loop thread only) ---- */
 
-/* 0 when conn may become a stream; -1 with err (500 answered already, 499
- * client gone, 503 shutting down) otherwise. */
+/* 0 when conn may become a stream (or a WebSocket); -1 with err (500
+ * answered already, 499 client gone, 503 shutting down) otherwise. */
 int http_conn_can_stream(const struct sb_http_conn *conn, struct sb_err *err);
 /* Installs resp (owned by conn from here) as conn's answer and s as its
  * stream: the stream takes the handler's reference (a new one if the
@@ -131,9 +131,10 @@ void http_conn_release(struct sb_http_conn *conn);
 /* The server's list of open WebSockets (websocket.c keeps it). */
 struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn);
 
-/* websocket.c, called by server.c: the request ended before MHD upgraded
- * it; shutdown starts (close 1001 to each); the daemon stops (drop all). */
-void http_ws_abandoned(struct sb_ws *ws);
+/* websocket.c, called by server.c: the request ended (toe says how)
+ * before MHD upgraded it; shutdown starts (close 1001 to each); the daemon
+ * stops (drop all). */
+void http_ws_request_done(struct sb_ws *ws, enum MHD_RequestTerminationCode toe);
 void http_ws_going_away(struct sb_ws *list);
 void http_ws_drop_all(struct sb_ws **list);
 

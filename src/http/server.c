@@ -748,8 +748,7 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
     if (conn->ws) {
         struct sb_ws *ws = conn->ws;
         conn->ws = NULL;
-        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            http_ws_abandoned(ws);      /* the 101 never got through */
+        http_ws_request_done(ws, toe);  /* not upgraded yet: the 101 may not have got through */
     }
     conn_unref(conn);
 }

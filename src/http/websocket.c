@@ -504,10 +504,11 @@ void sb_ws_close(struct sb_ws *ws, uint16_t code, const char *reason)
 
 /* ---- called by server.c ---- */
 
-void http_ws_abandoned(struct sb_ws *ws)
+void http_ws_request_done(struct sb_ws *ws, enum MHD_RequestTerminationCode toe)
 {
-    ws->pending = NULL;
-    ws_finish(ws, SB_WS_ABNORMAL);
+    ws->pending = NULL;     /* the conn goes away now */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        ws_finish(ws, SB_WS_ABNORMAL);      /* the 101 never got through */
 }
 
 void http_ws_going_away(struct sb_ws *list)
