@@ -52,7 +52,7 @@ void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:i
 
 /* ---- envd (e2b/envd.c, e2b/envd_process.c) ---- */
 void e2b_envd_health(struct sb_request *req);           /* GET /health */
-void e2b_envd_unimplemented(struct sb_request *req);    /* POST /:service/:method not served */
+void e2b_envd_unimplemented(struct sb_request *req);    /* /files, POST /:service/:method not served */
 void e2b_process_list(struct sb_request *req);          /* POST /process.Process/List */
 
 #endif

@@ -2,7 +2,7 @@
  * envd.c - envd on sandbase's port: the dialect that tells its requests
  * from the control plane's (E2b-Sandbox-Id), the sandbox and access-token
  * check every envd route starts with, GET /health, and the answer to a
- * Connect method that is not served.
+ * route (a Connect method, /files) that is not served yet.
  *
  * Owns nothing. The token check is the only credential envd has (no API
  * key reaches it): a sandbox created secure (every v2 create by default)
@@ -65,10 +65,11 @@ void e2b_envd_health(struct sb_request *req)
     sb_respond_empty(req, 204);
 }
 
-/* A Connect method of no route: Connect's unimplemented. */
+/* A route envd has and sandbase does not serve yet: 501, which a Connect
+ * route renders as unimplemented. */
 void e2b_envd_unimplemented(struct sb_request *req)
 {
     struct sb_err err;
-    sb_err_set(&err, 501, "method %s is not served by sandbase's envd (docs/E2B.md)", req->path);
+    sb_err_set(&err, 501, "%s %s is not served by sandbase's envd yet (docs/E2B.md)", req->method, req->path);
     sb_respond_error(req, &err);
 }

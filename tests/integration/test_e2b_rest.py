@@ -270,6 +270,9 @@ def test_envd_rpc_bad_input(server, e2b, made):
     assert r.status_code == 400 and r.json()["code"] == "invalid_argument", r.text
     r = envd(server, sid, "GET", "/process.Process/List")
     assert r.json()["code"] == "unimplemented" and r.status_code == 501, r.text
+    for method in ("GET", "POST"):
+        r = envd(server, sid, method, "/files", params={"path": "/tmp/x"})
+        assert r.status_code == 501 and r.json()["code"] == 501, r.text
     # an unsecured sandbox needs no token, and the sandbox is unharmed
     r = envd(server, sid, "POST", "/process.Process/List", json={})
     assert r.status_code == 200 and r.json() == {"processes": []}, r.text
