@@ -19,6 +19,8 @@
 #include "store/store.h"
 
 struct sb_registry;
+struct sb_event_bus;
+struct sb_webhook_delivery;
 
 struct sb_app {
     struct sb_config cfg;
@@ -28,6 +30,8 @@ struct sb_app {
     struct sb_server *server;
     struct sb_worker_pool *workers;
     struct sb_registry *registry;     /* runtime/registry.h */
+    struct sb_event_bus *events;      /* runtime/event_bus.h: committed events, in process */
+    struct sb_webhook_delivery *delivery; /* runtime/webhook_delivery.h */
 };
 
 /* Registers every REST route on app->router. */
@@ -47,6 +51,17 @@ void api_sandbox_timeout(struct sb_request *req);
 void api_sandbox_pause(struct sb_request *req);
 void api_sandbox_connect(struct sb_request *req);
 void api_process_run(struct sb_request *req);            /* api/processes.c */
+void api_events_list(struct sb_request *req);            /* api/events.c */
+void api_events_sandbox(struct sb_request *req);
+void api_events_stream(struct sb_request *req);          /* api/events_stream.c */
+void api_webhook_create(struct sb_request *req);         /* api/webhooks.c */
+void api_webhook_create_legacy(struct sb_request *req);
+void api_webhook_list(struct sb_request *req);
+void api_webhook_get(struct sb_request *req);
+void api_webhook_update(struct sb_request *req);
+void api_webhook_delete(struct sb_request *req);
+void api_webhook_deliveries(struct sb_request *req);
+void api_webhook_delivery_retry(struct sb_request *req);
 
 static inline struct sb_app *api_app(const struct sb_request *req)
 {

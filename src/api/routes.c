@@ -25,6 +25,17 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
+    {"GET", "/events/sandboxes", api_events_list, SB_ROUTE_AUTH, "limit,cursor,type,since"},
+    {"GET", "/events/sandboxes/:id", api_events_sandbox, SB_ROUTE_AUTH, "limit,cursor,type,since"},
+    {"GET", "/events/stream", api_events_stream, SB_ROUTE_AUTH, "type"},
+    {"POST", "/events/webhooks", api_webhook_create, SB_ROUTE_AUTH, ""},
+    {"GET", "/events/webhooks", api_webhook_list, SB_ROUTE_AUTH, ""},
+    {"GET", "/events/webhooks/:id", api_webhook_get, SB_ROUTE_AUTH, ""},
+    {"PATCH", "/events/webhooks/:id", api_webhook_update, SB_ROUTE_AUTH, ""},
+    {"DELETE", "/events/webhooks/:id", api_webhook_delete, SB_ROUTE_AUTH, ""},
+    {"GET", "/events/webhooks/:id/deliveries", api_webhook_deliveries, SB_ROUTE_AUTH, "limit"},
+    {"POST", "/events/webhooks/:id/deliveries/:delivery/retry", api_webhook_delivery_retry, SB_ROUTE_AUTH, ""},
+    {"POST", "/webhooks", api_webhook_create_legacy, SB_ROUTE_AUTH, ""},
 };
 
 int api_register_routes(struct sb_router *router)

@@ -36,7 +36,9 @@
 #include "e2b/e2b.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "runtime/event_bus.h"
 #include "runtime/registry.h"
+#include "runtime/webhook_delivery.h"
 
 #define TTL_TICK_MS 1000
 
@@ -167,9 +169,37 @@ static int start_http(struct sb_app *app, int sfd, struct sb_err *err)
     return 0;
 }
 
+/* The in-process event bus the store publishes every committed event to,
+ * and the webhook delivery thread (woken by it), before anything writes an
+ * event. The API port is known: the policy keeps deliveries off it. */
+static int start_events(struct sb_app *app, struct sb_err *err)
+{
+    app->events = event_bus_new();
+    if (!app->events)
+        return sb_err_set(err, 500, "out of memory while starting");
+    store_set_event_listener(app->store, event_bus_publish, app->events);
+    const struct sb_webhook_config *w = &app->cfg.webhook;
+    struct webhook_delivery_config dcfg = {
+        .store = app->store,
+        .dest = {.allow_private = w->allow_private, .api_port = sb_server_port(app->server)},
+        .retry = {.base_ms = w->retry_base_ms, .max_delay_ms = (int64_t)w->retry_max_delay_s * 1000,
+                  .max_attempts = w->max_attempts},
+        .timeout_ms = w->timeout_s * 1000,
+        .max_in_flight = w->max_in_flight,
+    };
+    app->delivery = webhook_delivery_start(&dcfg, err);
+    if (!app->delivery)
+        return -1;
+    if (!event_bus_subscribe(app->events, webhook_delivery_on_event, app->delivery))
+        return sb_err_set(err, 500, "out of memory while starting");
+    return 0;
+}
+
 /* Adopts the sandboxes of the previous run and starts the TTL reaper. */
 static int start_runtime(struct sb_app *app, struct sb_err *err)
 {
+    if (start_events(app, err) < 0)
+        return -1;
     app->registry = registry_new(&app->cfg, app->store, app->workers, err);
     if (!app->registry)
         return -1;
@@ -191,6 +221,10 @@ static void stop_app(struct sb_app *app)
     if (app->loop)
         shim_watches_close(app);
     registry_free(app->registry, 1);   /* pooled sandboxes have no owner: destroy them */
+    if (app->store)                    /* nothing writes events any more */
+        store_set_event_listener(app->store, NULL, NULL);
+    webhook_delivery_stop(app->delivery);
+    event_bus_free(app->events);
     if (app->router)
         sb_router_free(app->router);
     if (app->loop)

@@ -31,6 +31,8 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->disk_reserve_mb = 512;
     cfg->shim_call_timeout_ms = 10000;
     cfg->exec_output_budget_mb = 128;
+    cfg->webhook = (struct sb_webhook_config){.timeout_s = 10, .retry_base_ms = 5000, .retry_max_delay_s = 43200,
+                                              .max_attempts = 15, .max_in_flight = 64};
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
 }
@@ -90,11 +92,14 @@ struct int_option {
     size_t size;
 };
 #define INT_OPT(field) {#field, offsetof(struct sb_config, field), sizeof(((struct sb_config *)0)->field)}
+#define WEBHOOK_OPT(field) {"webhook_" #field, offsetof(struct sb_config, webhook.field), sizeof(int)}
 static const struct int_option int_options[] = {
     INT_OPT(max_body), INT_OPT(pool_size), INT_OPT(org_sandbox_cap), INT_OPT(exec_output_cap),
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
     INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
     INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb),
+    WEBHOOK_OPT(timeout_s), WEBHOOK_OPT(retry_base_ms),
+    WEBHOOK_OPT(retry_max_delay_s), WEBHOOK_OPT(max_attempts), WEBHOOK_OPT(max_in_flight),
 };
 
 static int apply_int_option(struct sb_config *cfg, const char *key, json_t *v, struct sb_err *err)
@@ -142,6 +147,9 @@ int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb
             rc = set_string(cfg->shim_path, sizeof cfg->shim_path, v, key, err);
         else if (strcmp(key, "log_format") == 0)
             rc = set_string(cfg->log_format, sizeof cfg->log_format, v, key, err);
+        else if (strcmp(key, "webhook_allow_private") == 0)
+            rc = json_is_boolean(v) ? (cfg->webhook.allow_private = json_is_true(v), 0)
+                                    : sb_err_set(err, 400, "config: %s must be true or false", key);
         else if (strcmp(key, "defaults") == 0)
             rc = apply_limits(&cfg->defaults, v, key, err);
         else if (strcmp(key, "maxima") == 0)
@@ -250,6 +258,19 @@ static int check_connections(const struct sb_config *cfg, struct sb_err *err)
     return 0;
 }
 
+static int check_webhooks(const struct sb_webhook_config *w, struct sb_err *err)
+{
+    if (w->timeout_s < 1 || w->timeout_s > 300)
+        return sb_err_set(err, 400, "config: webhook_timeout_s must be between 1 and 300");
+    if (w->retry_base_ms < 1 || w->retry_max_delay_s < 1)
+        return sb_err_set(err, 400, "config: webhook_retry_base_ms and webhook_retry_max_delay_s must be at least 1");
+    if (w->max_attempts < 1 || w->max_attempts > 100)
+        return sb_err_set(err, 400, "config: webhook_max_attempts must be between 1 and 100");
+    if (w->max_in_flight < 1 || w->max_in_flight > 4096)
+        return sb_err_set(err, 400, "config: webhook_max_in_flight must be between 1 and 4096");
+    return 0;
+}
+
 int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
 {
     if (cfg->data_dir[0] == '\0')
@@ -286,7 +307,7 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
     if (cfg->defaults.cpu_count > cfg->maxima.cpu_count || cfg->defaults.memory_mb > cfg->maxima.memory_mb ||
         cfg->defaults.pids > cfg->maxima.pids || cfg->defaults.disk_mb > cfg->maxima.disk_mb)
         return sb_err_set(err, 400, "config: defaults must not exceed maxima");
-    if (check_connections(cfg, err) < 0)
+    if (check_connections(cfg, err) < 0 || check_webhooks(&cfg->webhook, err) < 0)
         return -1;
     if (cfg->uid_base < SB_UID_RANGE)
         return sb_err_set(err, 400, "config: uid_base must be at least 65536 so sandbox ids never map onto host users");

@@ -46,6 +46,14 @@ struct sb_config {
     int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
     int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
     int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
+    struct sb_webhook_config {      /* delivery of webhooks (runtime/webhook_delivery.c) */
+        int allow_private;          /* webhook_allow_private: loopback/private destinations (false) */
+        int timeout_s;              /* webhook_timeout_s: one attempt's deadline (10) */
+        int retry_base_ms;          /* webhook_retry_base_ms: first retry delay, before jitter (5000) */
+        int retry_max_delay_s;      /* webhook_retry_max_delay_s: longest single delay (43200) */
+        int max_attempts;           /* webhook_max_attempts: attempts before failed (15) */
+        int max_in_flight;          /* webhook_max_in_flight: deliveries sent at once (64) */
+    } webhook;
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
 };

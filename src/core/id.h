@@ -30,5 +30,9 @@ int64_t sb_wall_ms(void);         /* CLOCK_REALTIME in ms: for stored times */
 int64_t sb_mono_ms(void);         /* CLOCK_MONOTONIC in ms: for deadlines and durations */
 /* "2026-05-24T10:00:00Z" (second precision, as the SandBase docs show). */
 void sb_time_rfc3339(int64_t ms, char *out, size_t len);
+/* Parses RFC 3339 ("2026-05-24T10:00:00Z", "...T10:00:00.250+02:00"; 't',
+ * 'z' and a space for 'T' too) into ms since the epoch: 0, or -1 for
+ * anything else. */
+int sb_time_parse_rfc3339(const char *text, int64_t *ms);
 
 #endif

@@ -570,7 +570,7 @@ out:
     return rc;
 }
 
-/* Forgets stopped sandboxes older than the retention period, once a minute. */
+/* Forgets stopped sandboxes and events older than the retention period, once a minute. */
 static void prune_stopped(struct sb_registry *reg, int64_t now)
 {
     if (now < reg->next_prune_ms)
@@ -584,6 +584,10 @@ static void prune_stopped(struct sb_registry *reg, int64_t now)
     else if (pruned)
         sb_info("retention: forgot %zu sandboxes stopped more than %d days ago", pruned,
                 reg->cfg->retention_days);
+    if (store_event_prune(reg->store, before, &pruned, &err) < 0)
+        sb_warn("retention: cannot prune events: %s", err.msg);
+    else if (pruned)
+        sb_info("retention: forgot %zu events older than %d days", pruned, reg->cfg->retention_days);
 }
 
 void registry_reap_expired(struct sb_registry *reg)

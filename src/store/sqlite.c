@@ -25,6 +25,7 @@
 #include "core/fs.h"
 #include "core/id.h"
 #include "store/migrations.h"
+#include "store/store_internal.h"
 
 /* ---- statements ----
  * Every query the store runs, prepared on first use. Queries with optional
@@ -53,10 +54,6 @@ enum stmt_id {
     ST_SBX_DELETE,
     ST_SBX_PRUNE,
     ST_EVT_INSERT,
-    ST_EVT_LIST_ALL,            /* + 1: sandbox given, + 2: org given */
-    ST_EVT_LIST_SANDBOX,
-    ST_EVT_LIST_ORG,
-    ST_EVT_LIST_ORG_SANDBOX,
     ST_COUNT
 };
 
@@ -67,8 +64,6 @@ enum stmt_id {
                  "e2b_json, envd_token"
 #define SBX_SELECT "SELECT " SBX_COLS " FROM sandboxes"
 #define SBX_ORDER " ORDER BY started_at DESC, rowid DESC"
-#define EVT_SELECT "SELECT id, org_id, sandbox_id, template_id, type, data_json, created_at FROM events"
-#define EVT_ORDER " ORDER BY created_at DESC, seq DESC LIMIT ?3"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_ORG_INSERT] = "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3)",
@@ -101,10 +96,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SBX_PRUNE] = "DELETE FROM sandboxes WHERE status = 'stopped' AND stopped_at < ?1",
     [ST_EVT_INSERT] = "INSERT INTO events (id, org_id, sandbox_id, template_id, type, data_json, created_at) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [ST_EVT_LIST_ALL] = EVT_SELECT EVT_ORDER,
-    [ST_EVT_LIST_SANDBOX] = EVT_SELECT " WHERE sandbox_id = ?2" EVT_ORDER,
-    [ST_EVT_LIST_ORG] = EVT_SELECT " WHERE org_id = ?1" EVT_ORDER,
-    [ST_EVT_LIST_ORG_SANDBOX] = EVT_SELECT " WHERE org_id = ?1 AND sandbox_id = ?2" EVT_ORDER,
 };
 
 /* Ownership: made by store_open, freed (with every statement) by store_close. */
@@ -113,27 +104,30 @@ struct sb_store {
     pthread_mutex_t lock;
     int version;
     sqlite3_stmt *stmts[ST_COUNT];
+    sqlite3_stmt *extra[SX_COUNT];      /* the other store files' statements */
+    store_event_listener_fn listener;   /* set before any other thread uses the store */
+    void *listener_arg;
 };
 
 /* ---- small helpers ---- */
 
-static int db_error(struct sb_store *s, struct sb_err *err, const char *context)
+int db_error(struct sb_store *s, struct sb_err *err, const char *context)
 {
     return sb_err_set(err, 500, "%s: %s", context, sqlite3_errmsg(s->db));
 }
 
-static struct sb_store *store_lock(struct sb_store *s)
+struct sb_store *store_lock(struct sb_store *s)
 {
     pthread_mutex_lock(&s->lock);
     return s;
 }
 
-static void store_unlock(struct sb_store **s)
+void store_unlock(struct sb_store **s)
 {
     pthread_mutex_unlock(&(*s)->lock);
 }
 
-static void stmt_release(sqlite3_stmt **st)
+void stmt_release(sqlite3_stmt **st)
 {
     if (*st) {
         sqlite3_reset(*st);
@@ -141,11 +135,6 @@ static void stmt_release(sqlite3_stmt **st)
     }
 }
 
-/* Holds the store's lock until the end of the enclosing block. */
-#define STORE_LOCKED(s) \
-    struct sb_store *store_guard_ __attribute__((cleanup(store_unlock), unused)) = store_lock(s)
-/* A cached statement, reset and unbound at the end of the enclosing block. */
-#define STMT(name) sqlite3_stmt *name __attribute__((cleanup(stmt_release)))
 
 /* The cached statement for id, prepared on first use; NULL with err set. */
 static sqlite3_stmt *stmt_get(struct sb_store *s, enum stmt_id id, struct sb_err *err)
@@ -158,8 +147,36 @@ static sqlite3_stmt *stmt_get(struct sb_store *s, enum stmt_id id, struct sb_err
     return s->stmts[id];
 }
 
+sqlite3 *store_db(struct sb_store *s)
+{
+    return s->db;
+}
+
+sqlite3_stmt *store_stmt_extra(struct sb_store *s, enum store_extra_stmt id, const char *sql,
+                               struct sb_err *err)
+{
+    if (!s->extra[id] &&
+        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->extra[id], NULL) != SQLITE_OK) {
+        db_error(s, err, "preparing a query");
+        s->extra[id] = NULL;
+    }
+    return s->extra[id];
+}
+
+void store_set_event_listener(struct sb_store *store, store_event_listener_fn fn, void *arg)
+{
+    store->listener = fn;
+    store->listener_arg = arg;
+}
+
+void store_notify_event(struct sb_store *s, const struct sb_event *ev)
+{
+    if (s->listener)
+        s->listener(s->listener_arg, ev);
+}
+
 /* Binds text, or SQL NULL when text is NULL. */
-static void bind_text(sqlite3_stmt *st, int idx, const char *text)
+void bind_text(sqlite3_stmt *st, int idx, const char *text)
 {
     if (text)
         sqlite3_bind_text(st, idx, text, -1, SQLITE_STATIC);
@@ -167,21 +184,21 @@ static void bind_text(sqlite3_stmt *st, int idx, const char *text)
         sqlite3_bind_null(st, idx);
 }
 
-static void column_copy(sqlite3_stmt *st, int col, char *dst, size_t len)
+void column_copy(sqlite3_stmt *st, int col, char *dst, size_t len)
 {
     const unsigned char *text = sqlite3_column_text(st, col);
     snprintf(dst, len, "%s", text ? (const char *)text : "");
 }
 
 /* A malloc'd copy of a text column (caller frees), or NULL on OOM. */
-static char *column_dup(sqlite3_stmt *st, int col)
+char *column_dup(sqlite3_stmt *st, int col)
 {
     const unsigned char *text = sqlite3_column_text(st, col);
     return strdup(text ? (const char *)text : "");
 }
 
 /* 400 unless 0 < strlen(value) < size (or value may be empty when allow_empty). */
-static int check_text(const char *value, size_t size, int allow_empty, const char *field, struct sb_err *err)
+int check_text(const char *value, size_t size, int allow_empty, const char *field, struct sb_err *err)
 {
     size_t len = value ? strlen(value) : 0;
     if (len == 0 && !allow_empty)
@@ -192,7 +209,7 @@ static int check_text(const char *value, size_t size, int allow_empty, const cha
 }
 
 /* Runs a write statement to completion; 0 or -1 with err from the database. */
-static int step_done(struct sb_store *s, sqlite3_stmt *st, const char *context, struct sb_err *err)
+int step_done(struct sb_store *s, sqlite3_stmt *st, const char *context, struct sb_err *err)
 {
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, context);
@@ -200,7 +217,7 @@ static int step_done(struct sb_store *s, sqlite3_stmt *st, const char *context, 
 }
 
 /* Reads a single count(*) row. */
-static int step_count(struct sb_store *s, sqlite3_stmt *st, size_t *count, struct sb_err *err)
+int step_count(struct sb_store *s, sqlite3_stmt *st, size_t *count, struct sb_err *err)
 {
     if (sqlite3_step(st) != SQLITE_ROW)
         return db_error(s, err, "counting rows");
@@ -211,10 +228,8 @@ static int step_count(struct sb_store *s, sqlite3_stmt *st, size_t *count, struc
 /* Steps st to the end, appending one element per row to a growing malloc'd
  * array (ownership passes to the caller on success). `read` fills an element
  * from the current row (0 or -1 on OOM); `clear` frees what it owns. */
-typedef int (*row_reader)(sqlite3_stmt *st, void *elem);
-typedef void (*elem_clear)(void *elem);
 
-static int collect_rows(struct sb_store *s, sqlite3_stmt *st, size_t elem_size, row_reader read,
+int collect_rows(struct sb_store *s, sqlite3_stmt *st, size_t elem_size, row_reader read,
                         elem_clear clear, void **out, size_t *count, struct sb_err *err)
 {
     char *items = NULL;
@@ -358,6 +373,8 @@ void store_close(struct sb_store *store)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(store->stmts[i]);
+    for (int i = 0; i < SX_COUNT; i++)
+        sqlite3_finalize(store->extra[i]);
     sqlite3_close(store->db);
     pthread_mutex_destroy(&store->lock);
     free(store);
@@ -786,26 +803,45 @@ int store_sandbox_update(struct sb_store *store, const struct sb_sandbox_rec *re
     return sandbox_update_locked(store, rec, err);
 }
 
-static int event_append_locked(struct sb_store *store, const char *org_id, const char *sandbox_id,
-                               const char *template_id, const char *type, const char *data_json,
-                               struct sb_err *err);
+static int event_append_locked(struct sb_store *store, struct sb_event *ev, struct sb_err *err);
 
-int store_sandbox_write(struct sb_store *store, const struct sb_sandbox_rec *rec, int insert,
-                        const char *event_type, const char *event_data_json, struct sb_err *err)
+/* The row and its event (with the event's webhook deliveries) in one
+ * transaction; *ev is filled for the listener, called after the lock. */
+static int sandbox_write_locked(struct sb_store *store, const struct sb_sandbox_rec *rec, int insert,
+                                struct sb_event *ev, struct sb_err *err)
 {
-    STORE_LOCKED(store);
-    if (!event_type)
+    if (!ev)
         return insert ? sandbox_insert_locked(store, rec, err) : sandbox_update_locked(store, rec, err);
     if (sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_error(store, err, "starting a transaction");
     int rc = insert ? sandbox_insert_locked(store, rec, err) : sandbox_update_locked(store, rec, err);
     if (rc == 0)
-        rc = event_append_locked(store, rec->org_id, rec->id, rec->template_id, event_type,
-                                 event_data_json, err);
+        rc = event_append_locked(store, ev, err);
     if (rc == 0 && sqlite3_exec(store->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = db_error(store, err, "committing a sandbox change");
     if (rc < 0)
         sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int store_sandbox_write(struct sb_store *store, const struct sb_sandbox_rec *rec, int insert,
+                        const char *event_type, const char *event_data_json, struct sb_err *err)
+{
+    struct sb_event ev = {0};
+    snprintf(ev.org_id, sizeof ev.org_id, "%s", rec->org_id);
+    snprintf(ev.sandbox_id, sizeof ev.sandbox_id, "%s", rec->id);
+    snprintf(ev.template_id, sizeof ev.template_id, "%s", rec->template_id);
+    if (event_type && check_text(event_type, sizeof ev.type, 0, "event type", err) < 0)
+        return -1;
+    snprintf(ev.type, sizeof ev.type, "%s", event_type ? event_type : "");
+    ev.data_json = (char *)(event_data_json ? event_data_json : "{}");   /* borrowed */
+    int rc;
+    {
+        STORE_LOCKED(store);
+        rc = sandbox_write_locked(store, rec, insert, event_type ? &ev : NULL, err);
+    }
+    if (rc == 0 && event_type)
+        store_notify_event(store, &ev);
     return rc;
 }
 
@@ -902,91 +938,67 @@ int store_sandbox_count_live(struct sb_store *store, const char *org_id, size_t 
     return step_count(store, st, count, err);
 }
 
-/* ---- lifecycle events ---- */
-
-static int read_event(sqlite3_stmt *st, void *elem)
-{
-    struct sb_event *ev = elem;
-    column_copy(st, 0, ev->id, sizeof ev->id);
-    column_copy(st, 1, ev->org_id, sizeof ev->org_id);
-    column_copy(st, 2, ev->sandbox_id, sizeof ev->sandbox_id);
-    column_copy(st, 3, ev->template_id, sizeof ev->template_id);
-    column_copy(st, 4, ev->type, sizeof ev->type);
-    ev->data_json = column_dup(st, 5);
-    ev->created_at = sqlite3_column_int64(st, 6);
-    return ev->data_json ? 0 : -1;
-}
-
-static void event_elem_clear(void *elem)
-{
-    struct sb_event *ev = elem;
-    free(ev->data_json);
-    ev->data_json = NULL;
-}
+/* ---- lifecycle events (appending; reading them is events.c) ---- */
 
 int store_event_append(struct sb_store *store, const char *org_id, const char *sandbox_id,
                        const char *template_id, const char *type, const char *data_json,
                        struct sb_err *err)
 {
-    STORE_LOCKED(store);
-    return event_append_locked(store, org_id, sandbox_id, template_id, type, data_json, err);
-}
-
-static int event_append_locked(struct sb_store *store, const char *org_id, const char *sandbox_id,
-                               const char *template_id, const char *type, const char *data_json,
-                               struct sb_err *err)
-{
-    struct sb_event ev = {.created_at = sb_wall_ms()};
+    struct sb_event ev = {0};
     if (check_text(org_id, sizeof ev.org_id, 0, "event org id", err) < 0 ||
         check_text(sandbox_id, sizeof ev.sandbox_id, 1, "event sandbox id", err) < 0 ||
         check_text(template_id, sizeof ev.template_id, 1, "event template id", err) < 0 ||
         check_text(type, sizeof ev.type, 0, "event type", err) < 0)
         return -1;
-    sb_id_new("evt_", ev.id, sizeof ev.id);
-    STMT(st) = stmt_get(store, ST_EVT_INSERT, err);
-    if (!st)
-        return -1;
-    bind_text(st, 1, ev.id);
-    bind_text(st, 2, org_id);
-    bind_text(st, 3, sandbox_id ? sandbox_id : "");
-    bind_text(st, 4, template_id ? template_id : "");
-    bind_text(st, 5, type);
-    bind_text(st, 6, data_json ? data_json : "{}");
-    sqlite3_bind_int64(st, 7, ev.created_at);
-    if (sqlite3_step(st) == SQLITE_DONE)
-        return 0;
-    switch (sqlite3_extended_errcode(store->db)) {
-    case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return sb_err_set(err, 404, "org not found: %s", org_id);
-    case SQLITE_CONSTRAINT_CHECK:
-        return sb_err_set(err, 400, "event data must be a JSON object");
-    default:
-        return db_error(store, err, "appending event");
+    snprintf(ev.org_id, sizeof ev.org_id, "%s", org_id);
+    snprintf(ev.sandbox_id, sizeof ev.sandbox_id, "%s", sandbox_id ? sandbox_id : "");
+    snprintf(ev.template_id, sizeof ev.template_id, "%s", template_id ? template_id : "");
+    snprintf(ev.type, sizeof ev.type, "%s", type);
+    ev.data_json = (char *)(data_json ? data_json : "{}");   /* borrowed */
+    int rc;
+    {
+        STORE_LOCKED(store);
+        if (sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            return db_error(store, err, "starting a transaction");
+        rc = event_append_locked(store, &ev, err);
+        if (rc == 0 && sqlite3_exec(store->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            rc = db_error(store, err, "committing an event");
+        if (rc < 0)
+            sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
     }
-}
-
-int store_event_list(struct sb_store *store, const char *org_id, const char *sandbox_id, int limit,
-                     struct sb_event **out, size_t *count, struct sb_err *err)
-{
-    STORE_LOCKED(store);
-    enum stmt_id id = ST_EVT_LIST_ALL + (sandbox_id ? 1 : 0) + (org_id ? 2 : 0);
-    STMT(st) = stmt_get(store, id, err);
-    if (!st)
-        return -1;
-    if (org_id)
-        bind_text(st, 1, org_id);
-    if (sandbox_id)
-        bind_text(st, 2, sandbox_id);
-    sqlite3_bind_int(st, 3, limit > 0 ? limit : 100);
-    void *rows;
-    int rc = collect_rows(store, st, sizeof **out, read_event, event_elem_clear, &rows, count, err);
-    *out = rows;
+    if (rc == 0)
+        store_notify_event(store, &ev);
     return rc;
 }
 
-void store_event_list_free(struct sb_event *list, size_t count)
+/* Inserts ev (its org, sandbox, template, type and borrowed data_json set
+ * by the caller, the text fields already checked for length) with a new id,
+ * seq and created_at, and its webhook deliveries. Inside the caller's
+ * transaction. */
+static int event_append_locked(struct sb_store *store, struct sb_event *ev, struct sb_err *err)
 {
-    for (size_t i = 0; list && i < count; i++)
-        event_elem_clear(&list[i]);
-    free(list);
+    ev->created_at = sb_wall_ms();
+    sb_id_new("evt_", ev->id, sizeof ev->id);
+    STMT(st) = stmt_get(store, ST_EVT_INSERT, err);
+    if (!st)
+        return -1;
+    bind_text(st, 1, ev->id);
+    bind_text(st, 2, ev->org_id);
+    bind_text(st, 3, ev->sandbox_id);
+    bind_text(st, 4, ev->template_id);
+    bind_text(st, 5, ev->type);
+    bind_text(st, 6, ev->data_json);
+    sqlite3_bind_int64(st, 7, ev->created_at);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        switch (sqlite3_extended_errcode(store->db)) {
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+            return sb_err_set(err, 404, "org not found: %s", ev->org_id);
+        case SQLITE_CONSTRAINT_CHECK:
+            return sb_err_set(err, 400, "event data must be a JSON object");
+        default:
+            return db_error(store, err, "appending event");
+        }
+    }
+    ev->seq = sqlite3_last_insert_rowid(store->db);
+    return webhook_outbox_append_locked(store, ev, err);
 }

@@ -1,6 +1,7 @@
 /*
  * store.h - the one interface to persistent state: orgs, API keys, sandboxes,
- * lifecycle events (and, later, templates' metadata, webhooks and their outbox).
+ * lifecycle events (reading them: store/events.c), and webhooks with their
+ * delivery outbox (store/webhooks.h).
  *
  * Backed by SQLite in WAL mode at <data-dir>/sandbase.db (store/sqlite.c);
  * numbered migrations (store/migrations/NNN_name.sql, compiled in) are applied
@@ -140,6 +141,7 @@ int store_sandbox_count_live(struct sb_store *store, const char *org_id, size_t 
 
 /* ---- lifecycle events ---- */
 struct sb_event {
+    int64_t seq;            /* the store's order of events: larger is newer */
     char id[32];            /* "evt_" + 20 base32 chars */
     char org_id[40];
     char sandbox_id[32];
@@ -148,12 +150,43 @@ struct sb_event {
     char *data_json;        /* owned: JSON object text, "{}" when none */
     int64_t created_at;
 };
+/* Appends an event (and its webhook deliveries) in one transaction. */
 int store_event_append(struct sb_store *store, const char *org_id, const char *sandbox_id,
                        const char *template_id, const char *type, const char *data_json,
                        struct sb_err *err);
+/* Called after every committed event (store_sandbox_write with an event,
+ * store_event_append), on the thread that wrote it, without the store's
+ * lock; ev and its data_json are borrowed for the call. It must not block
+ * (the loop thread writes events too). Set once, before other threads use
+ * the store; NULL removes it. */
+typedef void (*store_event_listener_fn)(void *arg, const struct sb_event *ev);
+void store_set_event_listener(struct sb_store *store, store_event_listener_fn fn, void *arg);
+
+/* What store_event_query returns: one org's events, newest first (by seq). */
+struct sb_event_query {
+    const char *org_id;     /* required */
+    const char *sandbox_id; /* NULL = the whole org */
+    const char *types;      /* ",type1,type2," (each between commas), NULL = every type */
+    int64_t since_ms;       /* only events created at or after this time (0: no bound) */
+    int64_t before_seq;     /* only events older than this seq (0: from the newest) */
+    int limit;              /* <= 0 means 100 */
+};
+int store_event_query(struct sb_store *store, const struct sb_event_query *q, struct sb_event **out,
+                      size_t *count, struct sb_err *err);
 /* Newest first; sandbox_id NULL = the whole org; limit <= 0 means 100. */
 int store_event_list(struct sb_store *store, const char *org_id, const char *sandbox_id, int limit,
                      struct sb_event **out, size_t *count, struct sb_err *err);
+/* An org's events after after_seq, oldest first, at most limit (live
+ * streams resuming from the last event a client saw). */
+int store_event_list_after(struct sb_store *store, const char *org_id, int64_t after_seq, int limit,
+                           struct sb_event **out, size_t *count, struct sb_err *err);
+/* The seq of the org's event id: 404 "event not found" when there is none
+ * (another org's, or pruned). */
+int store_event_seq(struct sb_store *store, const char *org_id, const char *id, int64_t *seq,
+                    struct sb_err *err);
+/* Forgets events created before before_ms (retention), with their webhook
+ * deliveries. */
+int store_event_prune(struct sb_store *store, int64_t before_ms, size_t *pruned, struct sb_err *err);
 void store_event_list_free(struct sb_event *list, size_t count);
 
 #endif

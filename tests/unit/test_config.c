@@ -283,6 +283,40 @@ static void test_connection_limits(void **state)
     expect_json_error("{\"request_read_timeout_s\": -1}", "request_read_timeout_s");
 }
 
+static void test_webhook_keys(void **state)
+{
+    (void)state;
+    struct sb_config cfg;
+    struct sb_err err = {0};
+    sb_config_defaults(&cfg);
+    assert_int_equal(cfg.webhook.allow_private, 0);
+    assert_int_equal(cfg.webhook.timeout_s, 10);
+    assert_int_equal(cfg.webhook.retry_base_ms, 5000);
+    assert_int_equal(cfg.webhook.max_attempts, 15);
+    assert_int_equal(sb_config_apply_json(&cfg, "{\"webhook_allow_private\": true, \"webhook_timeout_s\": 3, "
+                                                "\"webhook_retry_base_ms\": 100, \"webhook_retry_max_delay_s\": 2, "
+                                                "\"webhook_max_attempts\": 4, \"webhook_max_in_flight\": 8}", &err), 0);
+    assert_int_equal(cfg.webhook.allow_private, 1);
+    assert_int_equal(cfg.webhook.timeout_s, 3);
+    assert_int_equal(cfg.webhook.retry_base_ms, 100);
+    assert_int_equal(cfg.webhook.retry_max_delay_s, 2);
+    assert_int_equal(cfg.webhook.max_attempts, 4);
+    assert_int_equal(cfg.webhook.max_in_flight, 8);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "/tmp/sb-config-test");
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+    expect_json_error("{\"webhook_allow_private\": 1}", "webhook_allow_private must be true or false");
+    expect_json_error("{\"webhook_timeout_s\": \"10\"}", "webhook_timeout_s");
+    expect_json_error("{\"webhook_colour\": 1}", "unknown key webhook_colour");
+    cfg.webhook.timeout_s = 0;
+    expect_finish_error(&cfg, "webhook_timeout_s");
+    sb_config_defaults(&cfg);
+    cfg.webhook.max_attempts = 0;
+    expect_finish_error(&cfg, "webhook_max_attempts");
+    sb_config_defaults(&cfg);
+    cfg.webhook.max_in_flight = 0;
+    expect_finish_error(&cfg, "webhook_max_in_flight");
+}
+
 static void test_finish_ranges(void **state)
 {
     (void)state;
@@ -337,6 +371,7 @@ int main(void)
         cmocka_unit_test_setup(test_env, clear_env),
         cmocka_unit_test_setup(test_finish_ranges, clear_env),
         cmocka_unit_test_setup(test_connection_limits, clear_env),
+        cmocka_unit_test_setup(test_webhook_keys, clear_env),
         cmocka_unit_test_setup(test_relative_paths_made_absolute, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,11 +57,36 @@ static void test_name_valid(void **state)
     assert_false(sb_name_valid("caf\xc3\xa9"));
 }
 
+static void test_time_parse_rfc3339(void **state)
+{
+    int64_t ms;
+    char text[32];
+    assert_int_equal(sb_time_parse_rfc3339("2026-05-24T10:00:00Z", &ms), 0);
+    assert_true(ms == 1779616800000LL);
+    sb_time_rfc3339(ms, text, sizeof text);
+    assert_string_equal(text, "2026-05-24T10:00:00Z");
+    assert_int_equal(sb_time_parse_rfc3339("2026-05-24T12:00:00.25+02:00", &ms), 0);
+    assert_true(ms == 1779616800250LL);
+    assert_int_equal(sb_time_parse_rfc3339("2026-05-24t09:30:00-00:30", &ms), 0);
+    assert_true(ms == 1779616800000LL);
+    assert_int_equal(sb_time_parse_rfc3339("2024-02-29 00:00:00z", &ms), 0);
+    static const char *const bad[] = {
+        "", "2026-05-24", "2026-05-24T10:00:00", "2026-05-24T10:00Z", "2026-13-01T00:00:00Z",
+        "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-05-24T24:00:00Z", "2026-05-24T10:00:00.Z",
+        "2026-05-24T10:00:00+2:00", "2026-05-24T10:00:00Zjunk", "yesterday", "20260524T100000Z", NULL,
+    };
+    for (size_t i = 0; bad[i]; i++)
+        if (sb_time_parse_rfc3339(bad[i], &ms) != -1)
+            fail_msg("accepted %s", bad[i]);
+    assert_int_equal(sb_time_parse_rfc3339(NULL, &ms), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_id_new_and_valid),
         cmocka_unit_test(test_name_valid),
+        cmocka_unit_test(test_time_parse_rfc3339),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
