@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "http/request.h"
+#include "http/stream.h"
 #include "store/store.h"
 
 /* The sandbox req names in E2b-Sandbox-Id, when envd may be reached in it:
@@ -34,5 +35,40 @@ json_t *e2b_rpc_unary_request(const struct sb_request *req, struct sb_err *err);
 /* Connect-Timeout-Ms: *ms = 0 when header is NULL (no deadline), else its
  * value; 400 unless it is 1 to 10 ASCII digits (Connect's rule). */
 int e2b_rpc_timeout_ms(const char *header, uint64_t *ms, struct sb_err *err);
+
+/* ---- server-streaming calls (rpc_stream.c) ----
+ *
+ * The Connect stream of a server-streaming call (200 application/connect+
+ * json), with envd's keepalive (the method's own keepalive message as the
+ * stream's heartbeat every Keepalive-Ping-Interval seconds of silence, 90
+ * when absent) and deadline (Connect-Timeout-Ms: when it passes,
+ * deadline(arg) runs, then the stream ends with deadline_exceeded). closed
+ * runs once when the stream is over (ended and sent, client gone,
+ * shutdown); the stream is freed after it. Errors go in band: a call that
+ * fails before its first message answers with e2b_rpc_stream_fail.
+ */
+struct e2b_rpc_stream;
+struct e2b_rpc_stream_handlers {
+    void (*deadline)(void *arg);                        /* may be NULL */
+    void (*closed)(void *arg, enum sb_stream_end why);  /* may be NULL */
+    void *arg;
+};
+/* NULL with err for a malformed Connect-Timeout-Ms or Keepalive-Ping-
+ * Interval (400), a request that cannot stream (499 client gone, 503
+ * shutting down) or no memory (500: the stream was opened and ended in
+ * band): answer it with e2b_rpc_stream_fail, which does nothing to an
+ * answered request. keepalive is copied. Loop thread; req must be on its
+ * handler or deferred. */
+struct e2b_rpc_stream *e2b_rpc_stream_open(struct sb_request *req, const json_t *keepalive,
+                                           const struct e2b_rpc_stream_handlers *h, struct sb_err *err);
+/* One data envelope; -1 once ended or the stream is gone. */
+int e2b_rpc_stream_send(struct e2b_rpc_stream *rs, const json_t *msg);
+/* The end-stream envelope ({} for err NULL, else err's code) and the end of
+ * the body; the deadline no longer runs. Once; later calls do nothing. */
+void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err);
+/* Answers a streaming call that failed before its stream: 200 and only the
+ * end-stream envelope with err, as Connect wants (err as HTTP while
+ * shutting down; nothing when the client left or req is answered). */
+void e2b_rpc_stream_fail(struct sb_request *req, const struct sb_err *err);
 
 #endif
