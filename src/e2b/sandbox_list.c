@@ -265,7 +265,8 @@ static void answer_list(struct sb_request *req, struct list_query *q, int paged)
         sb_respond_error(req, &err);
         return;
     }
-    qsort(list, count, sizeof *list, q->ascending ? ascending_order : descending_order);
+    if (count > 1)
+        qsort(list, count, sizeof *list, q->ascending ? ascending_order : descending_order);
     json_t *arr = json_array();
     const struct sb_sandbox_rec *last = NULL;
     int more = 0;
