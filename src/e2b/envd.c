@@ -1,7 +1,8 @@
 /*
  * envd.c - envd on sandbase's port: the dialect that tells its requests
  * from the control plane's (E2b-Sandbox-Id), the sandbox and access-token
- * check every envd route starts with, GET /health, and the answer to a
+ * check every envd route starts with, the user a call names (Basic auth),
+ * GET /health, and the answer to a
  * route (a Connect method, /files) that is not served yet.
  *
  * Owns nothing. The token check is the only credential envd has (no API
@@ -10,6 +11,7 @@
  */
 #include <sodium.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/app.h"
 #include "api/validate.h"
@@ -50,6 +52,39 @@ int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sa
     if (rc < 0)
         store_sandbox_rec_clear(rec);
     return rc;
+}
+
+int e2b_basic_user(const char *authorization, const char **user, struct sb_err *err)
+{
+    static const char *const users[] = {"user", "root"};
+    *user = users[0];
+    if (!authorization)
+        return 0;
+    if (strncasecmp(authorization, "Basic ", 6) != 0)
+        return sb_err_set(err, 401, "invalid Authorization header: expected Basic base64(\"<user>:\")");
+    const char *b64 = authorization + 6;
+    char name[64];
+    size_t len = 0;
+    if (strlen(b64) > 4 * (sizeof name / 3) ||
+        sodium_base642bin((unsigned char *)name, sizeof name - 1, b64, strlen(b64), NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
+        return sb_err_set(err, 401, "invalid Authorization header: the credentials are not base64");
+    name[len] = '\0';
+    char *colon = memchr(name, ':', len);
+    if (!colon || colon[1] != '\0')
+        return sb_err_set(err, 401, "invalid Authorization header: expected \"<user>:\" with an empty password");
+    *colon = '\0';
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
+        if (strcmp(name, users[i]) == 0) {
+            *user = users[i];
+            return 0;
+        }
+    return sb_err_set(err, 401, "unknown user '%.32s': this sandbox has user and root", name);
+}
+
+int e2b_envd_user(const struct sb_request *req, const char **user, struct sb_err *err)
+{
+    return e2b_basic_user(sb_request_header(req, "Authorization"), user, err);
 }
 
 /* 204 while envd can be reached, 502 otherwise; no token needed. */

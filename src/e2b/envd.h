@@ -25,6 +25,16 @@
 int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sandbox_rec *rec,
                      struct sb_err *err);
 
+/* The user an envd call runs as: envd takes it from `Authorization: Basic
+ * base64("<user>:")` (the SDK sends it when the caller names a user, and
+ * always below envdVersion 0.4.0), the sandbox's default user without one.
+ * *user points to a static name: "user" or "root", the users a sandbox
+ * has; anything else, or a header that is not Basic with an empty
+ * password, is 401 (Connect's unauthenticated, as envd answers). */
+int e2b_envd_user(const struct sb_request *req, const char **user, struct sb_err *err);
+/* The same rule for one header value (NULL = none), for tests. */
+int e2b_basic_user(const char *authorization, const char **user, struct sb_err *err);
+
 /* The request message of a unary Connect call with the JSON codec: the
  * body as an object (empty = {}); 415 for a Content-Type other than
  * application/json (the route's renderer answers invalid_argument), 400
