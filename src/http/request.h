@@ -82,6 +82,9 @@ void sb_respond_raw(struct sb_request *req, int status, const char *content_type
 
 /* Answer later, from any thread. */
 void sb_request_defer(struct sb_request *req);
+void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
+void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
+void sb_request_complete_empty(struct sb_request *req, int status);
 
 /* Called once, on the loop thread, when a deferred request ends without its
  * handler's answer having reached the client: the client disconnected while
@@ -109,7 +112,9 @@ void sb_request_on_gone(struct sb_request *req, sb_request_gone_fn cb, void *arg
  * dropped (libmicrohttpd takes an answer only before the body or after all
  * of it; a cap known from Content-Length is refused before the body, see
  * sb_request_body_sink). A handler that does neither gets a 500, as any
- * handler. Loop thread only.
+ * handler. An answer given while the handler runs at the headers (a stream
+ * included) is sent at once and the body is not read, so a sink's handler
+ * that streams its answer opens the stream from on_end. Loop thread only.
  */
 enum sb_body_verdict {
     SB_BODY_CONTINUE,   /* go on */
@@ -137,8 +142,5 @@ int sb_request_body_sink(struct sb_request *req, uint64_t max_bytes, sb_body_dat
                          sb_body_end_fn on_end, void *arg, struct sb_err *err);
 /* Delivers the body again after SB_BODY_PAUSE; otherwise does nothing. */
 void sb_request_body_resume(struct sb_request *req);
-void sb_request_complete_json(struct sb_request *req, int status, json_t *body);
-void sb_request_complete_error(struct sb_request *req, const struct sb_err *err);
-void sb_request_complete_empty(struct sb_request *req, int status);
 
 #endif

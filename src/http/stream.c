@@ -38,6 +38,8 @@ struct sb_stream {
     char *buf;                  /* queue: bytes [head, head + len) of buf */
     size_t head, len, cap;
 
+    uint64_t length;            /* sized stream: the body's length; else MHD_SIZE_UNKNOWN */
+    uint64_t written;           /* bytes accepted by sb_stream_write */
     int ending;                 /* no more writes: ended by the writer or shutdown */
     int by_shutdown;            /* ending was shutdown's doing */
     int closed;                 /* http_stream_closed is running on_close */
@@ -148,6 +150,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         drain_check(s);
         return (ssize_t)n;
     }
+    if (s->ending && s->length != MHD_SIZE_UNKNOWN)
+        return MHD_CONTENT_READER_END_WITH_ERROR;   /* short of its length: cut */
     if (s->ending)
         return MHD_CONTENT_READER_END_OF_STREAM;
     http_conn_sleep(s->conn);   /* sb_stream_write wakes it */
@@ -159,6 +163,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 struct sb_stream *sb_stream_open(struct sb_request *req, int status, const char *content_type,
                                  struct sb_err *err)
 {
+    return sb_stream_open_sized(req, status, content_type, MHD_SIZE_UNKNOWN, err);
+}
+
+struct sb_stream *sb_stream_open_sized(struct sb_request *req, int status,
+                                       const char *content_type, uint64_t length,
+                                       struct sb_err *err)
+{
     struct sb_http_conn *conn = req->conn;
     if (status < 100 || status > 599) {
         sb_err_set(err, 500, "%s %s: stream status %d is not an HTTP status", req->method,
@@ -169,7 +180,7 @@ struct sb_stream *sb_stream_open(struct sb_request *req, int status, const char 
         return NULL;
     struct sb_stream *s = calloc(1, sizeof *s);
     struct MHD_Response *resp = s ? MHD_create_response_from_callback(
-                                        MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE, stream_read, s, NULL)
+                                        length, STREAM_BLOCK_SIZE, stream_read, s, NULL)
                                   : NULL;
     if (resp && content_type &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES) {
@@ -183,6 +194,7 @@ struct sb_stream *sb_stream_open(struct sb_request *req, int status, const char 
     }
     s->conn = conn;
     s->loop = conn->loop;
+    s->length = length;
     s->last_write_ms = sb_now_ms();
     http_conn_start_stream(conn, s, status, resp);
     return s;
@@ -202,8 +214,11 @@ int sb_stream_write(struct sb_stream *s, const void *data, size_t len)
         return -1;
     if (len == 0)
         return 0;
+    if (s->length != MHD_SIZE_UNKNOWN && len > s->length - s->written)
+        return -1;
     if (queue_append(s, data, len) < 0)
         return -1;
+    s->written += len;
     s->last_write_ms = sb_now_ms();
     http_conn_wake(s->conn);
     return 0;
@@ -236,6 +251,8 @@ void sb_stream_on_close(struct sb_stream *s, sb_stream_close_fn cb, void *arg)
 
 int sb_stream_heartbeat(struct sb_stream *s, uint64_t interval_ms, const void *bytes, size_t len)
 {
+    if (s->length != MHD_SIZE_UNKNOWN)
+        return -1;      /* extra bytes would break the declared length */
     if (s->heartbeat_timer) {
         sb_loop_cancel(s->loop, s->heartbeat_timer);
         s->heartbeat_timer = 0;
@@ -277,6 +294,9 @@ void http_stream_closed(struct sb_stream *s, enum MHD_RequestTerminationCode toe
         why = SB_STREAM_SHUTDOWN;
     else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         why = SB_STREAM_ENDED;
+    else if (s->ending && s->length != MHD_SIZE_UNKNOWN && s->written < s->length &&
+             !http_conn_hung_up(s->conn))
+        why = SB_STREAM_CUT;
     s->closed = 1;
     s->ending = 1;
     if (s->drain_timer)

@@ -44,6 +44,8 @@ enum sb_stream_end {
     SB_STREAM_ENDED,        /* sb_stream_end() and every byte was sent */
     SB_STREAM_CLIENT_GONE,  /* the client left, reset, or stalled past the idle timeout */
     SB_STREAM_SHUTDOWN,     /* the server shut down (the body was ended, or cut off) */
+    SB_STREAM_CUT,          /* a sized stream ended short of its length: the
+                               connection was closed, the client saw it cut */
 };
 
 /* Turns req into a stream answered with status (100-599) and Content-Type
@@ -59,6 +61,14 @@ enum sb_stream_end {
 struct sb_stream *sb_stream_open(struct sb_request *req, int status, const char *content_type,
                                  struct sb_err *err);
 
+/* The same for a body whose length is known (a file download): sent with
+ * Content-Length instead of chunked. Writes past length fail; the stream is
+ * over once length bytes are sent (sb_stream_end is then optional), and
+ * ending it short closes the connection (SB_STREAM_CUT). No heartbeat. */
+struct sb_stream *sb_stream_open_sized(struct sb_request *req, int status,
+                                       const char *content_type, uint64_t length,
+                                       struct sb_err *err);
+
 /* Adds a response header. Only before the response headers go out, i.e. in
  * the same loop callback (or handler run) as sb_stream_open. Returns -1
  * (nothing added) when too late, or for a name or value MHD refuses. */
@@ -66,7 +76,7 @@ int sb_stream_header(struct sb_stream *s, const char *name, const char *value);
 
 /* Queues a copy of len bytes and wakes the connection. Returns -1 (nothing
  * queued) once the stream is ending (ended by the writer, or by shutdown)
- * or closed, or when out of memory. */
+ * or closed, past a sized stream's length, or when out of memory. */
 int sb_stream_write(struct sb_stream *s, const void *data, size_t len);
 
 /* Bytes written but not yet taken by the connection. */
@@ -92,7 +102,8 @@ void sb_stream_on_close(struct sb_stream *s, sb_stream_close_fn cb, void *arg);
 /* Writes a copy of bytes (len > 0) whenever nothing has been written for
  * interval_ms and nothing is queued, so that a client that left an idle
  * stream is noticed (and proxies keep the connection). interval_ms 0 turns
- * it off. Returns -1 when out of memory (heartbeat unchanged). */
+ * it off. Returns -1 when out of memory or for a sized stream (heartbeat
+ * unchanged). */
 int sb_stream_heartbeat(struct sb_stream *s, uint64_t interval_ms, const void *bytes, size_t len);
 
 #endif

@@ -105,6 +105,17 @@ static void h_many(struct sb_request *req)
     many[many_open++] = s;
 }
 
+/* GET /sized: a stream of exactly 100 bytes. */
+static void h_sized(struct sb_request *req)
+{
+    struct sb_err err;
+    struct sb_stream *s = sb_stream_open_sized(req, 200, "application/octet-stream", 100, &err);
+    assert_non_null(s);
+    assert_int_equal(sb_stream_heartbeat(s, 100, "x", 1), -1);     /* would break the length */
+    sb_stream_on_close(s, on_close, &probe);
+    probe.s = s;
+}
+
 /* GET /later: deferred; the test opens the stream later. */
 static void h_later(struct sb_request *req)
 {
@@ -124,6 +135,7 @@ static struct http_fixture *start(unsigned grace_ms)
     assert_int_equal(sb_router_add(router, "GET", "/health", h_health, SB_ROUTE_NO_AUTH), 0);
     assert_int_equal(sb_router_add(router, "GET", "/stream", h_stream, 0), 0);
     assert_int_equal(sb_router_add(router, "GET", "/later", h_later, 0), 0);
+    assert_int_equal(sb_router_add(router, "GET", "/sized", h_sized, SB_ROUTE_NO_AUTH), 0);
     assert_int_equal(sb_router_add(router, "GET", "/many", h_many, SB_ROUTE_NO_AUTH), 0);
     struct sb_server_config config = {
         .idle_timeout_s = idle_timeout_s ? idle_timeout_s : 10,
@@ -218,6 +230,42 @@ static void test_chunks_arrive_as_written(void **state)
     client_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(client_read(c, &resp), 0);
     assert_int_equal(resp.status, 200);
+    client_close(c);
+}
+
+/* A sized stream goes out with Content-Length, not chunked; it is over once
+ * its length is sent, refuses bytes past it, and one ended short is cut
+ * (the connection closes, the client sees fewer bytes than announced). */
+static int sized_open(void *p) { return probe.s != NULL; }
+
+static void test_sized_stream(void **state)
+{
+    struct http_fixture *f = *state;
+    char body[100];
+    for (int i = 0; i < 100; i++)
+        body[i] = (char)('a' + i % 26);
+    struct client *c = client_open(f->port);
+    client_sendf(c, "GET /sized HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(http_fixture_wait(f, sized_open, NULL, 2000));
+    assert_int_equal(stream_write(f, body, 60), 0);
+    assert_int_equal(stream_write(f, body + 60, 41), -1);      /* one past the length */
+    assert_int_equal(stream_write(f, body + 60, 40), 0);
+    struct response resp;
+    assert_int_equal(client_read(c, &resp), 0);                /* Content-Length framed */
+    assert_int_equal(resp.status, 200);
+    assert_null(header(&resp, "Transfer-Encoding"));
+    assert_int_equal(resp.body_len, 100);
+    assert_memory_equal(resp.body, body, 100);
+    assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
+    assert_int_equal(probe.why, SB_STREAM_ENDED);              /* without sb_stream_end */
+    memset(&probe, 0, sizeof probe);    /* before the loop can touch it again */
+    client_sendf(c, "GET /sized HTTP/1.1\r\nHost: t\r\n\r\n");   /* keep-alive */
+    assert_true(http_fixture_wait(f, sized_open, NULL, 2000));
+    assert_int_equal(stream_write(f, body, 10), 0);
+    http_fixture_on_loop(f, do_end, NULL);
+    assert_int_equal(client_read(c, &resp), -1);               /* cut short */
+    assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
+    assert_int_equal(probe.why, SB_STREAM_CUT);
     client_close(c);
 }
 
@@ -660,6 +708,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chunks_arrive_as_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_stream_sleeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_for_deferred_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_back_pressure, setup, teardown),
