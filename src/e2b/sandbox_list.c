@@ -105,7 +105,10 @@ static int parse_metadata(const char *text, json_t **out, struct sb_err *err)
             return sb_err_set(err, 400, "invalid metadata filter: expected key=value pairs joined by & "
                                         "(at most %d), each percent-encoded", METADATA_PAIRS_MAX);
         }
-        json_object_set_new(obj, key, json_string(value));
+        if (json_object_set_new(obj, key, json_string(value)) < 0) {    /* not UTF-8 */
+            json_decref(obj);
+            return sb_err_set(err, 400, "invalid metadata filter: keys and values must be UTF-8");
+        }
         p += len + (amp ? 1 : 0);
     }
     *out = obj;
@@ -121,6 +124,8 @@ static int add_state(void *arg, const char *value)
 {
     struct state_parse *sp = arg;
     char buf[128];
+    if (strlen(value) >= sizeof buf)
+        return sb_err_set(sp->err, 400, "invalid state filter: longer than %zu bytes", sizeof buf - 1);
     snprintf(buf, sizeof buf, "%s", value);
     if (!*buf)
         return sb_err_set(sp->err, 400, "invalid state filter: empty (running, paused)");

@@ -178,6 +178,9 @@ def test_v2_list_pages_and_filters(e2b, made):
     ("order=sideways", "invalid order"),
     ("startedAfter=yesterday", "invalid startedAfter"),
     ("metadata=novalue", "invalid metadata filter"),
+    ("metadata=a%3D%2525ff", "invalid metadata filter: keys and values must be UTF-8"),
+    ("metadata=a%3D%25zz", "invalid metadata filter"),
+    ("state=" + ",".join(["running"] * 20), "invalid state filter: longer than"),
     ("status=running", "unknown query parameter 'status'"),
 ])
 def test_bad_list_query_is_400(e2b, query, message):
