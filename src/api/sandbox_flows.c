@@ -24,7 +24,48 @@ void api_create_free(void *p)
     free(c->metadata);
     free(c->env);
     free(c->e2b_json);
+    free(c->network);
     free(c);
+}
+
+int api_create_network(json_t *body, struct api_create *c, struct sb_err *err)
+{
+    json_t *snake = json_object_get(body, "allow_internet_access");
+    json_t *camel = json_object_get(body, "allowInternetAccess");
+    json_t *network = json_object_get(body, "network");
+    if (snake && camel)
+        return sb_err_set(err, 400, "give allow_internet_access or allowInternetAccess, not both");
+    if (!snake && !camel && !network)
+        return 0;
+    if (camel && !json_is_boolean(camel))
+        return sb_err_set(err, 400, "invalid field allowInternetAccess: must be a boolean");
+    struct sb_net_policy *p = malloc(sizeof *p);
+    if (!p)
+        return sb_err_set(err, 500, "out of memory");
+    if (netpolicy_parse(snake ? snake : camel, network, p, err) < 0) {
+        free(p);
+        return -1;
+    }
+    free(c->network);
+    c->network = p;
+    return 0;
+}
+
+void api_add_network_json(json_t *obj, const char *text)
+{
+    json_t *net = text && *text ? json_loads(text, 0, NULL) : NULL;
+    if (!obj) {
+        json_decref(net);
+        return;
+    }
+    if (!json_is_object(net)) {
+        json_decref(net);
+        net = json_pack("{s:b, s:[], s:[], s:b}", "allowInternetAccess", 0, "allowOut", "denyOut",
+                        "allowPublicTraffic", 1);
+    }
+    json_object_set(obj, "allowInternetAccess", json_object_get(net, "allowInternetAccess"));
+    json_object_del(net, "allowInternetAccess");
+    json_object_set_new(obj, "network", net);
 }
 
 int api_check_template(const struct sb_app *app, const char *name, struct sb_err *err)
@@ -51,8 +92,8 @@ static struct sb_create_request create_request_of(const struct api_create *c)
 {
     return (struct sb_create_request){.org_id = c->org_id, .template_id = c->template_id,
                                       .timeout_s = c->timeout_s, .metadata_json = c->metadata,
-                                      .env_json = c->env, .e2b_json = c->e2b_json,
-                                      .envd_token = c->envd_token};
+                                      .env_json = c->env, .network = c->network,
+                                      .e2b_json = c->e2b_json, .envd_token = c->envd_token};
 }
 
 static void create_job(struct sb_request *req, void *p)

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "api/app.h"
+#include "runtime/netpolicy.h"
 #include "runtime/template.h"
 
 /* envdVersion, the same in SandBase's sandbox object and E2B's shapes: the
@@ -32,9 +33,20 @@ struct api_create {
     char *env;                      /* owned JSON object text; NULL = {} */
     char *e2b_json;                 /* owned: an E2B create's own settings; NULL = none */
     char envd_token[72];            /* "" = no envd access token */
+    struct sb_net_policy *network;  /* owned; NULL = the create said nothing about the network */
     api_sandbox_shape_fn shape;
 };
 void api_create_free(void *create);
+
+/* allow_internet_access (E2B's REST spelling; allowInternetAccess also
+ * taken) and network of a create body into c->network, left NULL when the
+ * body has neither; 400 naming the problem (runtime/netpolicy.h). */
+int api_create_network(json_t *body, struct api_create *c, struct sb_err *err);
+
+/* Adds allowInternetAccess and network {allowOut, denyOut,
+ * allowPublicTraffic, address?} from a sandbox's stored network settings
+ * to obj; a sandbox from before they were stored had loopback only. */
+void api_add_network_json(json_t *obj, const char *network_json);
 
 /* 0 when the template exists; else 400 "unknown template: X (available:
  * ...)" naming the ones that do. */

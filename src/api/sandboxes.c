@@ -50,6 +50,7 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
                             "envdVersion", API_ENVD_VERSION, "envdAccessToken",
                             rec->envd_token[0] ? json_string(rec->envd_token) : json_null(), "cpuCount", rec->cpu_count,
                             "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
+    api_add_network_json(obj, rec->network_json);
     if (obj && rec->status == SB_SANDBOX_STOPPED) {
         char stopped[32];
         sb_time_rfc3339(rec->stopped_at ? rec->stopped_at : rec->updated_at, stopped, sizeof stopped);
@@ -69,7 +70,8 @@ void api_sandbox_create(struct sb_request *req)
     struct api_create *c = calloc(1, sizeof *c);
     const char *template_id = NULL;
     long long timeout = 0;
-    static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars", NULL};
+    static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars",
+                                         "allow_internet_access", "allowInternetAccess", "network", NULL};
     if (!body || !c)
         goto fail;
     if (api_check_fields(body, fields, "POST /sandboxes", &err) < 0 ||
@@ -78,7 +80,7 @@ void api_sandbox_create(struct sb_request *req)
                       &timeout, &err) < 0 ||
         api_field_string_map(body, "metadata", &c->metadata, &err) < 0 ||
         api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
-        api_check_template(app, template_id, &err) < 0)
+        api_create_network(body, c, &err) < 0 || api_check_template(app, template_id, &err) < 0)
         goto fail;
     snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
     snprintf(c->template_id, sizeof c->template_id, "%s", template_id);

@@ -3,9 +3,11 @@
  */
 #include "core/config.h"
 
+#include "core/cidr.h"
 #include "core/fs.h"
 
 #include <jansson.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,8 @@ void sb_config_defaults(struct sb_config *cfg)
                                               .max_attempts = 15, .max_in_flight = 64};
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
     cfg->maxima = (struct sb_limits){.cpu_count = 8, .memory_mb = 8192, .pids = 4096, .disk_mb = 10240};
+    snprintf(cfg->network.range, sizeof cfg->network.range, "10.200.0.0/16");
+    snprintf(cfg->network.default_mode, sizeof cfg->network.default_mode, "internet");
 }
 
 static int set_string(char *dst, size_t len, json_t *v, const char *key, struct sb_err *err)
@@ -81,6 +85,78 @@ static int apply_limits(struct sb_limits *lim, json_t *obj, const char *name, st
             lim->disk_mb = (int)n;
         else
             return sb_err_set(err, 400, "config: unknown key %s", full);
+    }
+    return 0;
+}
+
+/* {"network": {...}}: egress settings, checked in sb_config_finish. */
+static int apply_network(struct sb_net_config *net, json_t *obj, struct sb_err *err)
+{
+    if (!json_is_object(obj))
+        return sb_err_set(err, 400, "config: network must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        int rc;
+        if (strcmp(key, "uplink") == 0)
+            rc = set_string(net->uplink, sizeof net->uplink, v, "network.uplink", err);
+        else if (strcmp(key, "range") == 0)
+            rc = set_string(net->range, sizeof net->range, v, "network.range", err);
+        else if (strcmp(key, "default") == 0)
+            rc = set_string(net->default_mode, sizeof net->default_mode, v, "network.default", err);
+        else if (strcmp(key, "dns_upstream") == 0)
+            rc = set_string(net->dns_upstream, sizeof net->dns_upstream, v, "network.dns_upstream", err);
+        else if (strcmp(key, "allow_private") == 0) {
+            if (!json_is_array(v) || json_array_size(v) > SB_NET_MAX_ALLOW_PRIVATE)
+                return sb_err_set(err, 400, "config: network.allow_private must be an array of at most %d CIDRs",
+                                  SB_NET_MAX_ALLOW_PRIVATE);
+            size_t i;
+            json_t *item;
+            net->allow_private_count = 0;
+            rc = 0;
+            json_array_foreach(v, i, item) {
+                if ((rc = set_string(net->allow_private[i], sizeof net->allow_private[i], item,
+                                     "network.allow_private[]", err)) < 0)
+                    break;
+                net->allow_private_count++;
+            }
+        } else
+            return sb_err_set(err, 400, "config: unknown key network.%s (known: uplink, range, default, "
+                                        "dns_upstream, allow_private)", key);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The network section makes sense: a usable range, a known default, CIDRs
+ * and an upstream that parse. */
+static int check_network(const struct sb_net_config *net, struct sb_err *err)
+{
+    struct sb_cidr range;
+    if (sb_cidr_parse(net->range, &range) < 0 || range.family != AF_INET || range.prefix < 8 ||
+        range.prefix > 28)
+        return sb_err_set(err, 400, "config: network.range must be an IPv4 CIDR from /8 to /28 (got \"%s\")",
+                          net->range);
+    if (strcmp(net->default_mode, "internet") != 0 && strcmp(net->default_mode, "none") != 0)
+        return sb_err_set(err, 400, "config: network.default must be internet or none");
+    for (int i = 0; i < net->allow_private_count; i++) {
+        struct sb_cidr c;
+        if (sb_cidr_parse(net->allow_private[i], &c) < 0)
+            return sb_err_set(err, 400, "config: network.allow_private: not a CIDR: \"%s\"", net->allow_private[i]);
+    }
+    if (net->uplink[0] && (strchr(net->uplink, '/') || strcmp(net->uplink, ".") == 0 ||
+                           strcmp(net->uplink, "..") == 0))
+        return sb_err_set(err, 400, "config: network.uplink is not an interface name");
+    if (net->dns_upstream[0]) {
+        char host[64];
+        snprintf(host, sizeof host, "%s", net->dns_upstream);
+        char *colon = strrchr(host, ':');
+        if (colon && strchr(host, '.'))     /* IPv4 "a.b.c.d:port" */
+            *colon = '\0';
+        struct sb_cidr c;
+        if (sb_cidr_parse(host, &c) < 0 || c.family != AF_INET)
+            return sb_err_set(err, 400, "config: network.dns_upstream must be an IPv4 address, optionally with :port");
     }
     return 0;
 }
@@ -154,6 +230,8 @@ int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb
             rc = apply_limits(&cfg->defaults, v, key, err);
         else if (strcmp(key, "maxima") == 0)
             rc = apply_limits(&cfg->maxima, v, key, err);
+        else if (strcmp(key, "network") == 0)
+            rc = apply_network(&cfg->network, v, err);
         else
             rc = apply_int_option(cfg, key, v, err);
         if (rc < 0)
@@ -307,7 +385,8 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
     if (cfg->defaults.cpu_count > cfg->maxima.cpu_count || cfg->defaults.memory_mb > cfg->maxima.memory_mb ||
         cfg->defaults.pids > cfg->maxima.pids || cfg->defaults.disk_mb > cfg->maxima.disk_mb)
         return sb_err_set(err, 400, "config: defaults must not exceed maxima");
-    if (check_connections(cfg, err) < 0 || check_webhooks(&cfg->webhook, err) < 0)
+    if (check_connections(cfg, err) < 0 || check_webhooks(&cfg->webhook, err) < 0 ||
+        check_network(&cfg->network, err) < 0)
         return -1;
     if (cfg->uid_base < SB_UID_RANGE)
         return sb_err_set(err, 400, "config: uid_base must be at least 65536 so sandbox ids never map onto host users");

@@ -26,6 +26,18 @@ struct sb_limits {
     int disk_mb;
 };
 
+/* Sandbox egress (issue 12). No uplink = no egress for any sandbox: the
+ * safe default, so a fresh server never NATs sandboxes anywhere. */
+#define SB_NET_MAX_ALLOW_PRIVATE 16
+struct sb_net_config {
+    char uplink[16];                /* host interface sandboxes are NATed to; "" = egress off */
+    char range[32];                 /* IPv4 CIDR sandbox addresses come from (10.200.0.0/16) */
+    char default_mode[16];          /* internet | none: egress when a create does not say */
+    char dns_upstream[64];          /* "IP" or "IP:port" the DNS forwarder asks; "" = /etc/resolv.conf */
+    int allow_private_count;
+    char allow_private[SB_NET_MAX_ALLOW_PRIVATE][48];   /* private CIDRs sandboxes may reach */
+};
+
 struct sb_config {
     char listen[128];               /* "127.0.0.1:3000" */
     char data_dir[SB_PATH_MAX];     /* db, templates, sandboxes' upper dirs */
@@ -56,6 +68,7 @@ struct sb_config {
     } webhook;
     struct sb_limits defaults;      /* 2 CPUs, 512 MiB, 512 pids, 1024 MiB disk */
     struct sb_limits maxima;        /* 8 CPUs, 8192 MiB, 4096 pids, 10240 MiB disk */
+    struct sb_net_config network;   /* {"network": {"uplink", "range", "default", "dns_upstream", "allow_private"}} */
 };
 
 void sb_config_defaults(struct sb_config *cfg);

@@ -10,7 +10,8 @@
  * NotFoundError / kill() -> false), 409 pause of a paused sandbox (pause()
  * -> false), 429 the org's cap (RateLimitError), 401 from the server.
  * Fields sandbase cannot honour (mcp, iam, volumeMounts, a pause or
- * resume without memory) are 400s, never ignored.
+ * resume without memory) are 400s, never ignored; allow_internet_access
+ * and network are the egress policy SandBase's create takes too.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -60,11 +61,13 @@ static int refuse_unsupported(json_t *body, struct sb_err *err)
     return 0;
 }
 
-/* E2B's create settings, stored as given, plus whether it is secure. */
+/* E2B's lifecycle settings, stored as given (not acted on yet), plus
+ * whether it is secure. allow_internet_access and network are the network
+ * policy every create has (api_create_network). */
 static char *e2b_settings(json_t *body, int secure_default, int *secure, struct sb_err *err)
 {
-    static const char *const bools[] = {"autoPause", "autoPauseMemory", "allow_internet_access", NULL};
-    static const char *const objects[] = {"network", "autoResume", NULL};
+    static const char *const bools[] = {"autoPause", "autoPauseMemory", NULL};
+    static const char *const objects[] = {"autoResume", NULL};
     json_t *out = json_object();
     json_t *v = json_object_get(body, "secure");
     if (!out) {
@@ -118,6 +121,7 @@ static void create(struct sb_request *req, const char *route, int secure_default
                       &timeout, &err) < 0 ||
         api_field_string_map(body, "metadata", &c->metadata, &err) < 0 ||
         api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
+        api_create_network(body, c, &err) < 0 ||
         !(c->e2b_json = e2b_settings(body, secure_default, &secure, &err)) ||
         api_check_template(app, template_id, &err) < 0)
         goto fail;

@@ -2,12 +2,11 @@
  * shapes.c - E2B's JSON for a sandbox (see shapes.h and the protocol's
  * §2.5-2.7).
  *
- * What E2B has and sandbase does not is answered as the truth, not as what
- * was asked: the create's allow_internet_access and network are stored
- * (e2b_json) but a sandbox has loopback only until egress lands, so
- * allowInternetAccess is false; autoPause is stored, not acted on, so no
- * lifecycle is claimed. templateID is the template's name, also its alias;
- * domain is null (the SDK then uses its sandboxUrl).
+ * What is answered is the truth, not what was asked: allowInternetAccess
+ * and network are the sandbox's egress policy as resolved at create;
+ * autoPause is stored, not acted on, so no lifecycle is claimed.
+ * templateID is the template's name, also its alias; domain is null (the
+ * SDK then uses its sandboxUrl).
  */
 #include "e2b/shapes.h"
 
@@ -68,9 +67,10 @@ json_t *e2b_detail_shape(const struct sb_sandbox_rec *rec)
 {
     json_t *obj = common_shape(rec);
     if (obj && json_object_set_new(obj, "envdAccessToken", token_of(rec)) == 0 &&
-        json_object_set_new(obj, "allowInternetAccess", json_false()) == 0 &&
-        json_object_set_new(obj, "domain", json_null()) == 0)
+        json_object_set_new(obj, "domain", json_null()) == 0) {
+        api_add_network_json(obj, rec->network_json);
         return obj;
+    }
     json_decref(obj);
     return NULL;
 }

@@ -34,10 +34,11 @@
 
 #include "core/id.h"
 #include "core/log.h"
+#include "runtime/network.h"
 #include "runtime/pool.h"
 #include "runtime/registry_internal.h"
 #include "runtime/sandbox_locks.h"
-#include "runtime/sandbox_spec.h"
+#include "runtime/sandbox_pins.h"
 #include "runtime/shim_link.h"
 #include "runtime/template.h"
 
@@ -68,6 +69,13 @@ struct sb_registry *registry_new(const struct sb_config *cfg, struct sb_store *s
         sb_err_set(err, 500, "out of memory");
         return NULL;
     }
+    reg->net = network_new(cfg, err);
+    if (!reg->net) {
+        sandbox_locks_free(reg->locks);
+        pool_free(reg->pool, 0);
+        free(reg);
+        return NULL;
+    }
     pthread_mutex_init(&reg->state_lock, NULL);
     return reg;
 }
@@ -84,6 +92,7 @@ void registry_free(struct sb_registry *reg, int destroy_pool)
         return;
     shim_links_free(reg->links);
     pool_free(reg->pool, destroy_pool);
+    network_free(reg->net);
     pthread_mutex_destroy(&reg->state_lock);
     sandbox_locks_free(reg->locks);
     free(reg);
@@ -165,6 +174,7 @@ static int mark_lost_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec,
     struct sb_err derr = {0};
     if (shim_destroy(reg->cfg, rec->id, &derr) < 0)
         sb_warn("sandbox %s: cleaning up after its dead runtime: %s", rec->id, derr.msg);
+    network_release_stored(reg->net, rec->id, rec->network_json);
     return record_stop(reg, rec, "lost", err);
 }
 
@@ -275,12 +285,15 @@ int registry_reconcile(struct sb_registry *reg, struct sb_err *err)
                 shim_resume(reg->cfg->run_dir, rec->id, &serr);
             else if (!st.paused && rec->status == SB_SANDBOX_PAUSED)
                 shim_pause(reg->cfg->run_dir, rec->id, &serr);
+            if (network_adopt_stored(reg->net, rec->id, rec->network_json, &serr) < 0)
+                sb_warn("reconcile: sandbox %s: its network: %s", rec->id, serr.msg);
             watch_live(reg, rec->id);
             adopted++;
             continue;
         }
         if (rec->status == SB_SANDBOX_CREATING) {       /* a create cut short: never announced */
             shim_destroy(reg->cfg, rec->id, &serr);
+            network_release_stored(reg->net, rec->id, rec->network_json);
             store_sandbox_delete_creating(reg->store, rec->id, &serr);
         } else {
             mark_lost_locked(reg, rec, &serr);
@@ -343,11 +356,12 @@ static void set_limits(struct sb_sandbox_rec *rec, const struct sb_limits *limit
 
 /* Caller holds state_lock. Checks the per-org cap, claims a pooled sandbox
  * when one is ready (its id and limits replace rec's) and inserts the row,
- * which reserves the slot. A claimed sandbox is given back on failure; on
+ * which reserves the slot (as creating when needs_network: the caller
+ * attaches it, then marks it running). A claimed sandbox is given back on failure; on
  * success its shim's pidfd is in *pidfd (caller owns). With pool_only,
  * returns 1 (and changes nothing) when none is ready. */
 static int reserve_locked(struct sb_registry *reg, const struct sb_create_request *creq,
-                          struct sb_sandbox_rec *rec, int pool_only, int *from_pool,
+                          struct sb_sandbox_rec *rec, int pool_only, int needs_network, int *from_pool,
                           int *pidfd, struct sb_err *err)
 {
     size_t live = 0;
@@ -364,8 +378,9 @@ static int reserve_locked(struct sb_registry *reg, const struct sb_create_reques
         set_limits(rec, &limits);
     else if (pool_only)
         return 1;
-    /* A pooled sandbox already exists: its row starts out running. */
-    int rc = *from_pool ? record_change(reg, rec, 1, SB_SANDBOX_RUNNING, "created", NULL, err)
+    /* A pooled sandbox already exists: its row starts out running, unless
+     * its network is still to be attached. */
+    int rc = *from_pool && !needs_network ? record_change(reg, rec, 1, SB_SANDBOX_RUNNING, "created", NULL, err)
                         : record_change(reg, rec, 1, SB_SANDBOX_CREATING, NULL, NULL, err);
     if (rc < 0) {
         if (*from_pool)
@@ -390,19 +405,57 @@ static int finish_create(struct sb_registry *reg, const struct sb_create_request
     return 0;
 }
 
+/* The create's network settings settled against the template (template_mode,
+ * "" = none) and the config into a new *out (caller frees); egress gets an
+ * address reserved, and rec->network_json the stored form. */
+static int resolve_network(struct sb_registry *reg, const struct sb_create_request *creq, const char *template_mode,
+                           struct sb_sandbox_rec *rec, struct sb_net_policy **out, struct sb_err *err)
+{
+    struct sb_net_policy *p = malloc(sizeof *p);
+    if (!p)
+        return sb_err_set(err, 500, "out of memory");
+    if (creq->network)
+        *p = *creq->network;
+    else
+        netpolicy_parse(NULL, NULL, p, err);
+    int rc = netpolicy_resolve(p, template_mode, &reg->cfg->network, err);
+    if (rc == 0 && p->internet)
+        rc = network_reserve(reg->net, p, err);
+    if (rc == 0 && !(rec->network_json = netpolicy_to_text(p))) {
+        if (p->internet)
+            network_release(reg->net, rec->id, p);
+        rc = sb_err_set(err, 500, "out of memory");
+    }
+    if (rc < 0) {
+        free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
 int registry_try_create_pooled(struct sb_registry *reg, const struct sb_create_request *creq,
                                struct sb_sandbox_rec *out, struct sb_err *err)
 {
     struct sb_sandbox_rec rec;
     int from_pool = 0, pidfd = -1;
+    /* Attaching a network blocks (netlink, nftables): that is a worker's job. */
+    if (network_may_attach(reg->net, creq->network))
+        return 0;
     if (new_record(creq, &rec, err) < 0)
         return -1;
+    struct sb_net_policy *net = NULL;
+    if (resolve_network(reg, creq, "", &rec, &net, err) < 0) {
+        store_sandbox_rec_clear(&rec);
+        return -1;
+    }
+    free(net);      /* no egress: nothing to attach */
     /* Never wait on the lock here (the loop thread): another create may hold it. */
     if (pthread_mutex_trylock(&reg->state_lock) != 0) {
         store_sandbox_rec_clear(&rec);
         return 0;
     }
-    int rc = reserve_locked(reg, creq, &rec, 1, &from_pool, &pidfd, err);
+    int rc = reserve_locked(reg, creq, &rec, 1, 0, &from_pool, &pidfd, err);
     pthread_mutex_unlock(&reg->state_lock);
     if (rc == 1) {
         store_sandbox_rec_clear(&rec);
@@ -425,6 +478,8 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
         return -1;
     struct sb_limits limits;
     template_effective_limits(&tpl, reg->cfg, &limits);
+    char template_network[sizeof tpl.network];
+    memcpy(template_network, tpl.network, sizeof template_network);
     template_clear(&tpl);
 
     struct sb_sandbox_rec rec;
@@ -432,9 +487,14 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
         return -1;
     sb_id_new("sbx_", rec.id, sizeof rec.id);
     set_limits(&rec, &limits);
-    int from_pool = 0, pidfd = -1;
+    struct sb_net_policy *net = NULL;
+    if (resolve_network(reg, creq, template_network, &rec, &net, err) < 0) {
+        store_sandbox_rec_clear(&rec);
+        return -1;
+    }
+    int from_pool = 0, pidfd = -1, built = 0;
     pthread_mutex_lock(&reg->state_lock);
-    int rc = reserve_locked(reg, creq, &rec, 0, &from_pool, &pidfd, err);
+    int rc = reserve_locked(reg, creq, &rec, 0, net->internet, &from_pool, &pidfd, err);
     pthread_mutex_unlock(&reg->state_lock);
     if (rc == 0 && !from_pool && pool_spawn(reg->pool, creq->template_id, rec.id, NULL, NULL, err) < 0) {
         struct sb_err uerr = {0};
@@ -442,9 +502,22 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
         sb_err_prefix(err, "failed to create sandbox");
         rc = -1;
     }
-    if (rc == 0 && !from_pool)
+    built = rc == 0;
+    if (rc == 0 && net->internet && network_attach(reg->net, rec.id, net, err) < 0) {
+        sb_err_prefix(err, "failed to create sandbox");
+        struct sb_err uerr = {0};
+        shim_destroy(reg->cfg, rec.id, &uerr);     /* a claimed one too: its netns is half set up */
+        store_sandbox_delete_creating(reg->store, rec.id, &uerr);
+        rc = -1;
+    }
+    if (rc == 0 && (!from_pool || net->internet))
         rc = finish_create(reg, creq, &rec, err);
+    if (rc < 0 && net->internet)
+        network_release(reg->net, rec.id, net);
+    free(net);
     if (rc < 0) {
+        if (built && from_pool && pidfd >= 0)
+            close(pidfd);
         store_sandbox_rec_clear(&rec);
         return -1;
     }
@@ -462,6 +535,7 @@ static int destroy_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, c
 {
     if (shim_destroy(reg->cfg, rec->id, err) < 0)
         return sb_err_prefix(err, "failed to destroy sandbox");
+    network_release_stored(reg->net, rec->id, rec->network_json);
     return record_stop(reg, rec, reason, err);
 }
 
@@ -686,23 +760,23 @@ void free_env(char **env)
 }
 
 /* The template values the sandbox was pinned to at create (user, ids, home,
- * workdir, env): its resolved spec (runtime/sandbox_spec.h), which a rebuild
- * or removal of the template since does not change. Fills only those fields
- * of tpl (and its name); caller clears it with template_clear. */
+ * workdir, env): its resolved spec, remembered in memory since its shim
+ * started (runtime/sandbox_pins.h), which a rebuild or removal of the
+ * template since does not change. Fills only those fields of tpl (and its
+ * name); caller clears it with template_clear. */
 int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
                           struct sb_template *tpl, struct sb_err *err)
 {
-    struct sb_spec spec;
+    struct sandbox_pin pin;
     memset(tpl, 0, sizeof *tpl);
-    if (sandbox_spec_load(reg->cfg->run_dir, rec->id, &spec, err) < 0)
+    if (sandbox_pin_get(reg->cfg->run_dir, rec->id, &pin, err) < 0)
         return -1;
-    snprintf(tpl->name, sizeof tpl->name, "%s", spec.template_name);
-    snprintf(tpl->user, sizeof tpl->user, "%s", spec.user);
-    tpl->uid = spec.uid;
-    tpl->gid = spec.gid;
-    snprintf(tpl->home, sizeof tpl->home, "%s", spec.home);
-    snprintf(tpl->workdir, sizeof tpl->workdir, "%s", spec.workdir);
-    tpl->env_json = spec.env_json;      /* moved: tpl owns it now */
-    spec.env_json = NULL;
+    snprintf(tpl->name, sizeof tpl->name, "%s", pin.template_name);
+    snprintf(tpl->user, sizeof tpl->user, "%s", pin.user);
+    tpl->uid = pin.uid;
+    tpl->gid = pin.gid;
+    snprintf(tpl->home, sizeof tpl->home, "%s", pin.home);
+    snprintf(tpl->workdir, sizeof tpl->workdir, "%s", pin.workdir);
+    tpl->env_json = pin.env_json;       /* moved: tpl owns it now */
     return 0;
 }

@@ -24,6 +24,7 @@
 #include "core/err.h"
 #include "core/worker.h"
 #include "core/loop.h"
+#include "runtime/netpolicy.h"
 #include "runtime/shim_client.h"
 #include "store/store.h"
 
@@ -62,6 +63,7 @@ struct sb_create_request {
     int timeout_s;
     const char *metadata_json;      /* object text; NULL = {} */
     const char *env_json;           /* object text; NULL = {} */
+    const struct sb_net_policy *network;    /* as parsed from the create (netpolicy_parse); NULL = not given */
     const char *e2b_json;           /* an E2B create's own settings, stored as given; NULL = "" */
     const char *envd_token;         /* a secure sandbox's envd access token; NULL = none */
 };

@@ -17,6 +17,7 @@ struct sb_registry {
     const struct sb_config *cfg;
     struct sb_store *store;
     struct sb_pool *pool;
+    struct sb_network *net;         /* egress: veths, rules, DNS (network.h) */
     pthread_mutex_t state_lock;     /* creates' cap check + insert */
     struct sb_sandbox_locks *locks; /* every other transition, per sandbox */
     int64_t next_prune_ms;          /* reaper thread only */

@@ -5,8 +5,9 @@
  * (the values it was pinned to at create).
  *
  * The spec of sandbox <id> lives at <run-dir>/sandboxes/<id>/spec.json:
- * shim_spawn writes it, the shim reads it, exec reads it back. Blocking
- * (file reads): workers and the CLI only, never the HTTP loop.
+ * shim_spawn writes it, the shim reads it, and exec gets its values from
+ * memory (sandbox_pins.h), which reads it back only when it does not hold
+ * them (after a restart). Loading blocks on one small file read.
  */
 #ifndef SB_RUNTIME_SANDBOX_SPEC_H
 #define SB_RUNTIME_SANDBOX_SPEC_H

@@ -29,6 +29,7 @@
 #include "core/id.h"
 #include "core/spawn.h"
 #include "proto/proto.h"
+#include "runtime/sandbox_pins.h"
 #include "runtime/sandbox_spec.h"
 #include "runtime/shim_conn.h"
 
@@ -86,7 +87,7 @@ static int spawn_detached(const char *shim_path, int ready_fd, const char *log_p
 /* Reads the shim's one readiness line ("ok" / "error <status> <message>").
  * *reported is the status the shim gave, 0 when it gave none (it died, or
  * did not answer in time). */
-static int spawn_wait_ready(int fd, const char *log_path, int *reported, struct sb_err *err)
+static int spawn_wait_ready(int fd, int *reported, struct sb_err *err)
 {
     *reported = 0;
     char line[SB_ERR_MSG_MAX + 64];
@@ -96,8 +97,8 @@ static int spawn_wait_ready(int fd, const char *log_path, int *reported, struct 
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int pr = poll(&pfd, 1, left_ms(deadline));
         if (pr == 0)
-            return sb_err_set(err, 502, "sandbox runtime did not become ready in %d s (see %s)",
-                              SPAWN_TIMEOUT_MS / 1000, log_path);
+            return sb_err_set(err, 502, "sandbox runtime did not become ready in %d s",
+                              SPAWN_TIMEOUT_MS / 1000);
         if (pr < 0 && errno == EINTR)
             continue;
         ssize_t n = read(fd, line + len, sizeof line - 1 - len);
@@ -118,7 +119,29 @@ static int spawn_wait_ready(int fd, const char *log_path, int *reported, struct 
         *reported = status;
         return sb_err_set(err, 502, "%s", line + skip);
     }
-    return sb_err_set(err, 502, "sandbox runtime exited during set-up (see %s)", log_path);
+    return sb_err_set(err, 502, "sandbox runtime exited during set-up");
+}
+
+/* The last non-empty line of the shim's log (at most len-1 bytes of it),
+ * or "" when there is none. */
+static void log_last_line(const char *log_path, char *out, size_t len)
+{
+    char buf[1024];
+    out[0] = '\0';
+    int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size > (off_t)sizeof buf - 1 ? size - (off_t)sizeof buf + 1 : 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, from);
+    close(fd);
+    if (n <= 0)
+        return;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    char *start = strrchr(buf, '\n');
+    snprintf(out, len, "%s", start ? start + 1 : buf);
 }
 
 int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct sb_err *err)
@@ -128,8 +151,13 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct s
     if (sandbox_run_dir(dir, sizeof dir, cfg->run_dir, spec->id) < 0 ||
         sandbox_spec_path(a.spec_path, sizeof a.spec_path, cfg->run_dir, spec->id) < 0)
         return sb_err_set(err, 500, "run dir path too long");
-    if (sb_mkdir_p(dir, 0700, err) < 0 || sb_spec_write_file(spec, a.spec_path, err) < 0)
+    if (sb_mkdir_p(dir, 0700, err) < 0)
         return -1;
+    if (sb_spec_write_file(spec, a.spec_path, err) < 0) {
+        struct sb_err ignored;
+        sb_remove_tree(dir, &ignored);      /* no shim ran: the empty run dir is all there is */
+        return -1;
+    }
     snprintf(log_path, sizeof log_path, "%s/shim.log", dir);
     spawn_argv_build(&a, spec);
     int ready[2];
@@ -148,16 +176,27 @@ int shim_spawn(const struct sb_config *cfg, const struct sb_spec *spec, struct s
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     int reported;
-    int rc = spawn_wait_ready(ready[0], log_path, &reported, err);
+    int rc = spawn_wait_ready(ready[0], &reported, err);
     close(ready[0]);
     /* A shim that failed on its own removed what it built; one that died
      * or hung mid-create left its process, cgroups, mounts and dirs, and
-     * nobody owns them now: clean up as for a dead shim. Never when it
-     * found another shim already serving this id (409). */
+     * nobody owns them now: clean up as for a dead shim, keeping the last
+     * thing it logged in the error, since its log goes with its run dir.
+     * Never when it found another shim already serving this id (409). */
+    if (rc < 0 && reported == 0) {
+        char last[200];
+        log_last_line(log_path, last, sizeof last);
+        char msg[SB_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        sb_err_set(err, 502, "%s; %s%s", msg, last[0] ? "its log ended: " : "it logged nothing",
+                   last);
+    }
     if (rc < 0 && reported != 409) {
         struct sb_err ignored = {0};
         cleanup_leftovers(cfg, spec->id, &ignored);
     }
+    if (rc == 0)
+        sandbox_pin_remember(spec);     /* its execs need not read the spec back */
     return rc;
 }
 

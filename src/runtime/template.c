@@ -139,8 +139,11 @@ static int load_fields(struct sb_template *t, json_t *root, const char *path, st
         copy_json_string(t->created_at, sizeof t->created_at, root, "createdAt", 0, path, err) < 0 ||
         load_id(&t->uid, root, "uid", path, err) < 0 || load_id(&t->gid, root, "gid", path, err) < 0 ||
         load_binds(t, json_object_get(root, "binds"), path, err) < 0 ||
-        load_limits(&t->limits, json_object_get(root, "limits"), path, err) < 0)
+        load_limits(&t->limits, json_object_get(root, "limits"), path, err) < 0 ||
+        copy_json_string(t->network, sizeof t->network, root, "network", 0, path, err) < 0)
         return -1;
+    if (t->network[0] && strcmp(t->network, "internet") != 0 && strcmp(t->network, "none") != 0)
+        return sb_err_set(err, 500, "%s: \"network\" must be \"internet\" or \"none\"", path);
     if (env && !json_is_object(env))
         return sb_err_set(err, 500, "%s: \"env\" must be an object of strings", path);
     const char *key;

@@ -12,10 +12,13 @@
  *    "workdir": "/home/user", "env": {"PATH": "..."},
  *    "binds": [{"source": "/usr", "target": "/usr", "readonly": true}],
  *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024},
- *    "packages": ["python3", ...], "createdAt": "RFC 3339"}
+ *    "packages": ["python3", ...], "network": "internet" | "none",
+ *    "createdAt": "RFC 3339"}
  * `binds` are host directories bind-mounted read-only, nosuid, nodev into the
  * sandbox (the `host` kind uses them for /usr); `limits` (optional, each key
- * optional) override the server defaults within the server maxima.
+ * optional) override the server defaults within the server maxima;
+ * `network` (optional) overrides config network.default for creates that
+ * do not say allow_internet_access themselves.
  *
  * Building runs on the CLI or a worker thread, never on the HTTP loop.
  */
@@ -50,6 +53,7 @@ struct sb_template {
     int bind_count;
     struct sb_template_bind binds[SB_TEMPLATE_MAX_BINDS];
     struct sb_limits limits;        /* 0 = not overridden */
+    char network[16];               /* "internet" | "none" | "" (server default) */
     char created_at[32];
     uint64_t identity;              /* template_identity() when loaded */
 };

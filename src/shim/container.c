@@ -23,7 +23,7 @@
  * sandbox cgroup, unshares CLONE_NEWCGROUP there (so the sandbox
  * sees its own cgroup as "/") and moves into the "init" leaf (v2 forbids
  * processes in a cgroup whose children get controllers, and per-process
- * leaves keep PID 1 out of any process-tree kill); sets hostname = id;
+ * leaves keep PID 1 out of any process-tree kill); sets the spec's hostname;
  * brings lo up; builds the root filesystem (mounts.c) and pivots into it.
  * Then: unshare(CLONE_NEWUSER), wait for the maps, setresuid/gid to sandbox
  * root (host uid_base, so PID 1 no longer owns host-root files), drop all
@@ -183,7 +183,7 @@ static int init_setup_as_host_root(struct init_args *a, struct sb_err *err)
         return sb_err_sys(err, 500, "init: unshare(CLONE_NEWCGROUP)");
     if (cgroup_enter(a->cg, INIT_LEAF, 0, err) < 0)
         return -1;
-    if (sethostname(a->c->id, strlen(a->c->id)) < 0)
+    if (sethostname(a->c->spec.hostname, strlen(a->c->spec.hostname)) < 0)
         return sb_err_sys(err, 500, "init: sethostname");
     if (net_setup_loopback(a->c->spec.uid_map.outside, err) < 0 || mounts_build_root(&a->plan, err) < 0)
         return -1;

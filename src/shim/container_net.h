@@ -1,5 +1,7 @@
 /*
- * container_net.h - the sandbox's network namespace: loopback only.
+ * container_net.h - the sandbox's network namespace: loopback only, as the
+ * shim builds it (serve adds eth0 to sandboxes with egress when a create
+ * claims them: runtime/network.c).
  *
  * Runs in the sandbox's PID 1 while it is still host root inside its new
  * network namespace (which stays owned by the initial user namespace).

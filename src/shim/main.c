@@ -1,9 +1,10 @@
 /*
- * main.c - the shim: one process per sandbox, started detached by shim_spawn
- * (runtime/shim_spawn.c), never by hand in normal operation.
+ * main.c - the shim (`sandbase-shim`, src/main_shim.c): one process per
+ * sandbox, started detached by shim_spawn (runtime/shim_spawn.c), never by
+ * hand in normal operation.
  *
- *   shim --id ID --spec PATH [--ready-fd FD] [--detach]
- *   shim --cleanup ID
+ *   sandbase-shim --id ID --spec PATH [--ready-fd FD] [--detach]
+ *   sandbase-shim --cleanup ID
  *
  * Reads the resolved spec serve wrote (proto/spec.h; its id must be ID),
  * builds the sandbox from it alone (container_create), serves
@@ -160,7 +161,7 @@ static int write_pid_file(const char *dir, struct sb_err *err)
     return 0;
 }
 
-/* Removes the shim's run dir: socket, pid file, log, the dir itself. */
+/* Removes the shim's run dir: socket, pid file, log, spec, the dir itself. */
 static void remove_run_dir(const char *dir)
 {
     static const char *files[] = {"shim.sock", "shim.pid", "shim.log", "spec.json"};

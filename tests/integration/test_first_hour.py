@@ -26,8 +26,8 @@ def wait_health(url, proc, deadline_s=60):
         try:
             if requests.get(url + "/health", timeout=1).status_code == 200:
                 return True
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass        # not listening yet, or listening but still bootstrapping
         time.sleep(0.05)
     return False
 
@@ -280,7 +280,8 @@ def test_one_sandbox_model_in_list_and_get(own_server):
 
 @pytest.mark.parametrize("path,body,message", [
     ("/sandboxes", {"templateID": "base", "cpuCount": 4},
-     "unknown field: cpuCount (POST /sandboxes accepts templateID, timeout, metadata, envVars)"),
+     "unknown field: cpuCount (POST /sandboxes accepts templateID, timeout, metadata, envVars, "
+     "allow_internet_access, allowInternetAccess, network)"),
     ("/sandboxes", {"templateID": "nope"}, "unknown template: nope (available: base)"),
 ])
 def test_create_says_what_is_wrong(own_server, path, body, message):

@@ -70,10 +70,19 @@ def test_exec_uses_the_values_pinned_at_create(own_server):
     assert r["stdout"] == "request|/|/home/user|1000\n", r
 
 
-def test_a_sandbox_whose_spec_is_gone_fails_its_execs_clearly(own_server):
+def test_the_pinned_values_are_held_in_memory_and_read_back_after_a_restart(own_server):
     c = own_server.client
     sid = c.create()
-    os.unlink(os.path.join(own_server.data_dir, "run", "sandboxes", sid, "spec.json"))
-    r = c.run(sid, "true")
+    lost = c.create()
+    run = os.path.join(own_server.data_dir, "run", "sandboxes")
+    os.unlink(os.path.join(run, lost, "spec.json"))
+    # serve holds them since the shim started: no file needed
+    assert c.sh(lost, PROBE)["stdout"] == "unset|/workspace|/home/user|1000\n"
+    own_server.stop()
+    own_server.start()
+    # after a restart they are read back from the spec ...
+    assert c.sh(sid, PROBE)["stdout"] == "unset|/workspace|/home/user|1000\n"
+    # ... so a sandbox whose spec is gone fails its execs clearly
+    r = c.run(lost, "true")
     assert r.status_code == 502, r.text
     assert "spec" in r.json()["message"]

@@ -361,6 +361,45 @@ static void test_finish_ranges(void **state)
     expect_finish_error(&cfg, "data_dir");
 }
 
+/* The network section: defaults are safe (no uplink), keys land, bad
+ * values are 400s that name the key. */
+static void test_network_section(void **state)
+{
+    (void)state;
+    struct sb_config cfg;
+    struct sb_err err = {0};
+    sb_config_defaults(&cfg);
+    assert_string_equal(cfg.network.uplink, "");
+    assert_string_equal(cfg.network.default_mode, "internet");
+    assert_string_equal(cfg.network.range, "10.200.0.0/16");
+    assert_int_equal(sb_config_apply_json(&cfg, "{\"network\": {\"uplink\": \"eth1\", \"range\": \"10.9.0.0/24\", "
+                                               "\"default\": \"none\", \"dns_upstream\": \"192.0.2.53:5353\", "
+                                               "\"allow_private\": [\"10.1.0.0/16\"]}}", &err), 0);
+    assert_string_equal(cfg.network.uplink, "eth1");
+    assert_string_equal(cfg.network.default_mode, "none");
+    assert_int_equal(cfg.network.allow_private_count, 1);
+    assert_int_equal(sb_config_finish(&cfg, &err), 0);
+    expect_json_error("{\"network\": {\"bridge\": \"x\"}}", "network.bridge");
+    expect_json_error("{\"network\": {\"uplink\": 1}}", "network.uplink");
+    expect_json_error("{\"network\": {\"uplink\": \"a-very-long-interface-name\"}}", "network.uplink");
+    expect_json_error("{\"network\": {\"allow_private\": \"10.0.0.0/8\"}}", "network.allow_private");
+    expect_json_error("{\"network\": 1}", "network");
+    const char *bad[][2] = {
+        {"{\"network\": {\"range\": \"10.0.0.0/30\"}}", "network.range"},
+        {"{\"network\": {\"range\": \"fd00::/64\"}}", "network.range"},
+        {"{\"network\": {\"range\": \"10.0.0.1/24\"}}", "network.range"},
+        {"{\"network\": {\"default\": \"all\"}}", "network.default"},
+        {"{\"network\": {\"allow_private\": [\"x\"]}}", "network.allow_private"},
+        {"{\"network\": {\"dns_upstream\": \"dns.example\"}}", "network.dns_upstream"},
+        {"{\"network\": {\"uplink\": \"../x\"}}", "network.uplink"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sb_config_defaults(&cfg);
+        assert_int_equal(sb_config_apply_json(&cfg, bad[i][0], &err), 0);
+        expect_finish_error(&cfg, bad[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup(test_connection_limits, clear_env),
         cmocka_unit_test_setup(test_webhook_keys, clear_env),
         cmocka_unit_test_setup(test_relative_paths_made_absolute, clear_env),
+        cmocka_unit_test_setup(test_network_section, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

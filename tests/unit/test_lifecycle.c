@@ -1,8 +1,9 @@
 /*
  * test_lifecycle.c - the sandbox lifecycle (runtime/registry.c over a real
- * SQLite store, the warm pool's build path and runtime/shim_spawn.c) when
- * the shim fails: it dies in the middle of a create, in the middle of a
- * destroy, and while its sandbox runs.
+ * SQLite store, runtime/pool.c and runtime/shim_spawn.c) when the shim
+ * fails: it dies in the middle of a create (cold, or a pool refill), of an
+ * exec (run on a real loop, as serve runs it), of a destroy, while its
+ * sandbox runs, and while it waits in the warm pool.
  *
  * The shim is a real process speaking the real protocol on a real socket
  * in a temp run dir: this binary itself, started by shim_spawn as
@@ -36,10 +37,13 @@
 
 #include "core/config.h"
 #include "core/fs.h"
+#include "core/loop.h"
 #include "core/worker.h"
 #include "proto/proto.h"
 #include "proto/spec.h"
+#include "runtime/pool.h"
 #include "runtime/registry.h"
+#include "runtime/shim_client.h"
 #include "store/store.h"
 
 /* ---- the fake shim (this binary run as sandbase-shim) ---- */
@@ -65,8 +69,9 @@ static void fake_log(const char *line)
     }
 }
 
-/* Answers requests on one connection until a "destroy" arrives, at which
- * point the shim dies without answering. */
+/* Answers requests on one connection (501 to all) until a "destroy"
+ * arrives, or in mode die-mid-exec a "start", at which point the shim dies
+ * without answering. */
 static void fake_serve_connection(int fd)
 {
     struct sb_frame_reader r;
@@ -87,6 +92,10 @@ static void fake_serve_connection(int fd)
             if (op && strcmp(op, "destroy") == 0) {
                 fake_log("destroy received\n");
                 _exit(0);                       /* dies mid-destroy */
+            }
+            if (op && strcmp(op, "start") == 0 && strcmp(getenv("SANDBASE_FAKE_SHIM"), "die-mid-exec") == 0) {
+                fake_log("start received\n");
+                _exit(0);                       /* dies mid-exec */
             }
             json_t *resp = json_pack("{s:O,s:b,s:i,s:s}", "seq", json_object_get(req, "seq"), "ok", 0,
                                      "status", 501, "error", "fake shim");
@@ -144,8 +153,10 @@ static int fake_shim(int argc, char **argv)
     mkdir(path, 0700);
     snprintf(path + strlen(path), sizeof path - strlen(path), "/disk.img");
     fake_write_file(path, "half a disk");
-    if (strcmp(mode, "die-mid-create") == 0)
+    if (strcmp(mode, "die-mid-create") == 0) {
+        fprintf(stderr, "fake shim: about to die mid-create\n");
         raise(SIGKILL);
+    }
 
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s/shim.sock", dir) >= (int)sizeof addr.sun_path)
@@ -317,6 +328,8 @@ static void test_shim_dies_mid_create(void **state)
     assert_int_equal(registry_create(fx.reg, &req, &rec, &err), -1);
     assert_int_equal(err.status, 502);
     assert_non_null(strstr(err.msg, "exited during set-up"));
+    /* its log is gone with its run dir, so its last line is in the error */
+    assert_non_null(strstr(err.msg, "its log ended: fake shim: about to die mid-create"));
 
     struct sb_sandbox_rec *list = NULL;
     size_t count = 9;
@@ -414,6 +427,175 @@ static void test_a_live_shim_reported_dead_stays_running(void **state)
     store_sandbox_rec_clear(&rec);
 }
 
+/* ---- exec ---- */
+
+struct exec_outcome {
+    struct sb_loop *loop;
+    int done;
+    struct sb_err err;
+};
+
+static void exec_done(void *arg, struct sb_exec_result *res, const struct sb_err *err)
+{
+    struct exec_outcome *o = arg;
+    o->done = 1;
+    if (err)
+        o->err = *err;
+    if (res)
+        registry_exec_result_clear(fx.reg, res);
+    sb_loop_stop(o->loop);
+}
+
+static void stop_loop(struct sb_loop *loop, void *arg)
+{
+    (void)arg;
+    sb_loop_stop(loop);
+}
+
+/* The shim dies after taking the start of an exec run on the loop: the
+ * exec answers the 404 of a lost sandbox (found on a worker, answered back
+ * on the loop), the row says lost, and the leftovers are gone. */
+static void test_shim_dies_mid_exec(void **state)
+{
+    (void)state;
+    setenv("SANDBASE_FAKE_SHIM", "die-mid-exec", 1);
+    struct sb_sandbox_rec rec, got;
+    struct sb_err err = {0};
+    create_running(&rec);
+    struct exec_outcome o = {.loop = sb_loop_new()};
+    assert_non_null(o.loop);
+    assert_int_equal(registry_serve_on(fx.reg, o.loop, &err), 0);
+    struct sb_process_request preq = {.cmd = "true", .timeout_s = 10};
+    assert_non_null(registry_exec_start(fx.reg, fx.org.id, rec.id, &preq, exec_done, &o, &err));
+    sb_loop_timer(o.loop, 20000, stop_loop, NULL);      /* bound: never hang the suite */
+    assert_int_equal(sb_loop_run(o.loop), 0);
+    assert_true(o.done);
+    assert_true(logged("start received\n"));
+    assert_int_equal(o.err.status, 404);
+    assert_non_null(strstr(o.err.msg, "lost"));
+    assert_int_equal(store_sandbox_get(fx.store, fx.org.id, rec.id, &got, &err), 0);
+    assert_int_equal(got.status, SB_SANDBOX_STOPPED);
+    assert_string_equal(got.stop_reason, "lost");
+    store_sandbox_rec_clear(&got);
+    assert_no_leftovers(rec.id);
+    store_sandbox_rec_clear(&rec);
+    registry_free(fx.reg, 1);           /* before the loop it serves on */
+    fx.reg = NULL;
+    sb_loop_free(o.loop);
+}
+
+/* ---- the warm pool ---- */
+
+/* Ids of the sandboxes that have a run dir with a socket. */
+static int live_run_dirs(char ids[][32], int max)
+{
+    char cmd[SB_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cd %s/run/sandboxes 2>/dev/null && ls -d */shim.sock 2>/dev/null", fx.dir);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    char line[128];
+    while (p && n < max && fgets(line, sizeof line, p)) {
+        char *slash = strchr(line, '/');
+        if (slash && slash - line < 32) {
+            memcpy(ids[n], line, (size_t)(slash - line));
+            ids[n++][slash - line] = '\0';
+        }
+    }
+    if (p)
+        pclose(p);
+    return n;
+}
+
+static int log_lines(const char *prefix)
+{
+    FILE *f = fopen(fx.log, "re");
+    char buf[256];
+    int n = 0;
+    while (f && fgets(buf, sizeof buf, f))
+        n += strncmp(buf, prefix, strlen(prefix)) == 0;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A refill whose shim dies mid-create adds nothing and leaves nothing; the
+ * pool then has nothing to hand out. */
+static void test_pool_refill_whose_shim_dies_leaves_nothing(void **state)
+{
+    (void)state;
+    setenv("SANDBASE_FAKE_SHIM", "die-mid-create", 1);
+    fx.cfg.pool_size = 2;
+    struct sb_pool *pool = pool_new(&fx.cfg, fx.workers);
+    assert_non_null(pool);
+    pool_fill_all(pool);
+    for (int i = 0; i < 300 && log_lines("cleanup ") == 0; i++)
+        usleep(10000);
+    char id[32];
+    struct sb_limits lim;
+    int pidfd = -1;
+    assert_int_equal(pool_take(pool, "base", id, &lim, &pidfd), -1);
+    pool_free(pool, 1);                 /* waits for the refills in flight */
+    assert_true(log_lines("cleanup ") >= 1);
+    assert_int_equal(entries_in("run/sandboxes"), 0);
+    assert_int_equal(entries_in("sandboxes"), 0);
+}
+
+/* Pooled sandboxes whose shims were killed are skipped by a claim and
+ * cleaned up; the refill that claim schedules builds live ones, and the
+ * next claim gets one of those. */
+static void test_pooled_sandboxes_whose_shims_died_are_not_handed_out(void **state)
+{
+    (void)state;
+    setenv("SANDBASE_FAKE_SHIM", "serve-then-die-on-destroy", 1);
+    fx.cfg.pool_size = 2;
+    struct sb_pool *pool = pool_new(&fx.cfg, fx.workers);
+    assert_non_null(pool);
+    pool_fill_all(pool);
+    char dead[2][32], id[32];
+    int n = 0;
+    for (int i = 0; i < 500 && (n = live_run_dirs(dead, 2)) < 2; i++)
+        usleep(10000);
+    assert_int_equal(n, 2);
+    usleep(200000);                     /* their refill jobs have added them to the pool */
+    for (int i = 0; i < 2; i++) {
+        int pid = shim_pid_of(dead[i]);
+        assert_true(pid > 0);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        wait_gone(pid);
+    }
+    struct sb_limits lim;
+    int pidfd = -1;
+    assert_int_equal(pool_take(pool, "base", id, &lim, &pidfd), -1);
+    /* the dead ones are destroyed on workers (their cgroups handed to the
+     * shim binary), and the take scheduled refills */
+    int got = -1;
+    for (int i = 0; i < 500 && got != 0; i++) {
+        usleep(10000);
+        got = pool_take(pool, "base", id, &lim, &pidfd);
+    }
+    assert_int_equal(got, 0);
+    assert_string_not_equal(id, dead[0]);
+    assert_string_not_equal(id, dead[1]);
+    assert_true(pidfd >= 0);
+    close(pidfd);
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "cleanup %s\n", dead[i]);
+        /* on a worker: its cgroups go first, then its dirs */
+        for (int j = 0; j < 300 && (!logged(line) || exists_in("run/sandboxes", dead[i])); j++)
+            usleep(10000);
+        assert_true(logged(line));
+        assert_no_leftovers(dead[i]);
+    }
+    struct sb_err err = {0};
+    int pid = shim_pid_of(id);
+    assert_int_equal(shim_destroy(&fx.cfg, id, &err), 0);
+    wait_gone(pid);
+    assert_no_leftovers(id);
+    pool_free(pool, 1);                 /* destroys what the refills built */
+    assert_int_equal(entries_in("run/sandboxes"), 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *base = strrchr(argv[0], '/');
@@ -422,8 +604,11 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_shim_dies_mid_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_dies_mid_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shim_dies_mid_exec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shim_dies_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_live_shim_reported_dead_stays_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_refill_whose_shim_dies_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pooled_sandboxes_whose_shims_died_are_not_handed_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

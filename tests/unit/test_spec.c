@@ -4,7 +4,9 @@
  * refuses what a shim must not build from (missing or mistyped keys,
  * relative paths, unsafe ids, ids outside the map, too many binds, unknown
  * versions, duplicate keys, non-string env); and serve's resolver
- * (runtime/sandbox_spec.c) fills it from a real host template.
+ * (runtime/sandbox_spec.c) fills it from a real host template; the pinned
+ * exec values (runtime/sandbox_pins.c) come from memory once known, from
+ * the spec file otherwise.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include "core/config.h"
 #include "core/fs.h"
 #include "proto/spec.h"
+#include "runtime/sandbox_pins.h"
 #include "runtime/sandbox_spec.h"
 #include "runtime/template.h"
 
@@ -253,6 +256,59 @@ static void test_resolved_from_a_host_template(void **state)
     assert_int_equal(sb_remove_tree(dir, &err), 0);
 }
 
+static void assert_pin_is_sample(const struct sandbox_pin *pin)
+{
+    assert_string_equal(pin->template_name, "base");
+    assert_string_equal(pin->user, "user");
+    assert_int_equal(pin->uid, 1000);
+    assert_int_equal(pin->gid, 1001);
+    assert_string_equal(pin->home, "/home/user");
+    assert_string_equal(pin->workdir, "/home/user/work");
+    assert_non_null(strstr(pin->env_json, "\"LANG\":\"C.UTF-8\""));
+}
+
+/* Pinned values: remembered at spawn, or read once from the spec file;
+ * either way later gets need no file (deleting it changes nothing); a
+ * sandbox with neither is a 404. */
+static void test_pins_come_from_memory_once_known(void **state)
+{
+    (void)state;
+    char run[] = "/tmp/test_spec.XXXXXX", dir[96], path[128];
+    assert_non_null(mkdtemp(run));
+    struct sb_spec spec;
+    struct sb_err err = {0};
+    struct sandbox_pin pin;
+    sample(&spec);
+
+    /* remembered at spawn: no file at all */
+    snprintf(spec.id, sizeof spec.id, "sbx_pinned_%d", (int)getpid());
+    sandbox_pin_remember(&spec);
+    assert_int_equal(sandbox_pin_get(run, spec.id, &pin, &err), 0);
+    assert_pin_is_sample(&pin);
+    sandbox_pin_clear(&pin);
+
+    /* not remembered: read from its file once */
+    snprintf(spec.id, sizeof spec.id, "sbx_fromfile_%d", (int)getpid());
+    snprintf(dir, sizeof dir, "%s/sandboxes/%s", run, spec.id);
+    assert_int_equal(sb_mkdir_p(dir, 0700, &err), 0);
+    snprintf(path, sizeof path, "%s/spec.json", dir);
+    assert_int_equal(sb_spec_write_file(&spec, path, &err), 0);
+    assert_int_equal(sandbox_pin_get(run, spec.id, &pin, &err), 0);
+    assert_pin_is_sample(&pin);
+    sandbox_pin_clear(&pin);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(sandbox_pin_get(run, spec.id, &pin, &err), 0);
+    assert_pin_is_sample(&pin);
+    sandbox_pin_clear(&pin);
+
+    /* neither */
+    assert_int_equal(sandbox_pin_get(run, "sbx_unknown", &pin, &err), -1);
+    assert_int_equal(err.status, 404);
+    assert_null(pin.env_json);
+    sb_spec_clear(&spec);
+    assert_int_equal(sb_remove_tree(run, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_bad_specs_refused),
         cmocka_unit_test(test_not_json_or_duplicates_refused),
         cmocka_unit_test(test_resolved_from_a_host_template),
+        cmocka_unit_test(test_pins_come_from_memory_once_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

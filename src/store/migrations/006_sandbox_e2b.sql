@@ -1,4 +1,4 @@
--- 006 (004 and 005 are left to the webhook and network branches): what an
+-- 006 (after 004 webhooks and 005 network): what an
 -- E2B create said beyond SandBase's fields, and the envd access token of a
 -- secure sandbox. e2b_json is the object src/e2b/ stores and reads back
 -- ('' for a SandBase create); envd_token is '' for an unsecured sandbox.

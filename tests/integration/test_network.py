@@ -1,0 +1,592 @@
+"""Sandbox egress (issue 12): veth + NAT + per-sandbox nftables rules, the
+allowOut/denyOut rules, the DNS forwarder for allowOut names, and what is
+always blocked.
+
+No packet leaves this machine. The "internet" is a test host in a network
+namespace this module creates: a veth pair whose host side is the server's
+uplink (config network.uplink), addresses from one of the documentation
+ranges (TEST-NET-2/3/1, the first that this host neither routes nor reaches
+its package mirrors through: in some environments the mirrors themselves sit
+at such addresses, and routing that /24 to the test veth would cut this
+machine off from them while the tests run), an HTTP server on every address
+and a fake DNS server. A private address (10.213.77.2) and the metadata address
+(169.254.169.254) are put on the test host too, routed on the host through
+the test veth only, so "blocked" below is the rules' doing, not a missing
+route. The namespace, the veth (and with it those routes) and the servers'
+nft tables (which a stopped server leaves in place, so that sandboxes
+outliving it stay fenced) are removed at the end, also after failures."""
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import Server, cli, make_data_dir, private_server
+
+TAG = f"{os.getpid() % 100000:05d}"
+NETNS = f"sbt-{TAG}"
+UPLINK = f"sbtu{TAG}"           # host side of the test veth: the servers' uplink
+PEER = f"sbtp{TAG}"
+
+
+def _pick_test_net():
+    """The first documentation /24 that no route or address of this host
+    covers and that holds none of the addresses the package mirrors resolve
+    to; None when all are taken."""
+    import ipaddress
+    taken = []
+    for args in (["ip", "-4", "route", "show", "table", "all"], ["ip", "-4", "-o", "addr"]):
+        out = subprocess.run(args, capture_output=True, text=True).stdout
+        for word in out.split():
+            try:
+                net = ipaddress.ip_network(word, strict=False)
+            except ValueError:
+                continue
+            if net.prefixlen > 0:
+                taken.append(net)
+    for name in ("deb.debian.org", "registry.npmjs.org", "security.debian.org"):
+        try:
+            for info in socket.getaddrinfo(name, None, socket.AF_INET):
+                taken.append(ipaddress.ip_network(info[4][0]))
+        except OSError:
+            pass
+    for prefix in ("198.51.100", "203.0.113", "192.0.2"):
+        net = ipaddress.ip_network(prefix + ".0/24")
+        if not any(net.overlaps(t) for t in taken):
+            return prefix
+    return None
+
+
+TEST_NET = _pick_test_net()
+if TEST_NET is None:
+    pytest.skip("every documentation /24 is routed on this host or holds its package mirrors",
+                allow_module_level=True)
+HOST_SIDE = f"{TEST_NET}.1"
+TEST_HOST = f"{TEST_NET}.2"     # answers by IP
+NAMED = f"{TEST_NET}.3"         # what allowed.test resolves to
+WILD = f"{TEST_NET}.4"          # what a.wild.test resolves to
+PRIVATE = "10.213.77.2"
+METADATA = "169.254.169.254"
+HTTP_PORT = 8080
+_ranges = itertools.count(1)
+_used_ranges = []               # third octets of the 10.214.N.0/24 ranges handed to servers
+
+DNS_SERVER = textwrap.dedent("""
+    import socket, struct, sys
+    names = {b"allowed.test": "%s", b"a.wild.test": "%s", b"other.test": "%s", b"wild.test": "%s"}
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("%s", 53))
+    while True:
+        q, addr = s.recvfrom(1500)
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]]); i += q[i] + 1
+        name, qend = b".".join(labels).lower(), i + 5
+        ip = names.get(name)
+        flags = 0x8180 if ip else 0x8183
+        head = q[:2] + struct.pack(">HHHHH", flags, 1, 1 if ip else 0, 0, 0)
+        ans = b""
+        if ip:
+            ans = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+        s.sendto(head + q[12:qend] + ans, addr)
+""") % (NAMED, WILD, WILD, WILD, TEST_HOST)
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, capture_output=True, text=True, check=check)
+
+
+def netns(*args, check=True):
+    return sh("ip", "netns", "exec", NETNS, *args, check=check)
+
+
+def tables(netns_path=None):
+    prefix = ["nsenter", f"--net={netns_path}"] if netns_path else []
+    return sh(*prefix, "nft", "list", "tables", "inet").stdout
+
+
+def host_table(n):
+    """The server's table in the host namespace for range 10.214.n.0/24."""
+    return "sandbase_%08x_24" % (0x0AD60000 | n << 8)
+
+
+def sandbox_netns(srv, sid):
+    """/proc/<PID 1>/ns/net of a sandbox (PID 1 is its shim's child)."""
+    run = os.path.join(srv.data_dir, "run", "sandboxes", sid)
+    with open(os.path.join(run, "shim.pid")) as f:
+        shim = int(f.read())
+    with open(f"/proc/{shim}/task/{shim}/children") as f:
+        init = int(f.read().split()[0])
+    return f"/proc/{init}/ns/net"
+
+
+def links():
+    return sh("ip", "-o", "link").stdout
+
+
+def teardown_test_host(procs):
+    for p in procs:
+        p.kill()
+        p.wait()
+    sh("ip", "netns", "del", NETNS, check=False)
+    sh("ip", "link", "del", UPLINK, check=False)     # its routes go with it
+    for n in _used_ranges:
+        sh("nft", "delete", "table", "inet", host_table(n), check=False)
+
+
+@pytest.fixture(scope="module")
+def test_host():
+    procs = []
+    try:
+        sh("ip", "netns", "add", NETNS)
+        sh("ip", "link", "add", UPLINK, "type", "veth", "peer", "name", PEER)
+        sh("ip", "link", "set", PEER, "netns", NETNS)
+        sh("ip", "addr", "add", f"{HOST_SIDE}/24", "dev", UPLINK)
+        sh("ip", "link", "set", UPLINK, "up")
+        for addr in (f"{TEST_HOST}/24", f"{NAMED}/24", f"{WILD}/24", f"{PRIVATE}/32", f"{METADATA}/32"):
+            netns("ip", "addr", "add", addr, "dev", PEER)
+        netns("ip", "link", "set", PEER, "up")
+        netns("ip", "link", "set", "lo", "up")
+        for addr in (PRIVATE, METADATA):        # reachable from the host only through the test veth
+            sh("ip", "route", "add", f"{addr}/32", "via", TEST_HOST, "dev", UPLINK)
+        web = tempfile.mkdtemp(prefix="sbt-web-")
+        with open(os.path.join(web, "index.html"), "w") as f:
+            f.write("test host\n")
+        procs.append(subprocess.Popen(["ip", "netns", "exec", NETNS, "python3", "-m", "http.server",
+                                       str(HTTP_PORT), "--directory", web],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(["ip", "netns", "exec", NETNS, "python3", "-c", DNS_SERVER],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.time() + 10
+        while True:     # the host reaches the test host directly: the setup works
+            try:
+                assert requests.get(f"http://{TEST_HOST}:{HTTP_PORT}/", timeout=1).text == "test host\n"
+                break
+            except requests.RequestException:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield
+    finally:
+        teardown_test_host(procs)
+        assert NETNS not in sh("ip", "netns", "list").stdout
+        assert UPLINK not in links()
+
+
+def net_server(org, **network):
+    """A private server whose uplink is the test veth, with its own range."""
+    n = next(_ranges)
+    _used_ranges.append(n)
+    cfg = {"uplink": UPLINK, "range": f"10.214.{n}.0/24", "dns_upstream": TEST_HOST}
+    cfg.update(network)
+    return private_server(org, pool_size=1, network=cfg)
+
+
+def create(c, **body):
+    return c.create(**body)
+
+
+PROBE = textwrap.dedent("""
+    import socket, sys
+    host, port = sys.argv[1], int(sys.argv[2])
+    try:
+        ip = socket.gethostbyname(host)
+    except OSError as e:
+        print("NODNS", e); sys.exit(0)
+    try:
+        s = socket.create_connection((ip, port), timeout=float(sys.argv[3]))
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        print("OK", ip, data.decode(errors="replace").split("\\r\\n\\r\\n")[-1].strip())
+    except OSError as e:
+        print("FAIL", ip, type(e).__name__, e)
+""")
+
+
+def probe(c, sid, host, port=HTTP_PORT, timeout=1.5):
+    """Connects from inside sid: 'OK <ip> <body>', 'FAIL ...' or 'NODNS ...'."""
+    r = c.sh(sid, f"python3 -c '{PROBE}' {host} {port} {timeout}")
+    assert r["exitCode"] == 0, r
+    return r["stdout"].strip()
+
+
+def reaches(c, sid, host, port=HTTP_PORT):
+    out = probe(c, sid, host, port)
+    ok = out.startswith("OK") and out.endswith("test host")
+    if not ok:
+        print(f"{sid} -> {host}:{port}: {out}")
+    return ok
+
+
+def test_egress_to_the_test_host_by_default(test_host):
+    with net_server("net-default") as srv:
+        c = srv.client
+        sid = create(c)
+        info = c.get(f"/sandboxes/{sid}").json()
+        assert info["allowInternetAccess"] is True
+        assert info["network"]["allowOut"] == [] and info["network"]["denyOut"] == []
+        assert info["network"]["address"].startswith("10.214.")
+        assert reaches(c, sid, TEST_HOST)
+        # NAT: the test host sees the uplink's address, not the sandbox's
+        out = c.sh(sid, "cat /etc/resolv.conf; ip -o -4 addr show dev eth0")["stdout"]
+        assert "nameserver 10.214." in out and info["network"]["address"] in out
+
+
+def test_allow_internet_access_false_has_no_interface(test_host):
+    with net_server("net-off") as srv:
+        c = srv.client
+        on = create(c)
+        assert reaches(c, on, TEST_HOST)        # the same server does give egress
+        for field in ("allow_internet_access", "allowInternetAccess"):
+            sid = create(c, **{field: False})
+            assert c.get(f"/sandboxes/{sid}").json()["allowInternetAccess"] is False
+            assert "eth0" not in c.sh(sid, "ip -o link")["stdout"]
+            assert probe(c, sid, TEST_HOST).startswith("FAIL")
+
+
+def test_default_none_and_template_override(test_host):
+    with net_server("net-none", default="none") as srv:
+        c = srv.client
+        sid = create(c)
+        assert c.get(f"/sandboxes/{sid}").json()["allowInternetAccess"] is False
+        assert probe(c, sid, TEST_HOST).startswith("FAIL")
+        sid = create(c, allow_internet_access=True)
+        assert reaches(c, sid, TEST_HOST)
+    with net_server("net-tpl") as srv:
+        c = srv.client
+        path = os.path.join(srv.data_dir, "templates", "base", "template.json")
+        with open(path) as f:
+            tpl = json.load(f)
+        tpl["network"] = "none"
+        with open(path, "w") as f:
+            json.dump(tpl, f)
+        sid = create(c)
+        assert c.get(f"/sandboxes/{sid}").json()["allowInternetAccess"] is False
+        sid = create(c, allow_internet_access=True)     # the create's word wins
+        assert reaches(c, sid, TEST_HOST)
+
+
+def test_deny_out_cidr_and_ip(test_host):
+    with net_server("net-deny") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": [f"{WILD}/30"]})
+        assert probe(c, sid, WILD).startswith("FAIL")           # .4 is in the /30
+        assert reaches(c, sid, NAMED)                           # .3 is not
+        sid = create(c, network={"denyOut": [NAMED]})
+        assert reaches(c, sid, TEST_HOST)
+        assert probe(c, sid, NAMED).startswith("FAIL")
+
+
+def test_allow_out_wins_over_deny_out(test_host):
+    with net_server("net-allow") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": [TEST_HOST]})
+        assert reaches(c, sid, TEST_HOST)
+        assert probe(c, sid, NAMED).startswith("FAIL")
+        assert probe(c, sid, "allowed.test").startswith("NODNS")  # DNS answers allowed names only
+
+
+def test_allow_out_domain_through_the_dns_forwarder(test_host):
+    with net_server("net-dns") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": ["Allowed.Test"]})
+        assert c.get(f"/sandboxes/{sid}").json()["network"]["allowOut"] == ["allowed.test"]
+        assert probe(c, sid, NAMED).startswith("FAIL")          # not before the lookup
+        out = probe(c, sid, "allowed.test")
+        assert out == f"OK {NAMED} test host", out
+        assert probe(c, sid, TEST_HOST).startswith("FAIL")      # other addresses stay shut
+        assert probe(c, sid, "other.test").startswith("NODNS")  # names not allowed are refused
+        assert probe(c, sid, WILD).startswith("FAIL")
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": ["*.wild.test"]})
+        assert probe(c, sid, "a.wild.test") == f"OK {WILD} test host"
+        assert probe(c, sid, "wild.test").startswith("NODNS")   # the wildcard is for names below it
+        # without denyOut every name resolves, but only the allowed one is granted by DNS
+        sid = create(c, network={"denyOut": [WILD, NAMED], "allowOut": ["allowed.test"]})
+        assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        assert probe(c, sid, "other.test").startswith(f"FAIL {WILD}")
+
+
+class HostListener:
+    """A TCP listener on every host address, counting connections."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def host_addresses():
+    out = sh("ip", "-o", "-4", "addr").stdout.split("\n")
+    return [line.split()[3].split("/")[0] for line in out if line.strip() and " lo " not in line]
+
+
+def test_host_sandboxes_metadata_and_private_ranges_blocked(test_host):
+    listener = HostListener()
+    try:
+        with net_server("net-block") as srv:
+            c = srv.client
+            everything = ["0.0.0.0/0", PRIVATE, METADATA, "169.254.0.0/16", "10.0.0.0/8"]
+            a = create(c, network={"allowOut": everything})
+            b = create(c, network={"allowOut": everything})
+            addr_b = c.get(f"/sandboxes/{b}").json()["network"]["address"]
+            gateway = addr_b.rsplit(".", 1)[0] + ".1"
+            api_port = srv.port
+            # the host: every address it has, the gateway, the API port and another listener
+            for addr in set(host_addresses() + [gateway, HOST_SIDE]):
+                for port in (api_port, listener.port):
+                    assert probe(c, a, addr, port, timeout=0.7).startswith("FAIL"), (addr, port)
+            assert listener.accepted == 0
+            # another sandbox: b serves on its address (the host reaches it), a cannot
+            c.sh(b, "setsid python3 -m http.server 8000 --bind 0.0.0.0 >/dev/null 2>&1 &")
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    requests.get(f"http://{addr_b}:8000/", timeout=1)
+                    break
+                except requests.RequestException:
+                    time.sleep(0.1)
+            assert requests.get(f"http://{addr_b}:8000/", timeout=2).status_code == 200
+            assert probe(c, a, addr_b, 8000).startswith("FAIL")
+            # the metadata address and a private one answer the host, never a sandbox, even allowed
+            assert requests.get(f"http://{METADATA}:{HTTP_PORT}/", timeout=2).text == "test host\n"
+            assert requests.get(f"http://{PRIVATE}:{HTTP_PORT}/", timeout=2).text == "test host\n"
+            assert probe(c, a, METADATA).startswith("FAIL")
+            assert probe(c, a, PRIVATE).startswith("FAIL")
+            assert reaches(c, a, TEST_HOST)
+        # the operator may open a private range
+        with net_server("net-private", allow_private=["10.213.77.0/24"]) as srv:
+            c = srv.client
+            sid = create(c)
+            assert reaches(c, sid, PRIVATE)
+            assert probe(c, sid, METADATA).startswith("FAIL")
+    finally:
+        listener.close()
+
+
+def conntrack_entries(addr):
+    with open("/proc/net/nf_conntrack") as f:
+        return sum(1 for line in f if f"src={addr} " in line)
+
+
+def test_rules_removed_at_delete(test_host):
+    with net_server("net-delete") as srv:
+        c = srv.client
+        sid = create(c)
+        addr = c.get(f"/sandboxes/{sid}").json()["network"]["address"]
+        veth = "sb%08x" % int.from_bytes(socket.inet_aton(addr), "big")
+        assert reaches(c, sid, TEST_HOST)
+        netns_path = sandbox_netns(srv, sid)
+        assert "table inet sandbase\n" in tables(netns_path) and veth in links()
+        assert conntrack_entries(addr) > 0      # the connection just made (TIME_WAIT)
+        assert c.delete(f"/sandboxes/{sid}").status_code == 204
+        assert not os.path.exists(netns_path)   # its namespace, and the table in it, are gone
+        assert veth not in links()
+        assert conntrack_entries(addr) == 0, [l for l in open("/proc/net/nf_conntrack") if addr + " " in l]
+        assert sid not in sh("nft", "list", "ruleset").stdout   # nothing of it on the host
+        assert c.get(f"/sandboxes/{sid}").json()["network"]["address"] == addr   # kept in the record
+
+
+def test_rules_readopted_after_kill_9(test_host):
+    with net_server("net-restart") as srv:
+        c = srv.client
+        kept = create(c, network={"denyOut": [NAMED]})
+        lost_rules = create(c, network={"denyOut": [NAMED]})
+        assert reaches(c, kept, TEST_HOST) and reaches(c, lost_rules, TEST_HOST)
+        srv.stop(signal.SIGKILL)
+        table = host_table(_used_ranges[-1])
+        assert table in tables()                # left in place: the sandboxes stay fenced
+        lost_netns = sandbox_netns(srv, lost_rules)
+        sh("nsenter", f"--net={lost_netns}", "nft", "delete", "table", "inet", "sandbase")
+        # without its table the sandbox's namespace reaches NAMED (so the check below can fail)
+        out = sh("nsenter", f"--net={lost_netns}", "python3", "-c", PROBE, NAMED, str(HTTP_PORT), "1.5").stdout
+        assert out.startswith("OK"), out
+        srv.start()
+        for sid in (kept, lost_rules):
+            assert "table inet sandbase\n" in tables(sandbox_netns(srv, sid))
+            assert reaches(c, sid, TEST_HOST)
+            assert probe(c, sid, NAMED).startswith("FAIL")
+        fresh = create(c)           # the re-adopted addresses are not handed out again
+        addrs = {c.get(f"/sandboxes/{s}").json()["network"]["address"] for s in (kept, lost_rules, fresh)}
+        assert len(addrs) == 3
+        assert reaches(c, fresh, TEST_HOST)
+        for sid in (kept, lost_rules, fresh):
+            netns_path = sandbox_netns(srv, sid)
+            assert c.delete(f"/sandboxes/{sid}").status_code == 204
+            assert not os.path.exists(netns_path)
+
+
+@pytest.fixture(scope="module")
+def bad_rules_server(test_host):
+    with net_server("net-bad") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("body,names", [
+    ({"network": {"denyOut": ["not-a-cidr"]}}, "not-a-cidr"),
+    ({"network": {"denyOut": ["example.com"]}}, "example.com"),
+    ({"network": {"allowOut": ["10.0.0.1/8"]}}, "10.0.0.1/8"),
+    ({"network": {"allowOut": ["bad_name!"]}}, "bad_name!"),
+    ({"network": {"allowOut": ["ok.example", "*."]}}, "*."),
+    ({"network": {"allowOut": ["1.2.3.4/33"]}}, "1.2.3.4/33"),
+    ({"network": {"allowOut": ["2001:db8::1"]}}, "no IPv6 egress"),
+    ({"network": {"allowOut": "example.com"}}, "allowOut"),
+    ({"network": {"allowOut": [1]}}, "allowOut[0]"),
+    ({"network": {"egressProxy": {}}}, "egressProxy"),
+    ({"network": {"allowPublicTraffic": "yes"}}, "allowPublicTraffic"),
+    ({"network": []}, "network"),
+    ({"allow_internet_access": "yes"}, "allow_internet_access"),
+    ({"allowInternetAccess": 1}, "allowInternetAccess"),
+    ({"allow_internet_access": True, "allowInternetAccess": True}, "not both"),
+    ({"allow_internet_access": False, "network": {"allowOut": ["1.2.3.4"]}}, "allowOut"),
+])
+def test_bad_rules_are_400_naming_the_entry(bad_rules_server, body, names):
+    c = bad_rules_server.client
+    r = c.post("/sandboxes", json={"templateID": "base", **body})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == 400 and names in r.json()["message"], r.text
+    assert c.get("/sandboxes").json() == []     # nothing was made
+
+
+def test_no_uplink_means_no_egress_and_says_so():
+    with private_server("net-nouplink", pool_size=1) as srv:
+        c = srv.client
+        sid = c.create()
+        info = c.get(f"/sandboxes/{sid}").json()
+        assert info["allowInternetAccess"] is False and "address" not in info["network"]
+        assert "eth0" not in c.sh(sid, "ip -o link")["stdout"]
+        for body in ({"allow_internet_access": True}, {"network": {"allowOut": ["example.com"]}}):
+            r = c.post("/sandboxes", json={"templateID": "base", **body})
+            assert r.status_code == 400 and "network.uplink" in r.json()["message"], r.text
+        sid = c.create(allow_internet_access=False, network={"denyOut": ["0.0.0.0/0"]})
+        assert c.get(f"/sandboxes/{sid}").json()["network"]["denyOut"] == ["0.0.0.0/0"]
+
+
+def test_an_uplink_that_does_not_exist_stops_the_start():
+    data_dir = make_data_dir()
+    try:
+        cli(data_dir, "template", "build", "base", "--from", "host")
+        srv = Server(data_dir, config={"network": {"uplink": "sbnope0"}})
+        with pytest.raises(AssertionError, match="serve exited"):
+            srv.start()
+        assert 'network.uplink "sbnope0" is not a network interface' in srv.log(), srv.log()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+UDP_PROBE = textwrap.dedent("""
+    import socket, struct, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.5)
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\\x07allowed\\x04test\\x00" + struct.pack(">HH", 1, 1)
+    try:
+        s.sendto(q, (sys.argv[1], 53))  # a drop in the sandbox table is EPERM here
+        print("OK", len(s.recv(1500)))
+    except OSError as e:
+        print("FAIL", e)
+""")
+
+
+def test_udp_egress_follows_the_rules(test_host):
+    with net_server("net-udp") as srv:
+        c = srv.client
+        # straight to the test host's DNS server (not the forwarder): plain UDP egress
+        sid = create(c)
+        r = c.sh(sid, f"python3 -c '{UDP_PROBE}' {TEST_HOST}")
+        assert r["stdout"].startswith("OK"), r["stderr"]
+        sid = create(c, network={"denyOut": [TEST_HOST]})
+        assert c.sh(sid, f"python3 -c '{UDP_PROBE}' {TEST_HOST}")["stdout"].startswith("FAIL")
+
+
+FORGE = textwrap.dedent("""
+    import socket, struct, sys
+    gw, ip = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for qid in range(0, 65536, 7):      # answers for allowed.test -> ip, under many ids
+        head = struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+        q = b"\\x07allowed\\x04test\\x00" + struct.pack(">HH", 1, 1)
+        ans = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 600, 4) + socket.inet_aton(ip)
+        s.sendto(head + q + ans, (gw, 53))
+    print("sent")
+""")
+
+
+def test_forged_dns_answers_grant_nothing(test_host):
+    with net_server("net-forge") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": ["allowed.test"]})
+        gateway = c.get(f"/sandboxes/{sid}").json()["network"]["address"].rsplit(".", 1)[0] + ".1"
+        assert c.sh(sid, f"python3 -c '{FORGE}' {gateway} {WILD}")["stdout"] == "sent\n"
+        # a real lookup in flight while forgeries arrive does not take them either
+        c.sh(sid, f"python3 -c '{FORGE}' {gateway} {WILD} & python3 -c 'import socket; socket.gethostbyname(\"allowed.test\")'")
+        assert probe(c, sid, WILD).startswith("FAIL")
+        assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        assert srv.proc.poll() is None
+
+
+def test_parallel_creates_get_distinct_addresses(test_host):
+    import concurrent.futures
+    with net_server("net-parallel") as srv:
+        c = srv.client
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            ids = list(ex.map(lambda _: create(c), range(8)))
+        addrs = {c.get(f"/sandboxes/{sid}").json()["network"]["address"] for sid in ids}
+        assert len(addrs) == 8
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            assert all(ex.map(lambda sid: reaches(c, sid, TEST_HOST), ids))
+
+
+def test_resolv_conf_symlink_in_the_template_is_replaced_not_followed(test_host):
+    data_dir = make_data_dir()
+    n = next(_ranges)
+    _used_ranges.append(n)
+    srv = None
+    try:
+        cli(data_dir, "template", "build", "base", "--from", "host")
+        etc = os.path.join(data_dir, "templates", "base", "rootfs", "etc")
+        os.unlink(os.path.join(etc, "resolv.conf"))
+        os.symlink("/etc/hostname", os.path.join(etc, "resolv.conf"))   # as systemd's stub link would
+        srv = Server(data_dir, config={"pool_size": 1, "network": {
+            "uplink": UPLINK, "range": f"10.214.{n}.0/24", "dns_upstream": TEST_HOST}}).start()
+        from conftest import Client
+        c = Client(srv, srv.new_key("net-resolv"))
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"], "allowOut": ["allowed.test"]})
+        out = c.sh(sid, "test -L /etc/resolv.conf && echo link; cat /etc/resolv.conf; cat /etc/hostname")
+        assert out["stdout"].startswith(f"nameserver 10.214.{n}.1\n"), out
+        assert out["stdout"].count("nameserver") == 1, out      # /etc/hostname was not written to
+        assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        assert os.readlink(os.path.join(etc, "resolv.conf")) == "/etc/hostname"   # the template is untouched
+        c.delete(f"/sandboxes/{sid}")
+    finally:
+        if srv:
+            srv.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
