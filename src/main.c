@@ -25,11 +25,16 @@ static void print_help(FILE *out)
             "  sandbase org create NAME | org list\n"
             "  sandbase key create --org NAME [--name LABEL] | key list [--org NAME] | key revoke PREFIX|KEY\n"
             "  sandbase template build NAME --from host|debian [--packages p1,p2,...] [--mirror URL] [--force] | template list | template rm NAME\n"
-            "  sandbase help [serve|org|key|template] | --version\n"
+            "  sandbase sandbox create [--template T] | sandbox list | sandbox get ID | sandbox kill ID\n"
+            "  sandbase exec [-i] [-t] SANDBOX -- CMD [ARGS...]\n"
+            "  sandbase shell SANDBOX\n"
+            "  sandbase help [serve|org|key|template|sandbox|exec|shell] | --version\n"
             "\n"
             "serve runs the API server; with --bootstrap it first creates what is missing: the data\n"
             "dir, the base and code_interpreter templates, and org `default` with a key (make run).\n"
             "org and key manage organisations and API keys; template manages sandbox templates.\n"
+            "sandbox, exec and shell are clients of a running server: SANDBASE_URL (default\n"
+            "http://127.0.0.1:3000) and SANDBASE_API_KEY say which and as whom.\n"
             "Every command takes --data-dir DIR, before or after it (default ./sandbase-data,\n"
             "env SANDBASE_DATA_DIR); only serve --bootstrap creates a data dir that does not exist.\n"
             "'sandbase help COMMAND' or 'sandbase COMMAND --help' shows one command's usage.\n",
@@ -46,6 +51,9 @@ static const struct verb verbs[] = {
     {"org", cli_org},
     {"key", cli_key},
     {"template", cli_template},
+    {"sandbox", cli_sandbox},
+    {"exec", cli_exec},
+    {"shell", cli_shell},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
@@ -66,7 +74,7 @@ static int help(const char *topic)
     }
     const struct verb *v = find_verb(topic);
     if (!v) {
-        fprintf(stderr, "sandbase: unknown help topic '%s' (topics: serve, org, key, template)\n", topic);
+        fprintf(stderr, "sandbase: unknown help topic '%s' (topics: serve, org, key, template, sandbox, exec, shell)\n", topic);
         return 2;
     }
     char *argv[] = {(char *)v->name, "--help", NULL};

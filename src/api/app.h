@@ -51,6 +51,15 @@ void api_sandbox_timeout(struct sb_request *req);
 void api_sandbox_pause(struct sb_request *req);
 void api_sandbox_connect(struct sb_request *req);
 void api_process_run(struct sb_request *req);            /* api/processes.c */
+void api_process_list(struct sb_request *req);           /* api/process_control.c */
+void api_process_get(struct sb_request *req);
+void api_process_output(struct sb_request *req);
+void api_process_stdin(struct sb_request *req);
+void api_process_stdin_close(struct sb_request *req);
+void api_process_signal(struct sb_request *req);
+void api_process_kill(struct sb_request *req);
+void api_process_resize(struct sb_request *req);
+void api_process_attach(struct sb_request *req);         /* api/process_ws.c */
 void api_events_list(struct sb_request *req);            /* api/events.c */
 void api_events_sandbox(struct sb_request *req);
 void api_events_stream(struct sb_request *req);          /* api/events_stream.c */

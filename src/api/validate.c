@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/id.h"
+#include "http/request.h"
 
 int api_field_int(json_t *body, const char *field, long long def, long long min, long long max,
                   long long *out, struct sb_err *err)
@@ -129,5 +130,15 @@ int api_check_sandbox_id(const char *id, struct sb_err *err)
 {
     if (!id || !sb_id_valid("sbx_", id))
         return sb_err_set(err, 400, "invalid sandbox id");
+    return 0;
+}
+
+int api_query_offset(struct sb_request *req, const char *name, uint64_t *out, struct sb_err *err)
+{
+    const char *v = sb_request_query(req, name);
+    char *end;
+    *out = 0;
+    if (v && (v[0] < '0' || v[0] > '9' || (*out = strtoull(v, &end, 10), *end) || *out > ((uint64_t)1 << 62)))
+        return sb_err_set(err, 400, "%s must be a non-negative integer (a byte offset in the stream)", name);
     return 0;
 }

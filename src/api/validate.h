@@ -7,6 +7,7 @@
 #define SB_API_VALIDATE_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -44,6 +45,12 @@ int api_field_env(json_t *body, const char *field, size_t max_bytes, char **out_
  * be silently ignored. */
 int api_check_fields(json_t *body, const char *const *allowed, const char *route,
                      struct sb_err *err);
+/* A byte-offset query parameter (stdoutOffset, stderrOffset): *out = 0 when
+ * absent, else a decimal integer of at most 2^62; 400 naming it otherwise.
+ * Only while the handler runs (sb_request_query). */
+struct sb_request;
+int api_query_offset(struct sb_request *req, const char *name, uint64_t *out, struct sb_err *err);
+
 /* 400 "invalid sandbox id" unless id looks like sbx_ + 20 base32 chars. */
 int api_check_sandbox_id(const char *id, struct sb_err *err);
 

@@ -33,6 +33,7 @@ void sb_config_defaults(struct sb_config *cfg)
     cfg->disk_reserve_mb = 512;
     cfg->shim_call_timeout_ms = 10000;
     cfg->exec_output_budget_mb = 128;
+    cfg->output_ring_kb = 1024;
     cfg->webhook = (struct sb_webhook_config){.timeout_s = 10, .retry_base_ms = 5000, .retry_max_delay_s = 43200,
                                               .max_attempts = 15, .max_in_flight = 64};
     cfg->defaults = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 512, .disk_mb = 1024};
@@ -173,7 +174,7 @@ static const struct int_option int_options[] = {
     INT_OPT(max_body), INT_OPT(pool_size), INT_OPT(org_sandbox_cap), INT_OPT(exec_output_cap),
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
     INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
-    INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb),
+    INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb), INT_OPT(output_ring_kb),
     WEBHOOK_OPT(timeout_s), WEBHOOK_OPT(retry_base_ms),
     WEBHOOK_OPT(retry_max_delay_s), WEBHOOK_OPT(max_attempts), WEBHOOK_OPT(max_in_flight),
 };
@@ -333,6 +334,8 @@ static int check_connections(const struct sb_config *cfg, struct sb_err *err)
         return sb_err_set(err, 400, "config: shim_call_timeout_ms must be between 100 and 600000");
     if (cfg->exec_output_budget_mb < 1 || cfg->exec_output_budget_mb > 1048576)
         return sb_err_set(err, 400, "config: exec_output_budget_mb must be between 1 and 1048576");
+    if (cfg->output_ring_kb < 64 || cfg->output_ring_kb > 65536)
+        return sb_err_set(err, 400, "config: output_ring_kb must be between 64 and 65536");
     return 0;
 }
 

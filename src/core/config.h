@@ -58,6 +58,7 @@ struct sb_config {
     int request_read_timeout_s;     /* a request's headers and body must arrive within (30) */
     int shim_call_timeout_ms;       /* a shim that does not answer a call within this is stuck (10000) */
     int exec_output_budget_mb;      /* process output all pending execs together hold (128) */
+    int output_ring_kb;             /* the shim's replay ring per process stream (1024) */
     struct sb_webhook_config {      /* delivery of webhooks (runtime/webhook_delivery.c) */
         int allow_private;          /* webhook_allow_private: loopback/private destinations (false) */
         int timeout_s;              /* webhook_timeout_s: one attempt's deadline (10) */

@@ -216,3 +216,18 @@ int sb_dir_hold(const char *path, uint64_t identity, int *fd_out, struct sb_err 
     *fd_out = fd;
     return 0;
 }
+
+int sb_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}

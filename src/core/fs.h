@@ -21,6 +21,10 @@ int sb_mkdir_p(const char *path, mode_t mode, struct sb_err *err);
  * memory (vfork-like). */
 int sb_write_file(const char *path, const char *s);
 
+/* Writes all len bytes to fd, retrying short writes and EINTR. -1 with
+ * errno on the first error. */
+int sb_write_all(int fd, const void *data, size_t len);
+
 /* rm -rf: removes path and everything below it; never follows a symlink and
  * never descends into another filesystem (a mount below path is left, and
  * so is the directory holding it: call sb_unmount_below first). 0 when path

@@ -1,9 +1,9 @@
 /*
  * envd_process.c - envd's process.Process service over the runtime's
  * process calls (runtime/registry_procs.h). Served: List. Start, Connect,
- * SendInput, StreamInput, SendSignal, CloseStdin and Update wait for the
- * interactive processes of issue 8 (until then they are Connect's
- * unimplemented).
+ * SendInput, StreamInput, SendSignal, CloseStdin and Update are to be
+ * encodings of the same calls (Start and Connect over e2b/rpc_stream.c);
+ * until then they are Connect's unimplemented.
  *
  * List answers envd's ListResponse: the running processes, each with its
  * pid (inside the sandbox), tag and config (cmd, args; envs is {} since the

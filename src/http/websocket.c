@@ -75,6 +75,13 @@ struct sb_ws {
     uint64_t ping_ms;                   /* heartbeat interval, 0 = off */
     uint64_t ping_timer;
     uint64_t last_send_ms;              /* when wslay last wrote to the socket */
+    int close_pending;                  /* sb_ws_close waits for the messages queued before it */
+    uint16_t close_out_code;
+    char close_out_reason[124];
+    sb_ws_drain_fn drain_cb;            /* sb_ws_on_drain: NULL when none is asked */
+    void *drain_arg;
+    size_t drain_low;
+    uint64_t drain_timer;
 };
 
 /* ---- the handshake ---- */
@@ -164,6 +171,8 @@ static void ws_finish(struct sb_ws *ws, int code)
         sb_loop_cancel(ws->loop, ws->close_timer);
     if (ws->ping_timer)
         sb_loop_cancel(ws->loop, ws->ping_timer);
+    if (ws->drain_timer)
+        sb_loop_cancel(ws->loop, ws->drain_timer);
     ws_unlink(ws);
     if (ws->urh)
         MHD_upgrade_action(ws->urh, MHD_UPGRADE_ACTION_CLOSE);
@@ -185,6 +194,7 @@ static void on_close_timeout(struct sb_loop *loop, void *arg)
 }
 
 static void on_ws_io(struct sb_loop *loop, int fd, uint32_t events, void *arg);
+static void ws_queue_close(struct sb_ws *ws);
 
 /* After a close we sent for the client's fault (1007, 1009, a protocol
  * error), wslay reads no more; closing the socket now, with the client's
@@ -256,6 +266,25 @@ static void ws_settle(struct sb_ws *ws)
     ws->watching = want;
 }
 
+static void on_drain_timer(struct sb_loop *loop, void *arg)
+{
+    struct sb_ws *ws = arg;
+    ws->drain_timer = 0;
+    sb_ws_drain_fn cb = ws->drain_cb;
+    if (!cb || sb_ws_queued(ws) > ws->drain_low)
+        return;
+    ws->drain_cb = NULL;
+    cb(ws, ws->drain_arg);
+}
+
+/* The drain callback is due once the queue is at its low-water mark; it
+ * runs from a timer, never inside wslay or a send. */
+static void ws_check_drain(struct sb_ws *ws)
+{
+    if (ws->drain_cb && !ws->drain_timer && sb_ws_queued(ws) <= ws->drain_low)
+        ws->drain_timer = sb_loop_timer(ws->loop, 0, on_drain_timer, ws);
+}
+
 /* Asks for EPOLLOUT after a send or close was queued; inside wslay's own
  * run ws_settle follows anyway. */
 static void ws_want_write(struct sb_ws *ws)
@@ -279,11 +308,17 @@ static void on_ws_io(struct sb_loop *loop, int fd, uint32_t events, void *arg)
         rc = wslay_event_send(ws->ctx);
     else if (rc == 0 && wslay_event_want_write(ws->ctx))
         rc = wslay_event_send(ws->ctx);     /* e.g. the pong or close reply just queued */
+    if (rc == 0 && ws->close_pending) {
+        ws_queue_close(ws);                 /* the messages before it are out now */
+        if (!ws->close_pending && wslay_event_want_write(ws->ctx))
+            rc = wslay_event_send(ws->ctx);
+    }
     ws->in_io = 0;
     if (rc != 0) {
         ws_finish(ws, SB_WS_ABNORMAL);
         return;
     }
+    ws_check_drain(ws);
     ws_settle(ws);
 }
 
@@ -415,6 +450,11 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
     wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
     ws->last_send_ms = sb_now_ms();
     sb_ws_heartbeat(ws, ws->ping_ms);
+    if (ws->handlers.on_open) {
+        ws->in_io = 1;                  /* what it sends goes out with the settle below */
+        ws->handlers.on_open(ws, ws->arg);
+        ws->in_io = 0;
+    }
     if (ws->extra_len > 0) {
         on_ws_io(ws->loop, ws->fd, EPOLLIN, ws);    /* what the client sent early */
         return;
@@ -464,7 +504,8 @@ struct sb_ws *sb_ws_accept(struct sb_request *req, const struct sb_ws_handlers *
 
 int sb_ws_send(struct sb_ws *ws, int binary, const void *data, size_t len)
 {
-    if (!ws->ctx || !wslay_event_get_write_enabled(ws->ctx) || wslay_event_get_close_sent(ws->ctx))
+    if (!ws->ctx || !wslay_event_get_write_enabled(ws->ctx) || wslay_event_get_close_sent(ws->ctx) ||
+        ws->close_pending)
         return -1;
     struct wslay_event_msg msg = {
         .opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
@@ -489,14 +530,36 @@ size_t sb_ws_queued(const struct sb_ws *ws)
     return ws->ctx ? wslay_event_get_queued_msg_length(ws->ctx) : 0;
 }
 
+void sb_ws_on_drain(struct sb_ws *ws, size_t low_water, sb_ws_drain_fn cb, void *arg)
+{
+    ws->drain_cb = cb;
+    ws->drain_arg = arg;
+    ws->drain_low = low_water;
+    ws_check_drain(ws);
+}
+
+/* wslay sends control frames ahead of queued messages, so a close queued
+ * behind messages would overtake them (and they would never be sent): the
+ * close waits in the connection until wslay's message queue is empty. */
+static void ws_queue_close(struct sb_ws *ws)
+{
+    if (!ws->close_pending || wslay_event_get_queued_msg_count(ws->ctx) > 0 ||
+        wslay_event_get_close_sent(ws->ctx))
+        return;
+    ws->close_pending = 0;
+    wslay_event_queue_close(ws->ctx, ws->close_out_code, (const uint8_t *)ws->close_out_reason,
+                            strlen(ws->close_out_reason));
+}
+
 void sb_ws_close(struct sb_ws *ws, uint16_t code, const char *reason)
 {
-    if (!ws->ctx || wslay_event_get_close_sent(ws->ctx))
+    if (!ws->ctx || wslay_event_get_close_sent(ws->ctx) || ws->close_pending)
         return;
-    size_t len = reason ? strlen(reason) : 0;
-    if (len > 123)
-        len = 123;      /* a control frame's payload is at most 125 bytes */
-    wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, len);
+    ws->close_pending = 1;
+    ws->close_out_code = code;
+    /* a control frame's payload is at most 125 bytes: the code and 123 */
+    snprintf(ws->close_out_reason, sizeof ws->close_out_reason, "%s", reason ? reason : "");
+    ws_queue_close(ws);
     if (!ws->close_timer)
         ws->close_timer = sb_loop_timer(ws->loop, WS_CLOSE_WAIT_MS, on_close_timeout, ws);
     ws_want_write(ws);

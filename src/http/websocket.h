@@ -32,6 +32,9 @@
 struct sb_ws;
 
 struct sb_ws_handlers {
+    /* Once the upgrade is done: messages sent from here on reach the
+     * client (before it, sb_ws_send fails). May be NULL. */
+    void (*on_open)(struct sb_ws *ws, void *arg);
     /* A whole message from the client (binary or UTF-8 text); data is valid
      * during the call only. NULL: messages are dropped. */
     void (*on_message)(struct sb_ws *ws, void *arg, int binary, const void *data, size_t len);
@@ -72,6 +75,14 @@ void sb_ws_pause_reading(struct sb_ws *ws, int paused);
 
 /* Bytes queued for the client and not yet written to the socket. */
 size_t sb_ws_queued(const struct sb_ws *ws);
+
+/* cb(ws, arg) runs once, on the loop thread but never inside a send or a
+ * handler's callback, as soon as at most low_water bytes are queued (soon,
+ * when that is already so): what a writer past its window waits for, as
+ * with sb_stream_on_drain. A new request replaces the previous one; not
+ * called once the connection is over (on_close is). */
+typedef void (*sb_ws_drain_fn)(struct sb_ws *ws, void *arg);
+void sb_ws_on_drain(struct sb_ws *ws, size_t low_water, sb_ws_drain_fn cb, void *arg);
 
 /* Starts the close handshake with code (1000 normal) and reason (may be
  * NULL; cut to what fits a control frame). Messages queued before it are

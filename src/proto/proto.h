@@ -29,33 +29,42 @@
  * HTTP-like status: 400 bad request, 404 no such process, 409 conflict
  * ("sandbox is paused", stdin closed, already attached), 501 unsupported,
  * 502 start failures ("command not found: X", "permission denied: X").
+ *   Ops that act on one process name it by "proc" (the protocol's id), or
+ *   by "pid" (its pid inside the sandbox) or "tag": the newest match.
  *   start   argv[] (required), env[] ("K=V"; default: the template's env),
  *           cwd (default: template workdir), user ("user"|"root"),
  *           stdin ("open"|"closed", default closed), tag, timeout_ms
  *           (0 = none; the whole process tree is killed at the deadline),
- *           pty (must be absent/null: 501 "PTY not supported yet"),
+ *           pty ({rows, cols}, 1-4096 each: a terminal in the sandbox's own
+ *           devpts as stdin, stdout and stderr and controlling terminal;
+ *           one output stream, stdout; stdin always open),
  *           attach (true: attached from offset 0 before any output is read)
  *           -> proc, pid (inside the sandbox), host_pid
- *   list    -> processes[]: {proc, pid, host_pid, tag, argv, running, exited,
- *           stdout_end, stderr_end, and once exited: exit_code, signal,
- *           timed_out, oom_killed, duration_ms}
- *   attach  proc, stdout_offset, stderr_offset -> the offsets actually used
- *           (raised to the oldest byte the ring still holds). Then OUTPUT
- *           frames from there on, live, and once the process has finished
- *           (its own process exited and what its pipes held then was read;
- *           what it left running keeps its pipes, drained into the ring)
- *           and the stream ends as of that moment are flushed:
+ *   list    -> processes[]: {proc, pid, host_pid, tag, argv, cwd, user,
+ *           pty ({rows, cols} or null), running, exited, stdout_end,
+ *           stderr_end, started_at_ms (wall clock), and once exited:
+ *           exit_code, signal, timed_out, oom_killed, duration_ms,
+ *           ended_at_ms}
+ *   get     -> the list entry of one process
+ *   attach  stdout_offset, stderr_offset -> the list entry and the offsets
+ *           actually used (raised to the oldest byte the ring still holds).
+ *           Then OUTPUT frames from there on, live, and once the process has
+ *           finished (its own process exited and what its pipes held then
+ *           was read; what it left running keeps its pipes, drained into the
+ *           ring) and the stream ends as of that moment are flushed:
  *           {"event":"exit", <list fields>}.
  *           An attached client that lags slows the process (its pipes are
  *           not read) instead of losing bytes.
  *   detach  proc
  *   (STDIN frame) -> ok once queued; the connection is not read while the
  *           process's stdin queue is full
- *   close_stdin proc (after the queued bytes are written)
+ *   close_stdin proc (after the queued bytes are written; a terminal gets
+ *           an EOF character, ^D, first)
  *   signal  proc, signal (number): SIGKILL kills the process's whole tree
  *           (its leaf cgroup), any other signal goes to the process alone;
  *           409 "sandbox is paused" while frozen, 409 once it has exited
- *   resize  proc, rows, cols -> 501 "PTY not supported yet"
+ *   resize  proc, rows, cols -> ok (TIOCSWINSZ: the foreground group gets
+ *           SIGWINCH); 400 for a process without a terminal, 409 once exited
  *   wait    proc -> answered when the process finishes, with <list fields>
  *   pause | resume                 (cgroup freezer)
  *   status  -> id, shim_pid, init_pid, init_running, paused, process_count,

@@ -41,6 +41,8 @@ int sb_spec_to_json(const struct sb_spec *spec, char **text, struct sb_err *err)
         (json_int_t)spec->gid, "home", spec->home, "workdir", spec->workdir, "env", env, "binds", binds,
         "limits", "cpu_count", spec->limits.cpu_count, "memory_mb", spec->limits.memory_mb, "pids",
         spec->limits.pids, "disk_mb", spec->limits.disk_mb);
+    if (root && spec->output_ring)
+        json_object_set_new(root, "outputRing", json_integer(spec->output_ring));
     /* json_pack steals the "o" references even when it fails. */
     *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
@@ -188,6 +190,10 @@ static int decode(json_t *root, struct sb_spec *s, struct sb_err *err)
         if (get_u32(limits, keys[i], 1, 1u << 30, &lim[i], err) < 0)
             return sb_err_prefix(err, "limits");
     s->limits = (struct sb_limits){(int)lim[0], (int)lim[1], (int)lim[2], (int)lim[3]};
+    s->output_ring = SB_SPEC_DEFAULT_RING;
+    if (json_object_get(root, "outputRing") &&
+        get_u32(root, "outputRing", SB_SPEC_MIN_RING, SB_SPEC_MAX_RING, &s->output_ring, err) < 0)
+        return -1;
     return decode_binds(root, s, err) < 0 ? -1 : decode_env(root, s, err);
 }
 

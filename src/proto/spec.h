@@ -17,7 +17,8 @@
  *    "user": {"name": "user", "uid": 1000, "gid": 1000, "home": "/home/user"},
  *    "workdir": "/home/user", "env": {"PATH": "…"},
  *    "binds": [{"source": "/usr", "target": "/usr", "readonly": true}],  (optional)
- *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024}}
+ *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024},
+ *    "outputRing": 1048576}
  *
  * The template dir: the shim mounts <dir>/rootfs as the overlay's lower
  * layer through a descriptor of <dir> on which it holds a shared flock for
@@ -40,6 +41,9 @@
 
 #define SB_SPEC_VERSION 1
 #define SB_SPEC_MAX_BINDS 8
+#define SB_SPEC_DEFAULT_RING (1024u * 1024u)    /* output ring per stream when the spec names none */
+#define SB_SPEC_MIN_RING (64u * 1024u)
+#define SB_SPEC_MAX_RING (64u * 1024u * 1024u)
 
 struct sb_spec_bind {
     char source[SB_PATH_MAX];           /* host path, absolute */
@@ -69,6 +73,8 @@ struct sb_spec {
     int bind_count;
     struct sb_spec_bind binds[SB_SPEC_MAX_BINDS];
     struct sb_limits limits;            /* effective: every field > 0 */
+    uint32_t output_ring;               /* bytes of replay ring per process stream
+                                           ("outputRing"; absent in older specs: 1 MiB) */
 };
 
 /* Sandbox ids name directories, sockets and cgroups: 1-31 chars of

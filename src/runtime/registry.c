@@ -719,7 +719,7 @@ static void merge_env_text(json_t *env, const char *text)
  * envVars. Returns a NULL-terminated malloc'd "K=V" array (free with
  * free_env), or NULL. */
 char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec,
-                        const char *user, const char *request_env, size_t *count)
+                        const char *user, int pty, const char *request_env, size_t *count)
 {
     json_t *env = json_object();
     if (!env)
@@ -731,6 +731,8 @@ char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec
     json_object_set_new(env, "E2B_SANDBOX", json_string("true"));
     json_object_set_new(env, "E2B_SANDBOX_ID", json_string(rec->id));
     json_object_set_new(env, "E2B_TEMPLATE_ID", json_string(rec->template_id));
+    if (pty)
+        json_object_set_new(env, "TERM", json_string("xterm-256color"));
     merge_env_text(env, rec->env_json);
     merge_env_text(env, request_env);
 

@@ -19,6 +19,7 @@
 #define SB_RUNTIME_REGISTRY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -101,7 +102,12 @@ struct sb_process_request {
     const char *user;               /* NULL = "user" */
     const char *stdin_data;
     size_t stdin_len;
-    int timeout_s;
+    int timeout_s;                  /* 0 = no limit (not for the synchronous exec) */
+    /* interactive processes (registry_procs.h) */
+    int stdin_open;                 /* keep stdin open for later writes (stdin_data NULL) */
+    const char *tag;                /* NULL = none */
+    int pty;                        /* a terminal of rows x cols instead of pipes */
+    uint16_t rows, cols;
 };
 
 /* Lets the registry run execs on loop (a non-blocking link per sandbox, see

@@ -29,8 +29,7 @@ struct registry_exec {
     registry_exec_done_fn done;
     void *arg;
     int cancelled;                  /* during the lost check */
-    struct sb_template tpl;         /* the request's cwd points into it */
-    char **env;
+    struct exec_prep prep;          /* the request's cwd and env point into it */
     struct sb_err err;              /* the lost check's answer */
 };
 
@@ -47,8 +46,7 @@ int registry_serve_on(struct sb_registry *reg, struct sb_loop *loop, struct sb_e
 
 static void rx_free(struct registry_exec *rx)
 {
-    free_env(rx->env);
-    template_clear(&rx->tpl);
+    exec_prep_clear(&rx->prep);
     free(rx);
 }
 
@@ -83,36 +81,47 @@ static void on_exec_done(void *arg, struct sb_exec_result *res, const struct sb_
     rx_free(rx);
 }
 
-/* The exec request for preq in rec's sandbox; rx keeps what it points to. */
-static int prepare(struct registry_exec *rx, const struct sb_sandbox_rec *rec,
-                   const struct sb_process_request *preq, struct sb_exec_request *ereq, struct sb_err *err)
+void exec_prep_clear(struct exec_prep *prep)
+{
+    free_env(prep->env);
+    prep->env = NULL;
+    template_clear(&prep->tpl);
+}
+
+int exec_prepare(struct sb_registry *reg, const struct sb_sandbox_rec *rec, const struct sb_process_request *preq,
+                 struct exec_prep *prep, struct sb_exec_request *ereq, struct sb_err *err)
 {
     if (rec->status == SB_SANDBOX_PAUSED)
         return sb_err_set(err, 409, "sandbox is paused: resume it with POST /sandboxes/%s/connect", rec->id);
     if (rec->status != SB_SANDBOX_RUNNING)
         return sb_err_set(err, 409, "sandbox is not running (status %s)", sb_sandbox_status_name(rec->status));
-    if (load_sandbox_template(rx->reg, rec, &rx->tpl, err) < 0) {
+    if (load_sandbox_template(reg, rec, &prep->tpl, err) < 0) {
         sb_err_prefix(err, "failed to execute command in sandbox");
         err->status = 502;
         return -1;
     }
     const char *user = preq->user ? preq->user : "user";
     size_t env_count = 0;
-    rx->env = build_env(&rx->tpl, rec, user, preq->env_json, &env_count);
-    if (!rx->env)
+    prep->env = build_env(&prep->tpl, rec, user, preq->pty, preq->env_json, &env_count);
+    if (!prep->env)
         return sb_err_set(err, 500, "out of memory");
     *ereq = (struct sb_exec_request){
         .cmd = preq->cmd,
         .args = preq->args,
         .arg_count = preq->arg_count,
-        .env = (const char *const *)rx->env,
+        .env = (const char *const *)prep->env,
         .env_count = env_count,
-        .cwd = preq->cwd ? preq->cwd : rx->tpl.workdir,
+        .cwd = preq->cwd ? preq->cwd : prep->tpl.workdir,
         .user = user,
         .stdin_data = preq->stdin_data,
         .stdin_len = preq->stdin_len,
+        .stdin_open = preq->stdin_open,
+        .tag = preq->tag,
+        .pty = preq->pty,
+        .rows = preq->rows,
+        .cols = preq->cols,
         .timeout_s = preq->timeout_s,
-        .output_cap = rx->reg->cfg->exec_output_cap,
+        .output_cap = reg->cfg->exec_output_cap,
     };
     return 0;
 }
@@ -141,7 +150,7 @@ struct registry_exec *registry_exec_start(struct sb_registry *reg, const char *o
     }
     snprintf(rx->id, sizeof rx->id, "%s", rec.id);
     struct sb_exec_request ereq;
-    int rc = prepare(rx, &rec, preq, &ereq, err);
+    int rc = exec_prepare(reg, &rec, preq, &rx->prep, &ereq, err);
     store_sandbox_rec_clear(&rec);
     if (rc == 0 && !(rx->ex = shim_exec_start(reg->links, rx->id, &ereq, on_exec_done, rx, err))) {
         rc = -1;

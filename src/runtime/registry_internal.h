@@ -1,6 +1,7 @@
 /*
  * registry_internal.h - what the files of the registry share (registry.c:
- * lifecycle; registry_exec.c: exec on the loop). Private to them.
+ * lifecycle; registry_exec.c: exec on the loop; registry_procs.c: interactive
+ * processes). Private to them.
  */
 #ifndef SB_RUNTIME_REGISTRY_INTERNAL_H
 #define SB_RUNTIME_REGISTRY_INTERNAL_H
@@ -38,9 +39,24 @@ int check_lost(struct sb_registry *reg, const char *org_id, const char *id, stru
 /* The template as the sandbox started with it. */
 int load_sandbox_template(struct sb_registry *reg, const struct sb_sandbox_rec *rec,
                           struct sb_template *tpl, struct sb_err *err);
-/* The process environment as a NULL-terminated "K=V" array (free_env), or NULL. */
+/* The process environment as a NULL-terminated "K=V" array (free_env), or
+ * NULL. A terminal's process gets TERM=xterm-256color unless the sandbox or
+ * the request sets TERM. */
 char **build_env(const struct sb_template *tpl, const struct sb_sandbox_rec *rec,
-                 const char *user, const char *request_env, size_t *count);
+                 const char *user, int pty, const char *request_env, size_t *count);
 void free_env(char **env);
+
+/* What an exec request points into while its process starts. */
+struct exec_prep {
+    struct sb_template tpl;
+    char **env;
+};
+/* The shim request for preq in rec's sandbox: 409 unless it is running,
+ * 502 when its pinned template cannot be read. ereq points into prep (and
+ * preq); clear prep with exec_prep_clear once the start was sent. Loop
+ * thread (registry_exec.c, registry_procs.c). */
+int exec_prepare(struct sb_registry *reg, const struct sb_sandbox_rec *rec, const struct sb_process_request *preq,
+                 struct exec_prep *prep, struct sb_exec_request *ereq, struct sb_err *err);
+void exec_prep_clear(struct exec_prep *prep);
 
 #endif

@@ -14,6 +14,7 @@
 #ifndef SB_RUNTIME_SHIM_CLIENT_H
 #define SB_RUNTIME_SHIM_CLIENT_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -37,9 +38,13 @@ struct sb_exec_request {
     size_t env_count;
     const char *cwd;                    /* absolute path inside the sandbox */
     const char *user;                   /* "user" (template's default) or "root" */
-    const char *stdin_data;             /* NULL = stdin is /dev/null */
+    const char *stdin_data;             /* NULL = stdin is /dev/null, unless stdin_open */
     size_t stdin_len;
-    int timeout_s;                      /* whole process tree killed after this */
+    int stdin_open;                     /* stdin stays open for later writes */
+    const char *tag;                    /* NULL = none */
+    int pty;                            /* a terminal of rows x cols: stdin open, one stream */
+    uint16_t rows, cols;
+    int timeout_s;                      /* whole process tree killed after this; 0 = never */
     size_t output_cap;                  /* bytes kept per stream; the rest is drained and dropped */
 };
 
@@ -62,6 +67,10 @@ void shim_exec_result_clear(struct sb_exec_result *res);
 
 struct shim_links;
 struct shim_exec;
+
+/* The shim's start request for req (new reference, NULL when out of
+ * memory), attached from offset 0 when attach is set. */
+json_t *shim_start_request(const struct sb_exec_request *req, int attach);
 
 /* Called once on the loop thread: res (whose buffers the callback may take,
  * zeroing res, and then gives res->budget back with shim_links_budget_give

@@ -60,17 +60,22 @@ struct shim_exec {
     uint64_t deadline_timer;            /* the exit event must come by then */
 };
 
-/* The start request for req (new reference). */
-static json_t *exec_start_request(const struct sb_exec_request *req)
+json_t *shim_start_request(const struct sb_exec_request *req, int attach)
 {
     json_t *argv = json_array();
     json_array_append_new(argv, json_string(req->cmd));
     for (size_t i = 0; i < req->arg_count; i++)
         json_array_append_new(argv, json_string(req->args[i]));
     json_t *start = json_pack("{s:s, s:o, s:s, s:I, s:b}", "op", "start", "argv", argv,
-                              "stdin", req->stdin_data ? "open" : "closed",
+                              "stdin", req->stdin_data || req->stdin_open || req->pty ? "open" : "closed",
                               "timeout_ms", (json_int_t)(req->timeout_s > 0 ? req->timeout_s : 0) * 1000,
-                              "attach", 1);
+                              "attach", attach);
+    if (!start)
+        return NULL;
+    if (req->tag)
+        json_object_set_new(start, "tag", json_string(req->tag));
+    if (req->pty)
+        json_object_set_new(start, "pty", json_pack("{s:i, s:i}", "rows", req->rows, "cols", req->cols));
     if (req->env) {
         json_t *env = json_array();
         for (size_t i = 0; i < req->env_count; i++)
@@ -217,7 +222,7 @@ static int exec_feed_stdin(struct shim_exec *ex, struct sb_err *err)
         size_t n = req->stdin_len - ex->stdin_sent;
         if (n > SB_PROTO_CHUNK)
             n = SB_PROTO_CHUNK;
-        if (shim_link_send_stdin(ex->link, ex->proc, req->stdin_data + ex->stdin_sent, n, err) < 0)
+        if (shim_link_send_stdin(ex->link, ex->proc, req->stdin_data + ex->stdin_sent, n, NULL, NULL, err) < 0)
             return -1;
         ex->stdin_sent += n;
     }
@@ -270,7 +275,7 @@ struct shim_exec *shim_exec_start(struct shim_links *links, const char *id, cons
     ex->col[0].cap = ex->col[1].cap = req->output_cap;
     ex->private_link = req->stdin_len > PRIVATE_LINK_STDIN;
     ex->link = ex->private_link ? shim_link_open(links, id, err) : shim_link_get(links, id, err);
-    if (!ex->link || shim_link_call(ex->link, exec_start_request(req), on_started, ex, err) < 0) {
+    if (!ex->link || shim_link_call(ex->link, shim_start_request(req, 1), on_started, ex, err) < 0) {
         exec_free(ex);
         return NULL;
     }

@@ -58,6 +58,10 @@ struct shim_link {
     int closing;                /* shim_link_close: ends once the write queue is empty */
     int listed;                 /* in the table (shared); private links are not */
     int depth;                  /* callbacks of this link on the stack */
+    int paused;                 /* shim_link_pause_reading: not read, frames held */
+    void (*on_fail)(void *arg); /* shim_link_on_fail; cleared by shim_link_close */
+    void *on_fail_arg;
+    uint64_t resume_timer;      /* delivers the frames held while paused */
     uint32_t events;            /* what the loop watches */
     json_int_t seq;
     struct sb_frame_reader in;
@@ -117,10 +121,14 @@ static void link_fail(struct shim_link *link, const struct sb_err *err)
         return;
     link->dead = 1;
     table_remove(link);
+    sb_loop_cancel(link->links->loop, link->resume_timer);
+    link->resume_timer = 0;
     sb_loop_unwatch(link->links->loop, link->fd);
     close(link->fd);
     link->fd = -1;
     link->depth++;
+    if (link->on_fail)
+        link->on_fail(link->on_fail_arg);
     struct pending_call *calls = link->calls;
     link->calls = NULL;
     for (struct pending_call *c = calls, *next; c; c = next) {
@@ -154,7 +162,7 @@ static void link_release(struct shim_link *link)
 
 static void link_set_events(struct shim_link *link)
 {
-    uint32_t want = EPOLLIN | (link->out_head ? EPOLLOUT : 0);
+    uint32_t want = (link->paused ? 0 : EPOLLIN) | (link->out_head ? EPOLLOUT : 0);
     if (want != link->events && sb_loop_modify(link->links->loop, link->fd, want) == 0)
         link->events = want;
 }
@@ -297,9 +305,28 @@ bad:
     return -1;
 }
 
+/* Delivers the whole frames the reader holds, until the link fails or is
+ * paused. -1 when it failed. */
+static int deliver_frames(struct shim_link *link)
+{
+    struct sb_frame f;
+    int got;
+    struct sb_err err = {0};
+    while (!link->dead && !link->paused && (got = sb_frame_reader_next(&link->in, &f, &err)) != 0) {
+        if (got < 0) {
+            sb_err_prefix(&err, "sandbox runtime");
+            link_fail(link, &err);
+            return -1;
+        }
+        if (on_frame(link, &f) < 0)
+            return -1;
+    }
+    return link->dead ? -1 : 0;
+}
+
 static void on_readable(struct shim_link *link)
 {
-    for (int round = 0; round < READ_ROUNDS && !link->dead; round++) {
+    for (int round = 0; round < READ_ROUNDS && !link->dead && !link->paused; round++) {
         size_t room;
         uint8_t *dst = sb_frame_reader_space(&link->in, &room);
         ssize_t n = recv(link->fd, dst, room, 0);
@@ -317,18 +344,8 @@ static void on_readable(struct shim_link *link)
             return;
         }
         sb_frame_reader_commit(&link->in, (size_t)n);
-        struct sb_frame f;
-        int got;
-        struct sb_err err = {0};
-        while (!link->dead && (got = sb_frame_reader_next(&link->in, &f, &err)) != 0) {
-            if (got < 0) {
-                sb_err_prefix(&err, "sandbox runtime");
-                link_fail(link, &err);
-                return;
-            }
-            if (on_frame(link, &f) < 0)
-                return;
-        }
+        if (deliver_frames(link) < 0)
+            return;
     }
 }
 
@@ -336,8 +353,15 @@ static void on_link_io(struct sb_loop *loop, int fd, uint32_t events, void *arg)
 {
     struct shim_link *link = arg;
     link->depth++;
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+    if ((events & (EPOLLHUP | EPOLLERR)) && link->paused) {
+        /* reported even when not asked for: the shim is gone, and what it
+         * sent last goes with it (its processes went with it too) */
+        struct sb_err err;
+        sb_err_set(&err, 502, "sandbox runtime closed the connection");
+        link_fail(link, &err);
+    } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         on_readable(link);
+    }
     if (!link->dead && (events & EPOLLOUT))
         link_flush(link, 1);
     link_release(link);
@@ -447,8 +471,15 @@ struct shim_link *shim_link_open(struct shim_links *links, const char *id, struc
     return link;
 }
 
+void shim_link_on_fail(struct shim_link *link, void (*fn)(void *arg), void *arg)
+{
+    link->on_fail = fn;
+    link->on_fail_arg = arg;
+}
+
 void shim_link_close(struct shim_link *link)
 {
+    link->on_fail = NULL;
     if (link->dead || link->closing)
         return;
     link->closing = 1;
@@ -471,7 +502,8 @@ static void on_call_timeout(struct sb_loop *loop, void *arg)
     link_fail(link, &err);
 }
 
-int shim_link_call(struct shim_link *link, json_t *req, shim_reply_fn fn, void *arg, struct sb_err *err)
+static int link_call(struct shim_link *link, json_t *req, int timed, shim_reply_fn fn, void *arg,
+                     struct sb_err *err)
 {
     struct pending_call *c = calloc(1, sizeof *c);
     if (!req || !c) {
@@ -491,7 +523,8 @@ int shim_link_call(struct shim_link *link, json_t *req, shim_reply_fn fn, void *
     c->fn = fn;
     c->arg = arg;
     c->link = link;
-    c->timer = sb_loop_timer(link->links->loop, (uint64_t)link->links->call_timeout_ms, on_call_timeout, c);
+    if (timed)
+        c->timer = sb_loop_timer(link->links->loop, (uint64_t)link->links->call_timeout_ms, on_call_timeout, c);
     if (link_send(link, frame, len, err) < 0) {
         sb_loop_cancel(link->links->loop, c->timer);
         free(c);
@@ -500,6 +533,16 @@ int shim_link_call(struct shim_link *link, json_t *req, shim_reply_fn fn, void *
     c->next = link->calls;
     link->calls = c;
     return 0;
+}
+
+int shim_link_call(struct shim_link *link, json_t *req, shim_reply_fn fn, void *arg, struct sb_err *err)
+{
+    return link_call(link, req, 1, fn, arg, err);
+}
+
+int shim_link_call_untimed(struct shim_link *link, json_t *req, shim_reply_fn fn, void *arg, struct sb_err *err)
+{
+    return link_call(link, req, 0, fn, arg, err);
 }
 
 void shim_link_forget_calls(struct shim_link *link, void *arg)
@@ -538,17 +581,51 @@ void shim_link_unwatch(struct shim_link *link, uint32_t proc)
 }
 
 int shim_link_send_stdin(struct shim_link *link, uint32_t proc, const void *data, size_t len,
-                         struct sb_err *err)
+                         shim_reply_fn fn, void *arg, struct sb_err *err)
 {
     if (len > SB_PROTO_CHUNK)
         return sb_err_set(err, 500, "stdin chunk too large");
     size_t total = SB_PROTO_HEADER + SB_PROTO_STDIN_HEADER + len;
     uint8_t *frame = malloc(total);
-    if (!frame)
+    struct pending_call *c = fn ? calloc(1, sizeof *c) : NULL;
+    if (!frame || (fn && !c)) {
+        free(frame);
         return sb_err_set(err, 500, "out of memory");
-    sb_frame_stdin_header(frame, (uint32_t)++link->seq, proc, (uint32_t)len);
+    }
+    json_int_t seq = ++link->seq;
+    sb_frame_stdin_header(frame, (uint32_t)seq, proc, (uint32_t)len);
     memcpy(frame + SB_PROTO_HEADER + SB_PROTO_STDIN_HEADER, data, len);
-    return link_send(link, frame, total, err);
+    if (link_send(link, frame, total, err) < 0) {
+        free(c);
+        return -1;
+    }
+    if (c) {                    /* no timer: the shim acknowledges once the process's queue has room */
+        *c = (struct pending_call){.seq = seq, .fn = fn, .arg = arg, .link = link, .next = link->calls};
+        link->calls = c;
+    }
+    return 0;
+}
+
+/* ---- pausing ---- */
+
+static void on_resume_timer(struct sb_loop *loop, void *arg)
+{
+    struct shim_link *link = arg;
+    link->resume_timer = 0;
+    link->depth++;
+    if (!link->paused && deliver_frames(link) == 0)
+        on_readable(link);
+    link_release(link);
+}
+
+void shim_link_pause_reading(struct shim_link *link, int paused)
+{
+    if (link->dead || link->paused == !!paused)
+        return;
+    link->paused = !!paused;
+    link_set_events(link);
+    if (!link->paused && !link->resume_timer)
+        link->resume_timer = sb_loop_timer(link->links->loop, 0, on_resume_timer, link);
 }
 
 struct sb_loop *shim_links_loop(const struct shim_links *links)

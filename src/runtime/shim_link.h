@@ -68,11 +68,18 @@ struct shim_link *shim_link_get(struct shim_links *links, const char *id, struct
  * Pending calls and watches then fail with 502 like any closed link. */
 struct shim_link *shim_link_open(struct shim_links *links, const char *id, struct sb_err *err);
 void shim_link_close(struct shim_link *link);
+/* fn(arg) runs once when link fails, before its calls and watches are
+ * told: from then on the link must not be used (it is freed after them).
+ * For the owner of a link of its own; shim_link_close cancels it. */
+void shim_link_on_fail(struct shim_link *link, void (*fn)(void *arg), void *arg);
 
 /* Sends req (steals the reference; "seq" is set here) and calls fn once
  * with the answer (fn may be NULL: the answer is dropped). -1 with err when
  * it cannot be queued (fn is not called). */
 int shim_link_call(struct shim_link *link, json_t *req, shim_reply_fn fn, void *arg, struct sb_err *err);
+/* The same without the call timeout: for answers that wait on the sandbox
+ * (a "wait" for a process to finish), not on the shim. */
+int shim_link_call_untimed(struct shim_link *link, json_t *req, shim_reply_fn fn, void *arg, struct sb_err *err);
 /* Forgets every pending call of arg: their fn is never called. For an
  * owner that goes away before its answers come. */
 void shim_link_forget_calls(struct shim_link *link, void *arg);
@@ -82,10 +89,24 @@ void shim_link_forget_calls(struct shim_link *link, void *arg);
 int shim_link_watch(struct shim_link *link, uint32_t proc, const struct shim_proc_watch *w);
 void shim_link_unwatch(struct shim_link *link, uint32_t proc);
 
-/* Queues a STDIN frame of len bytes (at most SB_PROTO_CHUNK) for proc; its
- * acknowledgement is not reported. */
+/* Queues a STDIN frame of len bytes (at most SB_PROTO_CHUNK) for proc. fn
+ * (may be NULL: not reported) gets the acknowledgement, which the shim sends
+ * once the bytes are in the process's stdin queue (it stops reading the
+ * connection while they do not fit, so it has no timeout), or its error
+ * (409 stdin closed, 404 no such process). */
 int shim_link_send_stdin(struct shim_link *link, uint32_t proc, const void *data, size_t len,
-                         struct sb_err *err);
+                         shim_reply_fn fn, void *arg, struct sb_err *err);
+
+/* Stops (paused 1) or restarts (0) reading link: frames already read are
+ * held, not delivered, so nothing reaches its watches meanwhile; the shim,
+ * whose queue for this connection then fills, stops reading the attached
+ * processes' pipes, and they block writing: the back-pressure of a slow
+ * consumer (an HTTP stream above its window), with no byte lost. Held
+ * frames are delivered from the loop after the restart, never inside this
+ * call. Pausing a shared link would stall every call of the sandbox: pause
+ * only a link of your own (shim_link_open), and send calls that must be
+ * answered meanwhile on another. */
+void shim_link_pause_reading(struct shim_link *link, int paused);
 
 /* The global output budget: takes up to want bytes of it and returns how
  * many it got; give them back when the output is freed. */

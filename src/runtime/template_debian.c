@@ -46,7 +46,7 @@ static int write_wget_limits(const struct build *b, char *path, size_t len, stru
     if (path_fmt(path, len, err, "%s/wgetrc", b->dir) < 0)
         return -1;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = fd < 0 || write_all(fd, limits, strlen(limits)) < 0 ? -1 : 0;
+    int rc = fd < 0 || sb_write_all(fd, limits, strlen(limits)) < 0 ? -1 : 0;
     if (fd >= 0 && close(fd) < 0)
         rc = -1;
     return rc < 0 ? sb_err_sys(err, 500, "cannot write %s", path) : 0;

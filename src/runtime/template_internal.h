@@ -52,7 +52,6 @@ struct copy_owner {
 
 /* Removes a whole tree, detaching any mounts below it first. */
 int remove_tree(const char *path, struct sb_err *err);
-int write_all(int fd, const char *data, size_t len);
 int copy_file_data(int src, int dst);
 int rootfs_chown(const struct rootfs *r, const char *path, uint32_t id, struct sb_err *err);
 int rootfs_mkdir(const struct rootfs *r, const char *path, mode_t mode, uint32_t id,

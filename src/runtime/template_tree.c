@@ -139,20 +139,6 @@ int rootfs_symlink(const struct rootfs *r, const char *target, const char *path,
     return rootfs_chown(r, path, 0, err);
 }
 
-int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Creates (or replaces, never following a symlink) a file with this content. */
 int rootfs_write(const struct rootfs *r, const char *path, const char *text, mode_t mode,
                  uint32_t id, struct sb_err *err)
@@ -163,7 +149,7 @@ int rootfs_write(const struct rootfs *r, const char *path, const char *text, mod
     if (fd < 0)
         return sb_err_sys(err, 500, "cannot create rootfs/%s", path);
     int rc = 0;
-    if (write_all(fd, text, strlen(text)) < 0 || fchown(fd, r->id_add + id, r->id_add + id) < 0 ||
+    if (sb_write_all(fd, text, strlen(text)) < 0 || fchown(fd, r->id_add + id, r->id_add + id) < 0 ||
         fchmod(fd, mode) < 0)
         rc = sb_err_sys(err, 500, "cannot write rootfs/%s", path);
     if (close(fd) < 0 && rc == 0)
@@ -177,7 +163,7 @@ int rootfs_append(const struct rootfs *r, const char *path, const char *text, st
     if (fd < 0)
         return sb_err_sys(err, 500, "cannot open rootfs/%s", path);
     int rc = 0;
-    if (write_all(fd, text, strlen(text)) < 0)
+    if (sb_write_all(fd, text, strlen(text)) < 0)
         rc = sb_err_sys(err, 500, "cannot append to rootfs/%s", path);
     close(fd);
     return rc;
@@ -195,7 +181,7 @@ int copy_file_data(int src, int dst)
             return -1;
         char buf[65536];
         while ((n = read(src, buf, sizeof buf)) > 0)
-            if (write_all(dst, buf, (size_t)n) < 0)
+            if (sb_write_all(dst, buf, (size_t)n) < 0)
                 return -1;
         return n < 0 ? -1 : 0;
     }

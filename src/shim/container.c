@@ -47,7 +47,8 @@
  * others would need capabilities we no longer have), clone(CLONE_VM|
  * CLONE_VFORK) so the child lands in the PID namespace without copying the
  * shim's page tables again (the intermediate reports the grandchild's host
- * pid once it has exec'd, and exits), setsid, ids, capabilities (none for
+ * pid once it has exec'd, and exits), setsid (and the terminal on stdin as
+ * controlling terminal, for a PTY), ids, capabilities (none for
  * the template user, Docker's default set for root), chdir, mark fds >= 3 close-on-exec,
  * no_new_privs, seccomp as the very last step, then execve along the
  * sandbox's PATH.
@@ -73,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -465,7 +467,7 @@ __attribute__((noreturn)) static void exec_inside(const struct sb_container *c, 
                                                   int err_fd)
 {
     const struct sb_seccomp *filter;
-    if (setsid() < 0)
+    if (setsid() < 0 || (ex->ctty && ioctl(0, TIOCSCTTY, 0) < 0))
         enter_fail(err_fd, errno);
     uid_t uid = ex->as_root ? 0 : c->spec.uid;
     gid_t gid = ex->as_root ? 0 : c->spec.gid;

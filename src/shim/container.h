@@ -57,6 +57,7 @@ struct sb_container_exec {
     const char *cwd;
     int as_root;                        /* 0: the spec's user, no capabilities */
     const char *cgroup_leaf;            /* the process's own leaf cgroup (container_leaf_create) */
+    int ctty;                           /* stdin is a terminal: make it the controlling one */
 };
 
 /* Called in a child the shim has just started (stdio already set up): joins

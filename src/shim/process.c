@@ -49,6 +49,7 @@
 
 #include "core/id.h"
 #include "core/log.h"
+#include "shim/pty.h"
 
 #define ENTER_TIMEOUT_MS 10000      /* a child must report its pid / exec result within this */
 #define READ_BURST (256u * 1024u)   /* bytes read from one pipe per event, for fairness */
@@ -318,12 +319,20 @@ static void start_fds_close(struct start_fds *f)
     }
 }
 
-static int start_fds_open(struct start_fds *f, int stdin_open, struct sb_err *err)
+/* Pipes for stdio, or for a terminal: out = {master, slave}, and stdin,
+ * stdout and stderr of the child are all the slave. */
+static int start_fds_open(struct sb_proc_table *t, struct start_fds *f, const struct sb_proc_spec *spec,
+                          struct sb_err *err)
 {
-    int *pairs[] = {f->out, f->err, f->report, f->errnum};
-    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+    int *pairs[] = {f->report, f->errnum, f->out, f->err};
+    size_t npairs = spec->pty ? 2 : 4;
+    for (size_t i = 0; i < npairs; i++)
         if (pipe2(pairs[i], O_CLOEXEC) < 0)
             return sb_err_sys(err, 500, "start process: pipe");
+    if (spec->pty)
+        return pty_open(t->c, spec->as_root ? 0 : t->c->spec.uid, spec->rows, spec->cols, &f->out[0], &f->out[1],
+                        err);
+    int stdin_open = spec->stdin_open;
     if (stdin_open && pipe2(f->in, O_CLOEXEC) < 0)
         return sb_err_sys(err, 500, "start process: stdin pipe");
     if (!stdin_open && (f->null_in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
@@ -370,13 +379,13 @@ struct child_args {
     const struct sb_container *c;
     const struct sb_container_exec *ex;
     const struct start_fds *f;
-    int stdin_fd;
+    int stdin_fd, stderr_fd;
 };
 
 static int child_main(void *arg)
 {
     struct child_args *a = arg;
-    child_prepare(a->stdin_fd, a->f->out[1], a->f->err[1]);
+    child_prepare(a->stdin_fd, a->f->out[1], a->stderr_fd);
     container_enter_and_exec(a->c, a->ex, a->f->report[1], a->f->errnum[1]);
 }
 
@@ -413,10 +422,11 @@ static int spawn_child(struct sb_proc_table *t, struct sb_proc *p, const struct 
 {
     struct sb_container_exec ex = {
         .path = spec->argv[0], .argv = spec->argv, .envp = spec->envp, .cwd = spec->cwd,
-        .as_root = spec->as_root, .cgroup_leaf = p->leaf,
+        .as_root = spec->as_root, .cgroup_leaf = p->leaf, .ctty = spec->pty,
     };
     struct child_args a = {.c = t->c, .ex = &ex, .f = f,
-                           .stdin_fd = spec->stdin_open ? f->in[0] : f->null_in};
+                           .stdin_fd = spec->pty ? f->out[1] : spec->stdin_open ? f->in[0] : f->null_in,
+                           .stderr_fd = spec->pty ? f->out[1] : f->err[1]};
     pid_t child = start_child(&a);
     if (child < 0)
         return sb_err_sys(err, 500, "start process: fork");
@@ -448,9 +458,10 @@ static struct sb_proc *proc_new(struct sb_proc_table *t, const struct sb_proc_sp
     struct sb_proc *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    if (sb_ring_init(&p->ring[0], SB_RING_DEFAULT_CAP) < 0 ||
-        sb_ring_init(&p->ring[1], SB_RING_DEFAULT_CAP) < 0 ||
-        (spec->tag && !(p->tag = strdup(spec->tag)))) {
+    size_t ring = t->c && t->c->spec.output_ring ? t->c->spec.output_ring : SB_RING_DEFAULT_CAP;
+    if (sb_ring_init(&p->ring[0], ring) < 0 || sb_ring_init(&p->ring[1], ring) < 0 ||
+        (spec->tag && !(p->tag = strdup(spec->tag))) || (spec->cwd && !(p->cwd = strdup(spec->cwd)))) {
+        free(p->tag);
         sb_ring_free(&p->ring[0]);
         sb_ring_free(&p->ring[1]);
         free(p);
@@ -463,6 +474,10 @@ static struct sb_proc *proc_new(struct sb_proc_table *t, const struct sb_proc_sp
     p->out_watch[1] = (struct sb_shim_watch){SB_WATCH_STDERR, p};
     p->in_watch = (struct sb_shim_watch){SB_WATCH_STDIN, p};
     p->exit_code = -1;
+    p->as_root = spec->as_root;
+    p->pty = spec->pty;
+    p->rows = spec->rows;
+    p->cols = spec->cols;
     p->argv = json_array();
     for (size_t i = 0; spec->argv[i]; i++)
         json_array_append_new(p->argv, json_string(spec->argv[i]));
@@ -476,6 +491,7 @@ static void proc_free(struct sb_proc *p)
     sb_ring_free(&p->ring[1]);
     free(p->in_buf);
     free(p->tag);
+    free(p->cwd);
     json_decref(p->argv);
     free(p);
 }
@@ -506,7 +522,7 @@ int proc_start(struct sb_proc_table *t, const struct sb_proc_spec *spec, struct 
     uint64_t oom = 0;
     if (container_oom_events(t->c, &oom) >= 0)
         p->oom_before = oom;
-    if (start_fds_open(&f, spec->stdin_open, err) < 0 || spawn_child(t, p, spec, &f, err) < 0) {
+    if (start_fds_open(t, &f, spec, err) < 0 || spawn_child(t, p, spec, &f, err) < 0) {
         start_fds_close(&f);
         leaf_release(t, p->leaf);
         proc_free(p);
@@ -515,9 +531,10 @@ int proc_start(struct sb_proc_table *t, const struct sb_proc_spec *spec, struct 
     p->pid = read_ns_pid(p->host_pid);
     p->started_ms = sb_mono_ms();
     p->deadline_ms = spec->timeout_ms > 0 ? p->started_ms + spec->timeout_ms : 0;
+    p->started_wall_ms = sb_wall_ms();
     p->out_fd[0] = f.out[0];
     p->out_fd[1] = f.err[0];
-    p->in_fd = f.in[1];
+    p->in_fd = spec->pty ? fcntl(f.out[0], F_DUPFD_CLOEXEC, 3) : f.in[1];
     f.out[0] = f.err[0] = f.in[1] = -1;
     start_fds_close(&f);
     for (int i = 0; i < 2; i++)
@@ -559,6 +576,7 @@ static void record_exit(struct sb_proc_table *t, struct sb_proc *p, int status)
 {
     p->exited = 1;
     p->duration_ms = sb_mono_ms() - p->started_ms;
+    p->ended_wall_ms = sb_wall_ms();
     if (WIFEXITED(status)) {
         p->exit_code = WEXITSTATUS(status);
         p->signal = 0;
@@ -679,10 +697,25 @@ int proc_stdin_write(struct sb_proc_table *t, struct sb_proc *p, const void *dat
 
 int proc_stdin_close(struct sb_proc_table *t, struct sb_proc *p, struct sb_err *err)
 {
-    if (p->in_fd < 0)
+    if (p->in_fd < 0 || p->in_close_pending)
         return 0;
+    if (p->pty && proc_stdin_write(t, p, "\x04", 1, err) < 0)
+        return -1;
     p->in_close_pending = 1;
     write_stdin(t, p);
+    return 0;
+}
+
+int proc_resize(struct sb_proc_table *t, struct sb_proc *p, uint16_t rows, uint16_t cols, struct sb_err *err)
+{
+    if (!p->pty)
+        return sb_err_set(err, 400, "process %u has no terminal (start it with a pty to resize it)", p->id);
+    if (p->exited || p->out_fd[0] < 0)
+        return sb_err_set(err, 409, "process %u has already exited", p->id);
+    if (pty_resize(p->out_fd[0], rows, cols, err) < 0)
+        return -1;
+    p->rows = rows;
+    p->cols = cols;
     return 0;
 }
 
@@ -731,6 +764,12 @@ json_t *proc_describe(const struct sb_proc *p)
     if (!o)
         return NULL;
     json_object_set_new(o, "tag", p->tag ? json_string(p->tag) : json_null());
+    json_object_set_new(o, "cwd", p->cwd ? json_string(p->cwd) : json_null());
+    json_object_set_new(o, "user", json_string(p->as_root ? "root" : "user"));
+    json_object_set_new(o, "pty", p->pty ? json_pack("{s:i, s:i}", "rows", p->rows, "cols", p->cols) : json_null());
+    json_object_set_new(o, "started_at_ms", json_integer(p->started_wall_ms));
+    if (p->exited)
+        json_object_set_new(o, "ended_at_ms", json_integer(p->ended_wall_ms));
     if (p->exited) {
         json_object_set_new(o, "exit_code", json_integer(p->exit_code));
         json_object_set_new(o, "signal", json_integer(p->signal));

@@ -70,6 +70,12 @@ struct sb_proc {
     char leaf[24];                  /* its leaf cgroup, "p<id>" */
     char *tag;                      /* owned; may be NULL */
     json_t *argv;                   /* owned reference, for list */
+    char *cwd;                      /* owned, as given (for list) */
+    int as_root;
+    int pty;                        /* a terminal: out_fd[0] is its master, in_fd a dup of it,
+                                       out_fd[1] is -1 (one stream) */
+    uint16_t rows, cols;            /* the terminal's size */
+    int64_t started_wall_ms, ended_wall_ms;     /* for list; ended once exited */
     int64_t started_ms;
     int64_t deadline_ms;            /* 0 = no timeout */
 
@@ -130,6 +136,8 @@ struct sb_proc_spec {
     int stdin_open;                 /* 0: stdin is /dev/null */
     const char *tag;                /* may be NULL */
     int64_t timeout_ms;             /* 0 = none */
+    int pty;                        /* a terminal of rows x cols instead of pipes (stdin open) */
+    uint16_t rows, cols;
 };
 
 void proc_table_init(struct sb_proc_table *t, struct sb_container *c, int epfd,
@@ -160,7 +168,12 @@ size_t proc_stdin_room(const struct sb_proc *p);
 /* Queues bytes for p's stdin: 409 when stdin is closed, never partial. */
 int proc_stdin_write(struct sb_proc_table *t, struct sb_proc *p, const void *data, size_t len,
                      struct sb_err *err);
+/* Closes stdin once the queued bytes are written; for a terminal, an EOF
+ * character (^D) is written first, which ends input in canonical mode. */
 int proc_stdin_close(struct sb_proc_table *t, struct sb_proc *p, struct sb_err *err);
+/* Sets a terminal's size (the foreground group gets SIGWINCH): 400 when p
+ * has no terminal, 409 once it has exited. */
+int proc_resize(struct sb_proc_table *t, struct sb_proc *p, uint16_t rows, uint16_t cols, struct sb_err *err);
 /* SIGKILL kills p's whole leaf (the process and everything it started);
  * any other signal goes to the main process alone, which may handle it.
  * 409 once the main process has exited. */

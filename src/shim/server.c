@@ -37,6 +37,7 @@
 
 #include "core/log.h"
 #include "proto/proto.h"
+#include "shim/pty.h"
 
 struct sb_client {
     int fd;
@@ -327,17 +328,29 @@ static void on_proc_finished(void *arg, struct sb_proc *p)
 typedef int (*op_fn)(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
                      json_t **out, struct sb_err *err);
 
+/* The process a request names: "proc" (the protocol's id), or "pid" (its
+ * pid inside the sandbox) or "tag", the newest such process when several
+ * match (pids are reused only after the sandbox's pid space wrapped). */
 static struct sb_proc *req_proc(struct sb_shim_server *s, json_t *req, struct sb_err *err)
 {
-    json_t *id = json_object_get(req, "proc");
-    if (!json_is_integer(id)) {
-        sb_err_set(err, 400, "\"proc\" (integer) is required");
+    json_t *id = json_object_get(req, "proc"), *pid = json_object_get(req, "pid");
+    const char *tag = json_string_value(json_object_get(req, "tag"));
+    if (!json_is_integer(id) && !json_is_integer(pid) && !tag) {
+        sb_err_set(err, 400, "\"proc\" or \"pid\" (integer) or \"tag\" (string) is required");
         return NULL;
     }
-    struct sb_proc *p = proc_find(&s->procs, (uint32_t)json_integer_value(id));
-    if (!p)
-        sb_err_set(err, 404, "no process %lld in this sandbox", (long long)json_integer_value(id));
-    return p;
+    for (struct sb_proc *p = s->procs.head; p; p = p->next) {
+        if (json_is_integer(id) ? p->id == (uint32_t)json_integer_value(id)
+            : json_is_integer(pid) ? p->pid > 0 && p->pid == (pid_t)json_integer_value(pid)
+            : p->tag && strcmp(p->tag, tag) == 0)
+            return p;
+    }
+    if (tag && !json_is_integer(id) && !json_is_integer(pid))
+        sb_err_set(err, 404, "no process tagged \"%s\" in this sandbox", tag);
+    else
+        sb_err_set(err, 404, "no process %lld in this sandbox",
+                   (long long)json_integer_value(json_is_integer(id) ? id : pid));
+    return NULL;
 }
 
 /* A NULL-terminated char* vector pointing into arr's strings (valid while
@@ -415,13 +428,34 @@ static struct sb_attach *attach_new(struct sb_client *cl, struct sb_proc *p, uin
     return a;
 }
 
+/* rows and cols as the protocol carries them: integers 1..SB_PTY_MAX_DIM. */
+static int parse_size(json_t *obj, uint16_t *rows, uint16_t *cols, struct sb_err *err)
+{
+    json_t *r = json_object_get(obj, "rows"), *c = json_object_get(obj, "cols");
+    if (!json_is_integer(r) || !json_is_integer(c) || json_integer_value(r) < 1 || json_integer_value(c) < 1 ||
+        json_integer_value(r) > SB_PTY_MAX_DIM || json_integer_value(c) > SB_PTY_MAX_DIM)
+        return sb_err_set(err, 400, "\"rows\" and \"cols\" must be integers from 1 to %d", SB_PTY_MAX_DIM);
+    *rows = (uint16_t)json_integer_value(r);
+    *cols = (uint16_t)json_integer_value(c);
+    return 0;
+}
+
+/* "pty": null/absent for pipes, or {rows, cols}. */
+static int parse_pty(json_t *req, struct sb_proc_spec *spec, struct sb_err *err)
+{
+    json_t *pty = json_object_get(req, "pty");
+    if (!pty || json_is_null(pty))
+        return 0;
+    if (!json_is_object(pty))
+        return sb_err_set(err, 400, "\"pty\" must be an object {rows, cols}");
+    spec->pty = 1;
+    return parse_size(pty, &spec->rows, &spec->cols, err);
+}
+
 static int start_checks(struct sb_shim_server *s, json_t *req, struct sb_err *err)
 {
     if (s->paused)
         return sb_err_set(err, 409, "sandbox is paused");
-    json_t *pty = json_object_get(req, "pty");
-    if (pty && !json_is_null(pty))
-        return sb_err_set(err, 501, "PTY not supported yet");
     const char *in = json_string_value(json_object_get(req, "stdin"));
     if (in && strcmp(in, "open") != 0 && strcmp(in, "closed") != 0)
         return sb_err_set(err, 400, "\"stdin\" must be \"open\" or \"closed\"");
@@ -435,7 +469,8 @@ static int op_start(struct sb_shim_server *s, struct sb_client *cl, json_t *req,
                     json_t **out, struct sb_err *err)
 {
     struct sb_proc_spec spec = {0};
-    if (start_checks(s, req, err) < 0 || parse_user(s->c, req, &spec.as_root, err) < 0)
+    if (start_checks(s, req, err) < 0 || parse_user(s->c, req, &spec.as_root, err) < 0 ||
+        parse_pty(req, &spec, err) < 0)
         return -1;
     json_t *env = json_object_get(req, "env");
     json_t *env_arr = env ? json_incref(env) : spec_env(s->c);
@@ -475,6 +510,16 @@ static int op_list(struct sb_shim_server *s, struct sb_client *cl, json_t *req, 
     return 0;
 }
 
+static int op_get(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
+                  json_t **out, struct sb_err *err)
+{
+    struct sb_proc *p = req_proc(s, req, err);
+    if (!p)
+        return -1;
+    *out = proc_describe(p);
+    return 0;
+}
+
 static int op_attach(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
                      json_t **out, struct sb_err *err)
 {
@@ -489,8 +534,9 @@ static int op_attach(struct sb_shim_server *s, struct sb_client *cl, json_t *req
     struct sb_attach *a = attach_new(cl, p, o > 0 ? (uint64_t)o : 0, e > 0 ? (uint64_t)e : 0);
     if (!a)
         return sb_err_set(err, 500, "out of memory");
-    *out = json_pack("{s:I, s:I}", "stdout_offset", (json_int_t)a->cursor[0],
-                     "stderr_offset", (json_int_t)a->cursor[1]);
+    *out = proc_describe(p);
+    json_object_set_new(*out, "stdout_offset", json_integer((json_int_t)a->cursor[0]));
+    json_object_set_new(*out, "stderr_offset", json_integer((json_int_t)a->cursor[1]));
     return 0;
 }
 
@@ -534,7 +580,11 @@ static int op_signal(struct sb_shim_server *s, struct sb_client *cl, json_t *req
 static int op_resize(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
                      json_t **out, struct sb_err *err)
 {
-    return sb_err_set(err, 501, "PTY not supported yet");
+    struct sb_proc *p = req_proc(s, req, err);
+    uint16_t rows, cols;
+    if (!p || parse_size(req, &rows, &cols, err) < 0)
+        return -1;
+    return proc_resize(&s->procs, p, rows, cols, err);
 }
 
 static int op_wait(struct sb_shim_server *s, struct sb_client *cl, json_t *req, json_int_t seq,
@@ -677,7 +727,7 @@ static const struct {
     const char *name;
     op_fn fn;
 } ops[] = {
-    {"start", op_start},   {"list", op_list},       {"attach", op_attach}, {"detach", op_detach},
+    {"start", op_start},   {"list", op_list},       {"get", op_get},       {"attach", op_attach}, {"detach", op_detach},
     {"close_stdin", op_close_stdin}, {"signal", op_signal}, {"resize", op_resize},
     {"wait", op_wait},     {"pause", op_pause},     {"resume", op_resume}, {"status", op_status},
     {"destroy", op_destroy},
@@ -895,7 +945,7 @@ static int listen_socket(struct sb_shim_server *s, struct sb_err *err)
         return sb_err_sys(err, 500, "bind %s", addr.sun_path);
     if (chmod(addr.sun_path, 0600) < 0)
         return sb_err_sys(err, 500, "chmod %s", addr.sun_path);
-    if (listen(s->listen_fd, 64) < 0)
+    if (listen(s->listen_fd, SB_SHIM_MAX_CLIENTS) < 0)     /* a burst of attaches all connect at once */
         return sb_err_sys(err, 500, "listen %s", addr.sun_path);
     s->listen_watch = (struct sb_shim_watch){SB_WATCH_LISTEN, NULL};
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->listen_watch};

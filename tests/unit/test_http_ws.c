@@ -42,6 +42,15 @@ static void on_message(struct sb_ws *ws, void *arg, int binary, const void *data
         sb_ws_close(ws, 1000, "bye");
         return;
     }
+    if (len == 4 && memcmp(data, "last", 4) == 0) {    /* messages, then the close at once */
+        static char big[3000];
+        memset(big, 'x', sizeof big);
+        sb_ws_send(ws, 0, "goodbye", 7);
+        sb_ws_send(ws, 1, big, sizeof big);
+        sb_ws_close(ws, 1000, "done");
+        assert_int_equal(sb_ws_send(ws, 0, "late", 4), -1);
+        return;
+    }
     sb_ws_send(ws, binary, data, len);  /* echo */
 }
 
@@ -361,6 +370,26 @@ static void test_server_close_and_vanished_client(void **state)
     assert_int_equal(probe.close_code, SB_WS_ABNORMAL);
 }
 
+/* Messages queued just before a close reach the client before it (wslay
+ * alone would send the close first and drop them); nothing after it. */
+static void test_close_after_messages(void **state)
+{
+    struct http_fixture *f = *state;
+    struct response resp;
+    struct ws_client *wc = ws_open(f->port, NULL, "", 0, &resp);
+    ws_send_frame(wc, WSLAY_TEXT_FRAME, "last", 4);
+    expect_message(wc, WSLAY_TEXT_FRAME, "goodbye", 7);
+    uint8_t buf[4096], op;
+    assert_int_equal(ws_recv_frame(wc, &op, buf, sizeof buf), 3000);
+    assert_int_equal(op, WSLAY_BINARY_FRAME);
+    char reason[64];
+    assert_int_equal(expect_close(wc, reason, sizeof reason), 1000);
+    assert_string_equal(reason, "done");
+    send_close(wc, 1000);
+    assert_true(http_fixture_wait(f, is_closed, NULL, 2000));
+    ws_free(wc);
+}
+
 /* Shutdown sends close 1001 and stops once the client has answered, well
  * within its grace period. */
 static void test_shutdown_closes_websockets(void **state)
@@ -459,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_handshakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_text_and_oversized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_close_and_vanished_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_after_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_pings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_reading, setup, teardown),
         cmocka_unit_test(test_shutdown_closes_websockets),

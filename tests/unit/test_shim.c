@@ -411,6 +411,8 @@ struct raw {
     char first[64];                 /* first stdout bytes seen */
     size_t first_len;
     uint64_t first_offset;
+    char seen[256];                 /* every stdout byte, as far as it fits */
+    size_t seen_len;
 };
 
 /* Reads frames for up to ms; returns the first JSON frame matching want_seq
@@ -430,6 +432,11 @@ static json_t *raw_read(struct raw *x, int64_t want_seq, int ms)
                     x->first_len = ch.len < sizeof x->first ? ch.len : sizeof x->first;
                     memcpy(x->first, ch.data, x->first_len);
                     x->first_offset = ch.offset;
+                }
+                if (ch.stream == SB_STREAM_STDOUT && x->seen_len < sizeof x->seen) {
+                    size_t n = ch.len < sizeof x->seen - x->seen_len ? ch.len : sizeof x->seen - x->seen_len;
+                    memcpy(x->seen + x->seen_len, ch.data, n);
+                    x->seen_len += n;
                 }
                 x->out_bytes += ch.len;
                 continue;
@@ -598,11 +605,11 @@ static void test_pause_resume_and_protocol(void **state)
     json_decref(resp);
     raw_send(y.fd, json_pack("{s:s, s:i, s:I}", "op", "wait", "seq", 3, "proc", proc));
 
-    /* resize is not there yet; SIGTERM ends the counter; both clients learn it */
+    /* resize needs a terminal (400 for pipes); SIGTERM ends the counter; both clients learn it */
     raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i, s:i}", "op", "resize", "seq", 2, "proc", proc, "rows", 24, "cols", 80));
     resp = raw_read(&x, 2, 2000);
     assert_non_null(resp);
-    assert_int_equal(json_integer_value(json_object_get(resp, "status")), 501);
+    assert_int_equal(json_integer_value(json_object_get(resp, "status")), 400);
     json_decref(resp);
     raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i}", "op", "signal", "seq", 3, "proc", proc, "signal", SIGTERM));
     json_t *ev = raw_read(&x, -1, 5000);
@@ -616,6 +623,67 @@ static void test_pause_resume_and_protocol(void **state)
     json_decref(resp);
     raw_close(&x);
     raw_close(&y);
+}
+
+/* A PTY of the sandbox's own devpts: the process's controlling terminal,
+ * of the size asked, owned by the process's user; its output is one
+ * stream. get finds it by tag and by pid; resize needs it running. */
+static void test_pty(void **state)
+{
+    struct raw x;
+    raw_open(&x, sandbox_id);
+    raw_send(x.fd, json_pack("{s:s, s:i, s:[s,s,s], s:s, s:{s:i, s:i}, s:b}", "op", "start", "seq", 1, "argv",
+                             "sh", "-c", "read go; echo $(tty) $(stty size) $(stat -c %u $(tty)) $$", "tag", "term",
+                             "pty", "rows", 5, "cols", 7, "attach", 1));
+    json_t *resp = raw_read(&x, 1, 5000);
+    assert_non_null(resp);
+    if (!json_is_true(json_object_get(resp, "ok")))
+        fail_msg("start: %s", json_string_value(json_object_get(resp, "error")));
+    json_int_t pid = json_integer_value(json_object_get(resp, "pid"));
+    json_decref(resp);
+
+    raw_send(x.fd, json_pack("{s:s, s:i, s:s}", "op", "get", "seq", 2, "tag", "term"));
+    resp = raw_read(&x, 2, 2000);
+    assert_int_equal(json_integer_value(json_object_get(resp, "pid")), pid);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(resp, "pty"), "rows")), 5);
+    json_decref(resp);
+    raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i, s:i}", "op", "resize", "seq", 3, "pid", pid, "rows", 0, "cols", 7));
+    resp = raw_read(&x, 3, 2000);
+    assert_int_equal(json_integer_value(json_object_get(resp, "status")), 400);
+    json_decref(resp);
+    raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i, s:i}", "op", "resize", "seq", 4, "pid", pid, "rows", 6, "cols", 9));
+    resp = raw_read(&x, 4, 2000);
+    assert_true(json_is_true(json_object_get(resp, "ok")));
+    json_decref(resp);
+
+    /* stdin is the terminal: the line goes through it (echoed), then the answer */
+    size_t total = SB_PROTO_HEADER + SB_PROTO_STDIN_HEADER + 3;
+    uint8_t frame[64];
+    raw_send(x.fd, json_pack("{s:s, s:i, s:s}", "op", "get", "seq", 6, "tag", "term"));
+    resp = raw_read(&x, 6, 2000);
+    uint32_t proc = (uint32_t)json_integer_value(json_object_get(resp, "proc"));
+    json_decref(resp);
+    sb_frame_stdin_header(frame, 5, proc, 3);
+    memcpy(frame + SB_PROTO_HEADER + SB_PROTO_STDIN_HEADER, "go\n", 3);
+    assert_int_equal(send(x.fd, frame, total, MSG_NOSIGNAL), (ssize_t)total);
+    json_t *ev = raw_read(&x, -1, 5000);
+    assert_non_null(ev);
+    assert_int_equal(json_integer_value(json_object_get(ev, "exit_code")), 0);
+    json_decref(ev);
+    char expect[64];
+    snprintf(expect, sizeof expect, "go\r\n/dev/pts/");
+    assert_true(x.seen_len >= strlen(expect));
+    assert_memory_equal(x.seen, expect, strlen(expect));
+    char line[80];
+    snprintf(line, sizeof line, " 6 9 1000 %lld\r\n", (long long)pid);   /* the template user's terminal */
+    if (!memmem(x.seen, x.seen_len, line, strlen(line)))
+        fail_msg("no \"%s\" in \"%.*s\"", line, (int)x.seen_len, x.seen);
+
+    raw_send(x.fd, json_pack("{s:s, s:i, s:I, s:i, s:i}", "op", "resize", "seq", 7, "pid", pid, "rows", 6, "cols", 9));
+    resp = raw_read(&x, 7, 2000);
+    assert_int_equal(json_integer_value(json_object_get(resp, "status")), 409);
+    json_decref(resp);
+    raw_close(&x);
 }
 
 static void test_status(void **state)
@@ -769,6 +837,7 @@ int main(void)
         cmocka_unit_test(test_background_child_keeps_its_stdout),
         cmocka_unit_test(test_sigkill_kills_background_child),
         cmocka_unit_test(test_pause_resume_and_protocol),
+        cmocka_unit_test(test_pty),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_client_killed_mid_exec),
         cmocka_unit_test(test_spawner_exits_then_destroy),

@@ -52,6 +52,7 @@ static void sample(struct sb_spec *s)
     snprintf(s->binds[1].target, sizeof s->binds[1].target, "/data");
     s->binds[1].readonly = 0;
     s->limits = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 300, .disk_mb = 1024};
+    s->output_ring = 256 * 1024;
 }
 
 static void assert_same(const struct sb_spec *a, const struct sb_spec *b)
@@ -81,6 +82,7 @@ static void assert_same(const struct sb_spec *a, const struct sb_spec *b)
         assert_int_equal(a->binds[i].readonly, b->binds[i].readonly);
     }
     assert_memory_equal(&a->limits, &b->limits, sizeof a->limits);
+    assert_int_equal(a->output_ring, b->output_ring);
 }
 
 static void test_round_trip(void **state)
@@ -170,8 +172,35 @@ static void long_hostname(json_t *r)
     json_object_set_new(r, "hostname", json_string(name));
 }
 
+static void tiny_ring(json_t *r) { json_object_set_new(r, "outputRing", json_integer(1024)); }
+static void ring_string(json_t *r) { json_object_set_new(r, "outputRing", json_string("1M")); }
+
+/* A spec written before the ring size was in it still decodes: 1 MiB. */
+static void test_ring_defaults_when_absent(void **state)
+{
+    (void)state;
+    struct sb_spec in, out;
+    struct sb_err err = {0};
+    char *text;
+    sample(&in);
+    assert_int_equal(sb_spec_to_json(&in, &text, &err), 0);
+    json_t *root = json_loads(text, 0, NULL);
+    free(text);
+    assert_int_equal(json_integer_value(json_object_get(root, "outputRing")), 256 * 1024);
+    json_object_del(root, "outputRing");
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    assert_int_equal(sb_spec_from_json(text, &out, &err), 0);
+    assert_int_equal(out.output_ring, SB_SPEC_DEFAULT_RING);
+    free(text);
+    sb_spec_clear(&out);
+    sb_spec_clear(&in);
+}
+
 static void test_bad_specs_refused(void **state)
 {
+    expect_refused(tiny_ring, "outputRing");
+    expect_refused(ring_string, "outputRing");
     (void)state;
     expect_refused(no_id, "\"id\"");
     expect_refused(unsafe_id, "sandbox id");
@@ -314,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_specs_refused),
+        cmocka_unit_test(test_ring_defaults_when_absent),
         cmocka_unit_test(test_not_json_or_duplicates_refused),
         cmocka_unit_test(test_resolved_from_a_host_template),
         cmocka_unit_test(test_pins_come_from_memory_once_known),
