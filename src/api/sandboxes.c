@@ -3,8 +3,10 @@
  * POST/GET /sandboxes, GET/DELETE /sandboxes/:id, and the :id/timeout,
  * :id/pause and :id/connect actions.
  *
- * Validation happens here on the loop thread; anything that waits on a
- * shim runs in the registry on a worker (api_run_async). Another org's
+ * Validation and SandBase's shape are here, on the loop thread; the flows
+ * (create, actions, connect: api/sandbox_flows.c) are shared with E2B's
+ * control plane (src/e2b/), which answers the same paths in E2B's shapes to
+ * keys written e2b_... (docs/API.md). Another org's
  * sandbox is always "404 sandbox not found". Body fields and query
  * parameters that are not understood are 400s, never ignored.
  *
@@ -18,14 +20,11 @@
 #include <string.h>
 
 #include "api/app.h"
-#include "api/async.h"
+#include "api/sandbox_flows.h"
 #include "api/validate.h"
 #include "core/id.h"
-#include "runtime/netpolicy.h"
 #include "runtime/registry.h"
 #include "runtime/template.h"
-
-#define ENVD_VERSION "0.2.0"
 
 static json_t *json_object_text(const char *text)
 {
@@ -37,24 +36,6 @@ static json_t *json_object_text(const char *text)
     return obj;
 }
 
-/* allowInternetAccess and network {allowOut, denyOut, allowPublicTraffic,
- * address?} from the stored settings; a sandbox from before they were
- * stored had loopback only. */
-static void add_network_json(json_t *obj, const char *text)
-{
-    json_t *net = text && *text ? json_loads(text, 0, NULL) : NULL;
-    if (!obj)
-        return;
-    if (!json_is_object(net)) {
-        json_decref(net);
-        net = json_pack("{s:b, s:[], s:[], s:b}", "allowInternetAccess", 0, "allowOut", "denyOut",
-                        "allowPublicTraffic", 1);
-    }
-    json_object_set(obj, "allowInternetAccess", json_object_get(net, "allowInternetAccess"));
-    json_object_del(net, "allowInternetAccess");
-    json_object_set_new(obj, "network", net);
-}
-
 /* The sandbox object: SandBase's fields plus what E2B's SDKs read. */
 static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
 {
@@ -62,13 +43,14 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
     sb_time_rfc3339(rec->started_at, started, sizeof started);
     sb_time_rfc3339(rec->end_at, end, sizeof end);
     const char *status = sb_sandbox_status_name(rec->status);
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:n, s:i, s:i, s:i}",
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:i, s:i, s:i}",
                             "sandboxID", rec->id, "templateID", rec->template_id, "clientID", "sandbase",
                             "status", status, "state", status, "metadata",
                             json_object_text(rec->metadata_json), "startedAt", started, "endAt", end,
-                            "envdVersion", ENVD_VERSION, "envdAccessToken", "cpuCount", rec->cpu_count,
+                            "envdVersion", API_ENVD_VERSION, "envdAccessToken",
+                            rec->envd_token[0] ? json_string(rec->envd_token) : json_null(), "cpuCount", rec->cpu_count,
                             "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
-    add_network_json(obj, rec->network_json);
+    api_add_network_json(obj, rec->network_json);
     if (obj && rec->status == SB_SANDBOX_STOPPED) {
         char stopped[32];
         sb_time_rfc3339(rec->stopped_at ? rec->stopped_at : rec->updated_at, stopped, sizeof stopped);
@@ -78,142 +60,39 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
     return obj;
 }
 
-/* 400 "unknown template: X" naming the templates that do exist. */
-static int unknown_template(const struct sb_app *app, const char *name, struct sb_err *err)
-{
-    struct sb_template *list = NULL;
-    size_t count = 0;
-    struct sb_err lerr = {0};
-    char names[256] = "";
-    size_t used = 0;
-    if (template_list(app->cfg.data_dir, &list, &count, &lerr) == 0)
-        for (size_t i = 0; i < count && used < sizeof names; i++)
-            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", list[i].name);
-    template_list_free(list, count);
-    if (count == 0)
-        return sb_err_set(err, 400, "unknown template: %.64s (no templates are installed; build one "
-                                    "with `sandbase template build NAME --from host|debian`)", name);
-    return sb_err_set(err, 400, "unknown template: %.64s (available: %s)", name, names);
-}
-
 /* ---- POST /sandboxes ---- */
-
-/* allow_internet_access (E2B's REST spelling; allowInternetAccess also
- * taken) and network into *out, or NULL when the body has neither. */
-static int parse_network(json_t *body, struct sb_net_policy **out, struct sb_err *err)
-{
-    json_t *snake = json_object_get(body, "allow_internet_access");
-    json_t *camel = json_object_get(body, "allowInternetAccess");
-    json_t *network = json_object_get(body, "network");
-    *out = NULL;
-    if (snake && camel)
-        return sb_err_set(err, 400, "give allow_internet_access or allowInternetAccess, not both");
-    if (!snake && !camel && !network)
-        return 0;
-    struct sb_net_policy *p = malloc(sizeof *p);
-    if (!p)
-        return sb_err_set(err, 500, "out of memory");
-    if (camel && !json_is_boolean(camel)) {
-        free(p);
-        return sb_err_set(err, 400, "invalid field allowInternetAccess: must be a boolean");
-    }
-    if (netpolicy_parse(snake ? snake : camel, network, p, err) < 0) {
-        free(p);
-        return -1;
-    }
-    *out = p;
-    return 0;
-}
-
-struct create_args {
-    char org_id[SB_ORG_ID_MAX];
-    char template_id[SB_TEMPLATE_NAME_MAX];
-    int timeout_s;
-    char *metadata;
-    char *env;
-    struct sb_net_policy *network;  /* owned; NULL = the create said nothing about the network */
-};
-
-static void free_create_args(void *p)
-{
-    struct create_args *a = p;
-    free(a->metadata);
-    free(a->env);
-    free(a->network);
-    free(a);
-}
-
-static struct sb_create_request create_request_of(const struct create_args *a)
-{
-    return (struct sb_create_request){.org_id = a->org_id, .template_id = a->template_id,
-                                      .timeout_s = a->timeout_s, .metadata_json = a->metadata,
-                                      .env_json = a->env, .network = a->network};
-}
-
-static void create_job(struct sb_request *req, void *p)
-{
-    struct create_args *a = p;
-    struct sb_err err = {0};
-    struct sb_sandbox_rec rec;
-    struct sb_create_request creq = create_request_of(a);
-    if (registry_create(api_app(req)->registry, &creq, &rec, &err) < 0) {
-        sb_request_complete_error(req, &err);
-        return;
-    }
-    sb_request_complete_json(req, 201, sandbox_json(&rec));
-    store_sandbox_rec_clear(&rec);
-}
 
 void api_sandbox_create(struct sb_request *req)
 {
     struct sb_app *app = api_app(req);
     struct sb_err err = {0};
     json_t *body = sb_request_json(req, 0, &err);
-    struct create_args *a = calloc(1, sizeof *a);
+    struct api_create *c = calloc(1, sizeof *c);
     const char *template_id = NULL;
     long long timeout = 0;
     static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars",
                                          "allow_internet_access", "allowInternetAccess", "network", NULL};
-    if (!body || !a)
+    if (!body || !c)
         goto fail;
     if (api_check_fields(body, fields, "POST /sandboxes", &err) < 0 ||
         api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
         api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
                       &timeout, &err) < 0 ||
-        api_field_string_map(body, "metadata", &a->metadata, &err) < 0 ||
-        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &a->env, NULL, &err) < 0 ||
-        parse_network(body, &a->network, &err) < 0)
+        api_field_string_map(body, "metadata", &c->metadata, &err) < 0 ||
+        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
+        api_create_network(body, c, &err) < 0 || api_check_template(app, template_id, &err) < 0)
         goto fail;
-    uint64_t identity;
-    if (template_identity(app->cfg.data_dir, template_id, &identity) < 0) {
-        unknown_template(app, template_id, &err);
-        goto fail;
-    }
-    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
-    snprintf(a->template_id, sizeof a->template_id, "%s", template_id);
-    a->timeout_s = (int)timeout;
+    snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
+    snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
+    c->timeout_s = (int)timeout;
+    c->shape = sandbox_json;
     json_decref(body);
-    /* A warm sandbox is handed out right here; otherwise build one on a worker. */
-    struct sb_sandbox_rec rec;
-    struct sb_create_request creq = create_request_of(a);
-    int handled = registry_try_create_pooled(app->registry, &creq, &rec, &err);
-    if (handled != 0) {
-        free_create_args(a);
-        if (handled < 0) {
-            sb_respond_error(req, &err);
-            return;
-        }
-        sb_respond_json(req, 201, sandbox_json(&rec));
-        store_sandbox_rec_clear(&rec);
-        return;
-    }
-    api_run_async(req, create_job, a, free_create_args);
+    api_create_run(req, c);
     return;
 fail:
-    if (!a && err.status == 0)
+    if (!c && err.status == 0)
         sb_err_set(&err, 500, "out of memory");
-    if (a)
-        free_create_args(a);
+    api_create_free(c);
     json_decref(body);
     sb_respond_error(req, &err);
 }
@@ -297,120 +176,57 @@ void api_sandbox_get(struct sb_request *req)
 
 /* ---- actions on one sandbox ---- */
 
-struct action_args;
-/* A registry call for an action that answers 204 on success. */
-typedef int (*action_fn)(struct sb_registry *reg, const struct action_args *a, struct sb_err *err);
-
-struct action_args {
-    char org_id[SB_ORG_ID_MAX];
-    char id[32];
-    int timeout_s;      /* -1 = not given */
-    action_fn run;
-};
-
-/* Validates :id and (optionally) a {"timeout": N} body into a new action_args. */
-static struct action_args *parse_action(struct sb_request *req, const char *route, int want_timeout,
-                                        int timeout_required)
+/* Validates :id and, when want_timeout, a {"timeout": N} body (required
+ * when timeout_required); answers the error and returns -1 otherwise. */
+static int parse_action(struct sb_request *req, const char *route, int want_timeout, int timeout_required,
+                        const char **id, long long *timeout)
 {
     struct sb_err err = {0};
-    const char *id = sb_request_param(req, "id");
-    if (api_check_sandbox_id(id, &err) < 0) {
-        sb_respond_error(req, &err);
-        return NULL;
-    }
-    long long timeout = -1;
-    if (want_timeout) {
+    *id = sb_request_param(req, "id");
+    *timeout = -1;
+    int rc = api_check_sandbox_id(*id, &err);
+    if (rc == 0 && want_timeout) {
         static const char *const fields[] = {"timeout", NULL};
         json_t *body = sb_request_json(req, !timeout_required, &err);
-        int rc = body ? api_check_fields(body, fields, route, &err) : -1;
+        rc = body ? api_check_fields(body, fields, route, &err) : -1;
         if (rc == 0 && timeout_required && !json_object_get(body, "timeout"))
             rc = sb_err_set(&err, 400, "missing field: timeout");
         if (rc == 0)
-            rc = api_field_int(body, "timeout", -1, 0, api_app(req)->cfg.max_timeout_s, &timeout, &err);
+            rc = api_field_int(body, "timeout", -1, 0, api_app(req)->cfg.max_timeout_s, timeout, &err);
         json_decref(body);
-        if (rc < 0) {
-            sb_respond_error(req, &err);
-            return NULL;
-        }
     }
-    struct action_args *a = calloc(1, sizeof *a);
-    if (!a) {
-        sb_err_set(&err, 500, "out of memory");
+    if (rc < 0)
         sb_respond_error(req, &err);
-        return NULL;
-    }
-    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
-    snprintf(a->id, sizeof a->id, "%s", id);
-    a->timeout_s = (int)timeout;
-    return a;
+    return rc;
 }
 
-static void empty_action_job(struct sb_request *req, void *p)
+static void run_action(struct sb_request *req, const char *route, enum api_action action, int want_timeout)
 {
-    struct action_args *a = p;
-    struct sb_err err = {0};
-    if (a->run(api_app(req)->registry, a, &err) < 0)
-        sb_request_complete_error(req, &err);
-    else
-        sb_request_complete_empty(req, 204);
-}
-
-/* Parses the action and runs it on a worker; answers 204 or the error. */
-static void run_empty_action(struct sb_request *req, const char *route, action_fn run, int want_timeout)
-{
-    struct action_args *a = parse_action(req, route, want_timeout, want_timeout);
-    if (!a)
-        return;
-    a->run = run;
-    api_run_async(req, empty_action_job, a, free);
-}
-
-static int do_delete(struct sb_registry *reg, const struct action_args *a, struct sb_err *err)
-{
-    return registry_destroy(reg, a->org_id, a->id, "deleted", err);
-}
-
-static int do_set_timeout(struct sb_registry *reg, const struct action_args *a, struct sb_err *err)
-{
-    return registry_set_timeout(reg, a->org_id, a->id, a->timeout_s, err);
-}
-
-static int do_pause(struct sb_registry *reg, const struct action_args *a, struct sb_err *err)
-{
-    return registry_pause(reg, a->org_id, a->id, err);
+    const char *id;
+    long long timeout;
+    if (parse_action(req, route, want_timeout, want_timeout, &id, &timeout) == 0)
+        api_action_run(req, id, action, (int)timeout);
 }
 
 void api_sandbox_delete(struct sb_request *req)
 {
-    run_empty_action(req, "DELETE /sandboxes/:id", do_delete, 0);
+    run_action(req, "DELETE /sandboxes/:id", API_ACTION_DELETE, 0);
 }
 
 void api_sandbox_timeout(struct sb_request *req)
 {
-    run_empty_action(req, "POST /sandboxes/:id/timeout", do_set_timeout, 1);
+    run_action(req, "POST /sandboxes/:id/timeout", API_ACTION_TIMEOUT, 1);
 }
 
 void api_sandbox_pause(struct sb_request *req)
 {
-    run_empty_action(req, "POST /sandboxes/:id/pause", do_pause, 0);
-}
-
-static void connect_job(struct sb_request *req, void *p)
-{
-    struct action_args *a = p;
-    struct sb_err err = {0};
-    struct sb_sandbox_rec rec;
-    if (registry_connect(api_app(req)->registry, a->org_id, a->id, a->timeout_s, &rec, &err) < 0) {
-        sb_request_complete_error(req, &err);
-        return;
-    }
-    sb_request_complete_json(req, 200, sandbox_json(&rec));
-    store_sandbox_rec_clear(&rec);
+    run_action(req, "POST /sandboxes/:id/pause", API_ACTION_PAUSE, 0);
 }
 
 void api_sandbox_connect(struct sb_request *req)
 {
-    struct action_args *a = parse_action(req, "POST /sandboxes/:id/connect", 1, 0);
-    if (a)
-        api_run_async(req, connect_job, a, free);
+    const char *id;
+    long long timeout;
+    if (parse_action(req, "POST /sandboxes/:id/connect", 1, 0, &id, &timeout) == 0)
+        api_connect_run(req, id, (int)timeout, sandbox_json, 200);
 }

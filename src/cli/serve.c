@@ -33,6 +33,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "cli/shim_watch.h"
+#include "e2b/e2b.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "runtime/event_bus.h"
@@ -150,14 +151,15 @@ static int start_http(struct sb_app *app, int sfd, struct sb_err *err)
     app->loop = sb_loop_new();
     app->router = sb_router_new();
     app->workers = sb_worker_pool_new(0);
-    if (!app->loop || !app->router || !app->workers || api_register_routes(app->router) < 0)
+    if (!app->loop || !app->router || !app->workers || api_register_routes(app->router) < 0 ||
+        e2b_register_routes(app->router) < 0)
         return sb_err_set(err, 500, "out of memory while starting");
     struct sb_server_config scfg = {
         .listen = app->cfg.listen, .max_body = app->cfg.max_body,
         .connection_limit = (unsigned)app->cfg.max_connections,
         .per_address_limit = (unsigned)app->cfg.max_connections_per_address,
         .request_read_timeout_s = (unsigned)app->cfg.request_read_timeout_s,
-        .auth = api_authenticate, .app_ctx = app,
+        .auth = api_authenticate, .dialect = e2b_request_dialect, .app_ctx = app,
     };
     app->server = sb_server_new(app->loop, app->router, &scfg, err);
     if (!app->server)

@@ -68,6 +68,11 @@ static const char *secret_of(const char *key)
     return secret;
 }
 
+int apikey_spelled_e2b(const char *key)
+{
+    return key && strncmp(key, e2b_marker, sizeof e2b_marker - 1) == 0;
+}
+
 int apikey_parse(const char *key, char prefix_out[SB_APIKEY_PREFIX_MAX],
                  unsigned char hash_out[SB_APIKEY_HASH_LEN], struct sb_err *err)
 {

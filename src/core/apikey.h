@@ -26,4 +26,8 @@ int apikey_generate(char key_out[SB_APIKEY_MAX], char prefix_out[SB_APIKEY_PREFI
 int apikey_parse(const char *key, char prefix_out[SB_APIKEY_PREFIX_MAX],
                  unsigned char hash_out[SB_APIKEY_HASH_LEN], struct sb_err *err);
 
+/* True when key is written in E2B's spelling ("e2b_..."), whether or not
+ * it is a valid key: E2B's clients get E2B's shapes (src/e2b/). */
+int apikey_spelled_e2b(const char *key);
+
 #endif

@@ -176,6 +176,17 @@ void sb_respond_json(struct sb_request *req, int status, json_t *body)
     http_conn_answer(req->conn, status, http_json_response(body));
 }
 
+void sb_respond_json_header(struct sb_request *req, int status, json_t *body, const char *name,
+                            const char *value)
+{
+    struct MHD_Response *resp = http_json_response(body);
+    if (resp && name && MHD_add_response_header(resp, name, value) != MHD_YES) {
+        MHD_destroy_response(resp);
+        resp = NULL;    /* answered 500 */
+    }
+    http_conn_answer(req->conn, status, resp);
+}
+
 void sb_respond_empty(struct sb_request *req, int status)
 {
     http_conn_answer(req->conn, status, raw_response(NULL, "", 0));

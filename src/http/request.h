@@ -46,6 +46,7 @@ struct sb_request {
     const char *body;
     size_t body_len;
     char org_id[SB_ORG_ID_MAX];    /* set by auth; "" on unauthenticated routes */
+    int dialect;                   /* the server's sb_dialect_fn's verdict; 0 without one */
     void *server_ctx;              /* the app context given to sb_server_new */
     struct sb_http_conn *conn;     /* internal */
 };
@@ -74,6 +75,10 @@ json_t *sb_request_json(const struct sb_request *req, int allow_empty, struct sb
 /* Answer now. sb_respond_json steals the reference to body (NULL answers
  * 500). On a deferred request these behave like sb_request_complete_*. */
 void sb_respond_json(struct sb_request *req, int status, json_t *body);
+/* sb_respond_json with one more response header (name NULL: none), e.g. a
+ * paging token. Answers 500 when MHD refuses the header. */
+void sb_respond_json_header(struct sb_request *req, int status, json_t *body, const char *name,
+                            const char *value);
 void sb_respond_empty(struct sb_request *req, int status);
 void sb_respond_error(struct sb_request *req, const struct sb_err *err);
 void sb_respond_raw(struct sb_request *req, int status, const char *content_type,

@@ -6,7 +6,9 @@
  * segments and compares it with every route of the same length; the API has
  * a few dozen routes, so a linear scan is simpler than a tree and as fast.
  * Among matching routes the most specific wins: at the first segment where
- * two patterns differ, a literal beats a parameter. HEAD falls back to GET.
+ * two patterns differ, a literal beats a parameter, and between patterns of
+ * the same shape a route for the request's dialect beats one for every
+ * dialect. Routes for other dialects are invisible. HEAD falls back to GET.
  *
  * Paths and patterns with empty segments ("//", a trailing "/" other than the
  * root "/") never match: "/sandboxes/" is not "/sandboxes". The path is
@@ -31,6 +33,7 @@ struct route {
     int flags;
     char *query;                            /* owned; NULL = not checked */
     sb_error_render_fn render_error;
+    unsigned dialects;                      /* 0 = every dialect */
 };
 
 struct sb_router {
@@ -126,12 +129,13 @@ int sb_router_add_query(struct sb_router *router, const char *method, const char
 int sb_router_add_spec(struct sb_router *router, const struct sb_route_spec *spec)
 {
     const char *method = spec->method, *pattern = spec->pattern, *query = spec->query;
-    if (!method || !pattern || !spec->handler || strlen(method) >= ROUTER_METHOD_MAX) {
+    if (!method || !pattern || !spec->handler || strlen(method) >= ROUTER_METHOD_MAX ||
+        (spec->dialects >> SB_DIALECT_MAX) != 0) {
         errno = EINVAL;
         return -1;
     }
     struct route r = {.handler = spec->handler, .flags = spec->flags,
-                      .render_error = spec->render_error};
+                      .render_error = spec->render_error, .dialects = spec->dialects};
     strcpy(r.method, method);
     r.pattern = strdup(pattern);
     r.query = query ? strdup(query) : NULL;
@@ -148,7 +152,8 @@ int sb_router_add_spec(struct sb_router *router, const struct sb_route_spec *spe
     }
     for (size_t i = 0; i < router->count; i++) {
         const struct route *o = &router->routes[i];
-        int same = strcmp(o->method, method) == 0 && o->segment_count == r.segment_count;
+        int overlap = o->dialects == r.dialects || (o->dialects & r.dialects) != 0;
+        int same = overlap && strcmp(o->method, method) == 0 && o->segment_count == r.segment_count;
         for (int s = 0; same && s < r.segment_count; s++)
             same = is_param(o->segments[s]) ? is_param(r.segments[s])
                                              : strcmp(o->segments[s], r.segments[s]) == 0;
@@ -188,7 +193,8 @@ static int route_matches_path(const struct route *r, const struct split_path *pa
 }
 
 /* True when a is more specific than b: a literal where b has a parameter at
- * the first segment where they differ in kind. */
+ * the first segment where they differ in kind; with the same shape, a route
+ * for some dialects over one for every dialect. */
 static int route_more_specific(const struct route *a, const struct route *b)
 {
     for (int i = 0; i < a->segment_count; i++) {
@@ -196,17 +202,22 @@ static int route_more_specific(const struct route *a, const struct route *b)
         if (a_param != b_param)
             return !a_param;
     }
-    return 0;
+    return a->dialects != 0 && b->dialects == 0;
 }
 
-static const struct route *best_route(const struct sb_router *router,
-                                      const struct split_path *path, const char *method)
+static int route_visible(const struct route *r, int dialect)
+{
+    return r->dialects == 0 || (r->dialects & SB_DIALECT_BIT(dialect)) != 0;
+}
+
+static const struct route *best_route(const struct sb_router *router, const struct split_path *path,
+                                      const char *method, int dialect)
 {
     const struct route *best = NULL;
     for (size_t i = 0; i < router->count; i++) {
         const struct route *r = &router->routes[i];
-        if ((!method || strcmp(r->method, method) == 0) && route_matches_path(r, path) &&
-            (!best || route_more_specific(r, best)))
+        if (route_visible(r, dialect) && (!method || strcmp(r->method, method) == 0) &&
+            route_matches_path(r, path) && (!best || route_more_specific(r, best)))
             best = r;
     }
     return best;
@@ -237,17 +248,18 @@ static int fill_params(const struct route *r, const struct split_path *path,
 /* "GET, DELETE": the distinct methods of routes matching path, in the order
  * the routes were added. Also takes the flags and error renderer of the most
  * specific of them. */
-static void fill_allow(const struct sb_router *router, const struct split_path *path,
+static void fill_allow(const struct sb_router *router, const struct split_path *path, int dialect,
                        struct sb_route_match *out)
 {
     size_t used = 0;
     for (size_t i = 0; i < router->count; i++) {
         const struct route *r = &router->routes[i];
-        if (!route_matches_path(r, path))
+        if (!route_visible(r, dialect) || !route_matches_path(r, path))
             continue;
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(router->routes[j].method, r->method) == 0 &&
+                   route_visible(&router->routes[j], dialect) &&
                    route_matches_path(&router->routes[j], path);
         size_t len = strlen(r->method);
         if (seen || used + len + 3 > sizeof out->allow)
@@ -259,7 +271,7 @@ static void fill_allow(const struct sb_router *router, const struct split_path *
         memcpy(out->allow + used, r->method, len + 1);
         used += len;
     }
-    const struct route *best = best_route(router, path, NULL);
+    const struct route *best = best_route(router, path, NULL, dialect);
     out->flags = best->flags;
     out->render_error = best->render_error;
 }
@@ -267,13 +279,20 @@ static void fill_allow(const struct sb_router *router, const struct split_path *
 enum sb_route_result sb_router_match(const struct sb_router *router, const char *method,
                                      const char *path, struct sb_route_match *out)
 {
+    return sb_router_match_dialect(router, method, path, 0, out);
+}
+
+enum sb_route_result sb_router_match_dialect(const struct sb_router *router, const char *method,
+                                             const char *path, int dialect,
+                                             struct sb_route_match *out)
+{
     memset(out, 0, sizeof *out);
     struct split_path split;
-    if (split_path(path, &split) < 0)
+    if (dialect < 0 || dialect >= SB_DIALECT_MAX || split_path(path, &split) < 0)
         return SB_ROUTE_NOT_FOUND;
-    const struct route *r = best_route(router, &split, method);
+    const struct route *r = best_route(router, &split, method, dialect);
     if (!r && strcmp(method, "HEAD") == 0)
-        r = best_route(router, &split, "GET");
+        r = best_route(router, &split, "GET", dialect);
     if (r) {
         if (fill_params(r, &split, out) < 0) {
             memset(out, 0, sizeof *out);
@@ -285,8 +304,8 @@ enum sb_route_result sb_router_match(const struct sb_router *router, const char 
         out->render_error = r->render_error;
         return SB_ROUTE_FOUND;
     }
-    if (!best_route(router, &split, NULL))
+    if (!best_route(router, &split, NULL, dialect))
         return SB_ROUTE_NOT_FOUND;
-    fill_allow(router, &split, out);
+    fill_allow(router, &split, dialect, out);
     return SB_ROUTE_METHOD_NOT_ALLOWED;
 }

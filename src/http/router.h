@@ -7,6 +7,14 @@
  * list; no match at all gives SB_ROUTE_NOT_FOUND. The router owns copies of
  * its patterns; it knows nothing of HTTP connections.
  *
+ * A route may serve some dialects only (dialects, a bit per dialect): the
+ * server decides each request's dialect from its headers before routing
+ * (server.h, sb_dialect_fn), and the router sees only the routes of that
+ * dialect. A route for given dialects and one for every dialect (0) may
+ * share a method and pattern; the first wins for its dialects. E2B's
+ * control plane answers SandBase's paths in E2B's shapes this way, and
+ * envd's routes share the port by a header.
+ *
  * A route may also say how its errors are rendered (render_error: Connect-RPC
  * wants {"code":"not_found",...} and its own statuses), which the server
  * uses for every error of a request that matched the route's path: the
@@ -47,7 +55,11 @@ struct sb_route_spec {
     int flags;                      /* enum sb_route_flags */
     const char *query;              /* as for sb_router_add_query; NULL: not checked */
     sb_error_render_fn render_error;    /* NULL: {"code": <status>, "message": ...} */
+    unsigned dialects;              /* SB_DIALECT_BIT of each dialect served; 0: every one */
 };
+
+#define SB_DIALECT_MAX 8
+#define SB_DIALECT_BIT(d) (1u << (d))
 
 enum sb_route_result { SB_ROUTE_FOUND, SB_ROUTE_NOT_FOUND, SB_ROUTE_METHOD_NOT_ALLOWED };
 
@@ -77,8 +89,16 @@ int sb_router_add(struct sb_router *router, const char *method, const char *patt
  * The server answers 400 for a parameter outside the list. */
 int sb_router_add_query(struct sb_router *router, const char *method, const char *pattern,
                         sb_handler_fn handler, int flags, const char *query);
-/* The general form; same errors as sb_router_add. */
+/* The general form; same errors as sb_router_add (EEXIST: a route of the
+ * same method and pattern shape whose dialects overlap these, or both for
+ * every dialect). */
 int sb_router_add_spec(struct sb_router *router, const struct sb_route_spec *spec);
+/* Matches among the routes of every dialect (0) and of dialect. Returns
+ * NOT_FOUND for a dialect outside 0..SB_DIALECT_MAX-1. */
+enum sb_route_result sb_router_match_dialect(const struct sb_router *router, const char *method,
+                                             const char *path, int dialect,
+                                             struct sb_route_match *out);
+/* sb_router_match_dialect for dialect 0. */
 enum sb_route_result sb_router_match(const struct sb_router *router, const char *method,
                                      const char *path, struct sb_route_match *out);
 

@@ -443,7 +443,8 @@ static void not_found(struct sb_http_conn *conn)
         struct sb_route_match m;
         snprintf(trimmed, sizeof trimmed, "%.*s", (int)(len - 1), conn->path);
         if (len - 1 < sizeof trimmed &&
-            sb_router_match(conn->server->router, conn->method, trimmed, &m) != SB_ROUTE_NOT_FOUND) {
+            sb_router_match_dialect(conn->server->router, conn->method, trimmed, conn->req.dialect,
+                                    &m) != SB_ROUTE_NOT_FOUND) {
             sb_err_set(&conn->early, 404, "not found: %s %s (did you mean %s, without the trailing slash?)",
                        conn->method, conn->path, trimmed);
             return;
@@ -541,8 +542,15 @@ static void conn_route(struct sb_http_conn *conn, const char *version)
     struct sb_server *server = conn->server;
     int target_ok = check_target(conn, version, &conn->early) == 0;
     enum sb_route_result found = SB_ROUTE_NOT_FOUND;
+    if (server->config.dialect) {
+        struct sb_err ignored;
+        int d = server->config.dialect(server->config.app_ctx, &conn->req,
+                                       request_api_key(conn->mhd, &ignored));
+        conn->req.dialect = d >= 0 && d < SB_DIALECT_MAX ? d : 0;
+    }
     if (target_ok)
-        found = sb_router_match(server->router, conn->method, conn->path, &conn->match);
+        found = sb_router_match_dialect(server->router, conn->method, conn->path,
+                                        conn->req.dialect, &conn->match);
     if (server->state != SERVER_RUNNING) {
         /* matched first only so that the route's renderer writes the 503 */
         sb_err_set(&conn->early, 503, "server is shutting down");

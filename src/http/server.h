@@ -31,6 +31,13 @@
 typedef int (*sb_auth_fn)(void *app_ctx, const char *key, char org_id[SB_ORG_ID_MAX],
                           struct sb_err *err);
 
+/* The dialect a request speaks (router.h: routes may serve some dialects
+ * only), from its headers, before it is routed or authenticated. api_key
+ * is the key the request carries (X-API-Key, else Authorization: Bearer),
+ * unchecked, or NULL. Returns 0..SB_DIALECT_MAX-1; anything else is 0.
+ * Loop thread; must not block. */
+typedef int (*sb_dialect_fn)(void *app_ctx, const struct sb_request *req, const char *api_key);
+
 struct sb_server_config {
     const char *listen;         /* "127.0.0.1:3000" or "[::1]:3000" */
     size_t max_body;            /* bytes; default 1 MiB */
@@ -42,6 +49,7 @@ struct sb_server_config {
                                         within this (from its first byte, or the
                                         connection's start), default 30 */
     sb_auth_fn auth;
+    sb_dialect_fn dialect;      /* NULL: every request is dialect 0 */
     void *app_ctx;              /* given to auth and to handlers as req->server_ctx */
     unsigned shutdown_grace_ms; /* how long shutdown waits for in-flight requests;
                                    default 10000 (added after the first contract) */

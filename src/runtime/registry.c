@@ -337,9 +337,11 @@ static int new_record(const struct sb_create_request *creq, struct sb_sandbox_re
     rec->status = SB_SANDBOX_CREATING;
     rec->metadata_json = strdup(creq->metadata_json ? creq->metadata_json : "{}");
     rec->env_json = strdup(creq->env_json ? creq->env_json : "{}");
+    rec->e2b_json = strdup(creq->e2b_json ? creq->e2b_json : "");
+    snprintf(rec->envd_token, sizeof rec->envd_token, "%s", creq->envd_token ? creq->envd_token : "");
     rec->started_at = sb_wall_ms();
     rec->end_at = rec->started_at + (int64_t)creq->timeout_s * 1000;
-    if (!rec->metadata_json || !rec->env_json) {
+    if (!rec->metadata_json || !rec->env_json || !rec->e2b_json) {
         store_sandbox_rec_clear(rec);
         return sb_err_set(err, 500, "out of memory");
     }
@@ -582,7 +584,7 @@ out:
 }
 
 int registry_connect(struct sb_registry *reg, const char *org_id, const char *id, int timeout_s,
-                     struct sb_sandbox_rec *out, struct sb_err *err)
+                     struct sb_sandbox_rec *out, int *resumed, struct sb_err *err)
 {
     if (!sb_id_valid("sbx_", id))
         return sb_err_set(err, 400, "invalid sandbox id: %s", id);
@@ -610,6 +612,8 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
         rec.end_at = now + (int64_t)timeout_s * 1000;
     const char *what = was_paused ? "resumed" : timeout_s >= 0 ? "updated" : NULL;
     rc = record_change(reg, &rec, 0, SB_SANDBOX_RUNNING, what, NULL, err);
+    if (rc == 0 && resumed)
+        *resumed = was_paused;
     if (rc == 0)
         *out = rec;
     else

@@ -65,6 +65,8 @@ struct sb_create_request {
     const char *metadata_json;      /* object text; NULL = {} */
     const char *env_json;           /* object text; NULL = {} */
     const struct sb_net_policy *network;    /* as parsed from the create (netpolicy_parse); NULL = not given */
+    const char *e2b_json;           /* an E2B create's own settings, stored as given; NULL = "" */
+    const char *envd_token;         /* a secure sandbox's envd access token; NULL = none */
 };
 int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
                     struct sb_sandbox_rec *out, struct sb_err *err);
@@ -79,9 +81,10 @@ int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id
                      const char *reason, struct sb_err *err);
 int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err);
 /* Resumes a paused sandbox (or just extends a running one); timeout_s < 0
- * keeps the remaining time. Fills out with the updated record. */
+ * keeps the remaining time. Fills out with the updated record, and
+ * *resumed (may be NULL) with whether it was paused. */
 int registry_connect(struct sb_registry *reg, const char *org_id, const char *id, int timeout_s,
-                     struct sb_sandbox_rec *out, struct sb_err *err);
+                     struct sb_sandbox_rec *out, int *resumed, struct sb_err *err);
 int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char *id,
                          int timeout_s, struct sb_err *err);
 /* Destroys running sandboxes whose end_at has passed and pooled ones whose

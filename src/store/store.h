@@ -110,6 +110,9 @@ struct sb_sandbox_rec {
     int64_t stopped_at;     /* 0 unless stopped */
     char stop_reason[16];   /* why it stopped: deleted | timeout | lost; "" unless stopped */
     char *network_json;     /* owned: network settings (runtime/netpolicy.h), "" = loopback only; set at insert */
+    /* set at insert, never updated: */
+    char *e2b_json;         /* owned: an E2B create's own settings (src/e2b/), "" for SandBase's */
+    char envd_token[72];    /* a secure sandbox's envd access token; "" = none */
 };
 void store_sandbox_rec_clear(struct sb_sandbox_rec *rec);   /* frees the owned strings */
 int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);

@@ -1,6 +1,6 @@
 /*
  * test_router.c - the router: literal and ":param" segments, precedence,
- * 404 vs 405 with Allow, malformed patterns and paths.
+ * 404 vs 405 with Allow, malformed patterns and paths, routes per dialect.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -226,6 +226,57 @@ static void test_spec_renderer_and_flags(void **state)
     sb_router_free(r);
 }
 
+/* Dialect 1 overrides two of dialect 0's paths, adds one of its own, and a
+ * route of dialect 2 only; every other route serves all three. */
+static void test_dialects(void **state)
+{
+    struct sb_router *r = *state;
+    struct sb_route_spec get1 = {.method = "GET", .pattern = "/sandboxes/:id", .handler = h_special,
+                                 .dialects = SB_DIALECT_BIT(1)};
+    struct sb_route_spec health2 = {.method = "GET", .pattern = "/health", .handler = h_file,
+                                    .flags = SB_ROUTE_NO_AUTH, .dialects = SB_DIALECT_BIT(2)};
+    struct sb_route_spec put1 = {.method = "PUT", .pattern = "/things", .handler = h_create,
+                                 .dialects = SB_DIALECT_BIT(1) | SB_DIALECT_BIT(2)};
+    assert_int_equal(sb_router_add_spec(r, &get1), 0);
+    assert_int_equal(sb_router_add_spec(r, &health2), 0);
+    assert_int_equal(sb_router_add_spec(r, &put1), 0);
+    struct sb_route_match m;
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes/x", 1, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_special);
+    assert_string_equal(m.param_values[0], "x");
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes/x", 0, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_get);
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes/x", 2, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_get);
+    /* a literal of every dialect still beats a parameter of this one */
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes/special", 1, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_special);
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/health", 2, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_file);
+    assert_int_equal(sb_router_match(r, "GET", "/health", &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_health);
+    /* a route of other dialects is invisible: 404, not 405 */
+    assert_int_equal(sb_router_match(r, "PUT", "/things", &m), SB_ROUTE_NOT_FOUND);
+    assert_int_equal(sb_router_match_dialect(r, "PUT", "/things", 2, &m), SB_ROUTE_FOUND);
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/things", 1, &m), SB_ROUTE_METHOD_NOT_ALLOWED);
+    assert_string_equal(m.allow, "PUT");
+    assert_int_equal(sb_router_match(r, "POST", "/sandboxes/x", &m), SB_ROUTE_METHOD_NOT_ALLOWED);
+    assert_string_equal(m.allow, "GET, DELETE");
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes", SB_DIALECT_MAX, &m), SB_ROUTE_NOT_FOUND);
+    /* duplicates: the same dialects twice, or overlapping ones */
+    errno = 0;
+    assert_int_equal(sb_router_add_spec(r, &get1), -1);
+    assert_int_equal(errno, EEXIST);
+    struct sb_route_spec overlap = put1;
+    overlap.dialects = SB_DIALECT_BIT(2);
+    assert_int_equal(sb_router_add_spec(r, &overlap), -1);
+    assert_int_equal(errno, EEXIST);
+    struct sb_route_spec beyond = get1;
+    beyond.dialects = SB_DIALECT_BIT(SB_DIALECT_MAX);
+    assert_int_equal(sb_router_add_spec(r, &beyond), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +291,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head_falls_back_to_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_segments, setup, teardown),
         cmocka_unit_test(test_bad_patterns),
+        cmocka_unit_test_setup_teardown(test_dialects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlong_param, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

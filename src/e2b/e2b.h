@@ -1,0 +1,58 @@
+/*
+ * e2b.h - E2B's wire protocol on sandbase's port: the control plane (REST +
+ * JSON, as E2B's API serves it) and envd (the in-sandbox daemon's plain
+ * HTTP routes and Connect RPCs), so the unmodified `e2b` SDKs run against
+ * this server (docs/E2B.md; the protocol facts: spec/e2b-protocol.md).
+ *
+ * Dialects (router.h): a request carrying E2b-Sandbox-Id is for envd; one
+ * whose API key is written e2b_... speaks E2B's control plane, and gets E2B's
+ * shapes on the paths SandBase shares (GET /sandboxes/:id, ...); anything
+ * else is SandBase's. E2B-only paths (/v2/...) serve every dialect.
+ *
+ * This layer calls api/'s shared flows, the registry and the store, never
+ * the other way round: the envd RPCs are encodings of the runtime's calls,
+ * not a second implementation.
+ *
+ * envdVersion (API_ENVD_VERSION, api/sandbox_flows.h) gates SDK features:
+ * below a version the SDK refuses the feature locally. Served now: 0.1.0
+ * (create). Waiting: 0.1.4 recursive watchDir (WatchDir), 0.1.5 getMetrics,
+ * 0.3.0 stdin:false (Process/Start), 0.4.0 the Basic-auth user on every
+ * call, 0.5.2 closeStdin, 0.5.7 octet-stream and gzip uploads (POST
+ * /files), 0.6.2 upload metadata, 0.6.3 includeEntry, 0.6.4
+ * allowNetworkMounts.
+ */
+#ifndef SB_E2B_E2B_H
+#define SB_E2B_E2B_H
+
+#include "http/router.h"
+#include "store/store.h"
+
+enum e2b_dialect {
+    E2B_DIALECT_SANDBASE = 0,       /* the router's default: SandBase's routes */
+    E2B_DIALECT_CONTROL = 1,        /* E2B's control plane: a key written e2b_... */
+    E2B_DIALECT_ENVD = 2,           /* envd: the request names its sandbox in E2b-Sandbox-Id */
+};
+
+/* The server's sb_dialect_fn (server.h). */
+int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char *api_key);
+
+/* Registers E2B's control-plane and envd routes (after api_register_routes). */
+int e2b_register_routes(struct sb_router *router);
+
+/* ---- control plane (e2b/sandboxes.c) ---- */
+void e2b_sandbox_create_v2(struct sb_request *req);     /* POST /v2/sandboxes */
+void e2b_sandbox_create_v1(struct sb_request *req);     /* POST /sandboxes */
+void e2b_sandbox_list_v2(struct sb_request *req);       /* GET /v2/sandboxes */
+void e2b_sandbox_list_v1(struct sb_request *req);       /* GET /sandboxes */
+void e2b_sandbox_get(struct sb_request *req);           /* GET /sandboxes/:id */
+void e2b_sandbox_delete(struct sb_request *req);        /* DELETE /sandboxes/:id */
+void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/timeout */
+void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
+void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
+
+/* ---- envd (e2b/envd.c, e2b/envd_process.c) ---- */
+void e2b_envd_health(struct sb_request *req);           /* GET /health */
+void e2b_envd_unimplemented(struct sb_request *req);    /* /files, POST /:service/:method not served */
+void e2b_process_list(struct sb_request *req);          /* POST /process.Process/List */
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * envd.h - what the envd routes share (private to src/e2b/): which sandbox
+ * a request is for, and the Connect call's pieces that are envd's to
+ * decide (the request message, the deadline).
+ */
+#ifndef SB_E2B_ENVD_H
+#define SB_E2B_ENVD_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "http/request.h"
+#include "http/stream.h"
+#include "store/store.h"
+
+/* The sandbox req names in E2b-Sandbox-Id, when envd may be reached in it:
+ * 502 "sandbox X not found" for a malformed, unknown, stopped or still
+ * creating id, and for a paused sandbox (E2B's proxy answers 502 for a
+ * sandbox it cannot reach: the SDK's "sandbox timeout" and isRunning() ->
+ * false); 401 when the sandbox is secured and X-Access-Token is not its
+ * token (compared in constant time), unless check_token is 0. Any org's
+ * sandbox: envd knows no API key, the token is the credential. rec is the
+ * caller's to clear on success. Loop thread (one store read). */
+int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sandbox_rec *rec,
+                     struct sb_err *err);
+
+/* The user an envd call runs as: envd takes it from `Authorization: Basic
+ * base64("<user>:")` (the SDK sends it when the caller names a user, and
+ * always below envdVersion 0.4.0), the sandbox's default user without one.
+ * *user points to a static name: "user" or "root", the users a sandbox
+ * has; anything else, or a header that is not Basic with an empty
+ * password, is 401 (Connect's unauthenticated, as envd answers). */
+int e2b_envd_user(const struct sb_request *req, const char **user, struct sb_err *err);
+/* The same rule for one header value (NULL = none), for tests. */
+int e2b_basic_user(const char *authorization, const char **user, struct sb_err *err);
+
+/* The request message of a unary Connect call with the JSON codec: the
+ * body as an object (empty = {}); 415 for a Content-Type other than
+ * application/json (the route's renderer answers invalid_argument), 400
+ * for a body that is not a JSON object. Unknown fields are the caller's to
+ * ignore, as envd's protobuf decoding does. Caller decrefs. */
+json_t *e2b_rpc_unary_request(const struct sb_request *req, struct sb_err *err);
+
+/* Connect-Timeout-Ms: *ms = 0 when header is NULL (no deadline), else its
+ * value; 400 unless it is 1 to 10 ASCII digits (Connect's rule). */
+int e2b_rpc_timeout_ms(const char *header, uint64_t *ms, struct sb_err *err);
+
+/* ---- server-streaming calls (rpc_stream.c) ----
+ *
+ * The Connect stream of a server-streaming call (200 application/connect+
+ * json), with envd's keepalive (the method's own keepalive message as the
+ * stream's heartbeat every Keepalive-Ping-Interval seconds of silence, 90
+ * when absent) and deadline (Connect-Timeout-Ms: when it passes,
+ * deadline(arg) runs, then the stream ends with deadline_exceeded). closed
+ * runs once when the stream is over (ended and sent, client gone,
+ * shutdown); the stream is freed after it. Errors go in band: a call that
+ * fails before its first message answers with e2b_rpc_stream_fail.
+ */
+struct e2b_rpc_stream;
+struct e2b_rpc_stream_handlers {
+    void (*deadline)(void *arg);                        /* may be NULL */
+    void (*closed)(void *arg, enum sb_stream_end why);  /* may be NULL */
+    void *arg;
+};
+/* NULL with err for a malformed Connect-Timeout-Ms or Keepalive-Ping-
+ * Interval (400), a request that cannot stream (499 client gone, 503
+ * shutting down) or no memory (500: the stream was opened and ended in
+ * band): answer it with e2b_rpc_stream_fail, which does nothing to an
+ * answered request. keepalive is copied. Loop thread; req must be on its
+ * handler or deferred. */
+struct e2b_rpc_stream *e2b_rpc_stream_open(struct sb_request *req, const json_t *keepalive,
+                                           const struct e2b_rpc_stream_handlers *h, struct sb_err *err);
+/* One data envelope; -1 once ended or the stream is gone. */
+int e2b_rpc_stream_send(struct e2b_rpc_stream *rs, const json_t *msg);
+/* The end-stream envelope ({} for err NULL, else err's code) and the end of
+ * the body; the deadline no longer runs. Once; later calls do nothing. */
+void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err);
+/* Answers a streaming call that failed before its stream: 200 and only the
+ * end-stream envelope with err, as Connect wants (err as HTTP while
+ * shutting down; nothing when the client left or req is answered). */
+void e2b_rpc_stream_fail(struct sb_request *req, const struct sb_err *err);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * routes.c - E2B's route table: the control plane (for keys written e2b_...
+ * on the paths SandBase shares, for every dialect on E2B's own /v2 paths)
+ * and envd (for requests that name a sandbox in E2b-Sandbox-Id; Connect
+ * routes render their errors with Connect's codes).
+ */
+#include "e2b/e2b.h"
+#include "http/connect.h"
+
+#define CONTROL SB_DIALECT_BIT(E2B_DIALECT_CONTROL)
+#define ENVD SB_DIALECT_BIT(E2B_DIALECT_ENVD)
+#define ANY 0u
+
+static const struct sb_route_spec routes[] = {
+    /* control plane */
+    {"POST", "/v2/sandboxes", e2b_sandbox_create_v2, SB_ROUTE_AUTH, "", NULL, ANY},
+    {"GET", "/v2/sandboxes", e2b_sandbox_list_v2, SB_ROUTE_AUTH,
+     "metadata,state,startedAfter,template,order,limit,nextToken", NULL, ANY},
+    {"POST", "/v2/sandboxes/:id/connect", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, ANY},
+    {"POST", "/sandboxes", e2b_sandbox_create_v1, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"GET", "/sandboxes", e2b_sandbox_list_v1, SB_ROUTE_AUTH, "metadata", NULL, CONTROL},
+    {"GET", "/sandboxes/:id", e2b_sandbox_get, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"DELETE", "/sandboxes/:id", e2b_sandbox_delete, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"POST", "/sandboxes/:id/timeout", e2b_sandbox_timeout, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"POST", "/sandboxes/:id/pause", e2b_sandbox_pause, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"POST", "/sandboxes/:id/connect", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"POST", "/sandboxes/:id/resume", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    /* envd */
+    {"GET", "/health", e2b_envd_health, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"GET", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"POST", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"POST", "/process.Process/List", e2b_process_list, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
+    {"POST", "/:service/:method", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
+};
+
+int e2b_register_routes(struct sb_router *router)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (sb_router_add_spec(router, &routes[i]) < 0)
+            return -1;
+    return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * shapes.c - E2B's JSON for a sandbox (see shapes.h and the protocol's
+ * §2.5-2.7).
+ *
+ * What is answered is the truth, not what was asked: allowInternetAccess
+ * and network are the sandbox's egress policy as resolved at create;
+ * autoPause is stored, not acted on, so no lifecycle is claimed.
+ * templateID is the template's name, also its alias; domain is null (the
+ * SDK then uses its sandboxUrl).
+ */
+#include "e2b/shapes.h"
+
+#include "api/sandbox_flows.h"
+#include "core/id.h"
+
+const char *e2b_state_name(enum sb_sandbox_status status)
+{
+    switch (status) {
+    case SB_SANDBOX_RUNNING: return "running";
+    case SB_SANDBOX_PAUSED: return "paused";
+    default: return NULL;
+    }
+}
+
+static json_t *metadata_of(const struct sb_sandbox_rec *rec)
+{
+    json_t *obj = rec->metadata_json ? json_loads(rec->metadata_json, 0, NULL) : NULL;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        obj = json_object();
+    }
+    return obj;
+}
+
+static json_t *token_of(const struct sb_sandbox_rec *rec)
+{
+    return rec->envd_token[0] ? json_string(rec->envd_token) : json_null();
+}
+
+json_t *e2b_sandbox_shape(const struct sb_sandbox_rec *rec)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:n, s:n}", "sandboxID", rec->id, "templateID",
+                     rec->template_id, "alias", rec->template_id, "clientID", "sandbase", "envdVersion",
+                     API_ENVD_VERSION, "envdAccessToken", token_of(rec), "domain", "trafficAccessToken");
+}
+
+/* The fields ListedSandbox and SandboxDetail share. */
+static json_t *common_shape(const struct sb_sandbox_rec *rec)
+{
+    char started[32], end[32];
+    sb_time_rfc3339(rec->started_at, started, sizeof started);
+    sb_time_rfc3339(rec->end_at, end, sizeof end);
+    const char *state = e2b_state_name(rec->status);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:o, s:s, s:[]}", "sandboxID",
+                     rec->id, "templateID", rec->template_id, "alias", rec->template_id, "clientID",
+                     "sandbase", "cpuCount", rec->cpu_count, "memoryMB", rec->memory_mb, "diskSizeMB",
+                     rec->disk_mb, "startedAt", started, "endAt", end, "envdVersion", API_ENVD_VERSION,
+                     "metadata", metadata_of(rec), "state", state ? state : "running", "volumeMounts");
+}
+
+json_t *e2b_listed_shape(const struct sb_sandbox_rec *rec)
+{
+    return common_shape(rec);
+}
+
+json_t *e2b_detail_shape(const struct sb_sandbox_rec *rec)
+{
+    json_t *obj = common_shape(rec);
+    if (obj && json_object_set_new(obj, "envdAccessToken", token_of(rec)) == 0 &&
+        json_object_set_new(obj, "domain", json_null()) == 0) {
+        api_add_network_json(obj, rec->network_json);
+        return obj;
+    }
+    json_decref(obj);
+    return NULL;
+}
