@@ -144,15 +144,21 @@ static int run_read(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
     return 0;
 }
 
-void api_files_read(struct sb_request *req)
+/* A route whose only input is ?path=: run fn on it in a worker. */
+static void run_path_route(struct sb_request *req, files_job_fn fn)
 {
-    struct files_job *job = files_job_new(req, run_read);
+    struct files_job *job = files_job_new(req, fn);
     struct sb_err err = {0};
     if (!job)
         return;
     if (files_query_copy(req, "path", 1, &job->path, &err) < 0)
         return respond_job_error(req, job, &err);
     files_job_run(job);
+}
+
+void api_files_read(struct sb_request *req)
+{
+    run_path_route(req, run_read);
 }
 
 /* ---- write ---------------------------------------------------------------- */
@@ -339,13 +345,7 @@ static int run_stat(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
 
 void api_files_stat(struct sb_request *req)
 {
-    struct files_job *job = files_job_new(req, run_stat);
-    struct sb_err err = {0};
-    if (!job)
-        return;
-    if (files_query_copy(req, "path", 1, &job->path, &err) < 0)
-        return respond_job_error(req, job, &err);
-    files_job_run(job);
+    run_path_route(req, run_stat);
 }
 
 static int run_mkdir(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
