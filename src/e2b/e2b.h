@@ -15,8 +15,8 @@
  *
  * envdVersion (API_ENVD_VERSION, api/sandbox_flows.h) gates SDK features:
  * below a version the SDK refuses the feature locally. Served now: 0.1.0
- * (create). Waiting: 0.1.4 recursive watchDir (WatchDir), 0.1.5 getMetrics,
- * 0.3.0 stdin:false (Process/Start), 0.4.0 the Basic-auth user on every
+ * (create), 0.1.5 getMetrics (e2b/metrics.c). Waiting: 0.1.4 recursive
+ * watchDir (WatchDir; let through by 0.1.5, answered unimplemented), 0.3.0 stdin:false (Process/Start), 0.4.0 the Basic-auth user on every
  * call, 0.5.2 closeStdin, 0.5.7 octet-stream and gzip uploads (POST
  * /files), 0.6.2 upload metadata, 0.6.3 includeEntry, 0.6.4
  * allowNetworkMounts.
@@ -49,6 +49,10 @@ void e2b_sandbox_delete(struct sb_request *req);        /* DELETE /sandboxes/:id
 void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/timeout */
 void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
 void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
+
+/* ---- metrics (e2b/metrics.c) ---- */
+void e2b_sandbox_metrics(struct sb_request *req);       /* GET /sandboxes/:id/metrics */
+void e2b_sandboxes_metrics(struct sb_request *req);     /* GET /sandboxes/metrics?sandbox_ids= */
 
 /* ---- envd (e2b/envd.c, e2b/envd_process.c) ---- */
 void e2b_envd_health(struct sb_request *req);           /* GET /health */

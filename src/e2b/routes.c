@@ -25,6 +25,8 @@ static const struct sb_route_spec routes[] = {
     {"POST", "/sandboxes/:id/pause", e2b_sandbox_pause, SB_ROUTE_AUTH, "", NULL, CONTROL},
     {"POST", "/sandboxes/:id/connect", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
     {"POST", "/sandboxes/:id/resume", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"GET", "/sandboxes/:id/metrics", e2b_sandbox_metrics, SB_ROUTE_AUTH, "start,end", NULL, CONTROL},
+    {"GET", "/sandboxes/metrics", e2b_sandboxes_metrics, SB_ROUTE_AUTH, "sandbox_ids", NULL, CONTROL},
     /* envd */
     {"GET", "/health", e2b_envd_health, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
     {"GET", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
