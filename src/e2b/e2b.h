@@ -50,9 +50,17 @@ void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/t
 void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
 void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
 
-/* ---- envd (e2b/envd.c, e2b/envd_process.c) ---- */
+/* ---- envd (e2b/envd.c, e2b/envd_process*.c, e2b/envd_stream_input.c) ----
+ * The process methods are POST /process.Process/<Method>. */
 void e2b_envd_health(struct sb_request *req);           /* GET /health */
 void e2b_envd_unimplemented(struct sb_request *req);    /* /files, POST /:service/:method not served */
-void e2b_process_list(struct sb_request *req);          /* POST /process.Process/List */
+void e2b_process_list(struct sb_request *req);          /* List (unary) */
+void e2b_process_send_input(struct sb_request *req);    /* SendInput (unary) */
+void e2b_process_send_signal(struct sb_request *req);   /* SendSignal (unary) */
+void e2b_process_close_stdin(struct sb_request *req);   /* CloseStdin (unary) */
+void e2b_process_update(struct sb_request *req);        /* Update (unary: pty resize) */
+void e2b_process_start(struct sb_request *req);         /* Start (server stream) */
+void e2b_process_connect(struct sb_request *req);       /* Connect (server stream) */
+void e2b_process_stream_input(struct sb_request *req);  /* StreamInput (client stream) */
 
 #endif
