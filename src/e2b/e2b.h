@@ -14,12 +14,13 @@
  * not a second implementation.
  *
  * envdVersion (API_ENVD_VERSION, api/sandbox_flows.h) gates SDK features:
- * below a version the SDK refuses the feature locally. Served now: 0.1.0
- * (create). Waiting: 0.1.4 recursive watchDir (WatchDir), 0.1.5 getMetrics,
- * 0.3.0 stdin:false (Process/Start), 0.4.0 the Basic-auth user on every
- * call, 0.5.2 closeStdin, 0.5.7 octet-stream and gzip uploads (POST
- * /files), 0.6.2 upload metadata, 0.6.3 includeEntry, 0.6.4
- * allowNetworkMounts.
+ * below a version the SDK refuses the feature locally. Served now: 0.5.2,
+ * for the process RPCs: 0.3.0 stdin:false (Process/Start), 0.4.0 the
+ * Basic-auth user on every call, 0.5.2 closeStdin. Passed with it but not
+ * served (the server's own error, not the SDK's refusal): 0.1.4 recursive
+ * watchDir (WatchDir), 0.1.5 getMetrics. Waiting: 0.5.7 octet-stream and
+ * gzip uploads (POST /files), 0.6.2 upload metadata, 0.6.3 includeEntry,
+ * 0.6.4 allowNetworkMounts.
  */
 #ifndef SB_E2B_E2B_H
 #define SB_E2B_E2B_H

@@ -14,8 +14,8 @@
  * start) go in band as the stream's only envelope, as Connect wants.
  *
  * Start's deadline (Connect-Timeout-Ms) kills the process's tree and ends
- * the stream with deadline_exceeded; the shim's own timeout, set a little
- * past it, kills it as well when the client left first (envd's process
+ * the stream with deadline_exceeded; the shim's own timeout, the deadline
+ * rounded up to a second, kills it as well when the client left first (envd's process
  * context ends at the deadline whoever is still listening). A client that
  * leaves ends its attachment only: the process runs on.
  *
@@ -42,6 +42,7 @@
 #define LOW_WATER (256u * 1024u)
 #define MAX_ARGS 4096
 #define MAX_CWD 4095
+#define MAX_TIMEOUT_S (86400 * 366)
 
 struct proc_stream {
     struct e2b_rpc_stream *rs;
@@ -328,8 +329,8 @@ void e2b_process_start(struct sb_request *req)
     uint64_t timeout_ms = 0;
     int rc = parse_start(msg, &preq, &args, &env, &err);
     if (rc == 0 && (rc = e2b_rpc_timeout_ms(sb_request_header(req, "Connect-Timeout-Ms"), &timeout_ms, &err)) == 0 &&
-        timeout_ms)     /* the shim's backstop, a second past the stream's deadline */
-        preq.timeout_s = (int)(timeout_ms / 1000 + 1 < 86400 * 366 ? timeout_ms / 1000 + 1 : 86400 * 366);
+        timeout_ms)     /* the shim's backstop: the deadline rounded up to its second */
+        preq.timeout_s = (int)((timeout_ms + 999) / 1000 < MAX_TIMEOUT_S ? (timeout_ms + 999) / 1000 : MAX_TIMEOUT_S);
     if (rc == 0)
         rc = stream_run(req, &rec, &preq, NULL, &err);
     free(args);
