@@ -15,9 +15,9 @@
  *
  * Start's deadline (Connect-Timeout-Ms) kills the process's tree and ends
  * the stream with deadline_exceeded; the shim's own timeout, the deadline
- * rounded up to a second, kills it as well when the client left first (envd's process
- * context ends at the deadline whoever is still listening). A client that
- * leaves ends its attachment only: the process runs on.
+ * rounded up to a second, kills it as well when the client left first
+ * (envd's process context ends at the deadline whoever still listens). A
+ * client that leaves ends its attachment only: the process runs on.
  *
  * Back-pressure as process_sse.c: past WINDOW queued bytes the attachment
  * pauses and the process waits; it resumes on drain.

@@ -14,7 +14,10 @@
  * The body streams (SB_ROUTE_STREAM_BODY): it is paused while a registry
  * call is in flight (the StartEvent's check that the process exists, then
  * each batch of stdin, registry_proc_stdin), so a client that writes faster
- * than the process reads is slowed by TCP, and the bytes keep their order.
+ * than the process reads is slowed by TCP. One call at a time keeps the
+ * bytes in order (each stdin call has a link of its own): a piece that
+ * still arrives during a call (libmicrohttpd may hand over what it had
+ * read before the pause took) only joins the pending bytes.
  *
  * Owns each call's struct stream_input until its answer is given and no
  * registry call is in flight. Loop thread only.
@@ -195,6 +198,8 @@ static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const cha
         answer(si, &err);
         return SB_BODY_STOP;
     }
+    if (si->busy)       /* a piece MHD had read before the pause took: queued behind the call */
+        return SB_BODY_PAUSE;
     int rc = next_call(si);
     return rc < 0 ? SB_BODY_STOP : rc == 1 ? SB_BODY_PAUSE : SB_BODY_CONTINUE;
 }
