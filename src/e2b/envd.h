@@ -43,6 +43,11 @@ int e2b_basic_user(const char *authorization, const char **user, struct sb_err *
  * ignore, as envd's protobuf decoding does. Caller decrefs. */
 json_t *e2b_rpc_unary_request(const struct sb_request *req, struct sb_err *err);
 
+/* 415 unless Content-Type is want (a ";..." suffix allowed, case as
+ * written): application/json for unary calls, application/connect+json
+ * for streaming ones. */
+int e2b_rpc_content_type(const struct sb_request *req, const char *want, struct sb_err *err);
+
 /* Connect-Timeout-Ms: *ms = 0 when header is NULL (no deadline), else its
  * value; 400 unless it is 1 to 10 ASCII digits (Connect's rule). */
 int e2b_rpc_timeout_ms(const char *header, uint64_t *ms, struct sb_err *err);

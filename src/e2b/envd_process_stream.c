@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/app.h"
 #include "api/validate.h"
@@ -243,14 +242,8 @@ static int parse_start(json_t *msg, struct sb_process_request *preq, const char 
  * application/connect+json. */
 static json_t *stream_request(const struct sb_request *req, struct sb_err *err)
 {
-    const char *type = sb_request_header(req, "Content-Type");
-    const char *want = "application/connect+json";
-    size_t len = strlen(want);
-    if (!type || strncasecmp(type, want, len) != 0 || (type[len] && type[len] != ';')) {
-        sb_err_set(err, 415, "unsupported Content-Type %.64s: a streaming call of this envd takes "
-                   "application/connect+json", type ? type : "(none)");
+    if (e2b_rpc_content_type(req, "application/connect+json", err) < 0)
         return NULL;
-    }
     return sb_connect_single_message(req, err);
 }
 

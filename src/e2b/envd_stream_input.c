@@ -24,7 +24,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/app.h"
 #include "e2b/e2b.h"
@@ -226,16 +225,11 @@ void e2b_process_stream_input(struct sb_request *req)
         return;
     }
     const char *user;
-    const char *type = sb_request_header(req, "Content-Type");
-    const char *want = "application/connect+json";
     struct stream_input *si = NULL;
     if (e2b_envd_user(req, &user, &err) < 0) {
         e2b_rpc_stream_fail(req, &err);
-    } else if (!type || strncasecmp(type, want, strlen(want)) != 0 ||
-               (type[strlen(want)] && type[strlen(want)] != ';')) {
-        sb_err_set(&err, 415, "unsupported Content-Type %.64s: StreamInput takes application/connect+json",
-                   type ? type : "(none)");
-        sb_respond_error(req, &err);
+    } else if (e2b_rpc_content_type(req, "application/connect+json", &err) < 0) {
+        sb_respond_error(req, &err);        /* not a Connect stream at all: an HTTP answer */
     } else if (!(si = calloc(1, sizeof *si)) || !(si->reader = sb_connect_reader_new(MAX_MESSAGE))) {
         free(si);
         si = NULL;

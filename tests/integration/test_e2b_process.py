@@ -204,6 +204,25 @@ def test_start_deadline_kills_the_process(server, sbx):
     assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
 
 
+def test_a_client_that_leaves_leaves_its_process_running_until_the_deadline(server, sbx):
+    ev = start(server, sbx, "sleep 30", headers={"Connect-Timeout-Ms": "2500"})
+    pid = started(ev)
+    t0 = time.monotonic()
+    ev.resp.close()
+    time.sleep(0.5)
+    assert any(p["pid"] == pid for p in listed(server, sbx)), "the process runs on without its client"
+    wait_listed(server, sbx, pid, present=False)
+    assert time.monotonic() - t0 < 6
+    # without a deadline it runs on until it is killed
+    ev = start(server, sbx, "sleep 30")
+    pid = started(ev)
+    ev.resp.close()
+    time.sleep(1)
+    assert any(p["pid"] == pid for p in listed(server, sbx))
+    assert call(server, sbx, "SendSignal", {"process": {"pid": pid}, "signal": "SIGNAL_SIGKILL"}).status_code == 200
+    wait_listed(server, sbx, pid, present=False)
+
+
 def test_bad_deadline_and_keepalive_headers(server, sbx):
     for headers in [{"Connect-Timeout-Ms": "soon"}, {"Keepalive-Ping-Interval": "0"}]:
         ev = start(server, sbx, "true", headers=headers)
@@ -305,7 +324,9 @@ def test_sendinput_bad_input(server, sbx):
     for inp in [{}, {"stdin": "!!!"}, {"stdin": b64("a"), "pty": b64("b")}, {"stdin": 5}]:
         r = call(server, sbx, "SendInput", {"process": {"pid": pid}, "input": inp})
         assert r.status_code == 400 and r.json()["code"] == "invalid_argument", (inp, r.text)
-    # URL-safe base64 without padding is protobuf JSON too
+    # empty input is a no-op; URL-safe base64 without padding is protobuf JSON too
+    r = call(server, sbx, "SendInput", {"process": {"pid": pid}, "input": {"stdin": ""}})
+    assert r.status_code == 200, r.text
     r = call(server, sbx, "SendInput", {"process": {"pid": pid}, "input": {"stdin": "-_8"}})
     assert r.status_code == 200, r.text
     call(server, sbx, "CloseStdin", {"process": {"pid": pid}})
@@ -339,10 +360,19 @@ def test_pty_start_input_resize(server, sbx):
     for bad in [{"size": {"cols": 0, "rows": 5}}, {"size": {"cols": 5}}, {"size": {"cols": 5000, "rows": 5}}, 7]:
         r = call(server, sbx, "Update", {"process": {"pid": pid}, "pty": bad})
         assert r.status_code == 400 and r.json()["code"] == "invalid_argument", (bad, r.text)
+    # a second client attached to the terminal gets pty events too, from its start
+    r = envd(server, sbx, "POST", "/process.Process/Connect", data=envelope({"process": {"pid": pid}}),
+             headers=STREAM, stream=True)
+    other = Events(r)
+    assert started(other) == pid
+    replay = other.event()
+    assert set(replay["data"]) == {"pty"} and b"24 80" in base64.b64decode(replay["data"]["pty"])
     r = call(server, sbx, "SendInput", {"process": {"pid": pid}, "input": {"pty": b64("hello\n")}})
     assert r.status_code == 200, r.text
     _, _, pty, end, _ = ev.rest()
     assert b"30 100" in pty and b"got:hello" in pty and end["exitCode"] == 0, pty
+    stdout, _, pty2, end2, _ = other.rest()
+    assert stdout == b"" and b"got:hello" in pty2 and end2 == end
 
 
 def test_update_of_a_process_without_a_terminal_is_refused(server, sbx):
