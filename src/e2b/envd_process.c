@@ -184,6 +184,7 @@ struct unary_call {
     char sel[E2B_SELECTOR_MAX];
     char org_id[40], id[32];        /* the sandbox, for the follow-up check */
     struct sb_err refused;          /* the shim's refusal, while it is checked */
+    const char *then_op;            /* unary_op_if_running's op (static), or NULL */
 };
 
 static void on_done(void *arg, json_t *reply, const struct sb_err *err);
@@ -254,6 +255,42 @@ static void unary_op(struct unary_call *c, const struct sb_sandbox_rec *rec, con
 {
     struct sb_err err = {0};
     if (registry_proc_op(api_app(c->req)->registry, rec->org_id, rec->id, c->sel, op, fields, on_done, c,
+                         &err) < 0) {
+        struct sb_err e;
+        e2b_process_error(c->sel, &err, &e);
+        sb_respond_error(c->req, &e);
+        free(c);
+        return;
+    }
+    sb_request_defer(c->req);
+}
+
+/* After the "get" of unary_op_if_running: the op, if the process runs. */
+static void on_running(void *arg, json_t *reply, const struct sb_err *err)
+{
+    struct unary_call *c = arg;
+    struct sb_err e;
+    if (!reply || !json_is_true(json_object_get(reply, "running"))) {
+        e2b_process_error(c->sel, reply ? (sb_err_set(&e, 404, "gone"), &e) : err, &e);
+    } else if (!c->then_op) {
+        on_done(c, reply, NULL);
+        return;
+    } else if (registry_proc_op(api_app(c->req)->registry, c->org_id, c->id, c->sel, c->then_op, NULL, on_done, c,
+                                &e) == 0) {
+        return;
+    }
+    sb_request_complete_error(c->req, &e);
+    free(c);
+}
+
+/* op (NULL: none) on the call's process once it is known to run: for the
+ * ops the shim grants a finished process too (close_stdin), which envd
+ * has dropped from its table. */
+static void unary_op_if_running(struct unary_call *c, const struct sb_sandbox_rec *rec, const char *op)
+{
+    c->then_op = op;
+    struct sb_err err = {0};
+    if (registry_proc_op(api_app(c->req)->registry, rec->org_id, rec->id, c->sel, "get", NULL, on_running, c,
                          &err) < 0) {
         struct sb_err e;
         e2b_process_error(c->sel, &err, &e);
@@ -356,7 +393,7 @@ void e2b_process_send_signal(struct sb_request *req)
 }
 
 /* CloseStdin {process}: EOF after what was written (a closed or never
- * opened stdin: done already). */
+ * opened stdin: done already); a finished process is not_found. */
 void e2b_process_close_stdin(struct sb_request *req)
 {
     struct sb_err err = {0};
@@ -368,7 +405,7 @@ void e2b_process_close_stdin(struct sb_request *req)
         return;
     }
     json_decref(msg);
-    unary_op(c, &rec, "close_stdin", NULL);
+    unary_op_if_running(c, &rec, "close_stdin");
     store_sandbox_rec_clear(&rec);
 }
 
@@ -407,6 +444,6 @@ void e2b_process_update(struct sb_request *req)
     if (rows)
         unary_op(c, &rec, "resize", json_pack("{s:i, s:i}", "rows", rows, "cols", cols));
     else
-        unary_op(c, &rec, "get", NULL);
+        unary_op_if_running(c, &rec, NULL);
     store_sandbox_rec_clear(&rec);
 }

@@ -266,7 +266,8 @@ def test_background_process_connect_stdin_and_close(server, sbx):
     # gone once it ended, as envd drops it from its table
     wait_listed(server, sbx, pid, present=False)
     for method, msg in [("SendInput", {"input": {"stdin": b64("x")}}), ("SendSignal", {"signal": "SIGNAL_SIGTERM"}),
-                        ("Update", {"pty": {"size": {"cols": 80, "rows": 24}}})]:
+                        ("Update", {"pty": {"size": {"cols": 80, "rows": 24}}}), ("Update", {}),
+                        ("CloseStdin", {})]:
         r = call(server, sbx, method, {"process": {"pid": pid}, **msg})
         assert r.status_code == 404 and r.json()["code"] == "not_found", (method, r.text)
 
@@ -355,6 +356,8 @@ def test_pty_start_input_resize(server, sbx):
         e = ev.event()
         assert set(e) == {"data"} and set(e["data"]) == {"pty"}, e
         seen += base64.b64decode(e["data"]["pty"])
+    r = call(server, sbx, "Update", {"process": {"pid": pid}})      # no pty: nothing to change
+    assert r.status_code == 200 and r.json() == {}, r.text
     r = call(server, sbx, "Update", {"process": {"pid": pid}, "pty": {"size": {"cols": 100, "rows": 30}}})
     assert r.status_code == 200 and r.json() == {}, r.text
     for bad in [{"size": {"cols": 0, "rows": 5}}, {"size": {"cols": 5}}, {"size": {"cols": 5000, "rows": 5}}, 7]:
