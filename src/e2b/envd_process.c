@@ -12,7 +12,8 @@
  *
  * List answers envd's ListResponse: the running processes, each with its
  * pid (inside the sandbox), tag and config (cmd, args; envs is {} since the
- * shim does not report a process's environment, and cwd when it was given).
+ * shim does not report a process's environment, and cwd, the directory it
+ * started in).
  */
 #include <stdio.h>
 #include <stdlib.h>
