@@ -32,6 +32,18 @@ static const struct sb_route_spec routes[] = {
     {"GET", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
     {"POST", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
     {"POST", "/process.Process/List", e2b_process_list, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
+    {"POST", "/process.Process/SendInput", e2b_process_send_input, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error,
+     ENVD},
+    {"POST", "/process.Process/SendSignal", e2b_process_send_signal, SB_ROUTE_NO_AUTH, NULL,
+     sb_connect_render_error, ENVD},
+    {"POST", "/process.Process/CloseStdin", e2b_process_close_stdin, SB_ROUTE_NO_AUTH, NULL,
+     sb_connect_render_error, ENVD},
+    {"POST", "/process.Process/Update", e2b_process_update, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
+    {"POST", "/process.Process/Start", e2b_process_start, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
+    {"POST", "/process.Process/Connect", e2b_process_connect, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error,
+     ENVD},
+    {"POST", "/process.Process/StreamInput", e2b_process_stream_input, SB_ROUTE_NO_AUTH | SB_ROUTE_STREAM_BODY, NULL,
+     sb_connect_render_error, ENVD},
     {"POST", "/:service/:method", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
 };
 
