@@ -55,4 +55,13 @@ void e2b_envd_health(struct sb_request *req);           /* GET /health */
 void e2b_envd_unimplemented(struct sb_request *req);    /* /files, POST /:service/:method not served */
 void e2b_process_list(struct sb_request *req);          /* POST /process.Process/List */
 
+/* ---- envd's files (e2b/envd_files.c, envd_filesystem.c, envd_watch.c) ---- */
+void e2b_envd_files_get(struct sb_request *req);        /* GET /files */
+void e2b_envd_files_post(struct sb_request *req);       /* POST /files */
+void e2b_fs_stat(struct sb_request *req);               /* POST /filesystem.Filesystem/Stat */
+void e2b_fs_make_dir(struct sb_request *req);           /* .../MakeDir */
+void e2b_fs_move(struct sb_request *req);               /* .../Move */
+void e2b_fs_list_dir(struct sb_request *req);           /* .../ListDir */
+void e2b_fs_remove(struct sb_request *req);             /* .../Remove */
+
 #endif

@@ -27,9 +27,16 @@ static const struct sb_route_spec routes[] = {
     {"POST", "/sandboxes/:id/resume", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
     /* envd */
     {"GET", "/health", e2b_envd_health, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
-    {"GET", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
-    {"POST", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"GET", "/files", e2b_envd_files_get, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"POST", "/files", e2b_envd_files_post, SB_ROUTE_NO_AUTH | SB_ROUTE_STREAM_BODY, NULL, NULL, ENVD},
     {"POST", "/process.Process/List", e2b_process_list, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
+#define FS(method, fn) {"POST", "/filesystem.Filesystem/" method, fn, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD}
+    FS("Stat", e2b_fs_stat),
+    FS("MakeDir", e2b_fs_make_dir),
+    FS("Move", e2b_fs_move),
+    FS("ListDir", e2b_fs_list_dir),
+    FS("Remove", e2b_fs_remove),
+#undef FS
     {"POST", "/:service/:method", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
 };
 

@@ -1,0 +1,135 @@
+/*
+ * envd_files.c - envd's plain HTTP file routes: GET /files (a file's raw
+ * bytes: files.read, downloadUrl()) and POST /files (multipart/form-data
+ * with full-path filenames, or application/octet-stream with ?path=, gzip
+ * or not: files.write, writeFiles, uploadUrl()). Both are encodings over
+ * the file API's download and upload (api/files_download.c,
+ * api/files_upload.c): same workers, same streaming, same sandbox_files.c
+ * path resolution, so nothing here opens a sandbox path.
+ *
+ * Who acts: ?username= (the SDK's), else the Basic-auth user, else the
+ * sandbox's default user; a name the sandbox does not have is a 401, as
+ * envd answers. Credentials: for a secure sandbox, X-Access-Token or a
+ * signature (spec §6.4) that the SDK's uploadUrl()/downloadUrl() put in the
+ * URL: "v1_" + unpadded base64 of SHA-256("<path>:<op>:<user>:<token>"
+ * [":<expiration>"]), op read or write, compared in constant time; an
+ * expired or wrong one is a 401 and nothing is read or written. An
+ * unsecured sandbox takes either without any.
+ *
+ * Owns nothing past the handler: the api/ calls copy what they keep.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/files.h"
+#include "e2b/e2b.h"
+#include "e2b/envd.h"
+
+#define SIGNATURE_MAX 128
+
+int e2b_files_signature(const char *path, const char *op, const char *user, const char *token,
+                        const char *expiration, char *out, size_t out_len)
+{
+    crypto_hash_sha256_state st;
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&st);
+    const char *pieces[] = {path, ":", op, ":", user, ":", token};
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+        crypto_hash_sha256_update(&st, (const unsigned char *)pieces[i], strlen(pieces[i]));
+    if (expiration) {
+        crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+        crypto_hash_sha256_update(&st, (const unsigned char *)expiration, strlen(expiration));
+    }
+    crypto_hash_sha256_final(&st, digest);
+    if (out_len < 3 + sodium_base64_ENCODED_LEN(sizeof digest, sodium_base64_VARIANT_ORIGINAL_NO_PADDING))
+        return -1;
+    memcpy(out, "v1_", 3);
+    sodium_bin2base64(out + 3, out_len - 3, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    return 0;
+}
+
+/* The signature check of a secure sandbox's /files request that carries
+ * no access token (see the top comment). now: seconds since the epoch. */
+int e2b_files_check_signature(const char *path, const char *op, const char *user, const char *token,
+                              const char *signature, const char *expiration, int64_t now, struct sb_err *err)
+{
+    if (!signature || !*signature)
+        return sb_err_set(err, 401, "this sandbox is secured: send X-Access-Token, or use a signed URL "
+                          "(uploadUrl()/downloadUrl()) with signature and signature_expiration");
+    if (expiration) {
+        char *end;
+        errno = 0;
+        long long exp = strtoll(expiration, &end, 10);
+        if (!*expiration || *end || errno || exp < 0)
+            return sb_err_set(err, 401, "invalid signature_expiration: a Unix time in seconds");
+        if (exp < now)
+            return sb_err_set(err, 401, "the signed URL expired at %lld (now %" PRId64 "): ask for a new one",
+                              exp, now);
+    }
+    char want[SIGNATURE_MAX];
+    if (e2b_files_signature(path, op, user, token, expiration, want, sizeof want) < 0)
+        return sb_err_set(err, 500, "cannot compute the signature");
+    size_t len = strlen(want);
+    if (strlen(signature) != len || sodium_memcmp(want, signature, len) != 0)
+        return sb_err_set(err, 401, "invalid signature for %s of '%.200s' as '%.32s'", op, path, user);
+    return 0;
+}
+
+/* The sandbox, the acting user and the credential of a /files request; rec
+ * is the caller's to clear on success. */
+static int files_request(struct sb_request *req, const char *op, struct sb_sandbox_rec *rec,
+                         const char **user, struct sb_err *err)
+{
+    if (e2b_envd_sandbox(req, 0, rec, err) < 0)
+        return -1;
+    const char *username = sb_request_query(req, "username");
+    int rc = username ? e2b_envd_user_name(username, user, err) : e2b_envd_user(req, user, err);
+    if (rc == 0 && rec->envd_token[0] && !e2b_envd_token_ok(rec, sb_request_header(req, "X-Access-Token"))) {
+        const char *path = sb_request_query(req, "path");
+        rc = e2b_files_check_signature(path ? path : "", op, username ? username : "", rec->envd_token,
+                                       sb_request_query(req, "signature"),
+                                       sb_request_query(req, "signature_expiration"), (int64_t)time(NULL), err);
+    }
+    if (rc < 0)
+        store_sandbox_rec_clear(rec);
+    return rc;
+}
+
+/* GET /files?path=[&username=]: the file's bytes (404 "path '...' does not
+ * exist", the SDK's FileNotFoundError; 400 for a directory). */
+void e2b_envd_files_get(struct sb_request *req)
+{
+    struct sb_err err = {0};
+    struct sb_sandbox_rec rec;
+    const char *user;
+    if (files_request(req, "read", &rec, &user, &err) < 0) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    const char *path = sb_request_query(req, "path");
+    if (!path || !*path)
+        sb_respond_error(req, (sb_err_set(&err, 400, "missing query parameter: path"), &err));
+    else
+        files_download_as(req, rec.org_id, rec.id, user, path, 1);
+    store_sandbox_rec_clear(&rec);
+}
+
+/* POST /files[?path=][&username=]: the upload; answers
+ * [{"path","name","type":"file"}, ...], one per file written. */
+void e2b_envd_files_post(struct sb_request *req)
+{
+    struct sb_err err = {0};
+    struct sb_sandbox_rec rec;
+    const char *user;
+    if (files_request(req, "write", &rec, &user, &err) < 0) {
+        sb_respond_error(req, &err);
+        return;
+    }
+    files_upload_as(req, rec.org_id, rec.id, user, sb_request_query(req, "path"));
+    store_sandbox_rec_clear(&rec);
+}
