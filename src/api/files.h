@@ -76,6 +76,37 @@ void files_download_as(struct sb_request *req, const char *org_id, const char *i
 void files_upload_as(struct sb_request *req, const char *org_id, const char *id, const char *user,
                      const char *path);
 
+/* ---- watching a directory (files_watch.c) ---- */
+enum files_watch_event {
+    FILES_WATCH_CREATE, FILES_WATCH_WRITE, FILES_WATCH_REMOVE, FILES_WATCH_RENAME, FILES_WATCH_CHMOD,
+};
+struct files_watch;
+/* What a watch tells its owner; every call on the loop thread. */
+struct files_watch_sink {
+    /* Once, first: the watch is set up. The sink keeps w and closes it. */
+    void (*started)(void *arg, struct files_watch *w);
+    /* A change: name relative to the watched directory ("" = itself), abs
+     * its absolute path (both valid during the call). Return 1 to get
+     * nothing more until files_watch_resume (the kernel holds the rest,
+     * and overflows past its queue). */
+    int (*event)(void *arg, enum files_watch_event type, const char *name, const char *abs);
+    /* The kernel's queue overflowed: events were lost. */
+    void (*overflow)(void *arg);
+    /* The watched directory or the sandbox went: nothing follows; the
+     * owner still calls files_watch_close. */
+    void (*gone)(void *arg);
+};
+/* From a files_job's run (worker): watches the directory job->path inside
+ * fs, every directory below it too when job->flag (recursive), and posts
+ * started to the loop; sink and arg must live until files_watch_close.
+ * -1 with err (404 missing, 400 not a directory, 403, 503 past the
+ * server's cap of watches): nothing was posted. */
+int files_watch_start(struct files_job *job, struct sb_fs *fs, const struct files_watch_sink *sink, void *arg,
+                      struct sb_err *err);
+void files_watch_resume(struct files_watch *w);
+/* Ends the watch (no sink call after it) and frees it. Once. */
+void files_watch_close(struct files_watch *w);
+
 /* files_tar.c: answers job's request with the directory abs as a tar
  * stream (the worker part: opens it, then the loop takes over). */
 int files_tar_start(struct files_job *job, struct sb_fs *fs, const char *abs, struct sb_err *err);

@@ -63,5 +63,9 @@ void e2b_fs_make_dir(struct sb_request *req);           /* .../MakeDir */
 void e2b_fs_move(struct sb_request *req);               /* .../Move */
 void e2b_fs_list_dir(struct sb_request *req);           /* .../ListDir */
 void e2b_fs_remove(struct sb_request *req);             /* .../Remove */
+void e2b_fs_watch_dir(struct sb_request *req);          /* .../WatchDir (server stream) */
+void e2b_fs_create_watcher(struct sb_request *req);     /* .../CreateWatcher */
+void e2b_fs_get_watcher_events(struct sb_request *req); /* .../GetWatcherEvents */
+void e2b_fs_remove_watcher(struct sb_request *req);     /* .../RemoveWatcher */
 
 #endif

@@ -106,6 +106,9 @@ struct e2b_rpc_stream *e2b_rpc_stream_open(struct sb_request *req, const json_t 
                                            const struct e2b_rpc_stream_handlers *h, struct sb_err *err);
 /* One data envelope; -1 once ended or the stream is gone. */
 int e2b_rpc_stream_send(struct e2b_rpc_stream *rs, const json_t *msg);
+/* The HTTP stream under rs, for its back-pressure (sb_stream_queued,
+ * sb_stream_on_drain); never for writing or ending it. */
+struct sb_stream *e2b_rpc_stream_stream(struct e2b_rpc_stream *rs);
 /* The end-stream envelope ({} for err NULL, else err's code) and the end of
  * the body; the deadline no longer runs. Once; later calls do nothing. */
 void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err);

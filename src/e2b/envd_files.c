@@ -119,6 +119,45 @@ void e2b_envd_files_get(struct sb_request *req)
     store_sandbox_rec_clear(&rec);
 }
 
+/* A refusal of an upload once its body is in (read and dropped): answered
+ * at the headers, the connection would close under a client still
+ * sending, which then sees a broken pipe instead of the status. */
+struct refusal {
+    struct sb_err err;
+};
+
+static void refusal_answer(struct sb_request *req, struct refusal *r)
+{
+    sb_request_complete_error(req, &r->err);
+    free(r);
+}
+
+static enum sb_body_verdict refusal_data(struct sb_request *req, void *arg, const char *data, size_t len)
+{
+    (void)data, (void)len;
+    refusal_answer(req, arg);
+    return SB_BODY_STOP;        /* the rest is read and dropped, then the answer goes */
+}
+
+static void refusal_end(struct sb_request *req, void *arg, const struct sb_err *err)
+{
+    (void)err;
+    refusal_answer(req, arg);
+}
+
+static void refuse_upload(struct sb_request *req, const struct sb_err *err)
+{
+    struct refusal *r = malloc(sizeof *r);
+    struct sb_err sink_err;
+    if (r) {
+        r->err = *err;
+        if (sb_request_body_sink(req, 0, refusal_data, refusal_end, r, &sink_err) == 0)
+            return;
+        free(r);
+    }
+    sb_respond_error(req, err);
+}
+
 /* POST /files[?path=][&username=]: the upload; answers
  * [{"path","name","type":"file"}, ...], one per file written. */
 void e2b_envd_files_post(struct sb_request *req)
@@ -127,7 +166,7 @@ void e2b_envd_files_post(struct sb_request *req)
     struct sb_sandbox_rec rec;
     const char *user;
     if (files_request(req, "write", &rec, &user, &err) < 0) {
-        sb_respond_error(req, &err);
+        refuse_upload(req, &err);
         return;
     }
     files_upload_as(req, rec.org_id, rec.id, user, sb_request_query(req, "path"));

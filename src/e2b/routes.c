@@ -36,6 +36,10 @@ static const struct sb_route_spec routes[] = {
     FS("Move", e2b_fs_move),
     FS("ListDir", e2b_fs_list_dir),
     FS("Remove", e2b_fs_remove),
+    FS("WatchDir", e2b_fs_watch_dir),
+    FS("CreateWatcher", e2b_fs_create_watcher),
+    FS("GetWatcherEvents", e2b_fs_get_watcher_events),
+    FS("RemoveWatcher", e2b_fs_remove_watcher),
 #undef FS
     {"POST", "/:service/:method", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
 };

@@ -98,6 +98,11 @@ int e2b_rpc_stream_send(struct e2b_rpc_stream *rs, const json_t *msg)
     return rs->ended ? -1 : sb_connect_send(rs->s, msg);
 }
 
+struct sb_stream *e2b_rpc_stream_stream(struct e2b_rpc_stream *rs)
+{
+    return rs->s;
+}
+
 void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err)
 {
     if (rs->ended)

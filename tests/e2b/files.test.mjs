@@ -238,7 +238,16 @@ test('uploadUrl and downloadUrl of a secure sandbox are signed; tampering and ex
 })
 
 test('uploadUrl and downloadUrl of an unsecured sandbox need no signature', async (t) => {
-  const sbx = await create(t, { secure: false })
+  // the SDK always asks for a secure sandbox: this one comes from E2B's REST API
+  const made = await fetch(`${API}/v2/sandboxes`, {
+    method: 'POST',
+    headers: { 'X-API-KEY': process.env.E2B_API_KEY, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ templateID: 'base', secure: false }),
+  })
+  assert.equal(made.status, 201, await made.clone().text())
+  const id = (await made.json()).sandboxID
+  t.after(() => Sandbox.kill(id).catch(() => {}))
+  const sbx = await Sandbox.connect(id)
   assert.ok(!sbx.envdAccessToken)
   const hdr = { 'E2b-Sandbox-Id': sbx.sandboxId }
   const up = await sbx.uploadUrl('/tmp/open.txt')
