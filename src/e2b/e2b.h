@@ -14,11 +14,13 @@
  * not a second implementation.
  *
  * envdVersion (API_ENVD_VERSION, api/sandbox_flows.h) gates SDK features:
- * below a version the SDK refuses the feature locally. Served now: 0.1.0
- * (create). Waiting: 0.1.4 recursive watchDir (WatchDir), 0.1.5 getMetrics,
- * 0.3.0 stdin:false (Process/Start), 0.4.0 the Basic-auth user on every
- * call, 0.5.2 closeStdin, 0.5.7 octet-stream and gzip uploads (POST
- * /files), 0.6.2 upload metadata, 0.6.3 includeEntry, 0.6.4
+ * below a version the SDK refuses the feature locally. Reported: 0.5.7, for
+ * the filesystem: 0.1.0 create, 0.1.4 recursive watchDir (WatchDir), 0.4.0
+ * the user only when named (Basic auth, ?username=), 0.5.7 octet-stream
+ * and gzip uploads (POST /files). Gates in between that are the process
+ * RPCs' (0.3.0 stdin:false, 0.5.2 closeStdin) reach the server as
+ * unimplemented until those land; 0.1.5 getMetrics is allowed by the SDK
+ * and not served. Above: 0.6.2 upload metadata, 0.6.3 includeEntry, 0.6.4
  * allowNetworkMounts.
  */
 #ifndef SB_E2B_E2B_H
