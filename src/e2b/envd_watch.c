@@ -81,7 +81,8 @@ static void stream_closed(void *arg, enum sb_stream_end why)
 {
     (void)why;
     struct dir_stream *d = arg;
-    files_watch_close(d->w);
+    if (d->w)
+        files_watch_close(d->w);
     free(d);
 }
 
@@ -102,13 +103,16 @@ static void stream_started(void *arg, struct files_watch *w)
     d->rs = keepalive ? e2b_rpc_stream_open(d->req, keepalive, &h, &err) : NULL;
     json_decref(keepalive);
     if (!d->rs) {
-        if (err.status == 500 && keepalive)
-            return;                     /* ended in band: stream_closed follows */
+        files_watch_close(w);
+        d->w = NULL;
         if (!err.status)
             sb_err_set(&err, 500, "out of memory");
-        e2b_rpc_stream_fail(d->req, &err);
-        files_watch_close(w);
-        free(d);
+        e2b_rpc_stream_fail(d->req, &err);  /* nothing when it was answered in band */
+        /* out of memory: the stream may have been opened and ended in band,
+         * and then stream_closed follows and frees d; d is left to it (or,
+         * if nothing was opened, lost: a few bytes, once, under OOM) */
+        if (err.status != 500)
+            free(d);
         return;
     }
     json_t *start = json_pack("{s:{}}", "start");
