@@ -11,7 +11,7 @@
  * sandbox's default user; a name the sandbox does not have is a 401, as
  * envd answers. Credentials: for a secure sandbox, X-Access-Token or a
  * signature (spec §6.4) that the SDK's uploadUrl()/downloadUrl() put in the
- * URL: "v1_" + unpadded base64 of SHA-256("<path>:<op>:<user>:<token>"
+ * URL (a token that is sent must be right, even beside a signature): "v1_" + unpadded base64 of SHA-256("<path>:<op>:<user>:<token>"
  * [":<expiration>"]), op read or write, compared in constant time; an
  * expired or wrong one is a 401 and nothing is read or written. An
  * unsecured sandbox takes either without any.
@@ -71,8 +71,13 @@ int e2b_files_check_signature(const char *path, const char *op, const char *user
             return sb_err_set(err, 401, "the signed URL expired at %lld (now %" PRId64 "): ask for a new one",
                               exp, now);
     }
+    /* the expiration is signed as its number (envd parses it first), so
+     * "0123" and "123" are one expiration */
+    char canonical[24];
+    if (expiration)
+        snprintf(canonical, sizeof canonical, "%lld", strtoll(expiration, NULL, 10));
     char want[SIGNATURE_MAX];
-    if (e2b_files_signature(path, op, user, token, expiration, want, sizeof want) < 0)
+    if (e2b_files_signature(path, op, user, token, expiration ? canonical : NULL, want, sizeof want) < 0)
         return sb_err_set(err, 500, "cannot compute the signature");
     size_t len = strlen(want);
     if (strlen(signature) != len || sodium_memcmp(want, signature, len) != 0)
@@ -89,7 +94,11 @@ static int files_request(struct sb_request *req, const char *op, struct sb_sandb
         return -1;
     const char *username = sb_request_query(req, "username");
     int rc = username ? e2b_envd_user_name(username, user, err) : e2b_envd_user(req, user, err);
-    if (rc == 0 && rec->envd_token[0] && !e2b_envd_token_ok(rec, sb_request_header(req, "X-Access-Token"))) {
+    const char *token = sb_request_header(req, "X-Access-Token");
+    if (rc == 0 && token && *token && !e2b_envd_token_ok(rec, token)) {
+        /* a token that is sent must be right, signature or not (as envd) */
+        rc = sb_err_set(err, 401, "invalid X-Access-Token for sandbox %s", rec->id);
+    } else if (rc == 0 && rec->envd_token[0] && !(token && *token)) {
         const char *path = sb_request_query(req, "path");
         rc = e2b_files_check_signature(path ? path : "", op, username ? username : "", rec->envd_token,
                                        sb_request_query(req, "signature"),

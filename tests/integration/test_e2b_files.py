@@ -364,6 +364,9 @@ def test_files_signatures(srv, sbx):
     for params in bad:
         r = envd(srv, sbx, "GET", "/files", token=False, params=params)
         assert r.status_code == 401 and r.json()["code"] == 401, (params, r.text)
+    # a wrong token beside a valid signature is refused, as envd does
+    r = envd(srv, sbx, "GET", "/files", token=False, params=ok, headers={"X-Access-Token": "0" * 64})
+    assert r.status_code == 401, r.text
     # a write signature with a body: refused, and the file is unchanged
     r = envd(srv, sbx, "POST", "/files", token=False, files={"file": ("x", b"overwritten")},
              params={"path": path, "signature": sign(path, "read", "", token)})

@@ -88,6 +88,9 @@ static void test_files_signature(void **state)
     const char *good = "v1_fvHaHFW8ufB1nkqO6c0f+yDuadu+0+C2ilIQhMrhycA";
     assert_int_equal(e2b_files_check_signature("/tmp/a b.txt", "write", "", "tok123", good, "2000000000",
                                                1999999999, &err), 0);
+    /* the expiration is signed as a number, as envd parses it */
+    assert_int_equal(e2b_files_check_signature("/tmp/a b.txt", "write", "", "tok123", good, "02000000000",
+                                               1999999999, &err), 0);
     /* expired, tampered, for another op, user or path, missing, malformed expiration */
     struct { const char *path, *op, *user, *sig, *exp; int64_t now; const char *msg; } bad[] = {
         {"/tmp/a b.txt", "write", "", good, "2000000000", 2000000001, "expired"},
