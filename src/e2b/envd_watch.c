@@ -69,6 +69,18 @@ static struct files_job *watch_job(struct sb_request *req, const struct sb_sandb
     return job;
 }
 
+/* files_watch_start, with its 503s (the server's cap of watches, the
+ * kernel's of inotify instances) as Connect's resource_exhausted: a
+ * "sandbox unavailable" would tell the SDK the sandbox is gone. */
+static int watch_start(struct files_job *job, struct sb_fs *fs, const struct files_watch_sink *sink, void *arg,
+                       struct sb_err *err)
+{
+    int rc = files_watch_start(job, fs, sink, arg, err);
+    if (rc < 0 && err->status == 503)
+        err->status = 429;
+    return rc;
+}
+
 /* ---- WatchDir ---- */
 
 struct dir_stream {
@@ -172,7 +184,7 @@ static void free_dir_stream(void *p)
 static int run_watch_dir(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
 {
     struct dir_stream *d = job->extra;
-    if (files_watch_start(job, fs, &stream_sink, d, err) == 0) {
+    if (watch_start(job, fs, &stream_sink, d, err) == 0) {
         job->extra = NULL;              /* the watch's now */
         return 0;
     }
@@ -311,7 +323,7 @@ static void free_watcher_extra(void *p)
 
 static int run_create_watcher(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
 {
-    if (files_watch_start(job, fs, &watcher_sink, job->extra, err) < 0)
+    if (watch_start(job, fs, &watcher_sink, job->extra, err) < 0)
         return -1;
     job->extra = NULL;                  /* the watch's now: started answers */
     return 0;

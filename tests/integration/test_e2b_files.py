@@ -311,6 +311,12 @@ def test_watchers_are_capped_and_freed_with_their_sandbox(srv):
             for _ in range(16):
                 r = rpc(srv, s, "CreateWatcher", {"path": "/tmp"})
                 assert r.status_code == 200, r.text
+        # and the server's cap of 32 watches is reached: resource_exhausted, for WatchDir in band
+        r = rpc(srv, b, "CreateWatcher", {"path": "/tmp"})
+        assert r.status_code == 429 and "on this server" in r.json()["message"], r.text
+        msgs = read_envelopes(watch(srv, b, envelope({"path": "/tmp"})).content)
+        assert len(msgs) == 1 and msgs[0][0] == 2, msgs
+        assert msgs[0][1]["error"]["code"] == "resource_exhausted", msgs
     finally:
         for s in (a, b, c):
             srv.client.delete(f"/sandboxes/{s['sandboxID']}")
