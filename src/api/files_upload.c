@@ -27,8 +27,10 @@
  * on the loop as the body arrives (zlib, INFLATE_CHUNK of output at a
  * time, concatenated members allowed), before the parser or the file sees
  * a byte: a body that is not gzip, or ends inside the stream, is a 400 and
- * leaves no file. The per-file cap counts inflated bytes, so a small body
- * cannot inflate past it.
+ * leaves no file. Inflating stops when the batch is full (the input left
+ * is kept and the body paused until the batch is written), so a piece that
+ * inflates a thousandfold holds no more memory than any other; the
+ * per-file cap counts inflated bytes.
  *
  * Caps: files_upload_file_max per file and files_upload_max per request
  * (413 naming the cap; a declared Content-Length past the request cap is
@@ -82,6 +84,8 @@ struct upload {
     int gzip_done;              /* zs reached the end of a member, nothing after yet */
     z_stream zs;
     unsigned char *inflated;    /* INFLATE_CHUNK of zs's output */
+    char *gz_left;              /* gzip input not inflated yet (the batch was full) */
+    size_t gz_left_len, gz_left_cap;
     int in_file;                /* parser: inside a file part */
     int in_path_field;          /* parser: inside the "path" field */
     size_t field_len;
@@ -133,6 +137,7 @@ static void upload_free(struct upload *u)
     if (u->gzip)
         inflateEnd(&u->zs);
     free(u->inflated);
+    free(u->gz_left);
     batch_free(&u->pending);
     batch_free(&u->flight);
     for (size_t i = 0; i < u->seen_count; i++)
@@ -391,6 +396,63 @@ static void wind_up(struct upload *u)
     finish(u);
 }
 
+/* Body bytes as they are after decoding: to the parser or the file. */
+static int consume(struct upload *u, const char *data, size_t len, struct sb_err *err)
+{
+    return u->mp ? sb_multipart_feed(u->mp, data, len, err) : file_bytes(u, data, len, err);
+}
+
+/* Inflates gzip input into consume, INFLATE_CHUNK at a time: data, or
+ * (data NULL) what an earlier call kept. It stops once the pending batch
+ * is full, so a small body that inflates to much never fills more than a
+ * batch in memory, and keeps the input not yet inflated in gz_left.
+ * 0: all used; 1: the batch is full and input is kept; -1 with err. */
+static int inflate_input(struct upload *u, const char *data, size_t len, struct sb_err *err)
+{
+    if (data) {
+        u->zs.next_in = (unsigned char *)data;
+        u->zs.avail_in = (uInt)len;
+    } else {
+        u->zs.next_in = (unsigned char *)u->gz_left;
+        u->zs.avail_in = (uInt)u->gz_left_len;
+    }
+    while (u->zs.avail_in > 0) {
+        if (u->pending.len >= FLUSH) {
+            size_t rest = u->zs.avail_in;
+            if (data && rest > u->gz_left_cap) {
+                char *n = realloc(u->gz_left, rest);
+                if (!n)
+                    return sb_err_set(err, 500, "out of memory");
+                u->gz_left = n;
+                u->gz_left_cap = rest;
+            }
+            memmove(u->gz_left, u->zs.next_in, rest);
+            u->gz_left_len = rest;
+            return 1;
+        }
+        if (u->gzip_done) {             /* another member follows (gzip allows several) */
+            if (inflateReset(&u->zs) != Z_OK)
+                return sb_err_set(err, 500, "gzip: cannot reset the decoder");
+            u->gzip_done = 0;
+        }
+        u->zs.next_out = u->inflated;
+        u->zs.avail_out = INFLATE_CHUNK;
+        int zrc = inflate(&u->zs, Z_NO_FLUSH);
+        if (zrc != Z_OK && zrc != Z_STREAM_END && zrc != Z_BUF_ERROR)
+            return sb_err_set(err, 400, "the body is not valid gzip (Content-Encoding: gzip): %s",
+                              u->zs.msg ? u->zs.msg : "corrupt data");
+        size_t out = INFLATE_CHUNK - u->zs.avail_out;
+        if (out && consume(u, (const char *)u->inflated, out, err) < 0)
+            return -1;
+        if (zrc == Z_STREAM_END)
+            u->gzip_done = 1;
+        else if (zrc == Z_BUF_ERROR && out == 0)
+            break;                      /* needs more input */
+    }
+    u->gz_left_len = 0;
+    return 0;
+}
+
 static void after_batch(struct sb_loop *loop, void *arg)
 {
     (void)loop;
@@ -414,41 +476,26 @@ static void after_batch(struct sb_loop *loop, void *arg)
             return;
         }
     }
-    sb_request_body_resume(u->req);     /* nothing when it was not paused */
-}
-
-/* Body bytes as they are after decoding: to the parser or the file. */
-static int consume(struct upload *u, const char *data, size_t len, struct sb_err *err)
-{
-    return u->mp ? sb_multipart_feed(u->mp, data, len, err) : file_bytes(u, data, len, err);
-}
-
-/* Inflates a piece of a gzip body into consume, INFLATE_CHUNK at a time. */
-static int inflate_piece(struct upload *u, const char *data, size_t len, struct sb_err *err)
-{
-    u->zs.next_in = (unsigned char *)data;
-    u->zs.avail_in = (uInt)len;
-    while (u->zs.avail_in > 0) {
-        if (u->gzip_done) {             /* another member follows (gzip allows several) */
-            if (inflateReset(&u->zs) != Z_OK)
-                return sb_err_set(err, 500, "gzip: cannot reset the decoder");
-            u->gzip_done = 0;
+    if (u->gz_left_len) {
+        /* gzip input that inflated past a batch: the body stays paused until it is used */
+        struct sb_err err = {0};
+        int rc = inflate_input(u, NULL, 0, &err);
+        if (rc < 0) {
+            fail(u, &err);
+            u->ended = 1;   /* answered now; the rest of the body is read and dropped */
+            if (!u->busy)
+                wind_up(u);
+            return;
         }
-        u->zs.next_out = u->inflated;
-        u->zs.avail_out = INFLATE_CHUNK;
-        int zrc = inflate(&u->zs, Z_NO_FLUSH);
-        if (zrc != Z_OK && zrc != Z_STREAM_END && zrc != Z_BUF_ERROR)
-            return sb_err_set(err, 400, "the body is not valid gzip (Content-Encoding: gzip): %s",
-                              u->zs.msg ? u->zs.msg : "corrupt data");
-        size_t out = INFLATE_CHUNK - u->zs.avail_out;
-        if (out && consume(u, (const char *)u->inflated, out, err) < 0)
-            return -1;
-        if (zrc == Z_STREAM_END)
-            u->gzip_done = 1;
-        else if (zrc == Z_BUF_ERROR && out == 0)
-            break;                      /* needs more input */
+        if (rc == 1) {
+            if (u->busy)
+                u->waiting = 1;
+            else if (flush(u) < 0)
+                finish(u);
+            return;
+        }
     }
-    return 0;
+    sb_request_body_resume(u->req);     /* nothing when it was not paused */
 }
 
 /* The end of a gzip body: the last member must be complete. */
@@ -465,7 +512,7 @@ static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const cha
     (void)req;
     struct upload *u = arg;
     struct sb_err err = {0};
-    int rc = u->gzip ? inflate_piece(u, data, len, &err) : consume(u, data, len, &err);
+    int rc = u->gzip ? inflate_input(u, data, len, &err) : consume(u, data, len, &err);
     if (rc < 0) {
         fail(u, &err);
         u->ended = 1;   /* SB_BODY_STOP: no on_end follows */
@@ -477,6 +524,18 @@ static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const cha
      * so a wrong sandbox or user is known before much of the body has come */
     if (!u->flushed) {
         if (flush(u) < 0) {
+            u->ended = 1;
+            finish(u);
+            return SB_BODY_STOP;
+        }
+        return SB_BODY_PAUSE;
+    }
+    if (rc == 1) {
+        /* gzip input is kept: the batch goes, and the body waits until the
+         * input is used (after_batch) */
+        if (u->busy)
+            u->waiting = 1;
+        else if (flush(u) < 0) {
             u->ended = 1;
             finish(u);
             return SB_BODY_STOP;

@@ -447,3 +447,32 @@ def test_files_large_upload_and_download_stream(srv, sbx):
              headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
     assert r.status_code == 200, r.text
     assert sh(srv, sbx, "sha256sum < /tmp/big.gz.bin").split()[0] == hashlib.sha256(blob).hexdigest()
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_gzip_inflates_in_bounded_memory():
+    """300 MiB of zeros in about 300 KiB of gzip: serve inflates it a batch
+    at a time (the body paused meanwhile), so its peak RSS hardly moves
+    (about 2 MiB: two batches; inflating whole body pieces grew it by 31)."""
+    size = 300 << 20
+    with private_server("e2b-gzip", pool_size=0, files_upload_file_max=512 << 20,
+                        files_upload_max=512 << 20) as big:
+        s = create(big)
+        body = gzip.compress(b"\0" * size, compresslevel=9)
+        assert len(body) < 1 << 20
+        envd(big, s, "POST", "/files", params={"path": "/tmp/warm"}, data=gzip.compress(b"warm"),
+             headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
+        before = vm_hwm_kib(big.proc.pid)
+        r = envd(big, s, "POST", "/files", params={"path": "/tmp/zeros"}, data=body,
+                 headers={"Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
+        assert r.status_code == 200, r.text
+        grown = vm_hwm_kib(big.proc.pid) - before
+        assert sh(big, s, "stat -c %s /tmp/zeros") == f"{size}\n"
+        assert grown < 12 << 10, f"serve's peak RSS grew by {grown} KiB while inflating"
