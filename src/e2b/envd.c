@@ -22,6 +22,10 @@ int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char 
 {
     if (sb_request_header(req, "E2b-Sandbox-Id"))
         return E2B_DIALECT_ENVD;
+    /* a signed /files URL (uploadUrl(), downloadUrl()) fetched as it is: the
+     * signature names its sandbox (envd_files.c) */
+    if (req->path && strcmp(req->path, "/files") == 0 && sb_request_query(req, "signature"))
+        return E2B_DIALECT_ENVD;
     return apikey_spelled_e2b(api_key) ? E2B_DIALECT_CONTROL : E2B_DIALECT_SANDBASE;
 }
 

@@ -14,7 +14,10 @@
  * URL (a token that is sent must be right, even beside a signature): "v1_" + unpadded base64 of SHA-256("<path>:<op>:<user>:<token>"
  * [":<expiration>"]), op read or write, compared in constant time; an
  * expired or wrong one is a 401 and nothing is read or written. An
- * unsecured sandbox takes either without any.
+ * unsecured sandbox takes either without any. A signed URL fetched
+ * without E2b-Sandbox-Id (as the SDK makes it, when one port serves every
+ * sandbox) is routed here by its signature (e2b_request_dialect) and finds
+ * its sandbox by it.
  *
  * Owns nothing past the handler: the api/ calls copy what they keep.
  */
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/app.h"
 #include "api/files.h"
 #include "e2b/e2b.h"
 #include "e2b/envd.h"
@@ -53,36 +57,89 @@ int e2b_files_signature(const char *path, const char *op, const char *user, cons
     return 0;
 }
 
-/* The signature check of a secure sandbox's /files request that carries
- * no access token (see the top comment). now: seconds since the epoch. */
+/* The expiration as the number it is ("0123" and "123" are one, as envd
+ * parses it before signing): 0, or -1 with 401 when it is not digits. */
+static int expiration_canonical(const char *expiration, char out[24], long long *value, struct sb_err *err)
+{
+    char *end;
+    errno = 0;
+    long long exp = strtoll(expiration, &end, 10);
+    if (!*expiration || *end || errno || exp < 0)
+        return sb_err_set(err, 401, "invalid signature_expiration: a Unix time in seconds");
+    snprintf(out, 24, "%lld", exp);
+    *value = exp;
+    return 0;
+}
+
+/* 1 when signature is token's for the rest (constant time), else 0. */
+static int signature_matches(const char *path, const char *op, const char *user, const char *token,
+                             const char *signature, const char *canonical_exp)
+{
+    char want[SIGNATURE_MAX];
+    if (e2b_files_signature(path, op, user, token, canonical_exp, want, sizeof want) < 0)
+        return 0;
+    size_t len = strlen(want);
+    return strlen(signature) == len && sodium_memcmp(want, signature, len) == 0;
+}
+
 int e2b_files_check_signature(const char *path, const char *op, const char *user, const char *token,
                               const char *signature, const char *expiration, int64_t now, struct sb_err *err)
 {
     if (!signature || !*signature)
         return sb_err_set(err, 401, "this sandbox is secured: send X-Access-Token, or use a signed URL "
                           "(uploadUrl()/downloadUrl()) with signature and signature_expiration");
-    if (expiration) {
-        char *end;
-        errno = 0;
-        long long exp = strtoll(expiration, &end, 10);
-        if (!*expiration || *end || errno || exp < 0)
-            return sb_err_set(err, 401, "invalid signature_expiration: a Unix time in seconds");
-        if (exp < now)
-            return sb_err_set(err, 401, "the signed URL expired at %lld (now %" PRId64 "): ask for a new one",
-                              exp, now);
-    }
-    /* the expiration is signed as its number (envd parses it first), so
-     * "0123" and "123" are one expiration */
     char canonical[24];
-    if (expiration)
-        snprintf(canonical, sizeof canonical, "%lld", strtoll(expiration, NULL, 10));
-    char want[SIGNATURE_MAX];
-    if (e2b_files_signature(path, op, user, token, expiration ? canonical : NULL, want, sizeof want) < 0)
-        return sb_err_set(err, 500, "cannot compute the signature");
-    size_t len = strlen(want);
-    if (strlen(signature) != len || sodium_memcmp(want, signature, len) != 0)
+    long long exp = 0;
+    if (expiration && expiration_canonical(expiration, canonical, &exp, err) < 0)
+        return -1;
+    /* the signature first, then its expiration, as envd checks them */
+    if (!signature_matches(path, op, user, token, signature, expiration ? canonical : NULL))
         return sb_err_set(err, 401, "invalid signature for %s of '%.200s' as '%.32s'", op, path, user);
+    if (expiration && exp < now)
+        return sb_err_set(err, 401, "the signed URL expired at %lld (now %" PRId64 "): ask for a new one",
+                          exp, now);
     return 0;
+}
+
+/* A signed URL fetched without E2b-Sandbox-Id (a browser, curl, fetch()
+ * of what uploadUrl()/downloadUrl() made, with no proxy to name the
+ * sandbox): the running secure sandbox whose token made the signature. One
+ * store read of the running sandboxes and a SHA-256 per secure one, on the
+ * loop; every comparison in constant time, so which sandbox matched (or
+ * how far a guess got) does not show in the time. 401 when none did. */
+static int sandbox_by_signature(struct sb_request *req, const char *op, struct sb_sandbox_rec *rec,
+                                struct sb_err *err)
+{
+    const char *path = sb_request_query(req, "path");
+    const char *user = sb_request_query(req, "username");
+    const char *signature = sb_request_query(req, "signature");
+    const char *expiration = sb_request_query(req, "signature_expiration");
+    char canonical[24];
+    long long exp;
+    if (expiration && expiration_canonical(expiration, canonical, &exp, err) < 0)
+        return -1;
+    struct sb_sandbox_rec *list;
+    size_t count;
+    if (store_sandbox_list(api_app(req)->store, NULL, SB_SANDBOX_STATUS_BIT(SB_SANDBOX_RUNNING), &list, &count,
+                           err) < 0)
+        return -1;
+    size_t found = count;
+    for (size_t i = 0; i < count; i++)
+        if (list[i].envd_token[0] && found == count &&
+            signature_matches(path ? path : "", op, user ? user : "", list[i].envd_token, signature,
+                              expiration ? canonical : NULL))
+            found = i;
+    int rc = -1;
+    if (found < count) {
+        *rec = list[found];
+        memset(&list[found], 0, sizeof list[found]);    /* moved to rec */
+        rc = 0;
+    } else {
+        sb_err_set(err, 401, "invalid signature: it is no running secure sandbox's for %s of '%.200s' "
+                   "(send E2b-Sandbox-Id to name the sandbox)", op, path ? path : "");
+    }
+    store_sandbox_list_free(list, count);
+    return rc;
 }
 
 /* The sandbox, the acting user and the credential of a /files request; rec
@@ -90,7 +147,8 @@ int e2b_files_check_signature(const char *path, const char *op, const char *user
 static int files_request(struct sb_request *req, const char *op, struct sb_sandbox_rec *rec,
                          const char **user, struct sb_err *err)
 {
-    if (e2b_envd_sandbox(req, 0, rec, err) < 0)
+    int named = sb_request_header(req, "E2b-Sandbox-Id") != NULL;
+    if ((named ? e2b_envd_sandbox(req, 0, rec, err) : sandbox_by_signature(req, op, rec, err)) < 0)
         return -1;
     const char *username = sb_request_query(req, "username");
     int rc = username ? e2b_envd_user_name(username, user, err) : e2b_envd_user(req, user, err);

@@ -195,45 +195,49 @@ test('watchDir streams create, write and remove events; recursive sees subdirect
   await assert.rejects(sbx.files.watchDir('/tmp/w/none', () => {}), FileNotFoundError)
 })
 
-test('uploadUrl and downloadUrl of a secure sandbox are signed; tampering and expiry are refused', async (t) => {
+test('uploadUrl and downloadUrl of a secure sandbox are signed; fetched as they are; tampering and expiry are refused', async (t) => {
   const sbx = await create(t)                 // SDK 2.x creates secure sandboxes
   assert.ok(sbx.envdAccessToken)
-  const hdr = { 'E2b-Sandbox-Id': sbx.sandboxId }   // what E2B's proxy takes from the host name
+  // plain fetch(), no header: the signature names the sandbox
   const up = await sbx.uploadUrl('/tmp/signed/up.txt')
   assert.match(up, /signature=v1_/)
   const form = new FormData()
   form.append('file', new Blob(['signed upload']), 'up.txt')
-  let r = await fetch(up, { method: 'POST', body: form, headers: hdr })
+  let r = await fetch(up, { method: 'POST', body: form })
   assert.equal(r.status, 200, await r.clone().text())
   assert.equal((await r.json())[0].path, '/tmp/signed/up.txt')
   const down = await sbx.downloadUrl('/tmp/signed/up.txt')
-  r = await fetch(down, { headers: hdr })
+  r = await fetch(down)
   assert.equal(r.status, 200)
   assert.equal(await r.text(), 'signed upload')
   // the read signature does not write, and a path changed after signing is refused
-  r = await fetch(down, { method: 'POST', body: form, headers: hdr })
+  r = await fetch(down, { method: 'POST', body: form })
   assert.equal(r.status, 401)
-  r = await fetch(down.replace('up.txt', 'other.txt'), { headers: hdr })
+  r = await fetch(down.replace('up.txt', 'other.txt'))
+  assert.equal(r.status, 401)
+  // another sandbox's id with this sandbox's signature: refused
+  const other = await create(t)
+  r = await fetch(down, { headers: { 'E2b-Sandbox-Id': other.sandboxId } })
   assert.equal(r.status, 401)
   // no signature and no token: refused
-  r = await fetch(`${API}/files?path=/tmp/signed/up.txt`, { headers: hdr })
+  r = await fetch(`${API}/files?path=/tmp/signed/up.txt`, { headers: { 'E2b-Sandbox-Id': sbx.sandboxId } })
   assert.equal(r.status, 401)
   // with an expiration: fine now, refused once passed
   const soon = await sbx.downloadUrl('/tmp/signed/up.txt', { useSignatureExpiration: 2 })
   assert.match(soon, /signature_expiration=\d+/)
-  assert.equal((await fetch(soon, { headers: hdr })).status, 200)
+  assert.equal((await fetch(soon)).status, 200)
   const past = new URL(soon)
   past.searchParams.set('signature_expiration', String(Math.floor(Date.now() / 1000) - 10))
-  assert.equal((await fetch(past, { headers: hdr })).status, 401)    // changed: the signature covers it
+  assert.equal((await fetch(past)).status, 401)    // changed: the signature covers it
   await sleep(3500)
-  r = await fetch(soon, { headers: hdr })
+  r = await fetch(soon)
   assert.equal(r.status, 401)
   assert.match((await r.json()).message, /expired/)
   // as root, signed for root
   const rootUp = await sbx.uploadUrl('/root/r.txt', { user: 'root' })
   const f2 = new FormData()
   f2.append('file', new Blob(['as root']), 'r.txt')
-  assert.equal((await fetch(rootUp, { method: 'POST', body: f2, headers: hdr })).status, 200)
+  assert.equal((await fetch(rootUp, { method: 'POST', body: f2 })).status, 200)
   assert.equal(await sh(sbx.sandboxId, 'stat -c %U /root/r.txt; cat /root/r.txt', 'root'), 'root\nas root')
 })
 
@@ -249,6 +253,7 @@ test('uploadUrl and downloadUrl of an unsecured sandbox need no signature', asyn
   t.after(() => Sandbox.kill(id).catch(() => {}))
   const sbx = await Sandbox.connect(id)
   assert.ok(!sbx.envdAccessToken)
+  // no signature to name the sandbox by: the URL needs the header a proxy would add
   const hdr = { 'E2b-Sandbox-Id': sbx.sandboxId }
   const up = await sbx.uploadUrl('/tmp/open.txt')
   assert.doesNotMatch(up, /signature/)

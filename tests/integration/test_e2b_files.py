@@ -336,7 +336,7 @@ def test_files_get_errors(srv, sbx):
     r = envd(srv, sbx, "GET", "/files", params={"path": "/etc/hostname"}, token=False)
     assert r.status_code == 401, r.text
     r = envd(srv, sbx, "GET", "/files", params={"path": "/etc/hostname"}, token=False,
-             headers={"X-Access-Token": sbx["envdAccessToken"][:-1] + "0"})
+             headers={"X-Access-Token": sbx["envdAccessToken"][:-1] + ("1" if sbx["envdAccessToken"][-1] == "0" else "0")})
     assert r.status_code == 401, r.text
     # the default user reads with the user's rights
     r = envd(srv, sbx, "GET", "/files", params={"path": "/root/.profile"})
@@ -370,6 +370,20 @@ def test_files_signatures(srv, sbx):
     for params in bad:
         r = envd(srv, sbx, "GET", "/files", token=False, params=params)
         assert r.status_code == 401 and r.json()["code"] == 401, (params, r.text)
+    # without E2b-Sandbox-Id the signature finds its sandbox; a wrong or expired one finds none
+    bare = {k: v for k, v in ok.items()}
+    r = requests.get(srv.url + "/files", params=bare, timeout=30)
+    assert r.status_code == 200 and r.content == b"signed", r.text
+    r = requests.get(srv.url + "/files", params={**bare, "signature": sign(path, "read", "root", "0" * 64, exp)},
+                     timeout=30)
+    assert r.status_code == 401 and "no running secure sandbox" in r.json()["message"], r.text
+    r = requests.get(srv.url + "/files", params=bad[0], timeout=30)
+    assert r.status_code == 401 and "expired" in r.json()["message"], r.text
+    r = requests.post(srv.url + "/files", params={"path": path, "signature": sign(path, "write", "", token)},
+                      files={"file": ("x", b"signed again")}, timeout=30)
+    assert r.status_code == 200, r.text
+    # no signature and no header: not envd's (SandBase has no /files)
+    assert requests.get(srv.url + "/files", params={"path": path}, timeout=30).status_code == 404
     # a wrong token beside a valid signature is refused, as envd does
     r = envd(srv, sbx, "GET", "/files", token=False, params=ok, headers={"X-Access-Token": "0" * 64})
     assert r.status_code == 401, r.text
@@ -377,7 +391,7 @@ def test_files_signatures(srv, sbx):
     r = envd(srv, sbx, "POST", "/files", token=False, files={"file": ("x", b"overwritten")},
              params={"path": path, "signature": sign(path, "read", "", token)})
     assert r.status_code == 401, r.text
-    assert sh(srv, sbx, f"cat {path}") == "signed"
+    assert sh(srv, sbx, f"cat {path}") == "signed again"
 
 
 def test_files_unsecured_sandbox_takes_no_credential(srv):
