@@ -10,11 +10,12 @@
  * Who acts: ?username= (the SDK's), else the Basic-auth user, else the
  * sandbox's default user; a name the sandbox does not have is a 401, as
  * envd answers. Credentials: for a secure sandbox, X-Access-Token or a
- * signature (spec §6.4) that the SDK's uploadUrl()/downloadUrl() put in the
- * URL (a token that is sent must be right, even beside a signature): "v1_" + unpadded base64 of SHA-256("<path>:<op>:<user>:<token>"
+ * signature (spec §6.4) that the SDK's uploadUrl()/downloadUrl() put in
+ * the URL: "v1_" + unpadded base64 of SHA-256("<path>:<op>:<user>:<token>"
  * [":<expiration>"]), op read or write, compared in constant time; an
- * expired or wrong one is a 401 and nothing is read or written. An
- * unsecured sandbox takes either without any. A signed URL fetched
+ * expired or wrong one is a 401 and nothing is read or written, and a
+ * token that is sent must be right even beside a signature. An unsecured
+ * sandbox needs neither. A signed URL fetched
  * without E2b-Sandbox-Id (as the SDK makes it, when one port serves every
  * sandbox) is routed here by its signature (e2b_request_dialect) and finds
  * its sandbox by it.
