@@ -603,6 +603,8 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     }
     conn->req.conn = conn;
     conn->req.server_ctx = server->config.app_ctx;
+    conn->req.method = conn->method;    /* for the dialect function */
+    conn->req.path = conn->path;
     server->live_requests++;
     conn_route(conn, version);
     const char *length = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
