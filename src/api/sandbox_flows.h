@@ -33,6 +33,7 @@ struct api_create {
     char *env;                      /* owned JSON object text; NULL = {} */
     char *e2b_json;                 /* owned: an E2B create's own settings; NULL = none */
     char envd_token[72];            /* "" = no envd access token */
+    int pause_on_timeout;           /* the timeout pauses it (E2B's autoPause) */
     struct sb_net_policy *network;  /* owned; NULL = the create said nothing about the network */
     api_sandbox_shape_fn shape;
 };

@@ -166,6 +166,22 @@ test('pause, pause again, resume with Sandbox.connect', async (t) => {
   assert.equal((await again.getInfo()).state, 'running')
 })
 
+test("lifecycle onTimeout 'pause' (autoPause): the timeout pauses, connect resumes with files kept", async (t) => {
+  const sbx = await create(t, { timeoutMs: 2000, lifecycle: { onTimeout: 'pause' } })
+  assert.equal((await sbx.getInfo()).lifecycle?.onTimeout, 'pause')
+  await sbx.commands.run('echo kept > /tmp/mark')
+  const deadline = Date.now() + 15_000
+  let state = 'running'
+  while (state === 'running' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300))
+    state = (await Sandbox.getInfo(sbx.sandboxId)).state
+  }
+  assert.equal(state, 'paused')
+  const again = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 60_000 })
+  assert.equal((await again.getInfo()).state, 'running')
+  assert.equal((await again.commands.run('cat /tmp/mark')).stdout, 'kept\n')
+})
+
 test('kill, and the SDK errors for a killed and an unknown sandbox', async (t) => {
   const sbx = await create(t)
   assert.equal(await sbx.kill(), true)
