@@ -63,6 +63,9 @@ json_t *files_stat_json(struct sb_fs *fs, const char *path, struct sb_err *err);
 /* Go's FileMode.String() of st_mode (type letter and permission bits, as
  * envd shows it: "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx"). */
 void files_permissions_string(uint32_t mode, char out[12]);
+/* The owner and group names of e in the sandbox's passwd and group files,
+ * or the numeric ids when a name is missing or is not UTF-8. */
+void files_owner_names(struct sb_fs *fs, const struct sb_fs_entry *e, char owner[64], char group[64]);
 
 /* files_download.c: answers req with the raw bytes of the file at path, as
  * org's sandbox id and user (NULL: default) see it (Content-Disposition

@@ -119,18 +119,23 @@ void files_permissions_string(uint32_t mode, char out[12])
     out[10] = '\0';
 }
 
+void files_owner_names(struct sb_fs *fs, const struct sb_fs_entry *e, char owner[64], char group[64])
+{
+    sb_fs_id_name(fs, 0, e->uid, owner, 64);
+    sb_fs_id_name(fs, 1, e->gid, group, 64);
+    if (!sb_utf8_valid(owner, strlen(owner)))
+        snprintf(owner, 64, "%u", e->uid);
+    if (!sb_utf8_valid(group, strlen(group)))
+        snprintf(group, 64, "%u", e->gid);
+}
+
 json_t *files_entry_json(struct sb_fs *fs, const struct sb_fs_entry *e)
 {
     static const char *const types[] = {"file", "dir", "symlink", "other"};
     char perms[12], mtime[40], owner[64], group[64];
     files_permissions_string(e->mode, perms);
     sb_time_rfc3339(e->mtime_ms, mtime, sizeof mtime);
-    sb_fs_id_name(fs, 0, e->uid, owner, sizeof owner);
-    sb_fs_id_name(fs, 1, e->gid, group, sizeof group);
-    if (!sb_utf8_valid(owner, strlen(owner)))
-        snprintf(owner, sizeof owner, "%u", e->uid);
-    if (!sb_utf8_valid(group, strlen(group)))
-        snprintf(group, sizeof group, "%u", e->gid);
+    files_owner_names(fs, e, owner, group);
     /* names are bytes: one that is not UTF-8 is shown with U+FFFD, not dropped */
     json_t *o = json_pack("{s:o, s:o, s:s, s:b, s:I, s:i, s:s, s:s, s:s, s:s}", "name",
                           sb_json_string_lossy(e->name, strlen(e->name)), "path",

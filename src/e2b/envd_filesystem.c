@@ -62,12 +62,7 @@ json_t *e2b_entry_info(struct sb_fs *fs, const struct sb_fs_entry *e)
                        : "FILE_TYPE_UNSPECIFIED";
     files_permissions_string(e->mode, perms);
     sb_time_rfc3339(e->mtime_ms, mtime, sizeof mtime);
-    sb_fs_id_name(fs, 0, e->uid, owner, sizeof owner);
-    sb_fs_id_name(fs, 1, e->gid, group, sizeof group);
-    if (!sb_utf8_valid(owner, strlen(owner)))
-        snprintf(owner, sizeof owner, "%u", e->uid);
-    if (!sb_utf8_valid(group, strlen(group)))
-        snprintf(group, sizeof group, "%u", e->gid);
+    files_owner_names(fs, e, owner, group);
     snprintf(size, sizeof size, "%llu", (unsigned long long)e->size);   /* int64: a string in JSON */
     json_t *o = json_pack("{s:o, s:s, s:o, s:s, s:i, s:s, s:s, s:s, s:s}", "name",
                           sb_json_string_lossy(e->name, strlen(e->name)), "type", type, "path",
