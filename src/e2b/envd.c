@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "api/app.h"
+#include "api/ports.h"
 #include "api/validate.h"
 #include "core/apikey.h"
 #include "e2b/e2b.h"
@@ -21,6 +22,16 @@
 
 int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char *api_key)
 {
+    /* ports first: E2b-Sandbox-Id with a port other than envd's is the proxy's */
+    switch (api_port_form(app_ctx, req)) {
+    case API_PORT_HOST:
+    case API_PORT_HEADERS:
+        return E2B_DIALECT_PORT_OPEN;
+    case API_PORT_PATH:
+        return E2B_DIALECT_PORT_PATH;
+    default:
+        break;
+    }
     if (sb_request_header(req, "E2b-Sandbox-Id"))
         return E2B_DIALECT_ENVD;
     return apikey_spelled_e2b(api_key) ? E2B_DIALECT_CONTROL : E2B_DIALECT_SANDBASE;

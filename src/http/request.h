@@ -66,6 +66,16 @@ void sb_request_query_each(const struct sb_request *req, const char *name,
 const char *sb_request_api_key(const struct sb_request *req);
 /* Request header (case-insensitive), or NULL. */
 const char *sb_request_header(const struct sb_request *req, const char *name);
+/* Calls fn for every request header in the order received (a repeated
+ * header once per line); fn returns 0 to go on, -1 to stop. Only while the
+ * handler runs, like sb_request_header. */
+void sb_request_headers_each(const struct sb_request *req,
+                             int (*fn)(void *arg, const char *name, const char *value), void *arg);
+/* The request target as the client sent it (path and query, not decoded),
+ * or NULL. Only while the handler runs (and the dialect function). */
+const char *sb_request_raw_target(const struct sb_request *req);
+/* The client's address as text ("127.0.0.1", "::1") into out; "" if unknown. */
+void sb_request_client_address(const struct sb_request *req, char *out, size_t len);
 
 /* Parses the body as a JSON object. An empty body gives an empty object when
  * allow_empty is set. On failure fills err with 400 and a message that names

@@ -176,6 +176,8 @@ char *netpolicy_to_text(const struct sb_net_policy *p)
                             "allowPublicTraffic", p->allow_public_traffic);
     if (obj && p->address[0])
         json_object_set_new(obj, "address", json_string(p->address));
+    if (obj && p->traffic_token[0])
+        json_object_set_new(obj, "trafficAccessToken", json_string(p->traffic_token));
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     return text;
@@ -200,6 +202,9 @@ int netpolicy_from_text(const char *text, struct sb_net_policy *out, struct sb_e
     const char *addr = json_string_value(json_object_get(obj, "address"));
     if (addr)
         snprintf(out->address, sizeof out->address, "%s", addr);
+    const char *token = json_string_value(json_object_get(obj, "trafficAccessToken"));
+    if (token)
+        snprintf(out->traffic_token, sizeof out->traffic_token, "%s", token);
     json_decref(net);
     json_decref(obj);
     return rc < 0 ? sb_err_prefix(err, "stored network settings") : 0;

@@ -41,6 +41,8 @@ struct sb_net_policy {
     struct sb_net_rule allow[SB_NET_MAX_RULES];
     struct sb_net_rule deny[SB_NET_MAX_RULES];
     char address[16];               /* the sandbox's IPv4 address once attached, else "" */
+    char traffic_token[64];         /* allowPublicTraffic false: what the port proxy asks for
+                                       (e2b-traffic-access-token), set at create; else "" */
 };
 
 /* From a create body's fields (either may be NULL: not given). 400 naming
@@ -54,7 +56,7 @@ int netpolicy_parse(json_t *allow_internet, json_t *network, struct sb_net_polic
 int netpolicy_resolve(struct sb_net_policy *p, const char *template_mode, const struct sb_net_config *cfg,
                       struct sb_err *err);
 /* Stored form: {"allowInternetAccess", "allowOut", "denyOut",
- * "allowPublicTraffic", "address"?}. Caller frees; NULL when out of memory. */
+ * "allowPublicTraffic", "address"?, "trafficAccessToken"?}. Caller frees; NULL when out of memory. */
 char *netpolicy_to_text(const struct sb_net_policy *p);
 /* Reads the stored form back; "" or NULL is a policy with egress off. */
 int netpolicy_from_text(const char *text, struct sb_net_policy *out, struct sb_err *err);
