@@ -162,6 +162,21 @@ def test_closed_port_is_502_that_says_so(srv, sid):
     assert r.status_code == 502 and "nothing listens on port 8001" in r.json()["message"]
 
 
+def test_the_hosts_own_ports_are_not_reachable(srv, sid):
+    """A server on the host's 127.0.0.1 (the API itself, and another one)
+    is not what a sandbox port reaches: the socket is made in the sandbox's
+    namespace, whose loopback is its own."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        for port in (listener.getsockname()[1], srv.port):
+            r = host_get(srv, f"{port}-{sid}.localhost", "/health")
+            assert r.status_code == 502 and f"nothing listens on port {port}" in r.json()["message"], r.text
+    finally:
+        listener.close()
+
+
 def test_unknown_sandbox(srv):
     fake = "sbx_" + "a" * 20
     r = host_get(srv, f"8000-{fake}.localhost", "/")
