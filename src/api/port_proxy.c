@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/port_pool.h"
 #include "core/log.h"
 #include "http/http1.h"
 #include "http/stream.h"
@@ -77,6 +78,7 @@ struct port_proxy {
     int is_head, wants_upgrade, body_chunked;
 
     int fd;                         /* upstream, -1 */
+    int reusable;                   /* no stray byte seen: may go back to the pool at the end */
     uint32_t watching;              /* its epoll mask, 0: not watched */
     int connecting;
     struct bytes out;               /* to the upstream: head, then body */
@@ -160,6 +162,25 @@ static void proxy_close_upstream(struct port_proxy *p)
     p->watching = 0;
     close(p->fd);
     p->fd = -1;
+}
+
+/* The answer is complete: the upstream connection goes back to the pool
+ * when it is at a clean boundary (HTTP/1.1 without close, the whole
+ * request sent, nothing read past the answer), else it is closed. */
+static void proxy_done_with_upstream(struct port_proxy *p)
+{
+    if (p->fd < 0)
+        return;
+    if (p->reusable && !p->head.close && !p->wants_upgrade && p->body_done && p->out.len == 0 &&
+        !p->write_closed && p->in.len == 0 && p->head.framing != SB_HTTP1_UNTIL_CLOSE) {
+        if (p->watching)
+            sb_loop_unwatch(p->loop, p->fd);
+        p->watching = 0;
+        port_pool_put(p->loop, p->id, p->port, p->fd);
+        p->fd = -1;
+        return;
+    }
+    proxy_close_upstream(p);
 }
 
 static void proxy_cancel_timer(struct port_proxy *p)
@@ -289,9 +310,13 @@ static void proxy_body(struct port_proxy *p, char *data, size_t len)
             return;
         }
         n = (size_t)got;
+        if (done && p->chunked.trailing)
+            p->reusable = 0;
     } else if (p->head.framing == SB_HTTP1_LENGTH) {
-        if (n > p->body_left)
+        if (n > p->body_left) {
             n = (size_t)p->body_left;
+            p->reusable = 0;    /* bytes past the answer: not at a boundary */
+        }
         p->body_left -= n;
         done = p->body_left == 0;
     } else if (p->head.framing == SB_HTTP1_NO_BODY) {
@@ -304,7 +329,7 @@ static void proxy_body(struct port_proxy *p, char *data, size_t len)
         return;
     }
     if (done) {
-        proxy_close_upstream(p);
+        proxy_done_with_upstream(p);
         proxy_cancel_timer(p);
         sb_stream_end(p->stream);
         return;
@@ -362,7 +387,9 @@ static void proxy_open_stream(struct port_proxy *p)
     }
     sb_stream_on_close(s, on_stream_close, p);
     if (p->head.framing == SB_HTTP1_NO_BODY) {
-        proxy_close_upstream(p);
+        if (p->in.len > 0)
+            p->reusable = 0;
+        proxy_done_with_upstream(p);
         proxy_cancel_timer(p);
         sb_stream_end(s);
         return;
@@ -810,6 +837,7 @@ void port_proxy_connected(struct port_proxy *p, int fd, int pending, const struc
         return;
     }
     p->fd = fd;
+    p->reusable = 1;
     p->connecting = pending;
     proxy_touch(p);
     proxy_arm_timer(p);
@@ -906,8 +934,8 @@ static int build_head(struct port_proxy *p, struct sb_request *req, const char *
     }
     if (rc == 0 && p->wants_upgrade)
         rc = add_header(&p->out, "Upgrade", upgrade) | add_header(&p->out, "Connection", "Upgrade");
-    else if (rc == 0)
-        rc = add_header(&p->out, "Connection", "close");
+    /* otherwise HTTP/1.1's default, keep-alive: the connection may serve
+     * the next request to this port (port_pool.c) */
     if (rc == 0)
         rc = bytes_add(&p->out, "\r\n", 2);
     if (rc < 0)

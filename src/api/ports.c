@@ -6,7 +6,9 @@
  *
  * On the loop the handler reads the target (400 for a bad id or port),
  * copies the token header and starts the proxy (which takes the body as it
- * comes); a worker then reads the row (org-scoped for the path form),
+ * comes). A bodiless request to a port with an idle keep-alive connection
+ * (port_pool.c) is checked on the loop (one store read) and sent on it;
+ * otherwise a worker reads the row (org-scoped for the path form),
  * refuses a sandbox that is not running (404 path form, 502 otherwise, as
  * E2B's proxy; paused says how to resume) or whose token does not match
  * (403, constant-time compare), and opens the socket (port_connect.c); the
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/port_pool.h"
 #include "api/port_proxy.h"
 #include "core/log.h"
 #include "runtime/netpolicy.h"
@@ -204,6 +207,25 @@ static void proxy_request(struct sb_request *req, int form)
         free(job);
         sb_respond_error(req, &err);
         return;
+    }
+    /* A bodiless request to a port with an idle connection: checked and
+     * sent here, no worker (a request with a body always gets a fresh
+     * connection, so that a pooled one its server closes at this moment
+     * costs nothing that cannot be asked again). */
+    const char *length = sb_request_header(req, "Content-Length");
+    int bodiless = !sb_request_header(req, "Transfer-Encoding") && (!length || strcmp(length, "0") == 0);
+    if (bodiless && port_pool_has(job->id, job->port)) {
+        if (check_sandbox(job, &err) < 0) {
+            port_proxy_connected(job->proxy, -1, 0, &err);
+            free(job);
+            return;
+        }
+        int fd = port_pool_take(job->id, job->port);
+        if (fd >= 0) {
+            port_proxy_connected(job->proxy, fd, 0, NULL);
+            free(job);
+            return;
+        }
     }
     if (sb_worker_submit(app->workers, connect_job, job) < 0) {
         sb_err_set(&err, 503, "server is busy: try again");

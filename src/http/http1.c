@@ -113,12 +113,14 @@ static int parse_header_line(char *line, struct sb_http1_head *head, struct sb_e
 
 static int settle_framing(struct sb_http1_head *head, int is_head, struct sb_err *err)
 {
-    const char *te = NULL;
+    const char *te = NULL, *connection = NULL;
     int have_length = 0;
     for (size_t i = 0; i < head->header_count; i++) {
         const struct sb_header *h = &head->headers[i];
         if (strcasecmp(h->name, "Transfer-Encoding") == 0) {
             te = h->value;
+        } else if (strcasecmp(h->name, "Connection") == 0) {
+            connection = h->value;
         } else if (strcasecmp(h->name, "Content-Length") == 0) {
             uint64_t n;
             if (parse_length(h->value, &n) < 0 || (have_length && n != head->length))
@@ -127,6 +129,10 @@ static int settle_framing(struct sb_http1_head *head, int is_head, struct sb_err
             have_length = 1;
         }
     }
+    head->close = connection ? sb_http1_has_token(connection, "close")
+                             : head->minor == 0;
+    if (head->minor == 0 && !(connection && sb_http1_has_token(connection, "keep-alive")))
+        head->close = 1;
     if (is_head || head->status < 200 || head->status == 204 || head->status == 304)
         head->framing = SB_HTTP1_NO_BODY;
     else if (te)
@@ -163,6 +169,7 @@ int sb_http1_parse_response(char *buf, size_t len, int is_head, struct sb_http1_
                 return sb_err_set(err, 502, "the sandbox's server did not answer HTTP/1.x (status line '%.40s')",
                                   line);
             head->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+            head->minor = line[7] - '0';
             if (head->status < 100 || head->status > 599)
                 return sb_err_set(err, 502, "the sandbox's server sent status %d", head->status);
             first = 0;
@@ -188,9 +195,9 @@ static int hex_value(char c)
 
 long sb_chunked_decode(struct sb_chunked *c, char *data, size_t len, int *done, struct sb_err *err)
 {
-    size_t out = 0;
+    size_t out = 0, i = 0;
     *done = c->state == CH_DONE;
-    for (size_t i = 0; i < len && c->state != CH_DONE;) {
+    for (i = 0; i < len && c->state != CH_DONE;) {
         char ch = data[i];
         switch (c->state) {
         case CH_SIZE:
@@ -261,5 +268,6 @@ long sb_chunked_decode(struct sb_chunked *c, char *data, size_t len, int *done, 
         }
     }
     *done = c->state == CH_DONE;
+    c->trailing = *done ? len - i : 0;
     return (long)out;
 }

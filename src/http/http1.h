@@ -28,6 +28,8 @@ enum sb_http1_framing {
 
 struct sb_http1_head {
     int status;                     /* 100-599 */
+    int minor;                      /* HTTP/1.<minor> */
+    int close;                      /* Connection: close (or HTTP/1.0 without keep-alive) */
     size_t header_count;
     struct sb_header headers[SB_HTTP1_MAX_HEADERS];   /* point into the parsed buffer */
     enum sb_http1_framing framing;
@@ -54,6 +56,7 @@ struct sb_chunked {
     uint64_t remaining;             /* bytes left in the current chunk */
     size_t line;                    /* bytes of the current size or trailer line */
     int digits;
+    size_t trailing;                /* bytes after the body's end in the last call */
 };
 
 /* Decodes data[0..len) in place: the body bytes are moved to the start of

@@ -61,7 +61,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         n = int(query[2:]) if query.startswith("n=") else 0
         if path == "/headers":
-            self.answer_json({"target": self.path, "headers": [[k, v] for k, v in self.headers.items()]})
+            self.answer_json({"target": self.path, "peer": self.client_address[1],
+                              "headers": [[k, v] for k, v in self.headers.items()]})
         elif path == "/bytes":
             self.pattern(n, False)
         elif path == "/chunked":
