@@ -646,7 +646,10 @@ static int proxy_flush(struct port_proxy *p)
 static void proxy_read(struct port_proxy *p)
 {
     for (int rounds = 0; rounds < 4 && p->fd >= 0; rounds++) {
-        size_t room = p->head_done ? PROXY_READ : PROXY_HEAD_MAX - p->in.len;
+        /* a head is read 16 KiB at a time (most fit), up to PROXY_HEAD_MAX */
+        size_t room = p->stream ? PROXY_READ : PROXY_HEAD_MAX - p->in.len;
+        if (!p->stream && room > 16384)
+            room = 16384;
         if (!p->head_done && room == 0) {
             proxy_failf(p, 502, "port %u in sandbox %s sent a response head over %d KiB", p->port, p->id,
                         PROXY_HEAD_MAX / 1024);
