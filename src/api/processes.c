@@ -156,21 +156,6 @@ static int parse_args(struct process_args *a, struct sb_err *err)
     return 0;
 }
 
-/* 400 when cmd, args and the request's envVars (env_bytes, counted by
- * api_field_env) take more than API_EXEC_ARGV_ENV_MAX, as execve counts them. */
-static int check_exec_size(const struct sb_process_request *pr, size_t env_bytes,
-                           struct sb_err *err)
-{
-    size_t total = strlen(pr->cmd) + 1 + env_bytes;
-    for (size_t i = 0; i < pr->arg_count; i++)
-        total += strlen(pr->args[i]) + 1;
-    if (total > API_EXEC_ARGV_ENV_MAX)
-        return sb_err_set(err, 400, "cmd, args and envVars take %zu bytes; the limit is %d (each "
-                          "string counts its length plus one byte; pass large data through stdin)",
-                          total, API_EXEC_ARGV_ENV_MAX);
-    return 0;
-}
-
 /* "pty": {cols, rows}, each 1..4096. */
 static int parse_pty(struct process_args *a, struct sb_err *err)
 {
@@ -253,7 +238,7 @@ static int parse_process(struct process_args *a, struct sb_request *req, struct 
         return -1;
     pr->env_json = env;
     pr->timeout_s = (int)timeout;
-    if (check_exec_size(pr, env_bytes, err) < 0)
+    if (api_check_exec_size(pr, env_bytes, err) < 0)
         return -1;
     if (pr->tag && registry_proc_tag_check(pr->tag, err) < 0)
         return -1;

@@ -19,7 +19,7 @@
 /* envdVersion, the same in SandBase's sandbox object and E2B's shapes: the
  * highest envd version whose feature gates in E2B's SDKs the server serves
  * (the gates and what each needs: src/e2b/e2b.h). Raise it there first. */
-#define API_ENVD_VERSION "0.1.0"
+#define API_ENVD_VERSION "0.5.2"
 
 /* A dialect's JSON for a sandbox (new reference, NULL when out of memory). */
 typedef json_t *(*api_sandbox_shape_fn)(const struct sb_sandbox_rec *rec);

@@ -3,12 +3,10 @@
  * §4.10, what E2B's envd serves): GET /sandboxes/:id/health, /metrics and
  * /envs. Each runs on a worker (shim and store calls).
  *
- * Metrics come in two shapes on one path (spec gap 18): SandBase's docs
- * give one snake_case object (envd's Metrics names), while E2B's control
- * plane answers the same path with an array of camelCase SandboxMetric,
- * which E2B's SDK reads. The key's spelling decides: a request
- * authenticated with the `e2b_` spelling of its key gets E2B's array, the
- * `sk-sb-` spelling SandBase's object.
+ * Metrics are SandBase's one snake_case object (envd's Metrics names).
+ * E2B's control plane answers the same path with an array of camelCase
+ * SandboxMetric for keys written e2b_... (spec gap 18): that route is
+ * E2B's, in src/e2b/metrics.c, over the same registry_metrics_many.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +19,6 @@
 struct runtime_job {
     char org_id[SB_ORG_ID_MAX];
     char id[32];
-    int e2b_shape;
 };
 
 /* A job for the sandbox of req, or NULL when answered (bad id, no memory). */
@@ -40,8 +37,6 @@ static struct runtime_job *runtime_job_new(struct sb_request *req)
     }
     snprintf(j->org_id, sizeof j->org_id, "%s", req->org_id);
     snprintf(j->id, sizeof j->id, "%s", id);
-    const char *key = sb_request_api_key(req);
-    j->e2b_shape = key && strncmp(key, "e2b_", 4) == 0;
     return j;
 }
 
@@ -66,23 +61,15 @@ void api_sandbox_health(struct sb_request *req)
         api_run_async(req, health_job, j, free);
 }
 
-static json_t *metrics_json(const struct sb_sandbox_metrics *m, int e2b_shape)
+static json_t *metrics_json(const struct sb_sandbox_metrics *m)
 {
     const json_int_t mib = 1024 * 1024;
-    if (!e2b_shape)
-        return json_pack("{s:I, s:i, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ts",
-                         (json_int_t)(m->ts_ms / 1000), "cpu_count", m->cpu_count, "cpu_used_pct",
-                         m->cpu_used_pct, "mem_total", (json_int_t)m->mem_total, "mem_used",
-                         (json_int_t)m->mem_used, "mem_cache", (json_int_t)m->mem_cache, "mem_total_mib",
-                         (json_int_t)m->mem_total / mib, "mem_used_mib", (json_int_t)m->mem_used / mib,
-                         "disk_total", (json_int_t)m->disk_total, "disk_used", (json_int_t)m->disk_used);
-    char ts[40];
-    sb_time_rfc3339(m->ts_ms, ts, sizeof ts);
-    return json_pack("[{s:s, s:I, s:i, s:f, s:I, s:I, s:I, s:I, s:I}]", "timestamp", ts, "timestampUnix",
-                     (json_int_t)(m->ts_ms / 1000), "cpuCount", m->cpu_count, "cpuUsedPct", m->cpu_used_pct,
-                     "memUsed", (json_int_t)m->mem_used, "memTotal", (json_int_t)m->mem_total, "memCache",
-                     (json_int_t)m->mem_cache, "diskUsed", (json_int_t)m->disk_used, "diskTotal",
-                     (json_int_t)m->disk_total);
+    return json_pack("{s:I, s:i, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ts", (json_int_t)(m->ts_ms / 1000),
+                     "cpu_count", m->cpu_count, "cpu_used_pct", m->cpu_used_pct, "mem_total",
+                     (json_int_t)m->mem_total, "mem_used", (json_int_t)m->mem_used, "mem_cache",
+                     (json_int_t)m->mem_cache, "mem_total_mib", (json_int_t)m->mem_total / mib, "mem_used_mib",
+                     (json_int_t)m->mem_used / mib, "disk_total", (json_int_t)m->disk_total, "disk_used",
+                     (json_int_t)m->disk_used);
 }
 
 static void metrics_job(struct sb_request *req, void *arg)
@@ -94,7 +81,7 @@ static void metrics_job(struct sb_request *req, void *arg)
         sb_request_complete_error(req, &err);
         return;
     }
-    json_t *out = metrics_json(&m, j->e2b_shape);
+    json_t *out = metrics_json(&m);
     if (!out)
         sb_request_complete_error(req, (sb_err_set(&err, 500, "out of memory"), &err));
     else

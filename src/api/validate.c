@@ -12,6 +12,7 @@
 
 #include "core/id.h"
 #include "http/request.h"
+#include "runtime/registry.h"
 
 int api_field_int(json_t *body, const char *field, long long def, long long min, long long max,
                   long long *out, struct sb_err *err)
@@ -140,5 +141,17 @@ int api_query_offset(struct sb_request *req, const char *name, uint64_t *out, st
     *out = 0;
     if (v && (v[0] < '0' || v[0] > '9' || (*out = strtoull(v, &end, 10), *end) || *out > ((uint64_t)1 << 62)))
         return sb_err_set(err, 400, "%s must be a non-negative integer (a byte offset in the stream)", name);
+    return 0;
+}
+
+int api_check_exec_size(const struct sb_process_request *pr, size_t env_bytes, struct sb_err *err)
+{
+    size_t total = strlen(pr->cmd) + 1 + env_bytes;
+    for (size_t i = 0; i < pr->arg_count; i++)
+        total += strlen(pr->args[i]) + 1;
+    if (total > API_EXEC_ARGV_ENV_MAX)
+        return sb_err_set(err, 400, "cmd, args and envVars take %zu bytes; the limit is %d (each "
+                          "string counts its length plus one byte; pass large data through stdin)",
+                          total, API_EXEC_ARGV_ENV_MAX);
     return 0;
 }

@@ -54,4 +54,11 @@ int api_query_offset(struct sb_request *req, const char *name, uint64_t *out, st
 /* 400 "invalid sandbox id" unless id looks like sbx_ + 20 base32 chars. */
 int api_check_sandbox_id(const char *id, struct sb_err *err);
 
+struct sb_process_request;
+/* 400 when pr's cmd and args and env_bytes of per-process envVars (as
+ * api_field_env counts them) take more than API_EXEC_ARGV_ENV_MAX, as
+ * execve counts them: a client's oversized command is its 400, never an
+ * E2BIG of the runtime. For every route that starts a process. */
+int api_check_exec_size(const struct sb_process_request *pr, size_t env_bytes, struct sb_err *err);
+
 #endif

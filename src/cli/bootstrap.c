@@ -16,9 +16,12 @@ struct builtin_template {
 };
 
 static const struct builtin_template builtins[] = {
-    {"base", "bash,coreutils,python3,ca-certificates,procps,curl"},
+    /* What E2B's base template gives the code written for it: python (Debian's
+     * python-is-python3), git, curl, sudo (added to every debian build). */
+    {"base", "bash,coreutils,python3,python-is-python3,ca-certificates,procps,curl,git"},
     {"code_interpreter",
-     "bash,coreutils,python3,ca-certificates,procps,curl,python3-numpy,python3-pandas,python3-matplotlib"},
+     "bash,coreutils,python3,python-is-python3,ca-certificates,procps,curl,git,python3-numpy,python3-pandas,"
+     "python3-matplotlib"},
 };
 
 static void print_progress(void *arg, const char *line)

@@ -14,12 +14,13 @@
  * not a second implementation.
  *
  * envdVersion (API_ENVD_VERSION, api/sandbox_flows.h) gates SDK features:
- * below a version the SDK refuses the feature locally. Served now: 0.1.0
- * (create). Waiting: 0.1.4 recursive watchDir (WatchDir), 0.1.5 getMetrics,
- * 0.3.0 stdin:false (Process/Start), 0.4.0 the Basic-auth user on every
- * call, 0.5.2 closeStdin, 0.5.7 octet-stream and gzip uploads (POST
- * /files), 0.6.2 upload metadata, 0.6.3 includeEntry, 0.6.4
- * allowNetworkMounts.
+ * below a version the SDK refuses the feature locally. Served now: 0.5.2:
+ * 0.1.5 getMetrics (e2b/metrics.c), and for the process RPCs 0.3.0
+ * stdin:false (Process/Start), 0.4.0 the Basic-auth user on every call,
+ * 0.5.2 closeStdin. Passed with it but not served (the server's own
+ * error, not the SDK's refusal): 0.1.4 recursive watchDir (WatchDir).
+ * Waiting: 0.5.7 octet-stream and gzip uploads (POST /files), 0.6.2
+ * upload metadata, 0.6.3 includeEntry, 0.6.4 allowNetworkMounts.
  */
 #ifndef SB_E2B_E2B_H
 #define SB_E2B_E2B_H
@@ -52,9 +53,21 @@ void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/t
 void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
 void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
 
-/* ---- envd (e2b/envd.c, e2b/envd_process.c) ---- */
+/* ---- metrics (e2b/metrics.c) ---- */
+void e2b_sandbox_metrics(struct sb_request *req);       /* GET /sandboxes/:id/metrics */
+void e2b_sandboxes_metrics(struct sb_request *req);     /* GET /sandboxes/metrics?sandbox_ids= */
+
+/* ---- envd (e2b/envd.c, e2b/envd_process*.c, e2b/envd_stream_input.c) ----
+ * The process methods are POST /process.Process/<Method>. */
 void e2b_envd_health(struct sb_request *req);           /* GET /health */
 void e2b_envd_unimplemented(struct sb_request *req);    /* /files, POST /:service/:method not served */
-void e2b_process_list(struct sb_request *req);          /* POST /process.Process/List */
+void e2b_process_list(struct sb_request *req);          /* List (unary) */
+void e2b_process_send_input(struct sb_request *req);    /* SendInput (unary) */
+void e2b_process_send_signal(struct sb_request *req);   /* SendSignal (unary) */
+void e2b_process_close_stdin(struct sb_request *req);   /* CloseStdin (unary) */
+void e2b_process_update(struct sb_request *req);        /* Update (unary: pty resize) */
+void e2b_process_start(struct sb_request *req);         /* Start (server stream) */
+void e2b_process_connect(struct sb_request *req);       /* Connect (server stream) */
+void e2b_process_stream_input(struct sb_request *req);  /* StreamInput (client stream) */
 
 #endif

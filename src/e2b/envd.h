@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "http/request.h"
 #include "http/stream.h"
+#include "runtime/registry_procs.h"
 #include "store/store.h"
 
 /* The sandbox req names in E2b-Sandbox-Id, when envd may be reached in it:
@@ -41,6 +42,11 @@ int e2b_basic_user(const char *authorization, const char **user, struct sb_err *
  * for a body that is not a JSON object. Unknown fields are the caller's to
  * ignore, as envd's protobuf decoding does. Caller decrefs. */
 json_t *e2b_rpc_unary_request(const struct sb_request *req, struct sb_err *err);
+
+/* 415 unless Content-Type is want (a ";..." suffix allowed, case as
+ * written): application/json for unary calls, application/connect+json
+ * for streaming ones. */
+int e2b_rpc_content_type(const struct sb_request *req, const char *want, struct sb_err *err);
 
 /* Connect-Timeout-Ms: *ms = 0 when header is NULL (no deadline), else its
  * value; 400 unless it is 1 to 10 ASCII digits (Connect's rule). */
@@ -73,6 +79,11 @@ struct e2b_rpc_stream *e2b_rpc_stream_open(struct sb_request *req, const json_t 
                                            const struct e2b_rpc_stream_handlers *h, struct sb_err *err);
 /* One data envelope; -1 once ended or the stream is gone. */
 int e2b_rpc_stream_send(struct e2b_rpc_stream *rs, const json_t *msg);
+/* Bytes written and not yet taken by the client, and a call of fn(arg)
+ * once at most low_water are (the writer's back-pressure, as
+ * sb_stream_queued / sb_stream_on_drain). */
+size_t e2b_rpc_stream_queued(const struct e2b_rpc_stream *rs);
+void e2b_rpc_stream_on_drain(struct e2b_rpc_stream *rs, size_t low_water, void (*fn)(void *arg), void *arg);
 /* The end-stream envelope ({} for err NULL, else err's code) and the end of
  * the body; the deadline no longer runs. Once; later calls do nothing. */
 void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err);
@@ -80,5 +91,26 @@ void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err);
  * end-stream envelope with err, as Connect wants (err as HTTP while
  * shutting down; nothing when the client left or req is answered). */
 void e2b_rpc_stream_fail(struct sb_request *req, const struct sb_err *err);
+
+/* ---- what the process RPCs share (envd_process.c) ---- */
+
+/* The ProcessSelector in msg's field "process" ({"pid": N} or {"tag":
+ * "t"}; a pid as a number or a decimal string, as protobuf JSON allows) as
+ * the registry's selector text; 400 for none, both, or a bad value. */
+#define E2B_SELECTOR_MAX (REGISTRY_TAG_MAX + 1)
+int e2b_process_selector(json_t *msg, char sel[E2B_SELECTOR_MAX], struct sb_err *err);
+/* A registry error on the process sel names, as envd says it: a process
+ * that has finished is gone (envd drops it from its table), so its 409 and
+ * an unknown process are both 404 not_found "process with pid N not
+ * found"; the rest is in unchanged. */
+void e2b_process_error(const char *sel, const struct sb_err *in, struct sb_err *out);
+/* A protobuf bytes field (standard or URL-safe base64, padding optional)
+ * of obj: *out (caller frees; NULL with *len 0 when absent) or 400. */
+int e2b_proto_bytes(json_t *obj, const char *field, uint8_t **out, size_t *len, struct sb_err *err);
+/* The ProcessInput in msg's field "input": its stdin or pty bytes (a
+ * terminal's input is its stdin); 400 unless exactly one is set. */
+int e2b_process_input(json_t *msg, uint8_t **out, size_t *len, struct sb_err *err);
+/* A PTY message {size: {cols, rows}}, each 1 to 4096; 400 otherwise. */
+int e2b_pty_size(json_t *pty, uint16_t *rows, uint16_t *cols, struct sb_err *err);
 
 #endif

@@ -9,15 +9,20 @@
 
 #include "e2b/envd.h"
 
-json_t *e2b_rpc_unary_request(const struct sb_request *req, struct sb_err *err)
+int e2b_rpc_content_type(const struct sb_request *req, const char *want, struct sb_err *err)
 {
     const char *type = sb_request_header(req, "Content-Type");
-    size_t len = strlen("application/json");
-    if (!type || strncasecmp(type, "application/json", len) != 0 || (type[len] && type[len] != ';')) {
-        sb_err_set(err, 415, "unsupported Content-Type %.64s: this envd speaks Connect with the JSON "
-                             "codec (application/json)", type ? type : "(none)");
+    size_t len = strlen(want);
+    if (!type || strncasecmp(type, want, len) != 0 || (type[len] && type[len] != ';'))
+        return sb_err_set(err, 415, "unsupported Content-Type %.64s: this envd speaks Connect with the JSON "
+                          "codec, and this method takes %s", type ? type : "(none)", want);
+    return 0;
+}
+
+json_t *e2b_rpc_unary_request(const struct sb_request *req, struct sb_err *err)
+{
+    if (e2b_rpc_content_type(req, "application/json", err) < 0)
         return NULL;
-    }
     return sb_request_json(req, 1, err);
 }
 

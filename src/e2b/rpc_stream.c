@@ -25,6 +25,8 @@ struct e2b_rpc_stream {
     uint64_t deadline_timer;        /* 0 = none, or fired */
     struct e2b_rpc_stream_handlers h;
     int ended;                      /* the end-stream envelope is written */
+    void (*drained)(void *arg);     /* e2b_rpc_stream_on_drain's, until it runs */
+    void *drained_arg;
 };
 
 static void on_stream_closed(void *arg, enum sb_stream_end why)
@@ -96,6 +98,27 @@ struct e2b_rpc_stream *e2b_rpc_stream_open(struct sb_request *req, const json_t 
 int e2b_rpc_stream_send(struct e2b_rpc_stream *rs, const json_t *msg)
 {
     return rs->ended ? -1 : sb_connect_send(rs->s, msg);
+}
+
+size_t e2b_rpc_stream_queued(const struct e2b_rpc_stream *rs)
+{
+    return sb_stream_queued(rs->s);
+}
+
+static void on_drained(struct sb_stream *s, void *arg)
+{
+    struct e2b_rpc_stream *rs = arg;
+    void (*fn)(void *) = rs->drained;
+    rs->drained = NULL;
+    if (fn)
+        fn(rs->drained_arg);
+}
+
+void e2b_rpc_stream_on_drain(struct e2b_rpc_stream *rs, size_t low_water, void (*fn)(void *arg), void *arg)
+{
+    rs->drained = fn;
+    rs->drained_arg = arg;
+    sb_stream_on_drain(rs->s, low_water, on_drained, rs);
 }
 
 void e2b_rpc_stream_end(struct e2b_rpc_stream *rs, const struct sb_err *err)

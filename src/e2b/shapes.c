@@ -15,6 +15,7 @@
 #include "api/ports.h"
 #include "api/sandbox_flows.h"
 #include "core/id.h"
+#include "runtime/registry.h"
 
 const char *e2b_state_name(enum sb_sandbox_status status)
 {
@@ -85,4 +86,15 @@ json_t *e2b_detail_shape(const struct sb_sandbox_rec *rec)
     }
     json_decref(obj);
     return NULL;
+}
+
+json_t *e2b_metric_shape(const struct sb_sandbox_metrics *m)
+{
+    char ts[40];
+    sb_time_rfc3339(m->ts_ms, ts, sizeof ts);
+    return json_pack("{s:s, s:I, s:i, s:f, s:I, s:I, s:I, s:I, s:I}", "timestamp", ts, "timestampUnix",
+                     (json_int_t)(m->ts_ms / 1000), "cpuCount", m->cpu_count, "cpuUsedPct", m->cpu_used_pct,
+                     "memUsed", (json_int_t)m->mem_used, "memTotal", (json_int_t)m->mem_total, "memCache",
+                     (json_int_t)m->mem_cache, "diskUsed", (json_int_t)m->disk_used, "diskTotal",
+                     (json_int_t)m->disk_total);
 }

@@ -283,6 +283,9 @@ json_t *sb_connect_single_message(const struct sb_request *req, struct sb_err *e
         return NULL;
     }
     int rc = sb_connect_reader_feed(r, req->body, req->body_len, take_single, &one, err);
+    if (rc < 0 && err->status == 413)   /* it claims more than the whole body: cut short */
+        sb_err_set(err, 400, "bad Connect envelope: the body (%zu bytes) ends inside an envelope",
+                   req->body_len);
     if (rc == 0)
         rc = sb_connect_reader_finish(r, err);
     sb_connect_reader_free(r);

@@ -43,6 +43,8 @@ int sb_spec_to_json(const struct sb_spec *spec, char **text, struct sb_err *err)
         spec->limits.pids, "disk_mb", spec->limits.disk_mb);
     if (root && spec->output_ring)
         json_object_set_new(root, "outputRing", json_integer(spec->output_ring));
+    if (root)
+        json_object_set_new(root, "sudo", json_boolean(spec->sudo));
     /* json_pack steals the "o" references even when it fails. */
     *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
@@ -194,6 +196,10 @@ static int decode(json_t *root, struct sb_spec *s, struct sb_err *err)
     if (json_object_get(root, "outputRing") &&
         get_u32(root, "outputRing", SB_SPEC_MIN_RING, SB_SPEC_MAX_RING, &s->output_ring, err) < 0)
         return -1;
+    json_t *sudo = json_object_get(root, "sudo");
+    if (sudo && !json_is_boolean(sudo))
+        return sb_err_set(err, 400, "sandbox spec: \"sudo\" must be a boolean");
+    s->sudo = sudo ? json_is_true(sudo) : 0;
     return decode_binds(root, s, err) < 0 ? -1 : decode_env(root, s, err);
 }
 

@@ -18,7 +18,7 @@
  *    "workdir": "/home/user", "env": {"PATH": "…"},
  *    "binds": [{"source": "/usr", "target": "/usr", "readonly": true}],  (optional)
  *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024},
- *    "outputRing": 1048576}
+ *    "outputRing": 1048576, "sudo": false}
  *
  * The template dir: the shim mounts <dir>/rootfs as the overlay's lower
  * layer through a descriptor of <dir> on which it holds a shared flock for
@@ -28,6 +28,12 @@
  * it can take the lock exclusively, so no tree is deleted under a sandbox.
  * dataDir holds the sandbox's disk (dataDir/sandboxes/<id>) and the blank
  * image cache; runDir/sandboxes/<id>/ the shim's socket, pid and log.
+ *
+ * sudo (optional, false when absent): the template lets its user become
+ * root with setuid programs (sudo), so the sandbox's processes run without
+ * no_new_privs and its root filesystem is mounted without nosuid; the user
+ * namespace, seccomp and the host-owned namespaces still confine that root
+ * (docs/SECURITY.md).
  *
  * Codec only: plain data and its JSON form, no policy beyond validation.
  */
@@ -75,6 +81,7 @@ struct sb_spec {
     struct sb_limits limits;            /* effective: every field > 0 */
     uint32_t output_ring;               /* bytes of replay ring per process stream
                                            ("outputRing"; absent in older specs: 1 MiB) */
+    int sudo;                           /* setuid programs work: no no_new_privs, no nosuid root */
 };
 
 /* Sandbox ids name directories, sockets and cgroups: 1-31 chars of

@@ -129,6 +129,13 @@ struct sb_sandbox_metrics {
 };
 int registry_metrics(struct sb_registry *reg, const char *org_id, const char *id,
                      struct sb_sandbox_metrics *out, struct sb_err *err);
+/* The same for count sandboxes of the org at once, with one 100 ms pause
+ * for all of them: out[i] and errs[i] for ids[i], errs[i].status 0 when
+ * out[i] holds its figures, else that sandbox's error (404 unknown, not
+ * live or another org's; 502 its shim gone). -1 only when nothing could
+ * be tried (out of memory; every errs[i] then says so). */
+int registry_metrics_many(struct sb_registry *reg, const char *org_id, const char *const *ids, size_t count,
+                          struct sb_sandbox_metrics *out, struct sb_err *errs);
 
 struct sb_process_request {
     const char *cmd;

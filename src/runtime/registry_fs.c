@@ -212,8 +212,12 @@ int registry_health(struct sb_registry *reg, const char *org_id, const char *id,
 
 #define CPU_SAMPLE_MS 100
 
-int registry_metrics(struct sb_registry *reg, const char *org_id, const char *id,
-                     struct sb_sandbox_metrics *out, struct sb_err *err)
+/* One sandbox's part of a sample before the pause: its disk (the overlay
+ * reports its upper layer: the disk image), its limits from the pinned
+ * spec, and its first CPU and memory reading. */
+static int metrics_begin(struct sb_registry *reg, const char *org_id, const char *id,
+                         struct sb_sandbox_metrics *out, struct sb_shim_stats *first, int64_t *t0,
+                         struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
     struct sb_fs fs;
@@ -222,7 +226,7 @@ int registry_metrics(struct sb_registry *reg, const char *org_id, const char *id
         return -1;
     }
     struct statfs sfs;
-    if (fstatfs(fs.root_fd, &sfs) == 0) {   /* the overlay reports its upper layer: the disk image */
+    if (fstatfs(fs.root_fd, &sfs) == 0) {
         out->disk_total = (uint64_t)sfs.f_blocks * (uint64_t)sfs.f_bsize;
         out->disk_used = (uint64_t)(sfs.f_blocks - sfs.f_bfree) * (uint64_t)sfs.f_bsize;
     }
@@ -233,22 +237,9 @@ int registry_metrics(struct sb_registry *reg, const char *org_id, const char *id
     out->cpu_count = spec.limits.cpu_count;
     out->mem_total = (uint64_t)spec.limits.memory_mb << 20;
     sb_spec_clear(&spec);
-    struct sb_shim_stats a, b;
-    int64_t t0 = sb_mono_ms();
-    if (shim_stats(reg->cfg->run_dir, id, &a, err) < 0)
+    *t0 = sb_mono_ms();
+    if (shim_stats(reg->cfg->run_dir, id, first, err) < 0)
         goto failed;
-    struct timespec pause = {.tv_sec = 0, .tv_nsec = CPU_SAMPLE_MS * 1000000L};
-    nanosleep(&pause, NULL);
-    if (shim_stats(reg->cfg->run_dir, id, &b, err) < 0)
-        goto failed;
-    int64_t dt_ms = sb_mono_ms() - t0;
-    out->ts_ms = sb_wall_ms();
-    out->mem_used = b.mem_used;
-    out->mem_cache = b.mem_cache;
-    if (dt_ms > 0 && out->cpu_count > 0 && b.cpu_ns > a.cpu_ns) {
-        double pct = (double)(b.cpu_ns - a.cpu_ns) / ((double)dt_ms * 1e6 * out->cpu_count) * 100.0;
-        out->cpu_used_pct = pct > 100.0 ? 100.0 : pct;
-    }
     return 0;
 failed:
     if (err->status == 404)
@@ -287,5 +278,69 @@ int registry_netns_open(struct sb_registry *reg, const char *id, int *netns_fd, 
     *netns_fd = open_netns_cached(id);
     if (*netns_fd < 0)
         return sb_err_sys(err, 502, "sandbox %s: cannot reach its network namespace", id);
+    return 0;
+}
+
+/* The second reading, after the pause: memory now, CPU over the interval. */
+static int metrics_finish(struct sb_registry *reg, const char *org_id, const char *id,
+                          struct sb_sandbox_metrics *out, const struct sb_shim_stats *first, int64_t t0,
+                          struct sb_err *err)
+{
+    struct sb_shim_stats now;
+    if (shim_stats(reg->cfg->run_dir, id, &now, err) < 0) {
+        if (err->status == 404)
+            err->status = 502;
+        check_lost(reg, org_id, id, err);
+        return -1;
+    }
+    int64_t dt_ms = sb_mono_ms() - t0;
+    out->ts_ms = sb_wall_ms();
+    out->mem_used = now.mem_used;
+    out->mem_cache = now.mem_cache;
+    if (dt_ms > 0 && out->cpu_count > 0 && now.cpu_ns > first->cpu_ns) {
+        double pct = (double)(now.cpu_ns - first->cpu_ns) / ((double)dt_ms * 1e6 * out->cpu_count) * 100.0;
+        out->cpu_used_pct = pct > 100.0 ? 100.0 : pct;
+    }
+    return 0;
+}
+
+int registry_metrics_many(struct sb_registry *reg, const char *org_id, const char *const *ids, size_t count,
+                          struct sb_sandbox_metrics *out, struct sb_err *errs)
+{
+    struct sb_shim_stats *first = calloc(count ? count : 1, sizeof *first);
+    int64_t *t0 = calloc(count ? count : 1, sizeof *t0);
+    if (!first || !t0) {
+        free(first);
+        free(t0);
+        for (size_t i = 0; i < count; i++)
+            sb_err_set(&errs[i], 500, "out of memory");
+        return -1;
+    }
+    size_t begun = 0;
+    for (size_t i = 0; i < count; i++) {
+        errs[i] = (struct sb_err){0};
+        if (metrics_begin(reg, org_id, ids[i], &out[i], &first[i], &t0[i], &errs[i]) == 0)
+            begun++;
+        else if (errs[i].status == 0)
+            sb_err_set(&errs[i], 500, "sandbox %s: metrics failed", ids[i]);
+    }
+    if (begun > 0) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = CPU_SAMPLE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    for (size_t i = 0; i < count; i++)
+        if (errs[i].status == 0)
+            metrics_finish(reg, org_id, ids[i], &out[i], &first[i], t0[i], &errs[i]);
+    free(first);
+    free(t0);
+    return 0;
+}
+
+int registry_metrics(struct sb_registry *reg, const char *org_id, const char *id,
+                     struct sb_sandbox_metrics *out, struct sb_err *err)
+{
+    const char *ids[1] = {id};
+    if (registry_metrics_many(reg, org_id, ids, 1, out, err) < 0 || err->status != 0)
+        return -1;
     return 0;
 }

@@ -39,6 +39,7 @@ int sandbox_spec_resolve(const struct sb_config *cfg, const struct sb_template *
         out->binds[i].readonly = tpl->binds[i].readonly;
     }
     out->limits = *limits;
+    out->sudo = tpl->sudo;
     out->output_ring = (uint32_t)(cfg->output_ring_kb > 0 ? cfg->output_ring_kb : 1024) * 1024u;
     out->env_json = strdup(tpl->env_json ? tpl->env_json : "{}");
     if (!out->env_json)

@@ -144,6 +144,10 @@ static int load_fields(struct sb_template *t, json_t *root, const char *path, st
         return -1;
     if (t->network[0] && strcmp(t->network, "internet") != 0 && strcmp(t->network, "none") != 0)
         return sb_err_set(err, 500, "%s: \"network\" must be \"internet\" or \"none\"", path);
+    json_t *sudo = json_object_get(root, "sudo");
+    if (sudo && !json_is_boolean(sudo))
+        return sb_err_set(err, 500, "%s: \"sudo\" must be true or false", path);
+    t->sudo = json_is_true(sudo);
     if (env && !json_is_object(env))
         return sb_err_set(err, 500, "%s: \"env\" must be an object of strings", path);
     const char *key;

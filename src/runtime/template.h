@@ -13,12 +13,17 @@
  *    "binds": [{"source": "/usr", "target": "/usr", "readonly": true}],
  *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024},
  *    "packages": ["python3", ...], "network": "internet" | "none",
- *    "createdAt": "RFC 3339"}
+ *    "sudo": true, "createdAt": "RFC 3339"}
  * `binds` are host directories bind-mounted read-only, nosuid, nodev into the
  * sandbox (the `host` kind uses them for /usr); `limits` (optional, each key
  * optional) override the server defaults within the server maxima;
  * `network` (optional) overrides config network.default for creates that
- * do not say allow_internet_access themselves.
+ * do not say allow_internet_access themselves. `sudo` (optional, false when
+ * absent) lets the user become root with setuid programs, as E2B's
+ * templates do: the sandbox's processes then run without no_new_privs and
+ * its root is mounted without nosuid (proto/spec.h, docs/SECURITY.md).
+ * Debian builds turn it on and write the user's NOPASSWD sudoers entry;
+ * host builds leave it off (the host's /usr is nosuid and root-owned).
  *
  * Building runs on the CLI or a worker thread, never on the HTTP loop.
  */
@@ -54,6 +59,7 @@ struct sb_template {
     struct sb_template_bind binds[SB_TEMPLATE_MAX_BINDS];
     struct sb_limits limits;        /* 0 = not overridden */
     char network[16];               /* "internet" | "none" | "" (server default) */
+    int sudo;                       /* the user may become root through setuid sudo */
     char created_at[32];
     uint64_t identity;              /* template_identity() when loaded */
 };

@@ -121,7 +121,7 @@ static json_t *packages_array(const char *packages)
 }
 
 int write_template_json(const struct build *b, const char *name, const char *kind,
-                        const char *packages, int bind_usr, struct sb_err *err)
+                        const char *packages, int bind_usr, int sudo, struct sb_err *err)
 {
     char created[32];
     sb_time_rfc3339(sb_wall_ms(), created, sizeof created);
@@ -130,11 +130,11 @@ int write_template_json(const struct build *b, const char *name, const char *kin
         json_array_append_new(binds, json_pack("{s:s, s:s, s:b}", "source", "/usr", "target", "/usr",
                                                "readonly", 1));
     /* HOME is the default user's; a sandbox run as root should use /root. */
-    json_t *root = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:o, s:s}",
+    json_t *root = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:o, s:b, s:s}",
                              "name", name, "kind", kind, "user", DEFAULT_USER, "uid", DEFAULT_UID,
                              "gid", DEFAULT_UID, "home", DEFAULT_HOME, "workdir", DEFAULT_WORKDIR,
                              "env", "PATH", DEFAULT_PATH, "HOME", DEFAULT_HOME, "LANG", "C.UTF-8",
-                             "binds", binds, "packages", packages_array(packages),
+                             "binds", binds, "packages", packages_array(packages), "sudo", sudo,
                              "createdAt", created);
     if (!root)
         return sb_err_set(err, 500, "cannot build template.json");
@@ -288,7 +288,7 @@ int template_build_host(const char *data_dir, const char *name, uint32_t uid_bas
 {
     struct build b;
     if (build_begin(data_dir, name, uid_base, force, &b, err) < 0 || host_fill_rootfs(&b.rootfs, err) < 0 ||
-        write_template_json(&b, name, "host", NULL, 1, err) < 0 || build_commit(&b, data_dir, name, err) < 0) {
+        write_template_json(&b, name, "host", NULL, 1, 0, err) < 0 || build_commit(&b, data_dir, name, err) < 0) {
         build_abort(&b);
         return sb_err_prefix(err, "building template %s", name ? name : "");
     }

@@ -1,8 +1,10 @@
 /*
  * template_debian.c - `debian` template builds: debootstrap (minbase, with
- * the requested packages) into a staged build's rootfs as root, then add the
- * default user with sandbox ids, drop apt's caches and shift the whole tree
- * by uid_base once.
+ * the requested packages and sudo, which every debian template carries as
+ * E2B's do) into a staged build's rootfs as root, then add the default user
+ * with sandbox ids and its NOPASSWD sudoers entry, drop apt's caches and
+ * shift the whole tree by uid_base once. The template says "sudo": true
+ * (template.h): its sandboxes run without no_new_privs so setuid sudo works.
  *
  * Owns: debootstrap's child process and its wgetrc for one build. Never
  * prints (its output goes to the progress callback), never passes
@@ -125,6 +127,30 @@ static int run_debootstrap(const struct build *b, const char *packages, const ch
                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last);
 }
 
+/* packages plus sudo (once) into out, as debootstrap's --include list. */
+static int with_sudo(const char *packages, char *out, size_t len, struct sb_err *err)
+{
+    int has = 0;
+    for (const char *p = packages; p && *p;) {
+        size_t n = strcspn(p, ",");
+        has |= n == 4 && strncmp(p, "sudo", 4) == 0;
+        p += n + (p[n] == ',');
+    }
+    int n = packages && has ? snprintf(out, len, "%s", packages)
+                            : snprintf(out, len, "%s%ssudo", packages ? packages : "", packages ? "," : "");
+    return n < 0 || (size_t)n >= len ? sb_err_set(err, 400, "package list too long") : 0;
+}
+
+/* `user` may run anything as anyone without a password, as in E2B's
+ * templates (sudo reads /etc/sudoers.d/; the file must be 0440 and root's). */
+static int debian_add_sudoers(const struct rootfs *r, struct sb_err *err)
+{
+    if (faccessat(r->fd, "etc/sudoers.d", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+        return sb_err_set(err, 500, "the sudo package left no /etc/sudoers.d in the rootfs");
+    return rootfs_write(r, "etc/sudoers.d/sandbase-user", DEFAULT_USER " ALL=(ALL:ALL) NOPASSWD: ALL\n", 0440,
+                        0, err);
+}
+
 /* Adds `user` (uid/gid 1000) to a freshly bootstrapped system. */
 static int debian_add_user(const struct rootfs *r, struct sb_err *err)
 {
@@ -173,9 +199,17 @@ static int debian_clean(const struct rootfs *r, struct sb_err *err)
 {
     if (remove_files_in(r, "var/cache/apt/archives", ".deb", NULL, err) < 0 ||
         remove_files_in(r, "var/cache/apt", ".bin", NULL, err) < 0 ||
-        remove_files_in(r, "var/lib/apt/lists", "", "lock", err) < 0)
+        remove_files_in(r, "var/lib/apt/lists", "", "lock", err) < 0 ||
+        write_network_files(r, err) < 0)
         return -1;
-    return write_network_files(r, err);
+    /* No /etc/hosts or /etc/hostname in the template: each sandbox gets its
+     * own naming its hostname (the shim writes them, mounts.c), so sudo,
+     * which looks its host up, resolves it instead of warning on stderr. */
+    static const char *const per_sandbox[] = {"etc/hosts", "etc/hostname"};
+    for (size_t i = 0; i < 2; i++)
+        if (unlinkat(r->fd, per_sandbox[i], 0) < 0 && errno != ENOENT)
+            return sb_err_sys(err, 500, "cannot remove rootfs/%s", per_sandbox[i]);
+    return 0;
 }
 
 static int debian_fill_rootfs(struct build *b, const char *data_dir, uint32_t uid_base, const char *packages,
@@ -193,7 +227,8 @@ static int debian_fill_rootfs(struct build *b, const char *data_dir, uint32_t ui
     sb_unmount_below(b->rootfs_path);
     if (progress)
         progress(arg, "sandbase: adding user, cleaning apt caches, mapping ownership");
-    if (debian_add_user(&b->rootfs, err) < 0 || debian_clean(&b->rootfs, err) < 0)
+    if (debian_add_user(&b->rootfs, err) < 0 || debian_add_sudoers(&b->rootfs, err) < 0 ||
+        debian_clean(&b->rootfs, err) < 0)
         return -1;
     return shift_ownership(b->rootfs_path, uid_base, err);
 }
@@ -213,11 +248,14 @@ int template_build_debian(const char *data_dir, const char *name, uint32_t uid_b
                           packages);
     if (geteuid() != 0)
         return sb_err_set(err, 403, "building a debian template needs root (debootstrap chroots and mknods)");
+    char include[4000];    /* run_debootstrap's --include=... must fit in 4096 */
+    if (with_sudo(packages, include, sizeof include, err) < 0)
+        return -1;
     struct build b;
     /* Owners stay sandbox ids (id_add 0) until shift_ownership maps the whole tree. */
     if (build_begin(data_dir, name, 0, force, &b, err) < 0 ||
-        debian_fill_rootfs(&b, data_dir, uid_base, packages, mirror, progress, progress_arg, err) < 0 ||
-        write_template_json(&b, name, "debian", packages, 0, err) < 0 ||
+        debian_fill_rootfs(&b, data_dir, uid_base, include, mirror, progress, progress_arg, err) < 0 ||
+        write_template_json(&b, name, "debian", include, 0, 1, err) < 0 ||
         build_commit(&b, data_dir, name, err) < 0) {
         build_abort(&b);
         return sb_err_prefix(err, "building template %s", name ? name : "");

@@ -86,8 +86,9 @@ void build_abort(struct build *b);
 /* Moves the finished build into place in one rename; with force, swaps out
  * and retires an existing template of the same name. */
 int build_commit(struct build *b, const char *data_dir, const char *name, struct sb_err *err);
+/* sudo: the template's "sudo" (template.h). */
 int write_template_json(const struct build *b, const char *name, const char *kind,
-                        const char *packages, int bind_usr, struct sb_err *err);
+                        const char *packages, int bind_usr, int sudo, struct sb_err *err);
 int write_network_files(const struct rootfs *r, struct sb_err *err);
 /* The default user's home, seeded from the rootfs's own etc/skel if any. */
 int make_user_dirs(const struct rootfs *r, struct sb_err *err);

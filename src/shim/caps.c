@@ -6,7 +6,9 @@
  * is cut first (it needs CAP_SETPCAP, which we still hold), then the
  * process sets are replaced in one capset. A sandboxed root (uid 0 in its
  * user namespace) regains exactly the bounding set at execve, so for root the
- * bounding set *is* the policy; for every other uid execve leaves nothing.
+ * bounding set *is* the policy; for every other uid execve leaves nothing,
+ * unless it execs a setuid-root file without no_new_privs (sudo templates),
+ * and then it gets that same bounding set: root's.
  *
  * Owns: nothing.
  * Never: allocates, prints, or adds a capability outside the profile.
@@ -56,14 +58,24 @@ static int last_cap(void)
     return cap;
 }
 
-static int in_profile(enum sb_caps_profile profile, int cap)
+static int is_root_default(int cap)
 {
-    if (profile != SB_CAPS_ROOT_DEFAULT)
-        return 0;
     for (size_t i = 0; i < sizeof(root_default_caps) / sizeof(root_default_caps[0]); i++)
         if (root_default_caps[i] == cap)
             return 1;
     return 0;
+}
+
+/* In the bounding set: what an exec may ever gain. */
+static int in_bounding(enum sb_caps_profile profile, int cap)
+{
+    return profile != SB_CAPS_NONE && is_root_default(cap);
+}
+
+/* Held now (effective and permitted). */
+static int in_profile(enum sb_caps_profile profile, int cap)
+{
+    return profile == SB_CAPS_ROOT_DEFAULT && is_root_default(cap);
 }
 
 int caps_apply(enum sb_caps_profile profile)
@@ -75,9 +87,9 @@ int caps_apply(enum sb_caps_profile profile)
         if (in_profile(profile, cap)) {
             data[cap / 32].effective |= UINT32_C(1) << (cap % 32);
             data[cap / 32].permitted |= UINT32_C(1) << (cap % 32);
-        } else if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
-            return -1;
         }
+        if (!in_bounding(profile, cap) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            return -1;
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         return -1;

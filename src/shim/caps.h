@@ -14,8 +14,13 @@
 
 #include <sys/types.h>
 
-/* The capability set a sandboxed `root` keeps (Docker's default). */
-enum sb_caps_profile { SB_CAPS_NONE, SB_CAPS_ROOT_DEFAULT };
+/* What a sandboxed process holds. SB_CAPS_ROOT_DEFAULT: Docker's default set,
+ * for `root`. SB_CAPS_NONE: nothing, and an empty bounding set, so no exec
+ * can gain anything. SB_CAPS_NONE_MAY_SUDO: nothing now, but the bounding set
+ * keeps root's default set, so a setuid-root program (sudo, in a template
+ * whose processes run without no_new_privs) gets what a sandboxed `root`
+ * gets, never more. */
+enum sb_caps_profile { SB_CAPS_NONE, SB_CAPS_ROOT_DEFAULT, SB_CAPS_NONE_MAY_SUDO };
 
 /* Resource limits set before entering the user namespace (raising a hard
  * limit needs host privilege): RLIMIT_NOFILE 4096/4096, RLIMIT_CORE 0/0. */

@@ -51,7 +51,8 @@
  * controlling terminal, for a PTY), ids, capabilities (none for
  * the template user, Docker's default set for root), chdir, mark fds >= 3 close-on-exec,
  * no_new_privs, seccomp as the very last step, then execve along the
- * sandbox's PATH.
+ * sandbox's PATH. In a sudo template (spec.sudo) there is no no_new_privs
+ * and seccomp goes on before the capabilities are dropped (exec_inside).
  *
  * Requirements on the caller (the shim): it is single-threaded; it must be
  * a child subreaper (PR_SET_CHILD_SUBREAPER) before it forks for
@@ -393,6 +394,7 @@ int container_create(const struct sb_container_config *cfg, struct sb_container 
             .sandbox_dir = out->sandbox_dir, .loop_dev = loop_dev, .lower = lower,
             .root_uid = out->spec.uid_map.outside, .root_gid = out->spec.gid_map.outside,
             .binds = out->spec.binds, .bind_count = out->spec.bind_count, .hostname = out->spec.hostname,
+            .allow_setuid = out->spec.sudo,
         };
         rc = start_init(out, &a, err);
     }
@@ -462,25 +464,41 @@ static void exec_in_path(const char *file, char *const *argv, char *const *envp)
     errno = saw_eacces ? EACCES : ENOENT;
 }
 
-/* In the grandchild, inside every namespace: from here on only sandbox ids. */
+/* In the grandchild, inside every namespace: from here on only sandbox ids.
+ * It still holds every capability of the sandbox's user namespace (setns
+ * gave them, and setresuid away from host root, which is not that
+ * namespace's root, keeps them) until caps_apply.
+ *
+ * Two orders. Normally: ids, capabilities, no_new_privs, seccomp last. In a
+ * sudo template (spec.sudo) there is no no_new_privs, so that setuid sudo
+ * works; loading seccomp without it needs CAP_SYS_ADMIN in this user
+ * namespace, so the filter goes on before caps_apply drops it. Either way
+ * the filter is on before the exec and is inherited by everything after,
+ * sudo and its root included. */
 __attribute__((noreturn)) static void exec_inside(const struct sb_container *c, const struct sb_container_exec *ex,
                                                   int err_fd)
 {
     const struct sb_seccomp *filter;
     if (setsid() < 0 || (ex->ctty && ioctl(0, TIOCSCTTY, 0) < 0))
         enter_fail(err_fd, errno);
+    if (seccomp_default(&filter, NULL) < 0)
+        enter_fail(err_fd, EINVAL);
     uid_t uid = ex->as_root ? 0 : c->spec.uid;
     gid_t gid = ex->as_root ? 0 : c->spec.gid;
-    if (caps_set_ids(uid, gid) < 0 || caps_apply(ex->as_root ? SB_CAPS_ROOT_DEFAULT : SB_CAPS_NONE) < 0)
+    enum sb_caps_profile profile = ex->as_root ? SB_CAPS_ROOT_DEFAULT
+                                               : c->spec.sudo ? SB_CAPS_NONE_MAY_SUDO : SB_CAPS_NONE;
+    if (caps_set_ids(uid, gid) < 0)
+        enter_fail(err_fd, errno);
+    if (c->spec.sudo && seccomp_apply(filter) < 0)
+        enter_fail(err_fd, errno);
+    if (caps_apply(profile) < 0)
         enter_fail(err_fd, errno);
     umask(022);
     const char *cwd = ex->cwd && ex->cwd[0] ? ex->cwd : (c->spec.workdir[0] ? c->spec.workdir : "/");
     if (chdir(cwd) < 0)
         enter_fail(err_fd, errno);
     syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-    if (caps_no_new_privs() < 0 || seccomp_default(&filter, NULL) < 0)
-        enter_fail(err_fd, errno ? errno : EINVAL);
-    if (seccomp_apply(filter) < 0)
+    if (!c->spec.sudo && (caps_no_new_privs() < 0 || seccomp_apply(filter) < 0))
         enter_fail(err_fd, errno);
     exec_in_path(ex->path, ex->argv, ex->envp);
     enter_fail(err_fd, errno);

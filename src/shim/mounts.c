@@ -3,7 +3,8 @@
  *
  *   1. make / MS_REC|MS_PRIVATE so nothing propagates back to the host;
  *   2. mount the sandbox's ext4 image on <sandbox_dir>/root, create upper/
- *      and work/ in it, and mount the overlay on top of that same directory;
+ *      and work/ in it, and mount the overlay on top of that same directory
+ *      (nosuid unless the template allows sudo);
  *   3. template binds (read-only, nosuid, nodev, recursive);
  *   4. /proc, its masked and read-only paths; /dev; /sys;
  *   5. /tmp, /etc/hosts and /etc/hostname when the template lacks them;
@@ -174,7 +175,10 @@ static int mount_overlay(const struct sb_mount_plan *p, struct sb_err *err)
     int n = snprintf(data, sizeof(data), "lowerdir=%s,upperdir=root/upper,workdir=root/work,volatile", p->lower);
     if (n < 0 || (size_t)n >= sizeof(data) || n >= 4096)
         return sb_err_set(err, 500, "mounts: overlay options too long");
-    if (mount("overlay", "root", "overlay", MS_NOSUID | MS_NODEV, data) < 0)
+    /* A sudo template's root honours setuid bits (its sudo); binds, /dev and
+     * /tmp stay nosuid whatever the template says. */
+    unsigned long flags = MS_NODEV | (p->allow_setuid ? 0 : MS_NOSUID);
+    if (mount("overlay", "root", "overlay", flags, data) < 0)
         return sb_err_sys(err, 500, "mounts: mounting overlay (%s) on %s/root", data, p->sandbox_dir);
     return 0;
 }

@@ -31,6 +31,7 @@ struct sb_mount_plan {
     const struct sb_spec_bind *binds;
     int bind_count;
     const char *hostname;           /* for /etc/hosts and /etc/hostname when the template lacks them */
+    int allow_setuid;               /* sudo template: the overlay root is not nosuid */
 };
 
 /* Must run in a private mount namespace (and the new PID/net namespaces, for

@@ -61,7 +61,7 @@ test('create returns a usable secure sandbox and getInfo describes it', async (t
   assert.equal(info.templateId, 'base')
   assert.equal(info.state, 'running')
   assert.deepEqual(info.metadata, { suite: 'create', who: 'sdk' })
-  assert.equal(info.envdVersion, '0.1.0')
+  assert.equal(info.envdVersion, '0.5.2')
   assert.ok(info.cpuCount > 0 && info.memoryMB > 0)
   assert.ok(info.startedAt.getTime() >= before - 2000 && info.startedAt.getTime() <= Date.now() + 2000)
   const ttl = info.endAt.getTime() - info.startedAt.getTime()

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 
 import pytest
 import requests
@@ -286,3 +287,108 @@ def test_envd_rpc_bad_input(server, e2b, made):
     # an unsecured sandbox needs no token, and the sandbox is unharmed
     r = envd(server, sid, "POST", "/process.Process/List", json={})
     assert r.status_code == 200 and r.json() == {"processes": []}, r.text
+
+
+# ---- metrics (§2.7; E2B's openapi.yml: /sandboxes/{id}/metrics, /sandboxes/metrics) ----
+
+METRIC_KEYS = {"timestamp", "timestampUnix", "cpuCount", "cpuUsedPct", "memUsed", "memTotal", "memCache",
+               "diskUsed", "diskTotal"}
+
+
+def busy(org_a, sid, seconds=5):
+    """Keeps one CPU of sid busy for a while, in the background."""
+    r = org_a.post(f"/sandboxes/{sid}/processes",
+                   json={"cmd": "/bin/sh", "args": ["-c", f"(timeout {seconds} sh -c 'while :; do :; done') "
+                                                          ">/dev/null 2>&1 &"]})
+    assert r.status_code == 200, r.text
+
+
+def check_metric(m):
+    assert set(m) == METRIC_KEYS, m
+    assert m["timestamp"].endswith("Z") and abs(m["timestampUnix"] - time.time()) < 60
+    assert m["cpuCount"] == 2 and m["memTotal"] == 512 << 20
+    assert 0 < m["memUsed"] <= m["memTotal"] and 0 <= m["memCache"] <= m["memUsed"]
+    assert 0 < m["diskUsed"] < m["diskTotal"]
+
+
+def test_sandbox_metrics_are_e2b_sandbox_metric_with_real_figures(e2b, e2b_other, org_a, made):
+    sid = e2b.create()["sandboxID"]
+    made.append(sid)
+    idle = e2b.get(f"/sandboxes/{sid}/metrics")
+    assert idle.status_code == 200, idle.text
+    [m0] = idle.json()
+    check_metric(m0)
+    busy(org_a, sid)
+    org_a.sh(sid, "head -c 30000000 /dev/urandom > /tmp/disk.bin")
+    now = int(time.time())
+    r = e2b.get(f"/sandboxes/{sid}/metrics", params={"start": now - 3600, "end": now + 3600})
+    assert r.status_code == 200, r.text
+    [m] = r.json()
+    check_metric(m)
+    assert m["cpuUsedPct"] > 10 > m0["cpuUsedPct"], (m0, m)     # one busy CPU of two is ~50%
+    assert m["diskUsed"] >= m0["diskUsed"] + 25_000_000
+    # one sample, taken now: a range that excludes now has none
+    for params in ({"end": now - 600}, {"start": now + 600}, {"start": 0, "end": 1}):
+        r = e2b.get(f"/sandboxes/{sid}/metrics", params=params)
+        assert r.status_code == 200 and r.json() == [], (params, r.text)
+    # bad input is 400 and unknown or other orgs' sandboxes 404, in E2B's error shape
+    for params, message in [({"start": "yesterday"}, "start must be"), ({"end": "-5"}, "end must be"),
+                            ({"start": now, "end": now - 1}, "must not be after"),
+                            ({"step": 5}, "step")]:
+        r = e2b.get(f"/sandboxes/{sid}/metrics", params=params)
+        assert r.status_code == 400 and r.json()["code"] == 400 and message in r.json()["message"], r.text
+    for client, target in [(e2b, "sbx_" + "a" * 20), (e2b_other, sid)]:
+        r = client.get(f"/sandboxes/{target}/metrics")
+        assert r.status_code == 404 and r.json()["code"] == 404, r.text
+    assert e2b.get("/sandboxes/nope/metrics").status_code == 400
+
+
+def test_batch_metrics_cover_the_orgs_live_sandboxes_only(e2b, e2b_other, org_a, made):
+    a, b, gone = (e2b.create()["sandboxID"] for _ in range(3))
+    made.extend([a, b])
+    theirs = e2b_other.create()["sandboxID"]
+    try:
+        assert e2b.delete(f"/sandboxes/{gone}").status_code == 204
+        busy(org_a, a)
+        unknown = "sbx_" + "c" * 20
+        r = e2b.get("/sandboxes/metrics", params={"sandbox_ids": ",".join([a, b, gone, theirs, unknown])})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {"sandboxes"} and set(body["sandboxes"]) == {a, b}, body
+        for m in body["sandboxes"].values():
+            check_metric(m)
+        # each figure is its own sandbox's
+        assert body["sandboxes"][a]["cpuUsedPct"] > 10 > body["sandboxes"][b]["cpuUsedPct"], body
+        # the other org sees its own and nothing of ours
+        r = e2b_other.get("/sandboxes/metrics", params={"sandbox_ids": f"{a},{theirs}"})
+        assert r.status_code == 200 and set(r.json()["sandboxes"]) == {theirs}, r.text
+    finally:
+        e2b_other.delete(f"/sandboxes/{theirs}")
+
+
+def test_batch_metrics_bound_and_bad_input(e2b, made):
+    sid = e2b.create()["sandboxID"]
+    made.append(sid)
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    many = ["sbx_" + "".join(alphabet[(i >> (5 * k)) & 31] for k in range(20)) for i in range(101)]
+    assert len(set(many)) == 101
+    # E2B's maximum, 100, is served; one more is refused
+    r = e2b.get("/sandboxes/metrics", params={"sandbox_ids": ",".join([sid] + many[:99])})
+    assert r.status_code == 200 and set(r.json()["sandboxes"]) == {sid}, r.text
+    r = e2b.get("/sandboxes/metrics", params={"sandbox_ids": ",".join([sid] + many[:100])})
+    assert r.status_code == 400 and "maximum is 100" in r.json()["message"], r.text
+    for query, message in [("", "sandbox_ids is required"), ("sandbox_ids=", "comma-separated"),
+                           (f"sandbox_ids={sid},,{sid}", "comma-separated"),
+                           (f"sandbox_ids={sid},", "comma-separated"),
+                           ("sandbox_ids=sbx_nope", "invalid sandbox id"),
+                           (f"sandbox_ids={sid},{sid}", "twice"),
+                           (f"sandbox_ids={sid}&start=5", "start")]:
+        r = e2b.get("/sandboxes/metrics?" + query)
+        assert r.status_code == 400 and r.json()["code"] == 400 and message in r.json()["message"], (query, r.text)
+    # a repeated parameter counts as one list
+    r = e2b.get(f"/sandboxes/metrics?sandbox_ids={sid}&sandbox_ids={many[0]}")
+    assert r.status_code == 200 and set(r.json()["sandboxes"]) == {sid}, r.text
+    r = requests.get(e2b.server.url + f"/sandboxes/metrics?sandbox_ids={sid}", timeout=30)
+    assert r.status_code == 401
+    # and the sandbox is unharmed
+    assert e2b.get(f"/sandboxes/{sid}").json()["state"] == "running"

@@ -1,12 +1,15 @@
 /*
  * test_e2b_rpc.c - envd's Connect pieces that need no server: the
  * Connect-Timeout-Ms rule (1 to 10 ASCII digits), the user a Basic
- * Authorization header names, and the dialect a request's API key selects.
+ * Authorization header names, the dialect a request's API key selects, and
+ * the process methods' message pieces: the ProcessSelector, protobuf bytes
+ * and ProcessInput, the PTY size, and envd's word for a gone process.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -73,12 +76,126 @@ static void test_key_spelling(void **state)
     assert_false(apikey_spelled_e2b(NULL));
 }
 
+/* The selector text of msg (JSON), or NULL with err.status set. */
+static const char *selector_of(const char *text, char sel[E2B_SELECTOR_MAX], struct sb_err *err)
+{
+    json_t *msg = json_loads(text, JSON_DECODE_ANY, NULL);
+    assert_non_null(msg);
+    *err = (struct sb_err){0};
+    int rc = e2b_process_selector(msg, sel, err);
+    json_decref(msg);
+    return rc == 0 ? sel : NULL;
+}
+
+static void test_process_selector(void **state)
+{
+    char sel[E2B_SELECTOR_MAX];
+    struct sb_err err;
+    assert_string_equal(selector_of("{\"process\": {\"pid\": 42}}", sel, &err), "42");
+    assert_string_equal(selector_of("{\"process\": {\"pid\": \"4294967295\"}}", sel, &err), "4294967295");
+    assert_string_equal(selector_of("{\"process\": {\"tag\": \"web-1\", \"pid\": null}}", sel, &err), "web-1");
+    static const char *const bad[] = {
+        "{}", "{\"process\": 1}", "{\"process\": {}}", "{\"process\": {\"pid\": 1, \"tag\": \"x\"}}",
+        "{\"process\": {\"pid\": -1}}", "{\"process\": {\"pid\": 4294967296}}",
+        "{\"process\": {\"pid\": \"4294967296\"}}", "{\"process\": {\"pid\": \"1x\"}}",
+        "{\"process\": {\"pid\": \"\"}}", "{\"process\": {\"pid\": 1.5}}", "{\"process\": {\"tag\": 7}}",
+        "{\"process\": {\"tag\": \"\"}}", "{\"process\": {\"tag\": \"123\"}}",
+        "{\"process\": {\"tag\": \"a b\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(selector_of(bad[i], sel, &err));
+        assert_int_equal(err.status, 400);
+    }
+}
+
+static void test_proto_bytes_and_input(void **state)
+{
+    struct sb_err err = {0};
+    uint8_t *out;
+    size_t len;
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:i}", "std", "/+8=", "url", "_-8", "empty", "",
+                            "bad", "a$==", "num", 5);
+    assert_int_equal(e2b_proto_bytes(obj, "std", &out, &len, &err), 0);
+    assert_int_equal(len, 2);
+    assert_memory_equal(out, "\xff\xef", 2);
+    free(out);
+    assert_int_equal(e2b_proto_bytes(obj, "url", &out, &len, &err), 0);     /* URL-safe, unpadded */
+    assert_int_equal(len, 2);
+    assert_memory_equal(out, "\xff\xef", 2);
+    free(out);
+    assert_int_equal(e2b_proto_bytes(obj, "empty", &out, &len, &err), 0);
+    assert_int_equal(len, 0);
+    free(out);
+    assert_int_equal(e2b_proto_bytes(obj, "absent", &out, &len, &err), 0);
+    assert_null(out);
+    assert_int_equal(e2b_proto_bytes(obj, "bad", &out, &len, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_int_equal(e2b_proto_bytes(obj, "num", &out, &len, &err), -1);
+    json_decref(obj);
+
+    json_t *msg = json_pack("{s:{s:s}}", "input", "pty", "aGk=");
+    assert_int_equal(e2b_process_input(msg, &out, &len, &err), 0);
+    assert_int_equal(len, 2);
+    assert_memory_equal(out, "hi", 2);
+    free(out);
+    json_decref(msg);
+    static const char *const bad[] = {"{}", "{\"input\": {}}", "{\"input\": {\"stdin\": \"aGk=\", \"pty\": \"aGk=\"}}",
+                                      "{\"input\": \"aGk=\"}", "{\"input\": {\"stdin\": null, \"pty\": null}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg = json_loads(bad[i], 0, NULL);
+        err = (struct sb_err){0};
+        assert_int_equal(e2b_process_input(msg, &out, &len, &err), -1);
+        assert_int_equal(err.status, 400);
+        json_decref(msg);
+    }
+}
+
+static void test_pty_size(void **state)
+{
+    struct sb_err err = {0};
+    uint16_t rows = 0, cols = 0;
+    json_t *pty = json_pack("{s:{s:i, s:i}}", "size", "cols", 100, "rows", 30);
+    assert_int_equal(e2b_pty_size(pty, &rows, &cols, &err), 0);
+    assert_int_equal(rows, 30);
+    assert_int_equal(cols, 100);
+    json_decref(pty);
+    static const char *const bad[] = {"{}", "{\"size\": {\"cols\": 5}}", "{\"size\": {\"cols\": 0, \"rows\": 5}}",
+                                      "{\"size\": {\"cols\": 4097, \"rows\": 5}}", "{\"size\": {\"cols\": \"5\", \"rows\": 5}}", "7"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pty = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        err = (struct sb_err){0};
+        assert_int_equal(e2b_pty_size(pty, &rows, &cols, &err), -1);
+        assert_int_equal(err.status, 400);
+        json_decref(pty);
+    }
+}
+
+static void test_gone_process_is_not_found(void **state)
+{
+    struct sb_err in, out;
+    sb_err_set(&in, 409, "process 3 has already exited");
+    e2b_process_error("41", &in, &out);
+    assert_int_equal(out.status, 404);
+    assert_string_equal(out.msg, "process with pid 41 not found");
+    sb_err_set(&in, 404, "no such process");
+    e2b_process_error("web", &in, &out);
+    assert_string_equal(out.msg, "process with tag web not found");
+    sb_err_set(&in, 409, "stdin of process 3 is closed");     /* not a gone process: unchanged */
+    e2b_process_error("41", &in, &out);
+    assert_int_equal(out.status, 409);
+    assert_string_equal(out.msg, in.msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timeout_header),
         cmocka_unit_test(test_basic_user),
         cmocka_unit_test(test_key_spelling),
+        cmocka_unit_test(test_process_selector),
+        cmocka_unit_test(test_proto_bytes_and_input),
+        cmocka_unit_test(test_pty_size),
+        cmocka_unit_test(test_gone_process_is_not_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

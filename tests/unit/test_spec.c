@@ -53,6 +53,7 @@ static void sample(struct sb_spec *s)
     s->binds[1].readonly = 0;
     s->limits = (struct sb_limits){.cpu_count = 2, .memory_mb = 512, .pids = 300, .disk_mb = 1024};
     s->output_ring = 256 * 1024;
+    s->sudo = 1;
 }
 
 static void assert_same(const struct sb_spec *a, const struct sb_spec *b)
@@ -83,6 +84,7 @@ static void assert_same(const struct sb_spec *a, const struct sb_spec *b)
     }
     assert_memory_equal(&a->limits, &b->limits, sizeof a->limits);
     assert_int_equal(a->output_ring, b->output_ring);
+    assert_int_equal(a->sudo, b->sudo);
 }
 
 static void test_round_trip(void **state)
@@ -173,6 +175,36 @@ static void long_hostname(json_t *r)
 }
 
 static void tiny_ring(json_t *r) { json_object_set_new(r, "outputRing", json_integer(1024)); }
+static void sudo_string(json_t *r) { json_object_set_new(r, "sudo", json_string("true")); }
+static void sudo_number(json_t *r) { json_object_set_new(r, "sudo", json_integer(1)); }
+
+/* "sudo" is written as a boolean; a spec from before it existed decodes as
+ * false: such a sandbox keeps no_new_privs. */
+static void test_sudo_written_and_defaults_off(void **state)
+{
+    (void)state;
+    struct sb_spec in, out;
+    struct sb_err err = {0};
+    char *text;
+    sample(&in);
+    for (int sudo = 0; sudo <= 1; sudo++) {
+        in.sudo = sudo;
+        assert_int_equal(sb_spec_to_json(&in, &text, &err), 0);
+        json_t *root = json_loads(text, 0, NULL);
+        free(text);
+        assert_true(json_is_boolean(json_object_get(root, "sudo")));
+        assert_int_equal(json_is_true(json_object_get(root, "sudo")), sudo);
+        if (sudo)
+            json_object_del(root, "sudo");
+        text = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        assert_int_equal(sb_spec_from_json(text, &out, &err), 0);
+        assert_int_equal(out.sudo, 0);
+        free(text);
+        sb_spec_clear(&out);
+    }
+    sb_spec_clear(&in);
+}
 static void ring_string(json_t *r) { json_object_set_new(r, "outputRing", json_string("1M")); }
 
 /* A spec written before the ring size was in it still decodes: 1 MiB. */
@@ -201,6 +233,8 @@ static void test_bad_specs_refused(void **state)
 {
     expect_refused(tiny_ring, "outputRing");
     expect_refused(ring_string, "outputRing");
+    expect_refused(sudo_string, "\"sudo\" must be a boolean");
+    expect_refused(sudo_number, "\"sudo\" must be a boolean");
     (void)state;
     expect_refused(no_id, "\"id\"");
     expect_refused(unsafe_id, "sandbox id");
@@ -270,6 +304,7 @@ static void test_resolved_from_a_host_template(void **state)
     assert_int_equal(spec.bind_count, tpl.bind_count);
     assert_memory_equal(&spec.limits, &lim, sizeof lim);
     assert_non_null(strstr(spec.env_json, "PATH"));
+    assert_int_equal(spec.sudo, 0);     /* a host template: no sudo */
 
     /* what serve writes the shim can read back, unchanged */
     char path[SB_PATH_MAX + 16];
@@ -278,6 +313,28 @@ static void test_resolved_from_a_host_template(void **state)
     assert_int_equal(sb_spec_write_file(&spec, path, &err), 0);
     struct sb_spec back;
     assert_int_equal(sb_spec_read_file(path, &back, &err), 0);
+    assert_same(&spec, &back);
+    sb_spec_clear(&back);
+    sb_spec_clear(&spec);
+
+    /* a template whose template.json says "sudo": true resolves to a spec
+     * that says so, and the file the shim reads back keeps it */
+    char tpl_json[SB_PATH_MAX + 32];
+    snprintf(tpl_json, sizeof tpl_json, "%s/template.json", tpl.dir);
+    json_t *tj = json_load_file(tpl_json, 0, NULL);
+    assert_non_null(tj);
+    assert_true(json_is_false(json_object_get(tj, "sudo")));
+    json_object_set_new(tj, "sudo", json_true());
+    assert_int_equal(json_dump_file(tj, tpl_json, 0), 0);
+    json_decref(tj);
+    template_clear(&tpl);
+    assert_int_equal(template_load(dir, "base", &tpl, &err), 0);
+    assert_int_equal(tpl.sudo, 1);
+    assert_int_equal(sandbox_spec_resolve(&cfg, &tpl, "sbx_sudo", &lim, &spec, &err), 0);
+    assert_int_equal(spec.sudo, 1);
+    assert_int_equal(sb_spec_write_file(&spec, path, &err), 0);
+    assert_int_equal(sb_spec_read_file(path, &back, &err), 0);
+    assert_int_equal(back.sudo, 1);
     assert_same(&spec, &back);
     sb_spec_clear(&back);
     sb_spec_clear(&spec);
@@ -344,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_specs_refused),
         cmocka_unit_test(test_ring_defaults_when_absent),
+        cmocka_unit_test(test_sudo_written_and_defaults_off),
         cmocka_unit_test(test_not_json_or_duplicates_refused),
         cmocka_unit_test(test_resolved_from_a_host_template),
         cmocka_unit_test(test_pins_come_from_memory_once_known),

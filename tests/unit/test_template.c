@@ -229,6 +229,7 @@ static void test_load_round_trip(void **state)
     assert_int_equal(strlen(t.created_at), 20);
     assert_int_equal(t.created_at[19], 'Z');
     assert_int_equal(t.limits.memory_mb, 0);
+    assert_int_equal(t.sudo, 0);    /* host builds: the host's /usr is nosuid and root's */
     template_clear(&t);
     assert_null(t.env_json);
 }
@@ -279,6 +280,40 @@ static void test_load_corrupt_names_the_file(void **state)
     size_t count;
     assert_int_equal(template_list(data_dir, &list, &count, &err), -1);
     assert_int_equal(err.status, 500);
+}
+
+/* "sudo": a boolean, false when absent; anything else names the file and
+ * the field, and loads nothing. */
+static void test_sudo_field(void **state)
+{
+    (void)state;
+    static const char head[] = "{\"kind\":\"debian\",\"user\":\"user\",\"uid\":1000,\"gid\":1000,"
+                               "\"home\":\"/home/user\",\"workdir\":\"/workspace\",\"env\":{}";
+    char text[512];
+    struct sb_template t;
+    struct sb_err err = {0};
+    const struct { const char *name, *field; int ok, sudo; } cases[] = {
+        {"on", ",\"sudo\":true}", 1, 1},     {"off", ",\"sudo\":false}", 1, 0},
+        {"absent", "}", 1, 0},                 {"string", ",\"sudo\":\"yes\"}", 0, 0},
+        {"number", ",\"sudo\":1}", 0, 0},      {"null", ",\"sudo\":null}", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", head, cases[i].field);
+        write_template_json(cases[i].name, text);
+        err = (struct sb_err){0};
+        int rc = template_load(data_dir, cases[i].name, &t, &err);
+        if (cases[i].ok) {
+            if (rc < 0)
+                fail_msg("%s: %s", cases[i].name, err.msg);
+            assert_int_equal(t.sudo, cases[i].sudo);
+            template_clear(&t);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_int_equal(err.status, 500);
+            assert_non_null(strstr(err.msg, "\"sudo\" must be true or false"));
+            assert_non_null(strstr(err.msg, "template.json"));
+        }
+    }
 }
 
 static void test_limits_override_and_clamp(void **state)
@@ -527,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uid_base_is_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sudo_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_corrupt_names_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_override_and_clamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_sorted_skips_non_templates, setup, teardown),
