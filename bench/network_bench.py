@@ -115,7 +115,7 @@ def proxy_bench(args, data_dir, key):
         assert status == 201, sb
         sid = sb["sandboxID"]
         status, out = api.call("POST", f"/sandboxes/{sid}/processes",
-                               {"cmd": "python3", "args": ["-c", UPSTREAM], "background": True})
+                               {"cmd": "python3", "args": ["-c", UPSTREAM], "background": True, "timeout": 0})
         assert status == 202, out
         netns = sandbox_netns(data_dir, sid)
         direct_prefix = ["nsenter", f"--net={netns}"]

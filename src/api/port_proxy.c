@@ -361,6 +361,8 @@ static void proxy_open_stream(struct port_proxy *p)
     struct sb_stream *s;
     if (p->head.framing == SB_HTTP1_LENGTH)
         s = sb_stream_open_sized(p->req, p->head.status, NULL, p->head.length, &err);
+    else if (p->head.framing == SB_HTTP1_NO_BODY && p->is_head && p->head.has_length)
+        s = sb_stream_open_sized(p->req, p->head.status, NULL, p->head.length, &err);   /* MHD sends no body to HEAD */
     else if (p->head.framing == SB_HTTP1_NO_BODY)
         s = sb_stream_open_sized(p->req, p->head.status, NULL, 0, &err);
     else

@@ -129,6 +129,7 @@ static int settle_framing(struct sb_http1_head *head, int is_head, struct sb_err
             have_length = 1;
         }
     }
+    head->has_length = have_length;
     head->close = connection ? sb_http1_has_token(connection, "close")
                              : head->minor == 0;
     if (head->minor == 0 && !(connection && sb_http1_has_token(connection, "keep-alive")))

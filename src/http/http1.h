@@ -33,7 +33,8 @@ struct sb_http1_head {
     size_t header_count;
     struct sb_header headers[SB_HTTP1_MAX_HEADERS];   /* point into the parsed buffer */
     enum sb_http1_framing framing;
-    uint64_t length;                /* SB_HTTP1_LENGTH */
+    uint64_t length;                /* SB_HTTP1_LENGTH; also what a HEAD answer declared */
+    int has_length;                 /* Content-Length was given */
 };
 
 /* The length of the head at the start of buf (through its empty line), or

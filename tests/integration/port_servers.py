@@ -6,6 +6,7 @@ template, stdlib only), all bound to 127.0.0.1 there:
           GET  /bytes?n=N      N bytes of a fixed pattern (Content-Length)
           GET  /chunked?n=N    the same, chunked
           GET  /short          says Content-Length 1000, sends 10 and closes
+          HEAD *               Content-Length 12345, no body
           POST /upload         sha256 and length of the body (Content-Length or chunked)
           *    anything else   the method and target as JSON
   8765  WebSocket echo, hand-rolled on socket (text and binary, ping, close)
@@ -77,6 +78,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         else:
             self.answer_json({"method": "GET", "target": self.path})
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "12345")
+        self.send_header("X-Head", "yes")
+        self.end_headers()
 
     def read_body(self):
         h = hashlib.sha256()

@@ -35,7 +35,7 @@ def pattern_bytes(n):
 def start_servers(client, sid):
     with open(os.path.join(HERE, "port_servers.py")) as f:
         script = f.read()
-    r = client.run(sid, "python3", "-c", script, background=True)
+    r = client.run(sid, "python3", "-c", script, background=True, timeout=0)
     assert r.status_code == 202, r.text
     deadline = time.time() + 30 * SCALE
     while time.time() < deadline:
@@ -229,6 +229,30 @@ def test_download_sized_and_chunked(srv, sid):
             assert r.headers["Content-Length"] == str(n)
 
 
+def test_head_keeps_the_declared_length(srv, sid):
+    r = requests.head(srv.url + "/anything", headers={"Host": f"8000-{sid}.localhost"}, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Length"] == "12345" and r.headers["X-Head"] == "yes"
+    assert r.content == b""
+    # and the kept-alive connection is still good for the next request
+    assert host_get(srv, f"8000-{sid}.localhost", "/headers").status_code == 200
+
+
+def test_expect_100_continue_upload(srv, sid):
+    """curl's way for large bodies: the headers, wait for 100 Continue, then the body."""
+    body = os.urandom(200_000)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.sendall(f"POST /upload HTTP/1.1\r\nHost: 8000-{sid}.localhost\r\nContent-Length: {len(body)}\r\n"
+              "Expect: 100-continue\r\n\r\n".encode())
+    assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+    s.sendall(body)
+    data = b""
+    while b"}" not in data:
+        data += s.recv(65536)
+    s.close()
+    answer = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert answer["length"] == len(body) and answer["sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_a_body_cut_short_is_not_passed_off_as_complete(srv, sid):
     """The upstream says 1000 bytes and sends 10: the client gets the same
     Content-Length and a connection closed after 10, never a complete body."""
@@ -374,7 +398,7 @@ def test_traffic_token(srv):
 def start_servers_with_token(client, sid):
     with open(os.path.join(HERE, "port_servers.py")) as f:
         script = f.read()
-    assert client.run(sid, "python3", "-c", script, background=True).status_code == 202
+    assert client.run(sid, "python3", "-c", script, background=True, timeout=0).status_code == 202
     deadline = time.time() + 30 * SCALE
     while time.time() < deadline:
         r = client.sh(sid, "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8000))' "
