@@ -914,7 +914,12 @@ static int build_head(struct port_proxy *p, struct sb_request *req, const char *
     const char *upgrade = sb_request_header(req, "Upgrade");
     const char *connection = sb_request_header(req, "Connection");
     p->wants_upgrade = upgrade && connection && sb_http1_has_token(connection, "upgrade");
-    p->body_chunked = !length && te && sb_http1_has_token(te, "chunked");
+    /* Transfer-Encoding wins over Content-Length (RFC 9112 6.3), as it does
+     * for libmicrohttpd, which hands over the body de-chunked: passing the
+     * client's length on with it would let a request carry a second one. */
+    p->body_chunked = te != NULL;
+    if (p->body_chunked)
+        length = NULL;
 
     struct head_build hb = {.out = &p->out, .connection = connection, .strip_credentials = strip_credentials};
     char line[64];

@@ -253,6 +253,29 @@ def test_expect_100_continue_upload(srv, sid):
     assert answer["length"] == len(body) and answer["sha256"] == hashlib.sha256(body).hexdigest()
 
 
+def test_content_length_beside_chunked_cannot_smuggle(srv, sid):
+    """Content-Length with Transfer-Encoding: chunked: the body is the
+    chunked one (RFC 9112), passed on chunked, so the client's length cannot
+    make the sandbox's server read a second request out of the body; the
+    next request on the kept-alive connection is answered normally."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    chunk = b"0123" + smuggled
+    s.sendall(f"POST /upload HTTP/1.1\r\nHost: 8000-{sid}.localhost\r\nContent-Length: 4\r\n"
+              f"Transfer-Encoding: chunked\r\n\r\n{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n")
+    data = b""
+    while b"}" not in data:
+        data += s.recv(65536)
+    answer = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert answer["length"] == len(chunk), answer
+    s.sendall(f"GET /headers HTTP/1.1\r\nHost: 8000-{sid}.localhost\r\n\r\n".encode())
+    data = b""
+    while b"}" not in data or data.count(b"HTTP/1.1 ") < 1:
+        data += s.recv(65536)
+    s.close()
+    assert b"/smuggled" not in data and b'"target": "/headers"' in data, data
+
+
 def test_a_body_cut_short_is_not_passed_off_as_complete(srv, sid):
     """The upstream says 1000 bytes and sends 10: the client gets the same
     Content-Length and a connection closed after 10, never a complete body."""
