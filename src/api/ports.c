@@ -18,7 +18,6 @@
  */
 #include "api/ports.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "api/app.h"
 #include "api/port_pool.h"
 #include "api/port_proxy.h"
+#include "api/validate.h"
 #include "core/log.h"
 #include "runtime/netpolicy.h"
 #include "runtime/port_connect.h"
@@ -98,12 +98,6 @@ struct port_job {
     struct sb_err err;
 };
 
-static int token_matches(const char *want, const char *given, int has_given)
-{
-    size_t len = strlen(want);
-    return has_given && strlen(given) == len && sodium_memcmp(want, given, len) == 0;
-}
-
 /* The row's verdict: 0 when the proxy may go to it. */
 static int check_sandbox(struct port_job *job, struct sb_err *err)
 {
@@ -129,7 +123,8 @@ static int check_sandbox(struct port_job *job, struct sb_err *err)
         if (netpolicy_from_text(rec.network_json, &policy, &perr) < 0)
             rc = sb_err_set(err, 500, "sandbox %s: %s", rec.id, perr.msg);
         else if (!policy.allow_public_traffic &&
-                 (!policy.traffic_token[0] || !token_matches(policy.traffic_token, job->token, job->has_token)))
+                 (!policy.traffic_token[0] ||
+                  !api_token_matches(policy.traffic_token, job->has_token ? job->token : NULL)))
             rc = sb_err_set(err, 403, "sandbox %s does not allow public traffic: send its "
                             "trafficAccessToken in the e2b-traffic-access-token header", rec.id);
     }

@@ -37,12 +37,6 @@ int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char 
     return apikey_spelled_e2b(api_key) ? E2B_DIALECT_CONTROL : E2B_DIALECT_SANDBASE;
 }
 
-static int token_matches(const char *want, const char *given)
-{
-    size_t len = strlen(want);
-    return given && strlen(given) == len && sodium_memcmp(want, given, len) == 0;
-}
-
 int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sandbox_rec *rec,
                      struct sb_err *err)
 {
@@ -58,7 +52,7 @@ int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sa
         rc = sb_err_set(err, 502, "sandbox %s not found%s", rec->id,
                         rec->status == SB_SANDBOX_STOPPED ? " (it was stopped)" : "");
     else if (check_token && rec->envd_token[0] &&
-             !token_matches(rec->envd_token, sb_request_header(req, "X-Access-Token")))
+             !api_token_matches(rec->envd_token, sb_request_header(req, "X-Access-Token")))
         rc = sb_err_set(err, 401, "invalid or missing X-Access-Token for sandbox %s", rec->id);
     if (rc < 0)
         store_sandbox_rec_clear(rec);
