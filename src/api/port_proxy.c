@@ -21,7 +21,8 @@
  *              past PROXY_WINDOW queued for the client the upstream is not
  *              read until the client has taken it down to PROXY_LOW_WATER.
  *              An upstream that ends a body short or breaks its chunking
- *              gets the client's response cut (sb_stream_abort), never
+ *              gets the client's response cut (sb_stream_abort, once what
+ *              came before has been taken), never
  *              passed off as complete.
  *   upgrade    a 101 to a request that asked for an upgrade: the client's
  *              connection becomes a tunnel (http/tunnel.h) and bytes are
@@ -92,6 +93,7 @@ struct port_proxy {
     uint64_t body_left;
     struct sb_stream *stream;
     int stream_paused;
+    int cut;                        /* the answer ends as broken (proxy_finish_stream) */
 
     uint64_t timer;
     uint64_t last_activity;
@@ -106,6 +108,7 @@ struct port_proxy {
 static void proxy_unref(struct port_proxy *p);
 static void proxy_update_watch(struct port_proxy *p);
 static void proxy_try_answer(struct port_proxy *p);
+static void proxy_finish_stream(struct port_proxy *p, int cut);
 
 /* ---- byte queues ---- */
 
@@ -272,7 +275,7 @@ static void on_timer(struct sb_loop *loop, void *arg)
         sb_warn("port proxy: port %u in sandbox %s was silent for %llu ms mid-answer: cut", p->port,
                 p->id, (unsigned long long)idle);
         proxy_close_upstream(p);
-        sb_stream_abort(p->stream);
+        proxy_finish_stream(p, 1);
         return;
     }
     proxy_failf(p, 504, "port %u in sandbox %s did not answer within %llu s", p->port, p->id,
@@ -294,6 +297,30 @@ static int hop_by_hop(const char *name)
 
 static void on_stream_drain(struct sb_stream *s, void *arg);
 
+static void on_final_drain(struct sb_stream *s, void *arg)
+{
+    struct port_proxy *p = arg;
+    if (p->cut)
+        sb_stream_abort(s);
+    else
+        sb_stream_end(s);
+}
+
+/* The upstream is done with this answer: end the stream (cut: as broken)
+ * once what is queued has been taken, so that libmicrohttpd sends it
+ * before it closes a cut answer. */
+static void proxy_finish_stream(struct port_proxy *p, int cut)
+{
+    proxy_cancel_timer(p);
+    p->cut = cut;
+    if (sb_stream_queued(p->stream) == 0) {
+        on_final_drain(p->stream, p);
+        return;
+    }
+    p->stream_paused = 1;       /* nothing more is read from the upstream */
+    sb_stream_on_drain(p->stream, 0, on_final_drain, p);
+}
+
 /* Takes answer body bytes (data may be modified: chunked bodies are decoded
  * in place). */
 static void proxy_body(struct port_proxy *p, char *data, size_t len)
@@ -306,7 +333,7 @@ static void proxy_body(struct port_proxy *p, char *data, size_t len)
         if (got < 0) {
             sb_warn("port proxy: port %u in sandbox %s: %s: answer cut", p->port, p->id, err.msg);
             proxy_close_upstream(p);
-            sb_stream_abort(p->stream);
+            proxy_finish_stream(p, 1);
             return;
         }
         n = (size_t)got;
@@ -330,8 +357,7 @@ static void proxy_body(struct port_proxy *p, char *data, size_t len)
     }
     if (done) {
         proxy_done_with_upstream(p);
-        proxy_cancel_timer(p);
-        sb_stream_end(p->stream);
+        proxy_finish_stream(p, 0);
         return;
     }
     if (sb_stream_queued(p->stream) > PROXY_WINDOW && !p->stream_paused) {
@@ -668,12 +694,8 @@ static void proxy_read(struct port_proxy *p)
             int e = n < 0 ? errno : 0;
             proxy_close_upstream(p);
             if (p->stream) {
-                if (p->head.framing == SB_HTTP1_UNTIL_CLOSE) {
-                    proxy_cancel_timer(p);
-                    sb_stream_end(p->stream);
-                } else {
-                    sb_stream_abort(p->stream);     /* short of its length or its last chunk */
-                }
+                /* short of its length or its last chunk: cut */
+                proxy_finish_stream(p, p->head.framing != SB_HTTP1_UNTIL_CLOSE);
             } else if (!p->answered) {
                 if (e == ECONNREFUSED) {
                     struct sb_err err;

@@ -249,8 +249,7 @@ void sb_stream_abort(struct sb_stream *s)
     if (s->ending || s->closed)
         return;
     s->aborted = 1;
-    s->ending = 1;
-    s->len = 0;         /* what was queued is not sent: the body is cut here */
+    s->ending = 1;      /* what is queued still goes out; then the body is cut */
     http_conn_wake(s->conn);
 }
 

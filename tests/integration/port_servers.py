@@ -6,6 +6,7 @@ template, stdlib only), all bound to 127.0.0.1 there:
           GET  /bytes?n=N      N bytes of a fixed pattern (Content-Length)
           GET  /chunked?n=N    the same, chunked
           GET  /short          says Content-Length 1000, sends 10 and closes
+          GET  /chunkcut       one chunk, then closes without the last chunk
           HEAD *               Content-Length 12345, no body
           POST /upload         sha256 and length of the body (Content-Length or chunked)
           *    anything else   the method and target as JSON
@@ -68,6 +69,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.pattern(n, False)
         elif path == "/chunked":
             self.pattern(n, True)
+        elif path == "/chunkcut":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
         elif path == "/short":
             self.send_response(200)
             self.send_header("Content-Length", "1000")

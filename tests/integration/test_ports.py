@@ -229,6 +229,21 @@ def test_download_sized_and_chunked(srv, sid):
             assert r.headers["Content-Length"] == str(n)
 
 
+def test_a_chunked_body_cut_short_reaches_the_client_cut(srv, sid):
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s.sendall(f"GET /chunkcut HTTP/1.1\r\nHost: 8000-{sid}.localhost\r\n\r\n".encode())
+    data = b""
+    while True:
+        piece = s.recv(65536)
+        if not piece:
+            break
+        data += piece
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head, head
+    assert b"hello" in body and not body.endswith(b"0\r\n\r\n"), body
+
+
 def test_head_keeps_the_declared_length(srv, sid):
     r = requests.head(srv.url + "/anything", headers={"Host": f"8000-{sid}.localhost"}, timeout=30)
     assert r.status_code == 200 and r.headers["Content-Length"] == "12345" and r.headers["X-Head"] == "yes"
