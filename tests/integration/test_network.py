@@ -596,11 +596,12 @@ def test_resolv_conf_symlink_in_the_template_is_replaced_not_followed(test_host)
 
 def test_ports_of_a_sandbox_with_egress(test_host):
     """The port proxy (test_ports.py) with a veth in the sandbox: it still
-    goes to the sandbox's own loopback, and a server bound to the
-    sandbox's eth0 address alone is not what it reaches."""
+    goes to the sandbox's own loopback (which the sandbox's rules never
+    drop, even denyOut 0.0.0.0/0), and a server bound to the sandbox's eth0
+    address alone is not what it reaches."""
     with net_server("net-ports") as srv:
         c = srv.client
-        sid = c.create()
+        sid = c.create(network={"denyOut": ["0.0.0.0/0"]})
         assert c.get(f"/sandboxes/{sid}").json()["allowInternetAccess"] is True
         script = ("import http.server, sys\n"
                   "class H(http.server.BaseHTTPRequestHandler):\n"
