@@ -381,10 +381,43 @@ static void on_stream_close(void *arg, enum sb_stream_end why)
     proxy_request_over(p);
 }
 
+/* The whole answer is in hand (a small one with Content-Length): answered
+ * as one buffer, without a stream. */
+static int proxy_answer_whole(struct port_proxy *p, const char *connection)
+{
+    if (p->head.framing != SB_HTTP1_LENGTH || p->in.len < p->head.length || p->head.length > PROXY_READ)
+        return 0;
+    struct sb_header headers[SB_HTTP1_MAX_HEADERS];
+    size_t count = 0, refused;
+    for (size_t i = 0; i < p->head.header_count; i++) {
+        const struct sb_header *h = &p->head.headers[i];
+        if (!hop_by_hop(h->name) && strcasecmp(h->name, "Content-Length") != 0 &&
+            !(connection && sb_http1_has_token(connection, h->name)))
+            headers[count++] = *h;
+    }
+    if (p->in.len > p->head.length)
+        p->reusable = 0;        /* bytes past the answer */
+    p->answered = 1;
+    sb_request_complete_bytes(p->req, p->head.status, p->in.data + p->in.off, (size_t)p->head.length,
+                              headers, count, &refused);
+    if (refused)
+        sb_warn("port proxy: port %u in sandbox %s: %zu header(s) not passed on", p->port, p->id, refused);
+    bytes_take(&p->in, (size_t)p->head.length);
+    proxy_done_with_upstream(p);
+    proxy_request_over(p);
+    return 1;
+}
+
 static void proxy_open_stream(struct port_proxy *p)
 {
     struct sb_err err;
     struct sb_stream *s;
+    const char *connection = NULL;
+    for (size_t i = 0; i < p->head.header_count; i++)
+        if (strcasecmp(p->head.headers[i].name, "Connection") == 0)
+            connection = p->head.headers[i].value;
+    if (proxy_answer_whole(p, connection))
+        return;
     if (p->head.framing == SB_HTTP1_LENGTH)
         s = sb_stream_open_sized(p->req, p->head.status, NULL, p->head.length, &err);
     else if (p->head.framing == SB_HTTP1_NO_BODY && p->is_head && p->head.has_length)
@@ -400,10 +433,6 @@ static void proxy_open_stream(struct port_proxy *p)
     p->answered = 1;
     p->stream = s;
     p->body_left = p->head.length;
-    const char *connection = NULL;
-    for (size_t i = 0; i < p->head.header_count; i++)
-        if (strcasecmp(p->head.headers[i].name, "Connection") == 0)
-            connection = p->head.headers[i].value;
     for (size_t i = 0; i < p->head.header_count; i++) {
         const struct sb_header *h = &p->head.headers[i];
         if (hop_by_hop(h->name) || strcasecmp(h->name, "Content-Length") == 0 ||

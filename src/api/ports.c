@@ -118,13 +118,12 @@ static int check_sandbox(struct port_job *job, struct sb_err *err)
         rc = sb_err_set(err, not_found_status, "sandbox not found: %s%s", rec.id,
                         rec.status == SB_SANDBOX_STOPPED ? " (it was stopped)" : "");
     if (rc == 0) {
-        struct sb_net_policy policy;
+        int allowed;
+        char token[80];
         struct sb_err perr = {0};
-        if (netpolicy_from_text(rec.network_json, &policy, &perr) < 0)
+        if (netpolicy_traffic_from_text(rec.network_json, &allowed, token, sizeof token, &perr) < 0)
             rc = sb_err_set(err, 500, "sandbox %s: %s", rec.id, perr.msg);
-        else if (!policy.allow_public_traffic &&
-                 (!policy.traffic_token[0] ||
-                  !api_token_matches(policy.traffic_token, job->has_token ? job->token : NULL)))
+        else if (!allowed && (!token[0] || !api_token_matches(token, job->has_token ? job->token : NULL)))
             rc = sb_err_set(err, 403, "sandbox %s does not allow public traffic: send its "
                             "trafficAccessToken in the e2b-traffic-access-token header", rec.id);
     }

@@ -299,3 +299,14 @@ void sb_request_complete_file(struct sb_request *req, int status, const char *co
     }
     http_conn_answer(req->conn, status, resp);
 }
+
+void sb_request_complete_bytes(struct sb_request *req, int status, const void *data, size_t len,
+                               const struct sb_header *headers, size_t count, size_t *refused)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    *refused = 0;
+    for (size_t i = 0; resp && i < count; i++)
+        if (MHD_add_response_header(resp, headers[i].name, headers[i].value) != MHD_YES)
+            (*refused)++;
+    http_conn_answer(req->conn, status, resp);
+}

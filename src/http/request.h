@@ -114,6 +114,13 @@ void sb_request_complete_file(struct sb_request *req, int status, const char *co
                               uint64_t offset, uint64_t len, const struct sb_header *headers,
                               size_t count);
 
+/* Answers with a copy of len bytes of data, Content-Length len, and count
+ * more headers (copied); *refused counts the headers MHD would not take
+ * (left out). Threads as sb_request_complete_file. For a small answer
+ * that is all in memory already (a proxied one). */
+void sb_request_complete_bytes(struct sb_request *req, int status, const void *data, size_t len,
+                               const struct sb_header *headers, size_t count, size_t *refused);
+
 /* Called once, on the loop thread, when a deferred request ends without its
  * handler's answer having reached the client: the client disconnected while
  * the request was deferred (noticed at once: a suspended connection's socket

@@ -210,6 +210,26 @@ int netpolicy_from_text(const char *text, struct sb_net_policy *out, struct sb_e
     return rc < 0 ? sb_err_prefix(err, "stored network settings") : 0;
 }
 
+int netpolicy_traffic_from_text(const char *text, int *allowed, char *token, size_t token_len,
+                                struct sb_err *err)
+{
+    *allowed = 1;
+    token[0] = '\0';
+    if (!text || !*text)
+        return 0;
+    json_t *obj = json_loads(text, 0, NULL);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return sb_err_set(err, 500, "stored network settings are not a JSON object");
+    }
+    *allowed = !json_is_false(json_object_get(obj, "allowPublicTraffic"));
+    const char *t = json_string_value(json_object_get(obj, "trafficAccessToken"));
+    if (t)
+        snprintf(token, token_len, "%s", t);
+    json_decref(obj);
+    return 0;
+}
+
 int netpolicy_name_allowed(const struct sb_net_policy *p, const char *name)
 {
     char norm[SB_NET_NAME_MAX];
