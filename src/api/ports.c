@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/port_grants.h"
 #include "api/port_pool.h"
 #include "api/port_proxy.h"
 #include "api/validate.h"
@@ -45,6 +46,8 @@ void api_ports_configure(const char *domain, unsigned api_port)
 }
 
 const char *api_ports_domain(void) { return ports_domain_port; }
+
+void api_ports_on_event(void *arg, const struct sb_event *ev) { port_grants_on_event(arg, ev); }
 
 json_t *api_ports_json(const char *id)
 {
@@ -98,8 +101,9 @@ struct port_job {
     struct sb_err err;
 };
 
-/* The row's verdict: 0 when the proxy may go to it. */
-static int check_sandbox(struct port_job *job, struct sb_err *err)
+/* What the row says (running; its org and traffic settings) as a grant,
+ * or why the proxy may not go to it. */
+static int read_grant(struct port_job *job, struct port_grant *grant, struct sb_err *err)
 {
     struct sb_sandbox_rec rec;
     const char *org = job->path_form ? job->org_id : NULL;
@@ -110,6 +114,7 @@ static int check_sandbox(struct port_job *job, struct sb_err *err)
         return -1;
     }
     int rc = 0;
+    struct sb_err perr = {0};
     if (rec.status == SB_SANDBOX_PAUSED)
         rc = sb_err_set(err, job->path_form ? 409 : 502,
                         "sandbox %s is paused: connect to it (POST /sandboxes/%s/connect) to resume it "
@@ -117,18 +122,44 @@ static int check_sandbox(struct port_job *job, struct sb_err *err)
     else if (rec.status != SB_SANDBOX_RUNNING)
         rc = sb_err_set(err, not_found_status, "sandbox not found: %s%s", rec.id,
                         rec.status == SB_SANDBOX_STOPPED ? " (it was stopped)" : "");
-    if (rc == 0) {
-        int allowed;
-        char token[80];
-        struct sb_err perr = {0};
-        if (netpolicy_traffic_from_text(rec.network_json, &allowed, token, sizeof token, &perr) < 0)
-            rc = sb_err_set(err, 500, "sandbox %s: %s", rec.id, perr.msg);
-        else if (!allowed && (!token[0] || !api_token_matches(token, job->has_token ? job->token : NULL)))
-            rc = sb_err_set(err, 403, "sandbox %s does not allow public traffic: send its "
-                            "trafficAccessToken in the e2b-traffic-access-token header", rec.id);
-    }
+    else if (netpolicy_traffic_from_text(rec.network_json, &grant->public_traffic, grant->token,
+                                         sizeof grant->token, &perr) < 0)
+        rc = sb_err_set(err, 500, "sandbox %s: %s", rec.id, perr.msg);
+    snprintf(grant->org_id, sizeof grant->org_id, "%s", rec.org_id);
     store_sandbox_rec_clear(&rec);
     return rc;
+}
+
+/* Whether the request may use the grant: its org (path form) and token. */
+static int grant_allows(const struct port_job *job, const struct port_grant *grant, struct sb_err *err)
+{
+    if (job->path_form && strcmp(grant->org_id, job->org_id) != 0)
+        return sb_err_set(err, 404, "sandbox not found: %s", job->id);
+    if (!grant->public_traffic &&
+        (!grant->token[0] || !api_token_matches(grant->token, job->has_token ? job->token : NULL)))
+        return sb_err_set(err, 403, "sandbox %s does not allow public traffic: send its "
+                          "trafficAccessToken in the e2b-traffic-access-token header", job->id);
+    return 0;
+}
+
+/* The row's verdict: 0 when the proxy may go to it. Any thread. */
+static int check_sandbox(struct port_job *job, struct sb_err *err)
+{
+    struct port_grant grant;
+    return read_grant(job, &grant, err) < 0 ? -1 : grant_allows(job, &grant, err);
+}
+
+/* The same on the loop, through the grants' memory (port_grants.h). */
+static int check_sandbox_on_loop(struct port_job *job, struct sb_err *err)
+{
+    struct port_grant grant;
+    if (!port_grants_lookup(job->id, &grant)) {
+        unsigned long long epoch = port_grants_epoch();
+        if (read_grant(job, &grant, err) < 0)
+            return -1;
+        port_grants_remember(job->id, &grant, epoch);
+    }
+    return grant_allows(job, &grant, err);
 }
 
 static void on_connected(struct sb_loop *loop, void *arg)
@@ -209,7 +240,7 @@ static void proxy_request(struct sb_request *req, int form)
     const char *length = sb_request_header(req, "Content-Length");
     int bodiless = !sb_request_header(req, "Transfer-Encoding") && (!length || strcmp(length, "0") == 0);
     if (bodiless && port_pool_has(job->id, job->port)) {
-        if (check_sandbox(job, &err) < 0) {
+        if (check_sandbox_on_loop(job, &err) < 0) {
             port_proxy_connected(job->proxy, -1, 0, &err);
             free(job);
             return;

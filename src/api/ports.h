@@ -14,6 +14,7 @@
 #include "http/request.h"
 
 struct sb_app;
+struct sb_event;
 
 /* Which form a request is (enum api_port_form), from its Host, headers and
  * raw target; for the server's dialect function. Loop thread. */
@@ -28,6 +29,9 @@ void api_port_proxy_path(struct sb_request *req);
 /* Set once by serve after the port is bound, before it serves: the domain
  * and the API's port that URLs are built from. */
 void api_ports_configure(const char *domain, unsigned api_port);
+/* The event_bus_fn serve subscribes so that the proxy's memory of sandbox
+ * checks forgets them at every lifecycle event (api/port_grants.h). */
+void api_ports_on_event(void *arg, const struct sb_event *ev);
 /* "<domain>:<api port>", what E2B's domain field carries so that the SDK's
  * getHost(port) gives a host:port that reaches the proxy. */
 const char *api_ports_domain(void);

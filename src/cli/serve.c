@@ -192,7 +192,8 @@ static int start_events(struct sb_app *app, struct sb_err *err)
     app->delivery = webhook_delivery_start(&dcfg, err);
     if (!app->delivery)
         return -1;
-    if (!event_bus_subscribe(app->events, webhook_delivery_on_event, app->delivery))
+    if (!event_bus_subscribe(app->events, webhook_delivery_on_event, app->delivery) ||
+        !event_bus_subscribe(app->events, api_ports_on_event, NULL))
         return sb_err_set(err, 500, "out of memory while starting");
     return 0;
 }

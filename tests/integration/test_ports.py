@@ -205,6 +205,10 @@ def test_paused_and_deleted_sandbox(srv):
     c = srv.client
     other = c.create()
     start_servers(c, other)
+    # kept-alive connections and the proxy's memory of the check (port_grants.c) are
+    # in place: a pause must still be seen by the very next request
+    for _ in range(3):
+        assert host_get(srv, f"8000-{other}.localhost", "/headers").status_code == 200
     assert c.post(f"/sandboxes/{other}/pause").status_code in (200, 204)
     r = host_get(srv, f"8000-{other}.localhost", "/headers")
     assert r.status_code == 502 and "paused" in r.json()["message"], r.text
@@ -212,6 +216,9 @@ def test_paused_and_deleted_sandbox(srv):
     assert r.status_code == 409 and "paused" in r.json()["message"], r.text
     assert c.post(f"/sandboxes/{other}/connect", json={}).status_code in (200, 201)
     assert c.get(f"/sandboxes/{other}/ports/8000/headers").status_code == 200
+    for _ in range(3):
+        assert host_get(srv, f"8000-{other}.localhost", "/headers").status_code == 200
+    assert srv.other.get(f"/sandboxes/{other}/ports/8000/headers").status_code == 404
     assert c.delete(f"/sandboxes/{other}").status_code in (200, 204)
     r = host_get(srv, f"8000-{other}.localhost", "/headers")
     assert r.status_code == 502 and "stopped" in r.json()["message"], r.text
