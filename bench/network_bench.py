@@ -150,6 +150,9 @@ def proxy_bench(args, data_dir, key):
           f" {med(closing, 2):7.2f} {med(closing, 0) / d:6.2f}")
     print(f"{'through the port proxy (Host form)':44} {p_:9.0f} {med(proxied, 1):7.2f} {med(proxied, 2):7.2f}"
           f" {p_ / d:6.2f}")
+    pairs = sorted(p[0] / d[0] for p, d in zip(proxied, direct))
+    print(f"proxied / direct per alternating pair: {', '.join(f'{r:.2f}' for r in pairs)}"
+          f" (median {statistics.median(pairs):.2f})")
     for name, rows in (("direct", direct), ("direct, new connections", closing), ("proxied", proxied)):
         if any(r[3] for r in rows):
             print(f"wrk reported socket errors or non-2xx answers in a {name} run")

@@ -58,7 +58,8 @@ static unsigned bucket_of(const char *id, unsigned port)
     return h % PORT_POOL_BUCKETS;
 }
 
-static void idle_drop(struct idle *e)
+/* Out of its bucket; its fd stays watched (the caller decides). */
+static void idle_unlink(struct idle *e)
 {
     unsigned b = bucket_of(e->id, e->port);
     if (e->prev)
@@ -67,13 +68,13 @@ static void idle_drop(struct idle *e)
         pool.buckets[b] = e->next;
     if (e->next)
         e->next->prev = e->prev;
-    sb_loop_unwatch(pool.loop, e->fd);
     pool.count--;
 }
 
 static void idle_close(struct idle *e)
 {
-    idle_drop(e);
+    idle_unlink(e);
+    sb_loop_unwatch(pool.loop, e->fd);
     close(e->fd);
     free(e);
 }
@@ -115,7 +116,7 @@ int port_pool_take(const char *id, unsigned port)
             ssize_t n = recv(e->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 int fd = e->fd;
-                idle_drop(e);
+                idle_unlink(e);     /* still watched: the caller takes the watch over */
                 free(e);
                 return fd;
             }
@@ -126,14 +127,19 @@ int port_pool_take(const char *id, unsigned port)
     return -1;
 }
 
-void port_pool_put(struct sb_loop *loop, const char *id, unsigned port, int fd)
+void port_pool_put(struct sb_loop *loop, const char *id, unsigned port, int fd, int watched)
 {
     unsigned b = bucket_of(id, port), same = 0;
     for (struct idle *e = pool.buckets[b]; e; e = e->next)
         same += e->port == port && strcmp(e->id, id) == 0;
     struct idle *e = pool.count < PORT_POOL_MAX && same < PORT_POOL_PER_KEY ? calloc(1, sizeof *e) : NULL;
-    if (!e || sb_loop_watch(loop, fd, EPOLLIN | EPOLLRDHUP, on_idle_event, e) < 0) {
+    int rc = !e ? -1
+             : watched ? sb_loop_rebind(loop, fd, EPOLLIN | EPOLLRDHUP, on_idle_event, e)
+                       : sb_loop_watch(loop, fd, EPOLLIN | EPOLLRDHUP, on_idle_event, e);
+    if (rc < 0) {
         free(e);
+        if (watched)
+            sb_loop_unwatch(loop, fd);
         close(fd);
         return;
     }

@@ -176,10 +176,8 @@ static void proxy_done_with_upstream(struct port_proxy *p)
         return;
     if (p->reusable && !p->head.close && !p->wants_upgrade && p->body_done && p->out.len == 0 &&
         !p->write_closed && p->in.len == 0 && p->head.framing != SB_HTTP1_UNTIL_CLOSE) {
-        if (p->watching)
-            sb_loop_unwatch(p->loop, p->fd);
+        port_pool_put(p->loop, p->id, p->port, p->fd, p->watching != 0);
         p->watching = 0;
-        port_pool_put(p->loop, p->id, p->port, p->fd);
         p->fd = -1;
         return;
     }
@@ -776,7 +774,7 @@ static void on_upstream_io(struct sb_loop *loop, int fd, uint32_t events, void *
     }
     if (events & EPOLLOUT)
         proxy_flush(p);
-    if (p->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    if (p->fd >= 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         proxy_read(p);
     if (p->fd >= 0)
         proxy_update_watch(p);
@@ -793,7 +791,7 @@ static void proxy_update_watch(struct port_proxy *p)
     if (p->connecting || (p->out.len > 0 && !p->write_closed))
         want |= EPOLLOUT;
     if (!p->connecting && !(p->head_done && !p->answered) && !p->stream_paused)
-        want |= EPOLLIN;
+        want |= EPOLLIN | EPOLLRDHUP;      /* the pool's mask too: handing over costs no epoll_ctl */
     if (want == p->watching)
         return;
     int rc;
@@ -899,6 +897,23 @@ void port_proxy_connected(struct port_proxy *p, int fd, int pending, const struc
     proxy_arm_timer(p);
     if (!pending)
         proxy_flush(p);
+    proxy_update_watch(p);
+}
+
+void port_proxy_reused(struct port_proxy *p, int fd)
+{
+    p->refs--;      /* the connect's: there was none to wait for */
+    p->fd = fd;
+    if (sb_loop_rebind(p->loop, fd, EPOLLIN | EPOLLRDHUP, on_upstream_io, p) < 0) {
+        sb_loop_unwatch(p->loop, fd);
+        proxy_failf(p, 500, "port %u in sandbox %s: cannot watch the connection", p->port, p->id);
+        return;
+    }
+    p->watching = EPOLLIN | EPOLLRDHUP;
+    p->reusable = 1;
+    proxy_touch(p);
+    proxy_arm_timer(p);
+    proxy_flush(p);
     proxy_update_watch(p);
 }
 

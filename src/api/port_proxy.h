@@ -30,4 +30,8 @@ struct port_proxy *port_proxy_start(struct sb_request *req, const char *id, unsi
  * none (err; the request is answered with it). */
 void port_proxy_connected(struct port_proxy *p, int fd, int pending, const struct sb_err *err);
 
+/* Instead of port_proxy_connected, from the handler while it runs: fd is
+ * a kept-alive connection from the pool, still watched (port_pool_take). */
+void port_proxy_reused(struct port_proxy *p, int fd);
+
 #endif

@@ -247,7 +247,7 @@ static void proxy_request(struct sb_request *req, int form)
         }
         int fd = port_pool_take(job->id, job->port);
         if (fd >= 0) {
-            port_proxy_connected(job->proxy, fd, 0, NULL);
+            port_proxy_reused(job->proxy, fd);
             free(job);
             return;
         }
