@@ -131,6 +131,18 @@ def main():
             subprocess.run(["curl", "-sS", "-f", "-o", os.path.join(args.work, "down.bin"), "-H",
                             f"X-API-Key: {key}", url + "/download?path=/home/user/big.bin"], check=True)
 
+        # E2B's envd routes (what the e2b SDK's files.write / files.read send):
+        # the same upload and download under another encoding
+        envd_url = f"http://127.0.0.1:{port}/files"
+
+        def envd_upload():
+            curl("-X", "POST", "-T", src, "-H", "Content-Type: application/octet-stream",
+                 "-H", f"E2b-Sandbox-Id: {sid}", envd_url + "?path=/home/user/big3.bin")
+
+        def envd_download():
+            subprocess.run(["curl", "-sS", "-f", "-o", os.path.join(args.work, "down.bin"), "-H",
+                            f"E2b-Sandbox-Id: {sid}", envd_url + "?path=/home/user/big3.bin"], check=True)
+
         def measure(fn):
             subprocess.run(["sync"], check=True)
             rss = Rss(proc.pid)
@@ -151,6 +163,10 @@ def main():
         remove("/home/user/big.bin")
         results["upload (multipart)"] = measure(upload_multipart)
         remove("/home/user/big2.bin")
+        results["envd POST /files (octet-stream)"] = measure(envd_upload)
+        results["envd GET /files"] = measure(envd_download)
+        os.unlink(os.path.join(args.work, "down.bin"))
+        remove("/home/user/big3.bin")
 
         # small write and read against a synchronous cat of a small file
         c = conn(port)

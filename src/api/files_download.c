@@ -137,20 +137,32 @@ static int run_download(struct files_job *job, struct sb_fs *fs, struct sb_err *
     return 0;
 }
 
+/* job (its path set) with the request's Range and the disposition, to a worker. */
+static void download_job_run(struct sb_request *req, struct files_job *job, int inline_disposition, int tar)
+{
+    struct sb_err err = {0};
+    struct download *d = calloc(1, sizeof *d);
+    job->extra = d;
+    job->free_extra = free_download;
+    const char *range = sb_request_header(req, "Range");
+    if (!d || (range && !(d->range = strdup(range)))) {
+        files_job_free(job);
+        sb_respond_error(req, (sb_err_set(&err, 500, "out of memory"), &err));
+        return;
+    }
+    d->inline_disposition = inline_disposition;
+    job->flag = tar;
+    files_job_run(job);
+}
+
 static void download(struct sb_request *req, int inline_disposition)
 {
     struct files_job *job = files_job_new(req, run_download);
     struct sb_err err = {0};
     if (!job)
         return;
-    struct download *d = calloc(1, sizeof *d);
-    job->extra = d;
-    job->free_extra = free_download;
-    const char *range = sb_request_header(req, "Range");
     const char *format = sb_request_query(req, "format");
-    if (!d || (range && !(d->range = strdup(range))))
-        sb_err_set(&err, 500, "out of memory");
-    else if (format && *format && strcmp(format, "tar") != 0 && strcmp(format, "raw") != 0)
+    if (format && *format && strcmp(format, "tar") != 0 && strcmp(format, "raw") != 0)
         sb_err_set(&err, 400, "format must be raw (a file) or tar (a directory), not '%s'", format);
     else
         files_query_copy(req, "path", 1, &job->path, &err);
@@ -159,9 +171,22 @@ static void download(struct sb_request *req, int inline_disposition)
         sb_respond_error(req, &err);
         return;
     }
-    d->inline_disposition = inline_disposition;
-    job->flag = format && strcmp(format, "tar") == 0;
-    files_job_run(job);
+    download_job_run(req, job, inline_disposition, format && strcmp(format, "tar") == 0);
+}
+
+void files_download_as(struct sb_request *req, const char *org_id, const char *id, const char *user,
+                       const char *path, int inline_disposition)
+{
+    struct files_job *job = files_job_for(req, org_id, id, user, run_download);
+    if (!job)
+        return;
+    if (!(job->path = strdup(path))) {
+        struct sb_err err;
+        files_job_free(job);
+        sb_respond_error(req, (sb_err_set(&err, 500, "out of memory"), &err));
+        return;
+    }
+    download_job_run(req, job, inline_disposition, 0);
 }
 
 void api_files_download(struct sb_request *req)

@@ -52,29 +52,30 @@ int files_query_bool(struct sb_request *req, const char *name, int def, int *out
     return 0;
 }
 
-struct files_job *files_job_new(struct sb_request *req, files_job_fn run)
+struct files_job *files_job_for(struct sb_request *req, const char *org_id, const char *id, const char *user,
+                                files_job_fn run)
 {
     struct files_job *job = calloc(1, sizeof *job);
     struct sb_err err = {0};
-    const char *id = sb_request_param(req, "id");
-    if (!job) {
+    if (!job || (user && !(job->user = strdup(user)))) {
+        files_job_free(job);
         sb_respond_error(req, (sb_err_set(&err, 500, "out of memory"), &err));
         return NULL;
     }
     job->req = req;
     job->run = run;
-    snprintf(job->org_id, sizeof job->org_id, "%s", req->org_id);
+    snprintf(job->org_id, sizeof job->org_id, "%s", org_id);
     snprintf(job->id, sizeof job->id, "%s", id ? id : "");
+    return job;
+}
+
+struct files_job *files_job_new(struct sb_request *req, files_job_fn run)
+{
     /* E2B's envd calls it username */
     const char *user = sb_request_query(req, "user");
     if (!user)
         user = sb_request_query(req, "username");
-    if (user && !(job->user = strdup(user))) {
-        files_job_free(job);
-        sb_respond_error(req, (sb_err_set(&err, 500, "out of memory"), &err));
-        return NULL;
-    }
-    return job;
+    return files_job_for(req, req->org_id, sb_request_param(req, "id"), user, run);
 }
 
 static void files_job_work(struct sb_request *req, void *arg)
@@ -107,8 +108,7 @@ void files_job_run(struct files_job *job)
         api_run_async(job->req, files_job_work, job, files_job_release);
 }
 
-/* Go's FileMode.String() for the type and permission bits, as envd shows it. */
-static void permissions_string(uint32_t mode, char out[12])
+void files_permissions_string(uint32_t mode, char out[12])
 {
     char type = S_ISDIR(mode) ? 'd' : S_ISLNK(mode) ? 'L' : S_ISFIFO(mode) ? 'p' : S_ISSOCK(mode) ? 'S'
                 : (S_ISCHR(mode) || S_ISBLK(mode)) ? 'D' : '-';
@@ -119,18 +119,23 @@ static void permissions_string(uint32_t mode, char out[12])
     out[10] = '\0';
 }
 
+void files_owner_names(struct sb_fs *fs, const struct sb_fs_entry *e, char owner[64], char group[64])
+{
+    sb_fs_id_name(fs, 0, e->uid, owner, 64);
+    sb_fs_id_name(fs, 1, e->gid, group, 64);
+    if (!sb_utf8_valid(owner, strlen(owner)))
+        snprintf(owner, 64, "%u", e->uid);
+    if (!sb_utf8_valid(group, strlen(group)))
+        snprintf(group, 64, "%u", e->gid);
+}
+
 json_t *files_entry_json(struct sb_fs *fs, const struct sb_fs_entry *e)
 {
     static const char *const types[] = {"file", "dir", "symlink", "other"};
     char perms[12], mtime[40], owner[64], group[64];
-    permissions_string(e->mode, perms);
+    files_permissions_string(e->mode, perms);
     sb_time_rfc3339(e->mtime_ms, mtime, sizeof mtime);
-    sb_fs_id_name(fs, 0, e->uid, owner, sizeof owner);
-    sb_fs_id_name(fs, 1, e->gid, group, sizeof group);
-    if (!sb_utf8_valid(owner, strlen(owner)))
-        snprintf(owner, sizeof owner, "%u", e->uid);
-    if (!sb_utf8_valid(group, strlen(group)))
-        snprintf(group, sizeof group, "%u", e->gid);
+    files_owner_names(fs, e, owner, group);
     /* names are bytes: one that is not UTF-8 is shown with U+FFFD, not dropped */
     json_t *o = json_pack("{s:o, s:o, s:s, s:b, s:I, s:i, s:s, s:s, s:s, s:s}", "name",
                           sb_json_string_lossy(e->name, strlen(e->name)), "path",

@@ -23,6 +23,15 @@
  * time per upload; the loop and the job share only what is handed over
  * with the batch (job_abort in, job_failed/job_err out).
  *
+ * Content-Encoding: gzip (E2B's SDK sends it for `gzip: true`) is inflated
+ * on the loop as the body arrives (zlib, INFLATE_CHUNK of output at a
+ * time, concatenated members allowed), before the parser or the file sees
+ * a byte: a body that is not gzip, or ends inside the stream, is a 400 and
+ * leaves no file. Inflating stops when the batch is full (the input left
+ * is kept and the body paused until the batch is written), so a piece that
+ * inflates a thousandfold holds no more memory than any other; the
+ * per-file cap counts inflated bytes.
+ *
  * Caps: files_upload_file_max per file and files_upload_max per request
  * (413 naming the cap; a declared Content-Length past the request cap is
  * refused before the body). Answer: 200 with an array of the entries
@@ -41,7 +50,10 @@
 #include "http/multipart.h"
 #include "runtime/registry.h"
 
+#include <zlib.h>
+
 #define FLUSH (1024 * 1024)
+#define INFLATE_CHUNK (64 * 1024)
 #define MAX_FILES 1000
 
 enum op_kind { OP_BEGIN, OP_DATA, OP_END };
@@ -68,6 +80,12 @@ struct upload {
     char *query_path;           /* ?path=: every file goes there */
     char *field_path;           /* the last "path" field */
     struct sb_multipart *mp;    /* NULL: an octet-stream body */
+    int gzip;                   /* the body is gzip: zs inflates it */
+    int gzip_done;              /* zs reached the end of a member, nothing after yet */
+    z_stream zs;
+    unsigned char *inflated;    /* INFLATE_CHUNK of zs's output */
+    char *gz_left;              /* gzip input not inflated yet (the batch was full) */
+    size_t gz_left_len, gz_left_cap;
     int in_file;                /* parser: inside a file part */
     int in_path_field;          /* parser: inside the "path" field */
     size_t field_len;
@@ -116,6 +134,10 @@ static void upload_free(struct upload *u)
     if (u->fs_open)
         sb_fs_close(&u->fs);
     sb_multipart_free(u->mp);
+    if (u->gzip)
+        inflateEnd(&u->zs);
+    free(u->inflated);
+    free(u->gz_left);
     batch_free(&u->pending);
     batch_free(&u->flight);
     for (size_t i = 0; i < u->seen_count; i++)
@@ -374,6 +396,63 @@ static void wind_up(struct upload *u)
     finish(u);
 }
 
+/* Body bytes as they are after decoding: to the parser or the file. */
+static int consume(struct upload *u, const char *data, size_t len, struct sb_err *err)
+{
+    return u->mp ? sb_multipart_feed(u->mp, data, len, err) : file_bytes(u, data, len, err);
+}
+
+/* Inflates gzip input into consume, INFLATE_CHUNK at a time: data, or
+ * (data NULL) what an earlier call kept. It stops once the pending batch
+ * is full, so a small body that inflates to much never fills more than a
+ * batch in memory, and keeps the input not yet inflated in gz_left.
+ * 0: all used; 1: the batch is full and input is kept; -1 with err. */
+static int inflate_input(struct upload *u, const char *data, size_t len, struct sb_err *err)
+{
+    if (data) {
+        u->zs.next_in = (unsigned char *)data;
+        u->zs.avail_in = (uInt)len;
+    } else {
+        u->zs.next_in = (unsigned char *)u->gz_left;
+        u->zs.avail_in = (uInt)u->gz_left_len;
+    }
+    while (u->zs.avail_in > 0) {
+        if (u->pending.len >= FLUSH) {
+            size_t rest = u->zs.avail_in;
+            if (data && rest > u->gz_left_cap) {
+                char *n = realloc(u->gz_left, rest);
+                if (!n)
+                    return sb_err_set(err, 500, "out of memory");
+                u->gz_left = n;
+                u->gz_left_cap = rest;
+            }
+            memmove(u->gz_left, u->zs.next_in, rest);
+            u->gz_left_len = rest;
+            return 1;
+        }
+        if (u->gzip_done) {             /* another member follows (gzip allows several) */
+            if (inflateReset(&u->zs) != Z_OK)
+                return sb_err_set(err, 500, "gzip: cannot reset the decoder");
+            u->gzip_done = 0;
+        }
+        u->zs.next_out = u->inflated;
+        u->zs.avail_out = INFLATE_CHUNK;
+        int zrc = inflate(&u->zs, Z_NO_FLUSH);
+        if (zrc != Z_OK && zrc != Z_STREAM_END && zrc != Z_BUF_ERROR)
+            return sb_err_set(err, 400, "the body is not valid gzip (Content-Encoding: gzip): %s",
+                              u->zs.msg ? u->zs.msg : "corrupt data");
+        size_t out = INFLATE_CHUNK - u->zs.avail_out;
+        if (out && consume(u, (const char *)u->inflated, out, err) < 0)
+            return -1;
+        if (zrc == Z_STREAM_END)
+            u->gzip_done = 1;
+        else if (zrc == Z_BUF_ERROR && out == 0)
+            break;                      /* needs more input */
+    }
+    u->gz_left_len = 0;
+    return 0;
+}
+
 static void after_batch(struct sb_loop *loop, void *arg)
 {
     (void)loop;
@@ -397,7 +476,35 @@ static void after_batch(struct sb_loop *loop, void *arg)
             return;
         }
     }
+    if (u->gz_left_len) {
+        /* gzip input that inflated past a batch: the body stays paused until it is used */
+        struct sb_err err = {0};
+        int rc = inflate_input(u, NULL, 0, &err);
+        if (rc < 0) {
+            fail(u, &err);
+            u->ended = 1;   /* answered now; the rest of the body is read and dropped */
+            if (!u->busy)
+                wind_up(u);
+            return;
+        }
+        if (rc == 1) {
+            if (u->busy)
+                u->waiting = 1;
+            else if (flush(u) < 0)
+                finish(u);
+            return;
+        }
+    }
     sb_request_body_resume(u->req);     /* nothing when it was not paused */
+}
+
+/* The end of a gzip body: the last member must be complete. */
+static int inflate_finish(struct upload *u, struct sb_err *err)
+{
+    if (!u->gzip_done)
+        return sb_err_set(err, 400, "the body ends inside its gzip stream (Content-Encoding: gzip): "
+                          "truncated upload");
+    return 0;
 }
 
 static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const char *data, size_t len)
@@ -405,7 +512,7 @@ static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const cha
     (void)req;
     struct upload *u = arg;
     struct sb_err err = {0};
-    int rc = u->mp ? sb_multipart_feed(u->mp, data, len, &err) : file_bytes(u, data, len, &err);
+    int rc = u->gzip ? inflate_input(u, data, len, &err) : consume(u, data, len, &err);
     if (rc < 0) {
         fail(u, &err);
         u->ended = 1;   /* SB_BODY_STOP: no on_end follows */
@@ -417,6 +524,18 @@ static enum sb_body_verdict on_body(struct sb_request *req, void *arg, const cha
      * so a wrong sandbox or user is known before much of the body has come */
     if (!u->flushed) {
         if (flush(u) < 0) {
+            u->ended = 1;
+            finish(u);
+            return SB_BODY_STOP;
+        }
+        return SB_BODY_PAUSE;
+    }
+    if (rc == 1) {
+        /* gzip input is kept: the batch goes, and the body waits until the
+         * input is used (after_batch) */
+        if (u->busy)
+            u->waiting = 1;
+        else if (flush(u) < 0) {
             u->ended = 1;
             finish(u);
             return SB_BODY_STOP;
@@ -450,6 +569,8 @@ static void on_body_end(struct sb_request *req, void *arg, const struct sb_err *
             sb_err_set(&err, 413, "upload larger than %zu bytes, the limit for one request (files_upload_max)",
                        u->app->cfg.files_upload_max);
         fail(u, &err);
+    } else if (u->gzip && inflate_finish(u, &err) < 0) {
+        fail(u, &err);
     } else if (u->mp && sb_multipart_finish(u->mp, &err) < 0) {
         fail(u, &err);
     } else if (!u->mp && push_op(u, OP_END, NULL, NULL, 0, &err) < 0) {
@@ -459,7 +580,19 @@ static void on_body_end(struct sb_request *req, void *arg, const struct sb_err *
         wind_up(u);
 }
 
-static void upload(struct sb_request *req)
+/* The gzip decoder (gzip framing only, as Content-Encoding: gzip means). */
+static int gzip_init(struct upload *u)
+{
+    if (!(u->inflated = malloc(INFLATE_CHUNK)) || inflateInit2(&u->zs, 16 + MAX_WBITS) != Z_OK)
+        return -1;
+    u->gzip = 1;
+    return 0;
+}
+
+/* Starts the upload of req's body into org's sandbox id as user (NULL:
+ * default), every file to path when it is not NULL. */
+static void upload(struct sb_request *req, const char *org_id, const char *id, const char *user,
+                   const char *path)
 {
     struct sb_err err = {0};
     struct upload *u = calloc(1, sizeof *u);
@@ -469,23 +602,21 @@ static void upload(struct sb_request *req)
     }
     u->req = req;
     u->app = api_app(req);
-    const char *id = sb_request_param(req, "id");
-    snprintf(u->org_id, sizeof u->org_id, "%s", req->org_id);
+    snprintf(u->org_id, sizeof u->org_id, "%s", org_id);
     snprintf(u->id, sizeof u->id, "%s", id ? id : "");
-    const char *user = sb_request_query(req, "user");
-    if (!user)
-        user = sb_request_query(req, "username");
     const char *ct = sb_request_header(req, "Content-Type");
     const char *encoding = sb_request_header(req, "Content-Encoding");
+    int gzip = encoding && strcasecmp(encoding, "gzip") == 0;
     u->written = json_array();
-    if (!u->written || (user && !(u->user = strdup(user))) ||
-        files_query_copy(req, "path", 0, &u->query_path, &err) < 0) {
-        if (!err.status)
-            sb_err_set(&err, 500, "out of memory");
+    if (!u->written || (user && !(u->user = strdup(user))) || (path && *path && !(u->query_path = strdup(path)))) {
+        sb_err_set(&err, 500, "out of memory");
     } else if (!sb_id_valid("sbx_", u->id)) {
         sb_err_set(&err, 400, "invalid sandbox id: %s", u->id);
-    } else if (encoding && *encoding && strcasecmp(encoding, "identity") != 0) {
-        sb_err_set(&err, 415, "Content-Encoding %s is not supported: send the bytes uncompressed", encoding);
+    } else if (encoding && *encoding && strcasecmp(encoding, "identity") != 0 && !gzip) {
+        sb_err_set(&err, 415, "Content-Encoding %s is not supported: send the bytes uncompressed or as gzip",
+                   encoding);
+    } else if (gzip && gzip_init(u) < 0) {
+        sb_err_set(&err, 500, "out of memory");
     } else if (sb_multipart_is_form(ct)) {
         u->mp = sb_multipart_new(ct, &parser_callbacks, u, &err);
     } else if (!u->query_path) {
@@ -504,7 +635,16 @@ static void upload(struct sb_request *req)
     }
 }
 
+void files_upload_as(struct sb_request *req, const char *org_id, const char *id, const char *user,
+                     const char *path)
+{
+    upload(req, org_id, id, user, path);
+}
+
 void api_files_upload(struct sb_request *req)
 {
-    upload(req);
+    const char *user = sb_request_query(req, "user");
+    if (!user)
+        user = sb_request_query(req, "username");
+    upload(req, req->org_id, sb_request_param(req, "id"), user, sb_request_query(req, "path"));
 }

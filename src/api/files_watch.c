@@ -1,26 +1,24 @@
 /*
- * files_watch.c - GET /sandboxes/:id/filesystem/watch?path=&recursive=: the
- * changes in a sandbox directory as Server-Sent Events, from inotify.
- *
- * Each event is `data: {"type": create|write|remove|rename|chmod, "name":
- * <path relative to the watched directory>, "path": <absolute>}` (E2B's
- * WatchDir names; "rename" is the old name, the new one is a "create"),
- * after a first `event: start`. An `overflow` event says the kernel's queue
- * overflowed and events were lost.
+ * files_watch.c - watching a sandbox directory with inotify, for every
+ * encoding of it: SandBase's SSE route (files_watch_sse.c), envd's WatchDir
+ * stream and its polling watchers (e2b/envd_watch.c). The watch calls its
+ * sink (files.h) with each change: create, write, remove, rename (the old
+ * name; the new one is a create) or chmod, named relative to the watched
+ * directory, and says when the kernel's queue overflowed.
  *
  * A worker resolves the directory inside the sandbox as the user (so it
  * must be allowed to read it) and adds the watches through the fds it
  * opened (/proc/self/fd/N: the inode, never a path the sandbox could
  * swap); with recursive, every directory below too (at most MAX_WATCHES),
- * in at most MAX_STREAMS streams on the whole server (503 beyond),
- * and directories created later are added by a worker job as their create
- * event arrives. Then the loop owns the stream: the inotify fd is read on
- * the loop (non-blocking), and while more than WINDOW of events wait for
- * the client it stops reading (the kernel queue then overflows rather than
- * serve's memory growing). The stream ends when the client leaves, when
- * the watched directory goes (IN_IGNORED for it: deleted, or its
- * filesystem unmounted because the sandbox ended), or when the sandbox's
- * shim is gone (checked every CHECK_MS).
+ * in at most MAX_STREAMS watches on the whole server (503 beyond), and
+ * directories created later are added by a worker job as their create
+ * event arrives. Then the loop owns it: the inotify fd is read on the loop
+ * (non-blocking), and while the sink says it holds enough it is not read
+ * (the kernel queue then overflows rather than serve's memory growing).
+ * The watch is over when the watched directory goes (IN_IGNORED for it:
+ * deleted, or its filesystem unmounted because the sandbox ended) or the
+ * sandbox's shim is gone (checked every CHECK_MS): the sink's gone runs.
+ * The owner ends it with files_watch_close, once, on the loop.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,7 +35,6 @@
 #include "api/files.h"
 #include "core/log.h"
 #include "core/utf8.h"
-#include "http/sse.h"
 #include "runtime/shim_client.h"
 
 /* inotify instances and watches are counted per user, and serve runs as
@@ -47,25 +44,27 @@
 #define MAX_STREAMS 32
 #define MAX_WATCHES 1024
 #define MAX_DEPTH 32
-#define WINDOW (1024 * 1024)
 #define CHECK_MS 2000
 #define MASK (IN_CREATE | IN_MODIFY | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
               IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
-static int open_streams;    /* watch streams alive; atomic (workers add, the loop removes) */
+static int open_streams;    /* watches alive; atomic (workers add, the loop removes) */
 
-struct watch {
+struct files_watch {
     struct sb_app *app;
-    struct sb_request *req;
-    struct sb_stream *stream;
+    const struct files_watch_sink *sink;
+    void *sink_arg;
     struct sb_fs fs;                /* our own root fd, for adding watches later */
     char id[32];
     int ifd;
     int recursive;
     int reading;                    /* the loop watches ifd for input */
+    int paused;                     /* the sink asked for no more until files_watch_resume */
+    int gone;                       /* the sink was told the watch is over */
     uint64_t timer;
     int jobs;                       /* loop: add-watch jobs on workers */
-    int closed;                     /* loop: the stream is over */
+    int busy;                       /* loop: inside a call into the sink (close must not free) */
+    int closed;                     /* loop: the owner closed it */
     pthread_mutex_t lock;           /* wds and the paths, shared with add-watch jobs */
     int root_wd;
     int count;
@@ -74,7 +73,7 @@ struct watch {
     char abs[SB_FS_PATH_MAX];       /* the watched directory */
 };
 
-static void watch_free(struct watch *w)
+static void watch_free(struct files_watch *w)
 {
     __atomic_sub_fetch(&open_streams, 1, __ATOMIC_RELAXED);
     if (w->ifd >= 0)
@@ -87,7 +86,7 @@ static void watch_free(struct watch *w)
 }
 
 /* Adds a watch on the directory fd as rel. Caller holds w->lock. */
-static int add_watch_fd(struct watch *w, int fd, const char *rel)
+static int add_watch_fd(struct files_watch *w, int fd, const char *rel)
 {
     if (w->count >= MAX_WATCHES)
         return -1;
@@ -109,7 +108,7 @@ static int add_watch_fd(struct watch *w, int fd, const char *rel)
 
 /* Watches every directory below dir_fd (rel), depth levels; as the acting
  * user (caller entered its credentials and holds w->lock). */
-static void add_below(struct watch *w, int dir_fd, const char *rel, int depth)
+static void add_below(struct files_watch *w, int dir_fd, const char *rel, int depth)
 {
     if (depth > MAX_DEPTH)
         return;
@@ -137,7 +136,7 @@ static void add_below(struct watch *w, int dir_fd, const char *rel, int depth)
 }
 
 /* The relative path of wd's directory, copied into out; 0 when unknown. */
-static int rel_of(struct watch *w, int wd, char *out, size_t len)
+static int rel_of(struct files_watch *w, int wd, char *out, size_t len)
 {
     int found = 0;
     pthread_mutex_lock(&w->lock);
@@ -154,22 +153,29 @@ static int rel_of(struct watch *w, int wd, char *out, size_t len)
 /* ---- directories created later (recursive) ---- */
 
 struct add_job {
-    struct watch *w;
+    struct files_watch *w;
     char rel[SB_FS_PATH_MAX];
 };
+
+/* Frees a closed watch once nothing refers to it any more. */
+static void maybe_free(struct files_watch *w)
+{
+    if (w->closed && !w->busy && !w->jobs)
+        watch_free(w);
+}
 
 static void add_job_done(struct sb_loop *loop, void *arg)
 {
     (void)loop;
-    struct watch *w = arg;
-    if (--w->jobs == 0 && w->closed)
-        watch_free(w);
+    struct files_watch *w = arg;
+    w->jobs--;
+    maybe_free(w);
 }
 
 static void add_job_run(void *arg)
 {
     struct add_job *j = arg;
-    struct watch *w = j->w;
+    struct files_watch *w = j->w;
     char abs[SB_FS_PATH_MAX];
     int fd;
     struct sb_err err;
@@ -190,7 +196,7 @@ static void add_job_run(void *arg)
     free(j);
 }
 
-static void add_later(struct watch *w, const char *rel)
+static void add_later(struct files_watch *w, const char *rel)
 {
     struct add_job *j = malloc(sizeof *j);
     if (!j)
@@ -206,46 +212,49 @@ static void add_later(struct watch *w, const char *rel)
 
 /* ---- the loop side ---- */
 
-static void send_event(struct watch *w, const char *type, const char *rel)
-{
-    char abs[SB_FS_PATH_MAX];
-    if (snprintf(abs, sizeof abs, "%s%s%s", w->abs, strcmp(w->abs, "/") ? "/" : "", rel) < 0)
-        return;                         /* (a path too long is cut, as the kernel cannot exceed it) */
-    json_t *o = json_pack("{s:s, s:o, s:o}", "type", type, "name", sb_json_string_lossy(rel, strlen(rel)),
-                          "path", sb_json_string_lossy(abs, strlen(abs)));
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (text)
-        sb_sse_event(w->stream, NULL, NULL, text);
-    free(text);
-    json_decref(o);
-}
-
-static void stop_reading(struct watch *w)
+static void stop_reading(struct files_watch *w)
 {
     if (w->reading)
         sb_loop_unwatch(w->app->loop, w->ifd);
     w->reading = 0;
 }
 
-static void on_inotify(struct sb_loop *loop, int fd, uint32_t events, void *arg);
-
-static void on_drained(struct sb_stream *s, void *arg)
+static void cancel_timer(struct files_watch *w)
 {
-    (void)s;
-    struct watch *w = arg;
-    if (!w->reading && sb_loop_watch(w->app->loop, w->ifd, EPOLLIN, on_inotify, w) == 0)
-        w->reading = 1;
+    if (w->timer)
+        sb_loop_cancel(w->app->loop, w->timer);
+    w->timer = 0;
 }
 
-static void handle_event(struct watch *w, const struct inotify_event *ev)
+/* The watch is over: the sink hears it once, and nothing after it. */
+static void watch_gone(struct files_watch *w)
+{
+    if (w->gone || w->closed)
+        return;
+    w->gone = 1;
+    stop_reading(w);
+    cancel_timer(w);
+    w->sink->gone(w->sink_arg);
+}
+
+static void emit(struct files_watch *w, enum files_watch_event type, const char *rel)
+{
+    char abs[SB_FS_PATH_MAX];
+    if (snprintf(abs, sizeof abs, "%s%s%s", w->abs, strcmp(w->abs, "/") && *rel ? "/" : "", rel) < 0)
+        return;                         /* (a path too long is cut, as the kernel cannot exceed it) */
+    if (w->sink->event(w->sink_arg, type, rel, abs))
+        w->paused = 1;
+}
+
+static void handle_event(struct files_watch *w, const struct inotify_event *ev)
 {
     if (ev->mask & IN_Q_OVERFLOW) {
-        sb_sse_event(w->stream, NULL, "overflow", "{\"type\":\"overflow\"}");
+        w->sink->overflow(w->sink_arg);
         return;
     }
     if (ev->mask & IN_IGNORED) {
         if (ev->wd == w->root_wd)
-            sb_stream_end(w->stream);   /* the directory (or the sandbox) is gone */
+            watch_gone(w);      /* the directory (or the sandbox) is gone */
         return;
     }
     char dir[SB_FS_PATH_MAX], rel[SB_FS_PATH_MAX];
@@ -253,7 +262,7 @@ static void handle_event(struct watch *w, const struct inotify_event *ev)
         return;
     if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
         if (ev->wd == w->root_wd)
-            send_event(w, ev->mask & IN_DELETE_SELF ? "remove" : "rename", "");
+            emit(w, ev->mask & IN_DELETE_SELF ? FILES_WATCH_REMOVE : FILES_WATCH_RENAME, "");
         return;
     }
     if (!ev->len)
@@ -261,103 +270,108 @@ static void handle_event(struct watch *w, const struct inotify_event *ev)
     if (snprintf(rel, sizeof rel, "%s%s%s", dir, *dir ? "/" : "", ev->name) < 0)
         return;
     if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-        send_event(w, "create", rel);
+        emit(w, FILES_WATCH_CREATE, rel);
         if (w->recursive && (ev->mask & IN_ISDIR))
             add_later(w, rel);
     } else if (ev->mask & IN_MODIFY) {
-        send_event(w, "write", rel);
+        emit(w, FILES_WATCH_WRITE, rel);
     } else if (ev->mask & IN_DELETE) {
-        send_event(w, "remove", rel);
+        emit(w, FILES_WATCH_REMOVE, rel);
     } else if (ev->mask & IN_MOVED_FROM) {
-        send_event(w, "rename", rel);
+        emit(w, FILES_WATCH_RENAME, rel);
     } else if (ev->mask & IN_ATTRIB) {
-        send_event(w, "chmod", rel);
+        emit(w, FILES_WATCH_CHMOD, rel);
     }
 }
 
 static void on_inotify(struct sb_loop *loop, int fd, uint32_t events, void *arg)
 {
     (void)loop, (void)events;
-    struct watch *w = arg;
+    struct files_watch *w = arg;
     char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-    for (int rounds = 0; rounds < 16 && !w->closed; rounds++) {
+    w->busy++;
+    for (int rounds = 0; rounds < 16 && !w->closed && !w->gone; rounds++) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n <= 0)
             break;
-        for (char *p = buf; p < buf + n;) {
+        /* a read's events all go: the kernel cannot take them back */
+        for (char *p = buf; p < buf + n && !w->closed && !w->gone;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
             handle_event(w, ev);
             p += sizeof *ev + ev->len;
         }
-        if (sb_stream_queued(w->stream) > WINDOW) {
+        if (w->paused) {
             stop_reading(w);
-            sb_stream_on_drain(w->stream, WINDOW / 4, on_drained, w);
             break;
         }
     }
+    w->busy--;
+    maybe_free(w);
+}
+
+void files_watch_resume(struct files_watch *w)
+{
+    w->paused = 0;
+    if (!w->reading && !w->closed && !w->gone &&
+        sb_loop_watch(w->app->loop, w->ifd, EPOLLIN, on_inotify, w) == 0)
+        w->reading = 1;
 }
 
 static void check_alive(struct sb_loop *loop, void *arg)
 {
-    struct watch *w = arg;
+    struct files_watch *w = arg;
     w->timer = 0;
-    if (w->closed)
+    if (w->closed || w->gone)
         return;
     if (!shim_alive(w->app->cfg.run_dir, w->id)) {
-        sb_stream_end(w->stream);
+        w->busy++;
+        watch_gone(w);
+        w->busy--;
+        maybe_free(w);
         return;
     }
     w->timer = sb_loop_timer(loop, CHECK_MS, check_alive, w);
 }
 
-static void on_close(void *arg, enum sb_stream_end why)
+void files_watch_close(struct files_watch *w)
 {
-    (void)why;
-    struct watch *w = arg;
     w->closed = 1;
-    w->stream = NULL;
     stop_reading(w);
-    if (w->timer)
-        sb_loop_cancel(w->app->loop, w->timer);
-    w->timer = 0;
-    if (w->jobs == 0)
-        watch_free(w);
+    cancel_timer(w);
+    maybe_free(w);
 }
 
-static void open_stream(struct sb_loop *loop, void *arg)
+static void watch_started(struct sb_loop *loop, void *arg)
 {
-    struct watch *w = arg;
-    struct sb_err err = {0};
-    w->stream = sb_sse_open(w->req, &err);
-    if (!w->stream) {
-        sb_request_complete_error(w->req, &err);
-        watch_free(w);
-        return;
-    }
-    sb_stream_on_close(w->stream, on_close, w);
-    sb_sse_event(w->stream, NULL, "start", "{}");
+    struct files_watch *w = arg;
     if (sb_loop_watch(loop, w->ifd, EPOLLIN, on_inotify, w) == 0)
         w->reading = 1;
     w->timer = sb_loop_timer(loop, CHECK_MS, check_alive, w);
+    w->busy++;
+    w->sink->started(w->sink_arg, w);   /* may close it */
+    w->busy--;
+    maybe_free(w);
 }
 
 /* ---- the worker part ---- */
 
-static int run_watch(struct files_job *job, struct sb_fs *fs, struct sb_err *err)
+int files_watch_start(struct files_job *job, struct sb_fs *fs, const struct files_watch_sink *sink, void *arg,
+                      struct sb_err *err)
 {
     if (__atomic_add_fetch(&open_streams, 1, __ATOMIC_RELAXED) > MAX_STREAMS) {
         __atomic_sub_fetch(&open_streams, 1, __ATOMIC_RELAXED);
         return sb_err_set(err, 503, "too many directory watches open on this server (at most %d): "
                           "close one and try again", MAX_STREAMS);
     }
-    struct watch *w = calloc(1, sizeof *w);
+    struct files_watch *w = calloc(1, sizeof *w);
     if (!w) {
         __atomic_sub_fetch(&open_streams, 1, __ATOMIC_RELAXED);
         return sb_err_set(err, 500, "out of memory");
     }
     pthread_mutex_init(&w->lock, NULL);
     w->app = api_app(job->req);
-    w->req = job->req;
+    w->sink = sink;
+    w->sink_arg = arg;
     w->recursive = job->flag;
     snprintf(w->id, sizeof w->id, "%s", job->id);
     w->fs = *fs;
@@ -386,7 +400,7 @@ static int run_watch(struct files_job *job, struct sb_fs *fs, struct sb_err *err
         goto fail;
     }
     close(fd);
-    if (sb_loop_post(w->app->loop, open_stream, w) < 0) {
+    if (sb_loop_post(w->app->loop, watch_started, w) < 0) {
         sb_err_set(err, 500, "out of memory");
         fd = -1;
         goto fail;
@@ -399,17 +413,3 @@ fail:
     return -1;
 }
 
-void api_files_watch(struct sb_request *req)
-{
-    struct files_job *job = files_job_new(req, run_watch);
-    struct sb_err err = {0};
-    if (!job)
-        return;
-    if (files_query_copy(req, "path", 1, &job->path, &err) < 0 ||
-        files_query_bool(req, "recursive", 0, &job->flag, &err) < 0) {
-        files_job_free(job);
-        sb_respond_error(req, &err);
-        return;
-    }
-    files_job_run(job);
-}

@@ -114,7 +114,8 @@ static struct sb_create_request create_request_of(const struct api_create *c)
     return (struct sb_create_request){.org_id = c->org_id, .template_id = c->template_id,
                                       .timeout_s = c->timeout_s, .metadata_json = c->metadata,
                                       .env_json = c->env, .network = c->network,
-                                      .e2b_json = c->e2b_json, .envd_token = c->envd_token};
+                                      .e2b_json = c->e2b_json, .envd_token = c->envd_token,
+                                      .pause_on_timeout = c->pause_on_timeout};
 }
 
 static void create_job(struct sb_request *req, void *p)

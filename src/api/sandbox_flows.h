@@ -19,7 +19,7 @@
 /* envdVersion, the same in SandBase's sandbox object and E2B's shapes: the
  * highest envd version whose feature gates in E2B's SDKs the server serves
  * (the gates and what each needs: src/e2b/e2b.h). Raise it there first. */
-#define API_ENVD_VERSION "0.5.2"
+#define API_ENVD_VERSION "0.5.7"
 
 /* A dialect's JSON for a sandbox (new reference, NULL when out of memory). */
 typedef json_t *(*api_sandbox_shape_fn)(const struct sb_sandbox_rec *rec);
@@ -33,6 +33,7 @@ struct api_create {
     char *env;                      /* owned JSON object text; NULL = {} */
     char *e2b_json;                 /* owned: an E2B create's own settings; NULL = none */
     char envd_token[72];            /* "" = no envd access token */
+    int pause_on_timeout;           /* the timeout pauses it (E2B's autoPause) */
     struct sb_net_policy *network;  /* owned; NULL = the create said nothing about the network */
     api_sandbox_shape_fn shape;
 };

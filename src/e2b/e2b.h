@@ -14,13 +14,13 @@
  * not a second implementation.
  *
  * envdVersion (API_ENVD_VERSION, api/sandbox_flows.h) gates SDK features:
- * below a version the SDK refuses the feature locally. Served now: 0.5.2:
- * 0.1.5 getMetrics (e2b/metrics.c), and for the process RPCs 0.3.0
- * stdin:false (Process/Start), 0.4.0 the Basic-auth user on every call,
- * 0.5.2 closeStdin. Passed with it but not served (the server's own
- * error, not the SDK's refusal): 0.1.4 recursive watchDir (WatchDir).
- * Waiting: 0.5.7 octet-stream and gzip uploads (POST /files), 0.6.2
- * upload metadata, 0.6.3 includeEntry, 0.6.4 allowNetworkMounts.
+ * below a version the SDK refuses the feature locally. Reported: 0.5.7,
+ * the highest whose gates are all served: 0.1.0 create, 0.1.4 recursive
+ * watchDir (WatchDir), 0.1.5 getMetrics (e2b/metrics.c), 0.3.0
+ * stdin:false (Process/Start), 0.4.0 the user only when named (Basic
+ * auth, ?username=), 0.5.2 closeStdin, 0.5.7 octet-stream and gzip
+ * uploads (POST /files). Above: 0.6.2 upload metadata, 0.6.3
+ * includeEntry, 0.6.4 allowNetworkMounts.
  */
 #ifndef SB_E2B_E2B_H
 #define SB_E2B_E2B_H
@@ -69,5 +69,18 @@ void e2b_process_update(struct sb_request *req);        /* Update (unary: pty re
 void e2b_process_start(struct sb_request *req);         /* Start (server stream) */
 void e2b_process_connect(struct sb_request *req);       /* Connect (server stream) */
 void e2b_process_stream_input(struct sb_request *req);  /* StreamInput (client stream) */
+
+/* ---- envd's files (e2b/envd_files.c, envd_filesystem.c, envd_watch.c) ---- */
+void e2b_envd_files_get(struct sb_request *req);        /* GET /files */
+void e2b_envd_files_post(struct sb_request *req);       /* POST /files */
+void e2b_fs_stat(struct sb_request *req);               /* POST /filesystem.Filesystem/Stat */
+void e2b_fs_make_dir(struct sb_request *req);           /* .../MakeDir */
+void e2b_fs_move(struct sb_request *req);               /* .../Move */
+void e2b_fs_list_dir(struct sb_request *req);           /* .../ListDir */
+void e2b_fs_remove(struct sb_request *req);             /* .../Remove */
+void e2b_fs_watch_dir(struct sb_request *req);          /* .../WatchDir (server stream) */
+void e2b_fs_create_watcher(struct sb_request *req);     /* .../CreateWatcher */
+void e2b_fs_get_watcher_events(struct sb_request *req); /* .../GetWatcherEvents */
+void e2b_fs_remove_watcher(struct sb_request *req);     /* .../RemoveWatcher */
 
 #endif

@@ -2,8 +2,7 @@
  * envd.c - envd on sandbase's port: the dialect that tells its requests
  * from the control plane's (E2b-Sandbox-Id), the sandbox and access-token
  * check every envd route starts with, the user a call names (Basic auth),
- * GET /health, and the answer to a
- * route (a Connect method, /files) that is not served yet.
+ * GET /health, and the answer to a Connect method that is not served yet.
  *
  * Owns nothing. The token check is the only credential envd has (no API
  * key reaches it): a sandbox created secure (every v2 create by default)
@@ -34,7 +33,16 @@ int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char 
     }
     if (sb_request_header(req, "E2b-Sandbox-Id"))
         return E2B_DIALECT_ENVD;
+    /* a signed /files URL (uploadUrl(), downloadUrl()) fetched as it is: the
+     * signature names its sandbox (envd_files.c) */
+    if (req->path && strcmp(req->path, "/files") == 0 && sb_request_query(req, "signature"))
+        return E2B_DIALECT_ENVD;
     return apikey_spelled_e2b(api_key) ? E2B_DIALECT_CONTROL : E2B_DIALECT_SANDBASE;
+}
+
+int e2b_envd_token_ok(const struct sb_sandbox_rec *rec, const char *given)
+{
+    return !rec->envd_token[0] || api_token_matches(rec->envd_token, given);
 }
 
 int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sandbox_rec *rec,
@@ -51,17 +59,27 @@ int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sa
     else if (rec->status != SB_SANDBOX_RUNNING)
         rc = sb_err_set(err, 502, "sandbox %s not found%s", rec->id,
                         rec->status == SB_SANDBOX_STOPPED ? " (it was stopped)" : "");
-    else if (check_token && rec->envd_token[0] &&
-             !api_token_matches(rec->envd_token, sb_request_header(req, "X-Access-Token")))
+    else if (check_token && !e2b_envd_token_ok(rec, sb_request_header(req, "X-Access-Token")))
         rc = sb_err_set(err, 401, "invalid or missing X-Access-Token for sandbox %s", rec->id);
     if (rc < 0)
         store_sandbox_rec_clear(rec);
     return rc;
 }
 
+static const char *const users[] = {"user", "root"};
+
+int e2b_envd_user_name(const char *name, const char **user, struct sb_err *err)
+{
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
+        if (strcmp(name, users[i]) == 0) {
+            *user = users[i];
+            return 0;
+        }
+    return sb_err_set(err, 401, "unknown user '%.32s': this sandbox has user and root", name);
+}
+
 int e2b_basic_user(const char *authorization, const char **user, struct sb_err *err)
 {
-    static const char *const users[] = {"user", "root"};
     *user = users[0];
     if (!authorization)
         return 0;
@@ -79,12 +97,7 @@ int e2b_basic_user(const char *authorization, const char **user, struct sb_err *
     if (!colon || colon[1] != '\0')
         return sb_err_set(err, 401, "invalid Authorization header: expected \"<user>:\" with an empty password");
     *colon = '\0';
-    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
-        if (strcmp(name, users[i]) == 0) {
-            *user = users[i];
-            return 0;
-        }
-    return sb_err_set(err, 401, "unknown user '%.32s': this sandbox has user and root", name);
+    return e2b_envd_user_name(name, user, err);
 }
 
 int e2b_envd_user(const struct sb_request *req, const char **user, struct sb_err *err)
@@ -105,7 +118,7 @@ void e2b_envd_health(struct sb_request *req)
     sb_respond_empty(req, 204);
 }
 
-/* A route envd has and sandbase does not serve yet: 501, which a Connect
+/* A method envd has and sandbase does not serve yet: 501, which a Connect
  * route renders as unimplemented. */
 void e2b_envd_unimplemented(struct sb_request *req)
 {

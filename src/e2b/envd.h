@@ -26,6 +26,9 @@
 int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sandbox_rec *rec,
                      struct sb_err *err);
 
+/* 1 when given is rec's envd token (constant time), or rec has none. */
+int e2b_envd_token_ok(const struct sb_sandbox_rec *rec, const char *given);
+
 /* The user an envd call runs as: envd takes it from `Authorization: Basic
  * base64("<user>:")` (the SDK sends it when the caller names a user, and
  * always below envdVersion 0.4.0), the sandbox's default user without one.
@@ -33,6 +36,8 @@ int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sa
  * has; anything else, or a header that is not Basic with an empty
  * password, is 401 (Connect's unauthenticated, as envd answers). */
 int e2b_envd_user(const struct sb_request *req, const char **user, struct sb_err *err);
+/* The same check of a bare user name (envd's ?username= on /files). */
+int e2b_envd_user_name(const char *name, const char **user, struct sb_err *err);
 /* The same rule for one header value (NULL = none), for tests. */
 int e2b_basic_user(const char *authorization, const char **user, struct sb_err *err);
 
@@ -51,6 +56,34 @@ int e2b_rpc_content_type(const struct sb_request *req, const char *want, struct 
 /* Connect-Timeout-Ms: *ms = 0 when header is NULL (no deadline), else its
  * value; 400 unless it is 1 to 10 ASCII digits (Connect's rule). */
 int e2b_rpc_timeout_ms(const char *header, uint64_t *ms, struct sb_err *err);
+
+/* ---- protobuf JSON fields of a request message (envd_filesystem.c) ----
+ * A string field (camelCase, else snake when not NULL): "" when absent,
+ * NULL with 400 when not a string or holding a NUL. A uint32 (a number or
+ * a numeric string; 0 when absent). A bool (false when absent). */
+const char *e2b_msg_string(json_t *msg, const char *camel, const char *snake, struct sb_err *err);
+int e2b_msg_uint32(json_t *msg, const char *name, uint32_t *out, struct sb_err *err);
+int e2b_msg_bool(json_t *msg, const char *camel, const char *snake, int *out, struct sb_err *err);
+
+/* envd's EntryInfo of e (spec §5.5): type names, size as a string, mode
+ * the permission bits (a symlink's: of its target), permissions the Go
+ * FileMode string, owner and group names, RFC 3339 modifiedTime,
+ * symlinkTarget. New reference, NULL when out of memory. Worker (it may
+ * stat a symlink's target). */
+struct sb_fs;
+struct sb_fs_entry;
+json_t *e2b_entry_info(struct sb_fs *fs, const struct sb_fs_entry *e);
+
+/* ---- /files signatures (envd_files.c) ----
+ * e2b_files_signature: "v1_" + unpadded base64 of SHA-256 of
+ * "<path>:<op>:<user>:<token>" (+ ":<expiration>" when not NULL), as the
+ * SDK's uploadUrl()/downloadUrl() make it; -1 if out_len is too small.
+ * e2b_files_check_signature: 0 when signature is that, and expiration
+ * (NULL: none) is a Unix time not before now; 401 with what was wrong. */
+int e2b_files_signature(const char *path, const char *op, const char *user, const char *token,
+                        const char *expiration, char *out, size_t out_len);
+int e2b_files_check_signature(const char *path, const char *op, const char *user, const char *token,
+                              const char *signature, const char *expiration, int64_t now, struct sb_err *err);
 
 /* ---- server-streaming calls (rpc_stream.c) ----
  *

@@ -15,9 +15,9 @@
  * call is in flight (the StartEvent's check that the process exists, then
  * each batch of stdin, registry_proc_stdin), so a client that writes faster
  * than the process reads is slowed by TCP. One call at a time keeps the
- * bytes in order (each stdin call has a link of its own): a piece that
- * still arrives during a call (libmicrohttpd may hand over what it had
- * read before the pause took) only joins the pending bytes.
+ * bytes in order (each stdin call has a link of its own). body.c holds
+ * back what libmicrohttpd offers while the body is paused; should a piece
+ * still arrive during a call, it only joins the pending bytes.
  *
  * Owns each call's struct stream_input until its answer is given and no
  * registry call is in flight. Loop thread only.

@@ -30,8 +30,8 @@ static const struct sb_route_spec routes[] = {
     {"GET", "/sandboxes/metrics", e2b_sandboxes_metrics, SB_ROUTE_AUTH, "sandbox_ids", NULL, CONTROL},
     /* envd */
     {"GET", "/health", e2b_envd_health, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
-    {"GET", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
-    {"POST", "/files", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"GET", "/files", e2b_envd_files_get, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
+    {"POST", "/files", e2b_envd_files_post, SB_ROUTE_NO_AUTH | SB_ROUTE_STREAM_BODY, NULL, NULL, ENVD},
     {"POST", "/process.Process/List", e2b_process_list, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
     {"POST", "/process.Process/SendInput", e2b_process_send_input, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error,
      ENVD},
@@ -45,6 +45,17 @@ static const struct sb_route_spec routes[] = {
      ENVD},
     {"POST", "/process.Process/StreamInput", e2b_process_stream_input, SB_ROUTE_NO_AUTH | SB_ROUTE_STREAM_BODY, NULL,
      sb_connect_render_error, ENVD},
+#define FS(method, fn) {"POST", "/filesystem.Filesystem/" method, fn, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD}
+    FS("Stat", e2b_fs_stat),
+    FS("MakeDir", e2b_fs_make_dir),
+    FS("Move", e2b_fs_move),
+    FS("ListDir", e2b_fs_list_dir),
+    FS("Remove", e2b_fs_remove),
+    FS("WatchDir", e2b_fs_watch_dir),
+    FS("CreateWatcher", e2b_fs_create_watcher),
+    FS("GetWatcherEvents", e2b_fs_get_watcher_events),
+    FS("RemoveWatcher", e2b_fs_remove_watcher),
+#undef FS
     {"POST", "/:service/:method", e2b_envd_unimplemented, SB_ROUTE_NO_AUTH, NULL, sb_connect_render_error, ENVD},
 };
 

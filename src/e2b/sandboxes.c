@@ -52,6 +52,9 @@ static int refuse_unsupported(json_t *body, struct sb_err *err)
     for (size_t i = 0; unsupported[i]; i++)
         if (json_object_get(body, unsupported[i]))
             return sb_err_set(err, 400, "%s is not supported by sandbase (docs/E2B.md)", unsupported[i]);
+    if (json_is_true(json_object_get(body, "autoPause")) && json_is_false(json_object_get(body, "autoPauseMemory")))
+        return sb_err_set(err, 400, "autoPauseMemory false is not supported: a paused sandbox always "
+                                    "keeps its memory (docs/E2B.md)");
     json_t *resume = json_object_get(body, "autoResume");
     if (resume && !json_is_null(resume)) {
         json_t *enabled = json_object_get(resume, "enabled");
@@ -61,8 +64,9 @@ static int refuse_unsupported(json_t *body, struct sb_err *err)
     return 0;
 }
 
-/* E2B's lifecycle settings, stored as given (not acted on yet), plus
- * whether it is secure. allow_internet_access and network are the network
+/* E2B's lifecycle settings, stored as given (autoPause is also acted on:
+ * create sets pause_on_timeout from it; autoResume is not), plus whether
+ * it is secure. allow_internet_access and network are the network
  * policy every create has (api_create_network). */
 static char *e2b_settings(json_t *body, int secure_default, int *secure, struct sb_err *err)
 {
@@ -128,6 +132,7 @@ static void create(struct sb_request *req, const char *route, int secure_default
     snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
     snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
     c->timeout_s = (int)timeout;
+    c->pause_on_timeout = json_is_true(json_object_get(body, "autoPause"));
     c->shape = e2b_sandbox_shape;
     if (secure)
         new_envd_token(c->envd_token, sizeof c->envd_token);

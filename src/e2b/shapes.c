@@ -4,7 +4,8 @@
  *
  * What is answered is the truth, not what was asked: allowInternetAccess
  * and network are the sandbox's egress policy as resolved at create;
- * autoPause is stored, not acted on, so no lifecycle is claimed.
+ * lifecycle is what the sandbox's timeout does (autoPause: pause, else
+ * kill); autoResume is stored, not acted on, so it is reported false.
  * templateID is the template's name, also its alias; domain is the
  * configured domain with the API's port ("localhost:3000"), so the SDK's
  * getHost(port) gives <port>-<id>.localhost:3000, which the port proxy
@@ -79,7 +80,10 @@ json_t *e2b_detail_shape(const struct sb_sandbox_rec *rec)
 {
     json_t *obj = common_shape(rec);
     if (obj && json_object_set_new(obj, "envdAccessToken", token_of(rec)) == 0 &&
-        json_object_set_new(obj, "domain", json_string(api_ports_domain())) == 0) {
+        json_object_set_new(obj, "domain", json_string(api_ports_domain())) == 0 &&
+        json_object_set_new(obj, "lifecycle", json_pack("{s:s, s:b}", "onTimeout",
+                                                        rec->pause_on_timeout ? "pause" : "kill",
+                                                        "autoResume", 0)) == 0) {
         api_add_network_json(obj, rec->network_json);
         json_object_set_new(obj, "ports", api_ports_json(rec->id));
         return obj;

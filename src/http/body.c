@@ -9,7 +9,10 @@
  * suspends the connection from inside the access handler, which MHD
  * allows; MHD then reads nothing more from the socket, so the client's
  * sends block once the socket buffers are full, until
- * sb_request_body_resume resumes the connection.
+ * sb_request_body_resume resumes the connection. MHD may still offer
+ * data in the same turn (the rest of a chunk, the next chunk already in
+ * its buffer): a paused sink leaves it unconsumed, so it stays in MHD's
+ * buffer and comes again, in order, after the resume.
  *
  * Owns: the buffered body (freed with the conn). Loop thread only; never
  * queues a response (server.c does).
@@ -121,8 +124,11 @@ static int buffer_take(struct sb_http_conn *conn, size_t max_body, const char *d
 int http_body_take(struct sb_http_conn *conn, size_t max_body, const char *data, size_t len)
 {
     if (conn->match.flags & SB_ROUTE_STREAM_BODY) {
-        if (!conn->early.status)
-            sink_take(conn, data, len);     /* no sink: the handler ignores the body */
+        if (conn->early.status)
+            return 0;
+        if (conn->body_state == BODY_PAUSED && sink_open(conn))
+            return 1;                       /* not now: MHD keeps it */
+        sink_take(conn, data, len);         /* no sink: the handler ignores the body */
         return 0;
     }
     return buffer_take(conn, max_body, data, len);

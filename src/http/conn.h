@@ -96,7 +96,9 @@ int http_conn_body_sink(struct sb_http_conn *conn, uint64_t max_bytes, sb_body_d
                         sb_body_end_fn on_end, void *arg, struct sb_err *err);
 void http_conn_body_resume(struct sb_http_conn *conn);
 /* A piece of body from MHD: buffered (up to max_body, then body_too_large)
- * or given to the sink. -1 when out of memory. */
+ * or given to the sink. -1 when out of memory; 1 when a paused sink cannot
+ * take it now: the caller leaves it unconsumed, so MHD keeps it and hands
+ * it over again once the connection is resumed. */
 int http_body_take(struct sb_http_conn *conn, size_t max_body, const char *data, size_t len);
 /* The whole body is in: the sink's on_end(NULL). */
 void http_body_complete(struct sb_http_conn *conn);

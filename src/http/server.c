@@ -718,6 +718,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mhd, const ch
     if (*upload_data_size > 0) {
         int rc = http_body_take(conn, conn->server->config.max_body, upload_data,
                                 *upload_data_size);
+        if (rc == 1)            /* a paused sink: left for after the resume */
+            return conn->hung_up ? MHD_NO : MHD_YES;
         *upload_data_size = 0;
         /* An answer decided meanwhile waits for the final call: MHD 0.9.75
          * takes a response only before the body or after all of it. */

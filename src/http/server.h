@@ -32,7 +32,8 @@ typedef int (*sb_auth_fn)(void *app_ctx, const char *key, char org_id[SB_ORG_ID_
                           struct sb_err *err);
 
 /* The dialect a request speaks (router.h: routes may serve some dialects
- * only), from its headers, before it is routed or authenticated. api_key
+ * only), from its method, path, headers and query (req's method, path and
+ * sb_request_header/_query), before it is routed or authenticated. api_key
  * is the key the request carries (X-API-Key, else Authorization: Bearer),
  * unchecked, or NULL. Returns 0..SB_DIALECT_MAX-1; anything else is 0.
  * Loop thread; must not block. */

@@ -339,6 +339,7 @@ static int new_record(const struct sb_create_request *creq, struct sb_sandbox_re
     rec->env_json = strdup(creq->env_json ? creq->env_json : "{}");
     rec->e2b_json = strdup(creq->e2b_json ? creq->e2b_json : "");
     snprintf(rec->envd_token, sizeof rec->envd_token, "%s", creq->envd_token ? creq->envd_token : "");
+    rec->pause_on_timeout = creq->pause_on_timeout;
     rec->started_at = sb_wall_ms();
     rec->end_at = rec->started_at + (int64_t)creq->timeout_s * 1000;
     if (!rec->metadata_json || !rec->env_json || !rec->e2b_json) {
@@ -566,6 +567,19 @@ int registry_destroy(struct sb_registry *reg, const char *org_id, const char *id
     return rc;
 }
 
+/* Freezes the live sandbox rec (its lock held) and records it paused. */
+static int pause_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec, struct sb_err *err)
+{
+    if (rec->status == SB_SANDBOX_PAUSED)
+        return sb_err_set(err, 409, "sandbox is already paused");
+    if (rec->status != SB_SANDBOX_RUNNING)
+        return sb_err_set(err, 409, "sandbox is not running (status %s)", sb_sandbox_status_name(rec->status));
+    if (shim_pause(reg->cfg->run_dir, rec->id, err) < 0)
+        return check_lost_locked(reg, rec, err) ? -1 : sb_err_prefix(err, "failed to pause sandbox");
+    rec->paused_at = sb_wall_ms();
+    return record_change(reg, rec, 0, SB_SANDBOX_PAUSED, "paused", NULL, err);
+}
+
 int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, struct sb_err *err)
 {
     if (!sb_id_valid("sbx_", id))
@@ -573,20 +587,10 @@ int registry_pause(struct sb_registry *reg, const char *org_id, const char *id, 
     sandbox_lock(reg->locks, id);
     struct sb_sandbox_rec rec;
     int rc = load_live(reg, org_id, id, &rec, err);
-    if (rc < 0)
-        goto out;
-    if (rec.status == SB_SANDBOX_PAUSED)
-        rc = sb_err_set(err, 409, "sandbox is already paused");
-    else if (rec.status != SB_SANDBOX_RUNNING)
-        rc = sb_err_set(err, 409, "sandbox is not running (status %s)", sb_sandbox_status_name(rec.status));
-    else if (shim_pause(reg->cfg->run_dir, rec.id, err) < 0)
-        rc = check_lost_locked(reg, &rec, err) ? -1 : sb_err_prefix(err, "failed to pause sandbox");
     if (rc == 0) {
-        rec.paused_at = sb_wall_ms();
-        rc = record_change(reg, &rec, 0, SB_SANDBOX_PAUSED, "paused", NULL, err);
+        rc = pause_locked(reg, &rec, err);
+        store_sandbox_rec_clear(&rec);
     }
-    store_sandbox_rec_clear(&rec);
-out:
     sandbox_unlock(reg->locks, id);
     return rc;
 }
@@ -611,6 +615,10 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
         }
         rec.end_at += now - rec.paused_at;
         rec.paused_at = 0;
+        /* Paused by its timeout (pause_on_timeout), it had no time left:
+         * a resume that sets none gives it the default timeout again. */
+        if (timeout_s < 0 && rec.end_at <= now)
+            rec.end_at = now + (int64_t)reg->cfg->default_timeout_s * 1000;
     } else if (rec.status != SB_SANDBOX_RUNNING) {
         rc = sb_err_set(err, 409, "sandbox is not active (status %s)", sb_sandbox_status_name(rec.status));
         store_sandbox_rec_clear(&rec);
@@ -697,6 +705,11 @@ void registry_reap_expired(struct sb_registry *reg)
             int expired = rec.status == SB_SANDBOX_RUNNING && rec.end_at <= now;
             if (expired && !shim_alive(reg->cfg->run_dir, rec.id)) {   /* it died before */
                 killed += (size_t)lose_locked(reg, &rec);
+            } else if (expired && rec.pause_on_timeout) {
+                if (pause_locked(reg, &rec, &rerr) < 0)
+                    sb_warn("ttl: could not pause expired sandbox %s: %s", rec.id, rerr.msg);
+                else
+                    sb_info("ttl: sandbox %s expired and was paused (its timeout pauses it)", rec.id);
             } else if (expired && destroy_locked(reg, &rec, "timeout", &rerr) < 0) {
                 sb_warn("ttl: could not kill expired sandbox %s: %s", rec.id, rerr.msg);
             } else if (expired) {

@@ -67,6 +67,7 @@ struct sb_create_request {
     const struct sb_net_policy *network;    /* as parsed from the create (netpolicy_parse); NULL = not given */
     const char *e2b_json;           /* an E2B create's own settings, stored as given; NULL = "" */
     const char *envd_token;         /* a secure sandbox's envd access token; NULL = none */
+    int pause_on_timeout;           /* the timeout pauses it instead of killing it (E2B's autoPause) */
 };
 int registry_create(struct sb_registry *reg, const struct sb_create_request *creq,
                     struct sb_sandbox_rec *out, struct sb_err *err);

@@ -61,7 +61,7 @@ enum stmt_id {
 #define KEY_FROM " FROM api_keys k JOIN orgs o ON o.id = k.org_id"
 #define SBX_COLS "id, org_id, template_id, status, metadata_json, env_json, started_at, end_at, " \
                  "paused_at, cpu_count, memory_mb, disk_mb, updated_at, stopped_at, stop_reason, network_json, " \
-                 "e2b_json, envd_token"
+                 "e2b_json, envd_token, on_timeout"
 #define SBX_SELECT "SELECT " SBX_COLS " FROM sandboxes"
 #define SBX_ORDER " ORDER BY started_at DESC, rowid DESC"
 
@@ -83,7 +83,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                             " WHERE substr(k.prefix, 1, length(?1)) = ?1 ORDER BY k.created_at, k.rowid",
     [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
     [ST_SBX_INSERT] = "INSERT INTO sandboxes (" SBX_COLS ") "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     [ST_SBX_UPDATE] = "UPDATE sandboxes SET status = ?2, end_at = ?3, paused_at = ?4, updated_at = ?5, "
                       "stopped_at = ?6, stop_reason = ?7 WHERE id = ?1",
     [ST_SBX_GET_ANY] = SBX_SELECT " WHERE id = ?1",
@@ -723,6 +723,8 @@ static int read_sandbox(sqlite3_stmt *st, void *elem)
     rec->network_json = column_dup(st, 15);
     rec->e2b_json = column_dup(st, 16);
     column_copy(st, 17, rec->envd_token, sizeof rec->envd_token);
+    const char *on_timeout = (const char *)sqlite3_column_text(st, 18);
+    rec->pause_on_timeout = on_timeout && strcmp(on_timeout, "pause") == 0;
     return rec->metadata_json && rec->env_json && rec->network_json && rec->e2b_json ? 0 : -1;
 }
 
@@ -770,6 +772,7 @@ static int sandbox_insert_locked(struct sb_store *store, const struct sb_sandbox
     bind_text(st, 16, rec->network_json ? rec->network_json : "");
     bind_text(st, 17, rec->e2b_json ? rec->e2b_json : "");
     bind_text(st, 18, rec->envd_token);
+    bind_text(st, 19, rec->pause_on_timeout ? "pause" : "kill");
     if (sqlite3_step(st) != SQLITE_DONE)
         return sandbox_write_error(store, rec, err);
     return 0;

@@ -113,6 +113,7 @@ struct sb_sandbox_rec {
     /* set at insert, never updated: */
     char *e2b_json;         /* owned: an E2B create's own settings (src/e2b/), "" for SandBase's */
     char envd_token[72];    /* a secure sandbox's envd access token; "" = none */
+    int pause_on_timeout;   /* its timeout pauses it (E2B's autoPause) instead of killing it */
 };
 void store_sandbox_rec_clear(struct sb_sandbox_rec *rec);   /* frees the owned strings */
 int store_sandbox_insert(struct sb_store *store, const struct sb_sandbox_rec *rec, struct sb_err *err);

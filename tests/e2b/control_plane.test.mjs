@@ -61,7 +61,7 @@ test('create returns a usable secure sandbox and getInfo describes it', async (t
   assert.equal(info.templateId, 'base')
   assert.equal(info.state, 'running')
   assert.deepEqual(info.metadata, { suite: 'create', who: 'sdk' })
-  assert.equal(info.envdVersion, '0.5.2')
+  assert.equal(info.envdVersion, '0.5.7')
   assert.ok(info.cpuCount > 0 && info.memoryMB > 0)
   assert.ok(info.startedAt.getTime() >= before - 2000 && info.startedAt.getTime() <= Date.now() + 2000)
   const ttl = info.endAt.getTime() - info.startedAt.getTime()
@@ -164,6 +164,22 @@ test('pause, pause again, resume with Sandbox.connect', async (t) => {
   // connecting to a running sandbox is fine too (instance connect)
   await again.connect()
   assert.equal((await again.getInfo()).state, 'running')
+})
+
+test("lifecycle onTimeout 'pause' (autoPause): the timeout pauses, connect resumes with files kept", async (t) => {
+  const sbx = await create(t, { timeoutMs: 2000, lifecycle: { onTimeout: 'pause' } })
+  assert.equal((await sbx.getInfo()).lifecycle?.onTimeout, 'pause')
+  await sbx.commands.run('echo kept > /tmp/mark')
+  const deadline = Date.now() + 15_000
+  let state = 'running'
+  while (state === 'running' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300))
+    state = (await Sandbox.getInfo(sbx.sandboxId)).state
+  }
+  assert.equal(state, 'paused')
+  const again = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 60_000 })
+  assert.equal((await again.getInfo()).state, 'running')
+  assert.equal((await again.commands.run('cat /tmp/mark')).stdout, 'kept\n')
 })
 
 test('kill, and the SDK errors for a killed and an unknown sandbox', async (t) => {

@@ -13,12 +13,14 @@ import pytest
 import requests
 
 from conftest import Client
+from streams import start_background
 
 SANDBOX_KEYS = {"sandboxID", "templateID", "alias", "clientID", "envdVersion", "envdAccessToken",
                 "domain", "trafficAccessToken"}
 LISTED_KEYS = {"sandboxID", "templateID", "alias", "clientID", "cpuCount", "memoryMB", "diskSizeMB",
                "startedAt", "endAt", "envdVersion", "metadata", "state", "volumeMounts"}
-DETAIL_KEYS = LISTED_KEYS | {"envdAccessToken", "allowInternetAccess", "network", "domain", "ports"}
+DETAIL_KEYS = LISTED_KEYS | {"envdAccessToken", "allowInternetAccess", "network", "domain", "lifecycle",
+                             "ports"}
 
 
 class E2B(Client):
@@ -112,6 +114,52 @@ def test_secure_token_is_stored_and_handed_out_again_on_connect(server, e2b, mad
     assert r.json()["envdAccessToken"] == sbx["envdAccessToken"]
 
 
+def wait_state(e2b, sid, want, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        got = e2b.get(f"/sandboxes/{sid}")
+        if got.status_code != 200 or got.json()["state"] == want:
+            return got
+        time.sleep(0.3)
+    return e2b.get(f"/sandboxes/{sid}")
+
+
+def test_auto_pause_pauses_at_the_timeout_and_connect_resumes_with_everything_kept(server, e2b, org_a, made):
+    """autoPause (the SDK's lifecycle.onTimeout "pause"): the timeout
+    freezes the sandbox instead of killing it; its files and processes are
+    there when a connect resumes it. Without it the timeout kills."""
+    paused = e2b.create(autoPause=True, timeout=2)["sandboxID"]
+    killed = e2b.create(timeout=2)["sandboxID"]
+    made += [paused, killed]
+    assert e2b.get(f"/sandboxes/{paused}").json()["lifecycle"] == {"onTimeout": "pause", "autoResume": False}
+    assert e2b.get(f"/sandboxes/{killed}").json()["lifecycle"]["onTimeout"] == "kill"
+    assert org_a.sh(paused, "echo kept > /tmp/mark")["exitCode"] == 0
+    pid = start_background(org_a, paused, "sleep", "1000")
+    got = wait_state(e2b, paused, "paused")
+    assert got.status_code == 200 and got.json()["state"] == "paused", got.text
+    events = [e["type"] for e in org_a.get(f"/events/sandboxes/{paused}").json()]
+    assert "sandbox.lifecycle.paused" in events and "sandbox.lifecycle.killed" not in events
+    gone = wait_state(e2b, killed, "never")
+    assert gone.status_code == 404, gone.text
+    r = e2b.post(f"/sandboxes/{paused}/connect", json={"timeout": 60})
+    assert r.status_code == 201, r.text         # 201: it was resumed
+    detail = e2b.get(f"/sandboxes/{paused}").json()
+    assert detail["state"] == "running"
+    out = org_a.sh(paused, f"cat /tmp/mark; kill -0 {pid} && echo alive")
+    assert out["stdout"] == "kept\nalive\n", out
+
+
+def test_a_resume_without_a_timeout_after_auto_pause_gets_the_default_again(server, e2b, made):
+    sid = e2b.create(autoPause=True, timeout=1)["sandboxID"]
+    made.append(sid)
+    assert wait_state(e2b, sid, "paused").json()["state"] == "paused"
+    r = e2b.post(f"/sandboxes/{sid}/resume", json={})
+    assert r.status_code in (200, 201), r.text
+    time.sleep(2.5)      # past a reaper tick: it must not be paused again at once
+    detail = e2b.get(f"/sandboxes/{sid}").json()
+    assert detail["state"] == "running", detail
+
+
 @pytest.mark.parametrize("body, message", [
     ({"templateID": "base", "mcp": {"x": {}}}, "mcp is not supported"),
     ({"templateID": "base", "volumeMounts": [{"name": "v", "path": "/v"}]}, "volumeMounts is not supported"),
@@ -121,6 +169,7 @@ def test_secure_token_is_stored_and_handed_out_again_on_connect(server, e2b, mad
     ({"templateID": "base", "network": []}, "network"),
     ({"templateID": "base", "network": {"maskRequestHost": "x"}}, "maskRequestHost"),
     ({"templateID": "base", "autoResume": {"enabled": True, "x": 1}}, "autoResume must be"),
+    ({"templateID": "base", "autoPause": True, "autoPauseMemory": False}, "autoPauseMemory false is not supported"),
     ({"templateID": "nope"}, "unknown template: nope"),
     ({"templateID": "base", "timeout": 0}, "timeout must be an integer"),
     ({}, "missing field: templateID"),
@@ -271,7 +320,7 @@ def test_envd_rpc_bad_input(server, e2b, made):
     made.append(sid)
     r = envd(server, sid, "POST", "/process.Process/Nope", json={})
     assert r.status_code == 501 and r.json()["code"] == "unimplemented", r.text
-    r = envd(server, sid, "POST", "/filesystem.Filesystem/Stat", json={"path": "/"})
+    r = envd(server, sid, "POST", "/filesystem.Filesystem/CreateWatcherNope", json={"path": "/"})
     assert r.json()["code"] == "unimplemented", r.text
     r = envd(server, sid, "POST", "/process.Process/List", data=b"\x00\x00",
              headers={"Content-Type": "application/proto"})
@@ -281,9 +330,8 @@ def test_envd_rpc_bad_input(server, e2b, made):
     assert r.status_code == 400 and r.json()["code"] == "invalid_argument", r.text
     r = envd(server, sid, "GET", "/process.Process/List")
     assert r.json()["code"] == "unimplemented" and r.status_code == 501, r.text
-    for method in ("GET", "POST"):
-        r = envd(server, sid, method, "/files", params={"path": "/tmp/x"})
-        assert r.status_code == 501 and r.json()["code"] == 501, r.text
+    r = envd(server, sid, "GET", "/files", params={"path": "/tmp/none"})
+    assert r.status_code == 404 and r.json()["code"] == 404, r.text
     # an unsecured sandbox needs no token, and the sandbox is unharmed
     r = envd(server, sid, "POST", "/process.Process/List", json={})
     assert r.status_code == 200 and r.json() == {"processes": []}, r.text

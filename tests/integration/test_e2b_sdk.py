@@ -22,7 +22,8 @@ def sdk_env(srv, cap_key):
                 E2B_CAP_KEY="e2b_" + cap_key[len("sk-sb-"):], E2B_CAP=str(CAP))
 
 
-@pytest.mark.parametrize("script", ["control_plane.test.mjs", "metrics.test.mjs", "commands.test.mjs"])
+@pytest.mark.parametrize("script", ["control_plane.test.mjs", "metrics.test.mjs", "commands.test.mjs",
+                                    "files.test.mjs"])
 def test_e2b_sdk(script):
     node = shutil.which("node")
     assert node, "node is not installed: run scripts/install-deps"

@@ -11,11 +11,12 @@ Slow: one debootstrap (about 1.5 minutes), shared by the module."""
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 
 import test_security
-from conftest import Client, Server, cli, make_data_dir
+from conftest import ROOT, Client, Server, cli, make_data_dir
 
 PROBE = test_security.PROBE + r'''
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = 0x10000000, 0x00020000, 0x40000000
@@ -191,3 +192,17 @@ def test_without_sudo_in_template_json_no_new_privs_refuses_sudo(deb):
         assert deb.sh(sid, "sudo -n id -u")["stdout"] == "0\n"
     finally:
         deb.delete(f"/sandboxes/{sid}")
+
+
+def test_the_e2b_sdk_runs_sudo_echo(deb):
+    """E2B's own SDK tests run `sudo echo`: the unmodified SDK's
+    commands.run does it here too (tests/e2b/sudo.test.mjs)."""
+    node = shutil.which("node")
+    assert node, "node is not installed: run scripts/install-deps"
+    e2b_dir = os.path.join(ROOT, "tests", "e2b")
+    assert os.path.isdir(os.path.join(e2b_dir, "node_modules", "e2b")), "run scripts/install-deps (npm ci)"
+    env = dict(os.environ, E2B_API_URL=deb.server.url, E2B_SANDBOX_URL=deb.server.url,
+               E2B_API_KEY="e2b_" + deb.key[len("sk-sb-"):])
+    proc = subprocess.run([node, "--test", "--test-reporter=spec", "sudo.test.mjs"], cwd=e2b_dir,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]

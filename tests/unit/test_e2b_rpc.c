@@ -3,7 +3,9 @@
  * Connect-Timeout-Ms rule (1 to 10 ASCII digits), the user a Basic
  * Authorization header names, the dialect a request's API key selects, and
  * the process methods' message pieces: the ProcessSelector, protobuf bytes
- * and ProcessInput, the PTY size, and envd's word for a gone process.
+ * and ProcessInput, the PTY size, envd's word for a gone process, and the
+ * signature of /files URLs (vectors from Python's hashlib, the SDK's
+ * formula: "v1_" + unpadded base64 of SHA-256("path:op:user:token[:exp]")).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -186,6 +188,47 @@ static void test_gone_process_is_not_found(void **state)
     assert_string_equal(out.msg, in.msg);
 }
 
+static void test_files_signature(void **state)
+{
+    char sig[128];
+    assert_int_equal(e2b_files_signature("/tmp/a b.txt", "read", "user", "tok123", NULL, sig, sizeof sig), 0);
+    assert_string_equal(sig, "v1_ZPvwQzvcqp0e3orprJZrPbQTg3KEVCqCJSJRTGylN1A");
+    assert_int_equal(e2b_files_signature("/tmp/a b.txt", "write", "", "tok123", "2000000000", sig, sizeof sig), 0);
+    assert_string_equal(sig, "v1_fvHaHFW8ufB1nkqO6c0f+yDuadu+0+C2ilIQhMrhycA");
+    assert_int_equal(e2b_files_signature("/x", "read", "", "t", NULL, sig, 10), -1);
+
+    struct sb_err err = {0};
+    const char *good = "v1_fvHaHFW8ufB1nkqO6c0f+yDuadu+0+C2ilIQhMrhycA";
+    assert_int_equal(e2b_files_check_signature("/tmp/a b.txt", "write", "", "tok123", good, "2000000000",
+                                               1999999999, &err), 0);
+    /* the expiration is signed as a number, as envd parses it */
+    assert_int_equal(e2b_files_check_signature("/tmp/a b.txt", "write", "", "tok123", good, "02000000000",
+                                               1999999999, &err), 0);
+    /* expired, tampered, for another op, user or path, missing, malformed expiration */
+    struct { const char *path, *op, *user, *sig, *exp; int64_t now; const char *msg; } bad[] = {
+        {"/tmp/a b.txt", "write", "", good, "2000000000", 2000000001, "expired"},
+        {"/tmp/a b.txt", "write", "", good, "2000000001", 1, "invalid signature"},
+        {"/tmp/a b.txt", "read", "", good, "2000000000", 1, "invalid signature"},
+        {"/tmp/a b.txt", "write", "root", good, "2000000000", 1, "invalid signature"},
+        {"/tmp/a b.tx", "write", "", good, "2000000000", 1, "invalid signature"},
+        {"/tmp/a b.txt", "write", "", "v1_fvHaHFW8ufB1nkqO6c0f+yDuadu+0+C2ilIQhMrhycA=", "2000000000", 1,
+         "invalid signature"},
+        {"/tmp/a b.txt", "write", "", NULL, "2000000000", 1, "secured"},
+        {"/tmp/a b.txt", "write", "", "", "2000000000", 1, "secured"},
+        {"/tmp/a b.txt", "write", "", good, "2e9", 1, "signature_expiration"},
+        {"/tmp/a b.txt", "write", "", good, "", 1, "signature_expiration"},
+        {"/tmp/a b.txt", "write", "", good, "-5", 1, "signature_expiration"},
+        {"/tmp/a b.txt", "write", "", good, NULL, 1, "invalid signature"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err = (struct sb_err){0};
+        assert_int_equal(e2b_files_check_signature(bad[i].path, bad[i].op, bad[i].user, "tok123", bad[i].sig,
+                                                   bad[i].exp, bad[i].now, &err), -1);
+        assert_int_equal(err.status, 401);
+        assert_non_null(strstr(err.msg, bad[i].msg));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_proto_bytes_and_input),
         cmocka_unit_test(test_pty_size),
         cmocka_unit_test(test_gone_process_is_not_found),
+        cmocka_unit_test(test_files_signature),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
