@@ -1074,6 +1074,9 @@ void sb_server_shutdown(struct sb_server *server)
     for (struct sb_http_conn *conn = server->streams; conn; conn = conn->stream_next)
         http_stream_shutdown(conn->stream);
     http_ws_going_away(server->websockets);
+    /* A tunnel has no close handshake of its own to wait for (its bytes
+     * are the handler's): it ends now, and its request with it. */
+    http_tunnel_drop_all(&server->tunnels);
     shutdown_poll(server->loop, server);
 }
 

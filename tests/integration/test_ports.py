@@ -535,3 +535,21 @@ def test_client_that_leaves_a_silent_upstream_frees_it(srv, sid):
     time.sleep(0.5)
     assert host_get(srv, f"8000-{sid}.localhost", "/headers").status_code == 200
     assert srv.proc.poll() is None
+
+
+def test_an_open_websocket_does_not_hold_up_shutdown():
+    """A tunnel has no close handshake of serve's own: shutdown ends it at
+    once instead of waiting out the grace period for its request."""
+    with private_server("ports-stop", pool_size=0) as s:
+        sandbox_id = s.client.create()
+        start_servers(s.client, sandbox_id)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{s.port}/ws", host=f"8765-{sandbox_id}.localhost",
+                                         timeout=30)
+        ws.send("before")
+        assert ws.recv() == "before"
+        started = time.time()
+        assert s.stop() == 0
+        assert time.time() - started < 5 * SCALE
+        with pytest.raises(websocket.WebSocketException):
+            ws.send("after")
+            ws.recv()
