@@ -8,6 +8,7 @@
  * the request. Owns each job's arguments until the job has run.
  */
 #include "api/sandbox_flows.h"
+#include "api/ports.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,27 @@ void api_add_network_json(json_t *obj, const char *text)
     }
     json_object_set(obj, "allowInternetAccess", json_object_get(net, "allowInternetAccess"));
     json_object_del(net, "allowInternetAccess");
+    json_object_del(net, "trafficAccessToken");     /* shown at its own place, or not at all */
     json_object_set_new(obj, "network", net);
+}
+
+void api_traffic_token(const struct sb_sandbox_rec *rec, char *out, size_t len)
+{
+    json_t *net = rec->network_json && *rec->network_json ? json_loads(rec->network_json, 0, NULL) : NULL;
+    const char *token = json_string_value(json_object_get(net, "trafficAccessToken"));
+    snprintf(out, len, "%s", token ? token : "");
+    json_decref(net);
+}
+
+void api_add_ports_json(json_t *obj, const struct sb_sandbox_rec *rec)
+{
+    if (!obj)
+        return;
+    char token[64];
+    api_traffic_token(rec, token, sizeof token);
+    json_object_set_new(obj, "ports", api_ports_json(rec->id));
+    if (token[0])
+        json_object_set_new(obj, "trafficAccessToken", json_string(token));
 }
 
 int api_check_template(const struct sb_app *app, const char *name, struct sb_err *err)

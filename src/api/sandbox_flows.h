@@ -48,6 +48,11 @@ int api_create_network(json_t *body, struct api_create *c, struct sb_err *err);
  * allowPublicTraffic, address?} from a sandbox's stored network settings
  * to obj; a sandbox from before they were stored had loopback only. */
 void api_add_network_json(json_t *obj, const char *network_json);
+/* Adds "ports" (the URL pattern of the sandbox's ports, api/ports.h) and,
+ * when the sandbox refuses public traffic, "trafficAccessToken" to obj. */
+void api_add_ports_json(json_t *obj, const struct sb_sandbox_rec *rec);
+/* The sandbox's traffic token, or "" (allowPublicTraffic true). */
+void api_traffic_token(const struct sb_sandbox_rec *rec, char *out, size_t len);
 
 /* 0 when the template exists; else 400 "unknown template: X (available:
  * ...)" naming the ones that do. */

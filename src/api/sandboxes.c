@@ -51,6 +51,7 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
                             rec->envd_token[0] ? json_string(rec->envd_token) : json_null(), "cpuCount", rec->cpu_count,
                             "memoryMB", rec->memory_mb, "diskSizeMB", rec->disk_mb);
     api_add_network_json(obj, rec->network_json);
+    api_add_ports_json(obj, rec);
     if (obj && rec->status == SB_SANDBOX_STOPPED) {
         char stopped[32];
         sb_time_rfc3339(rec->stopped_at ? rec->stopped_at : rec->updated_at, stopped, sizeof stopped);

@@ -6,6 +6,7 @@
 #include "api/validate.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,12 @@ int api_check_fields(json_t *body, const char *const *allowed, const char *route
         return sb_err_set(err, 400, "unknown field: %.64s (%s accepts %s)", key, route, list);
     }
     return 0;
+}
+
+int api_token_matches(const char *want, const char *given)
+{
+    size_t len = strlen(want);
+    return given && strlen(given) == len && sodium_memcmp(want, given, len) == 0;
 }
 
 int api_check_sandbox_id(const char *id, struct sb_err *err)

@@ -53,6 +53,10 @@ int api_query_offset(struct sb_request *req, const char *name, uint64_t *out, st
 
 /* 400 "invalid sandbox id" unless id looks like sbx_ + 20 base32 chars. */
 int api_check_sandbox_id(const char *id, struct sb_err *err);
+/* 1 when given (may be NULL) is the token want, compared in constant time
+ * (the length is not secret); the one compare of envd's access token and
+ * the ports' traffic token. */
+int api_token_matches(const char *want, const char *given);
 
 struct sb_process_request;
 /* 400 when pr's cmd and args and env_bytes of per-process envVars (as

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/ports.h"
 #include "cli/bootstrap.h"
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -164,6 +165,7 @@ static int start_http(struct sb_app *app, int sfd, struct sb_err *err)
     app->server = sb_server_new(app->loop, app->router, &scfg, err);
     if (!app->server)
         return -1;
+    api_ports_configure(app->cfg.domain, sb_server_port(app->server));
     if (sb_loop_watch(app->loop, sfd, EPOLLIN, on_signal, app) < 0)
         return sb_err_sys(err, 500, "cannot watch signals");
     return 0;
@@ -190,7 +192,8 @@ static int start_events(struct sb_app *app, struct sb_err *err)
     app->delivery = webhook_delivery_start(&dcfg, err);
     if (!app->delivery)
         return -1;
-    if (!event_bus_subscribe(app->events, webhook_delivery_on_event, app->delivery))
+    if (!event_bus_subscribe(app->events, webhook_delivery_on_event, app->delivery) ||
+        !event_bus_subscribe(app->events, api_ports_on_event, NULL))
         return sb_err_set(err, 500, "out of memory while starting");
     return 0;
 }

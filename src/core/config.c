@@ -17,6 +17,8 @@ void sb_config_defaults(struct sb_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:3000");
+    snprintf(cfg->domain, sizeof cfg->domain, "localhost");
+    cfg->ports_timeout_s = 60;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./sandbase-data");
     snprintf(cfg->log_format, sizeof cfg->log_format, "auto");
     cfg->max_body = 1024 * 1024;
@@ -178,7 +180,7 @@ static const struct int_option int_options[] = {
     INT_OPT(default_timeout_s), INT_OPT(max_timeout_s), INT_OPT(uid_base), INT_OPT(retention_days),
     INT_OPT(max_connections), INT_OPT(max_connections_per_address), INT_OPT(request_read_timeout_s),
     INT_OPT(disk_reserve_mb), INT_OPT(shim_call_timeout_ms), INT_OPT(exec_output_budget_mb), INT_OPT(output_ring_kb),
-    INT_OPT(files_read_max), INT_OPT(files_upload_file_max), INT_OPT(files_upload_max),
+    INT_OPT(files_read_max), INT_OPT(ports_timeout_s), INT_OPT(files_upload_file_max), INT_OPT(files_upload_max),
     WEBHOOK_OPT(timeout_s), WEBHOOK_OPT(retry_base_ms),
     WEBHOOK_OPT(retry_max_delay_s), WEBHOOK_OPT(max_attempts), WEBHOOK_OPT(max_in_flight),
 };
@@ -220,6 +222,8 @@ int sb_config_apply_json(struct sb_config *cfg, const char *json_text, struct sb
     json_object_foreach(root, key, v) {
         if (strcmp(key, "listen") == 0)
             rc = set_string(cfg->listen, sizeof cfg->listen, v, key, err);
+        else if (strcmp(key, "domain") == 0)
+            rc = set_string(cfg->domain, sizeof cfg->domain, v, key, err);
         else if (strcmp(key, "data_dir") == 0)
             rc = set_string(cfg->data_dir, sizeof cfg->data_dir, v, key, err);
         else if (strcmp(key, "run_dir") == 0)
@@ -290,6 +294,30 @@ void sb_config_apply_env(struct sb_config *cfg)
         snprintf(cfg->run_dir, sizeof cfg->run_dir, "%s", v);
     if ((v = getenv("SANDBASE_SHIM")) && *v)
         snprintf(cfg->shim_path, sizeof cfg->shim_path, "%s", v);
+}
+
+/* A host name suffix: labels of [a-z0-9-], dots between, lower case (Host
+ * headers are matched against it case-insensitively). */
+static int check_domain(const char *domain, struct sb_err *err)
+{
+    size_t len = strlen(domain), label = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = domain[i];
+        if (c == '.') {
+            if (label == 0)
+                break;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+            label++;
+        } else {
+            label = 0;
+            break;
+        }
+        if (i + 1 == len && label > 0)
+            return 0;
+    }
+    return sb_err_set(err, 400, "config: domain '%.64s' must be a lower-case host name such as "
+                      "localhost or sandbox.example.com (ports are <port>-<id>.<domain>)", domain);
 }
 
 /* The default shim: sandbase-shim in the directory of the running binary
@@ -402,5 +430,7 @@ int sb_config_finish(struct sb_config *cfg, struct sb_err *err)
         return -1;
     if (cfg->uid_base < SB_UID_RANGE)
         return sb_err_set(err, 400, "config: uid_base must be at least 65536 so sandbox ids never map onto host users");
-    return 0;
+    if (cfg->ports_timeout_s < 1 || cfg->ports_timeout_s > 3600)
+        return sb_err_set(err, 400, "config: ports_timeout_s must be between 1 and 3600 (seconds a sandbox's port may stay silent)");
+    return check_domain(cfg->domain, err);
 }

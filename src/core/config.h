@@ -40,6 +40,8 @@ struct sb_net_config {
 
 struct sb_config {
     char listen[128];               /* "127.0.0.1:3000" */
+    char domain[128];               /* sandbox ports are <port>-<id>.<domain> (localhost) */
+    int ports_timeout_s;            /* a proxied port's answer, or silence mid-body, within (60) */
     char data_dir[SB_PATH_MAX];     /* db, templates, sandboxes' upper dirs */
     char run_dir[SB_PATH_MAX];      /* shim sockets; default <data-dir>/run */
     char shim_path[SB_PATH_MAX];    /* the sandbase-shim binary; default: beside the running one */

@@ -187,6 +187,22 @@ int sb_loop_modify(struct sb_loop *loop, int fd, uint32_t events)
     return 0;
 }
 
+int sb_loop_rebind(struct sb_loop *loop, int fd, uint32_t events, sb_fd_cb cb, void *arg)
+{
+    if (fd < 0 || (size_t)fd >= loop->watch_cap || !loop->watches[fd] || !cb) {
+        errno = ENOENT;
+        return -1;
+    }
+    struct loop_watch *w = loop->watches[fd];
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (w->events != events && epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0)
+        return -1;
+    w->events = events;
+    w->cb = cb;
+    w->arg = arg;
+    return 0;
+}
+
 /* The record is parked until the end of the dispatch round (see top). The
  * caller still owns fd and closes it after this call. */
 void sb_loop_unwatch(struct sb_loop *loop, int fd)

@@ -33,6 +33,12 @@ void sb_loop_free(struct sb_loop *loop);
 int sb_loop_watch(struct sb_loop *loop, int fd, uint32_t events, sb_fd_cb cb, void *arg);
 int sb_loop_modify(struct sb_loop *loop, int fd, uint32_t events);
 void sb_loop_unwatch(struct sb_loop *loop, int fd);
+/* Hands a watched fd to another owner: new events, callback and arg in one
+ * epoll_ctl (instead of unwatch + watch). Call it outside that fd's own
+ * dispatch round or from its own callback (an event already fetched for
+ * fd in the round would otherwise reach the new owner). ENOENT if fd is
+ * not watched. */
+int sb_loop_rebind(struct sb_loop *loop, int fd, uint32_t events, sb_fd_cb cb, void *arg);
 
 /* One-shot timer after ms milliseconds. Returns an id > 0 for sb_loop_cancel
  * (0 when out of memory). Cancelling a fired timer is a no-op. */

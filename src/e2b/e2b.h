@@ -32,6 +32,8 @@ enum e2b_dialect {
     E2B_DIALECT_SANDBASE = 0,       /* the router's default: SandBase's routes */
     E2B_DIALECT_CONTROL = 1,        /* E2B's control plane: a key written e2b_... */
     E2B_DIALECT_ENVD = 2,           /* envd: the request names its sandbox in E2b-Sandbox-Id */
+    E2B_DIALECT_PORT_OPEN = 3,      /* a sandbox port by Host or E2b-Sandbox-Id + -Port (api/ports.h) */
+    E2B_DIALECT_PORT_PATH = 4,      /* a sandbox port by /sandboxes/:id/ports/:port/... */
 };
 
 /* The server's sb_dialect_fn (server.h). */

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/app.h"
+#include "api/ports.h"
 #include "api/validate.h"
 #include "core/apikey.h"
 #include "e2b/e2b.h"
@@ -20,6 +21,16 @@
 
 int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char *api_key)
 {
+    /* ports first: E2b-Sandbox-Id with a port other than envd's is the proxy's */
+    switch (api_port_form(app_ctx, req)) {
+    case API_PORT_HOST:
+    case API_PORT_HEADERS:
+        return E2B_DIALECT_PORT_OPEN;
+    case API_PORT_PATH:
+        return E2B_DIALECT_PORT_PATH;
+    default:
+        break;
+    }
     if (sb_request_header(req, "E2b-Sandbox-Id"))
         return E2B_DIALECT_ENVD;
     /* a signed /files URL (uploadUrl(), downloadUrl()) fetched as it is: the
@@ -31,10 +42,7 @@ int e2b_request_dialect(void *app_ctx, const struct sb_request *req, const char 
 
 int e2b_envd_token_ok(const struct sb_sandbox_rec *rec, const char *given)
 {
-    size_t len = strlen(rec->envd_token);
-    if (!len)
-        return 1;
-    return given && strlen(given) == len && sodium_memcmp(rec->envd_token, given, len) == 0;
+    return !rec->envd_token[0] || api_token_matches(rec->envd_token, given);
 }
 
 int e2b_envd_sandbox(const struct sb_request *req, int check_token, struct sb_sandbox_rec *rec,

@@ -4,6 +4,7 @@
  * and envd (for requests that name a sandbox in E2b-Sandbox-Id; Connect
  * routes render their errors with Connect's codes).
  */
+#include "api/ports.h"
 #include "e2b/e2b.h"
 #include "http/connect.h"
 
@@ -63,5 +64,11 @@ int e2b_register_routes(struct sb_router *router)
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (sb_router_add_spec(router, &routes[i]) < 0)
             return -1;
+    /* sandbox ports: every method and path of these dialects is proxied */
+    if (sb_router_set_catch_all(router, E2B_DIALECT_PORT_OPEN, api_port_proxy_open,
+                                SB_ROUTE_NO_AUTH | SB_ROUTE_STREAM_BODY) < 0 ||
+        sb_router_set_catch_all(router, E2B_DIALECT_PORT_PATH, api_port_proxy_path,
+                                SB_ROUTE_AUTH | SB_ROUTE_STREAM_BODY) < 0)
+        return -1;
     return 0;
 }

@@ -6,11 +6,14 @@
  * and network are the sandbox's egress policy as resolved at create;
  * lifecycle is what the sandbox's timeout does (autoPause: pause, else
  * kill); autoResume is stored, not acted on, so it is reported false.
- * templateID is the template's name, also its alias; domain is null (the
- * SDK then uses its sandboxUrl).
+ * templateID is the template's name, also its alias; domain is the
+ * configured domain with the API's port ("localhost:3000"), so the SDK's
+ * getHost(port) gives <port>-<id>.localhost:3000, which the port proxy
+ * answers (its sandboxUrl, when set, still wins for envd).
  */
 #include "e2b/shapes.h"
 
+#include "api/ports.h"
 #include "api/sandbox_flows.h"
 #include "core/id.h"
 #include "runtime/registry.h"
@@ -39,11 +42,19 @@ static json_t *token_of(const struct sb_sandbox_rec *rec)
     return rec->envd_token[0] ? json_string(rec->envd_token) : json_null();
 }
 
+static json_t *traffic_token_of(const struct sb_sandbox_rec *rec)
+{
+    char token[64];
+    api_traffic_token(rec, token, sizeof token);
+    return token[0] ? json_string(token) : json_null();
+}
+
 json_t *e2b_sandbox_shape(const struct sb_sandbox_rec *rec)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:n, s:n}", "sandboxID", rec->id, "templateID",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o}", "sandboxID", rec->id, "templateID",
                      rec->template_id, "alias", rec->template_id, "clientID", "sandbase", "envdVersion",
-                     API_ENVD_VERSION, "envdAccessToken", token_of(rec), "domain", "trafficAccessToken");
+                     API_ENVD_VERSION, "envdAccessToken", token_of(rec), "domain", api_ports_domain(),
+                     "trafficAccessToken", traffic_token_of(rec));
 }
 
 /* The fields ListedSandbox and SandboxDetail share. */
@@ -69,11 +80,12 @@ json_t *e2b_detail_shape(const struct sb_sandbox_rec *rec)
 {
     json_t *obj = common_shape(rec);
     if (obj && json_object_set_new(obj, "envdAccessToken", token_of(rec)) == 0 &&
-        json_object_set_new(obj, "domain", json_null()) == 0 &&
+        json_object_set_new(obj, "domain", json_string(api_ports_domain())) == 0 &&
         json_object_set_new(obj, "lifecycle", json_pack("{s:s, s:b}", "onTimeout",
                                                         rec->pause_on_timeout ? "pause" : "kill",
                                                         "autoResume", 0)) == 0) {
         api_add_network_json(obj, rec->network_json);
+        json_object_set_new(obj, "ports", api_ports_json(rec->id));
         return obj;
     }
     json_decref(obj);

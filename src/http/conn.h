@@ -41,6 +41,7 @@ struct sb_http_conn {
     struct sb_request req;          /* what the handler sees; req.conn == this */
     struct sb_route_match match;    /* params point into match.value_buf */
     char *method, *path;            /* owned copies (MHD's die with the request) */
+    const char *raw_target;         /* the target as sent (server.c owns it), NULL once done */
     char *body;                     /* owned, NUL-terminated, never NULL once dispatched */
     size_t body_len, body_cap;
     int body_too_large;             /* past max_body: the rest is discarded */
@@ -65,6 +66,7 @@ struct sb_http_conn {
     uint64_t body_max, body_received;
     struct sb_http_conn *stream_prev, *stream_next;  /* in the server's open streams */
     struct sb_ws *ws;               /* accepted WebSocket MHD has not upgraded yet */
+    struct sb_tunnel *tunnel;       /* accepted tunnel MHD has not upgraded yet */
     int queued;                     /* response handed to MHD */
     int mhd_done;                   /* MHD reported the request completed */
     struct sb_http_conn *prev, *next;   /* in the server's suspended list */
@@ -129,6 +131,12 @@ int http_conn_hung_up(const struct sb_http_conn *conn);
 void http_conn_quiet_drop(struct sb_http_conn *conn);
 /* Drops the stream's reference (after http_stream_closed). */
 void http_conn_release(struct sb_http_conn *conn);
+
+/* The server's list of open tunnels (tunnel.c keeps it). */
+struct sb_tunnel;
+struct sb_tunnel **http_conn_tunnel_list(struct sb_http_conn *conn);
+void http_tunnel_request_done(struct sb_tunnel *t, enum MHD_RequestTerminationCode toe);
+void http_tunnel_drop_all(struct sb_tunnel **list);
 
 /* The server's list of open WebSockets (websocket.c keeps it). */
 struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn);

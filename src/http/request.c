@@ -8,6 +8,8 @@
  * Must never queue a response on MHD itself or touch MHD off the loop thread:
  * header and query lookups are valid only while the handler runs.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,46 @@ const char *sb_request_header(const struct sb_request *req, const char *name)
 {
     struct MHD_Connection *mhd = req->conn->mhd;
     return mhd ? MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, name) : NULL;
+}
+
+struct headers_each {
+    int (*fn)(void *arg, const char *name, const char *value);
+    void *arg;
+};
+
+static enum MHD_Result header_each(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct headers_each *he = cls;
+    return he->fn(he->arg, key, value ? value : "") == 0 ? MHD_YES : MHD_NO;
+}
+
+void sb_request_headers_each(const struct sb_request *req,
+                             int (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    struct headers_each he = {fn, arg};
+    if (req->conn->mhd)
+        MHD_get_connection_values(req->conn->mhd, MHD_HEADER_KIND, header_each, &he);
+}
+
+const char *sb_request_raw_target(const struct sb_request *req)
+{
+    return req->conn->mhd ? req->conn->raw_target : NULL;
+}
+
+void sb_request_client_address(const struct sb_request *req, char *out, size_t len)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *info =
+        req->conn->mhd ? MHD_get_connection_info(req->conn->mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS)
+                       : NULL;
+    if (!info || !info->client_addr)
+        return;
+    const struct sockaddr *sa = info->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
 }
 
 static int body_is_blank(const struct sb_request *req)
@@ -255,5 +297,16 @@ void sb_request_complete_file(struct sb_request *req, int status, const char *co
             resp = NULL;
         }
     }
+    http_conn_answer(req->conn, status, resp);
+}
+
+void sb_request_complete_bytes(struct sb_request *req, int status, const void *data, size_t len,
+                               const struct sb_header *headers, size_t count, size_t *refused)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    *refused = 0;
+    for (size_t i = 0; resp && i < count; i++)
+        if (MHD_add_response_header(resp, headers[i].name, headers[i].value) != MHD_YES)
+            (*refused)++;
     http_conn_answer(req->conn, status, resp);
 }

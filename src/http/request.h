@@ -66,6 +66,16 @@ void sb_request_query_each(const struct sb_request *req, const char *name,
 const char *sb_request_api_key(const struct sb_request *req);
 /* Request header (case-insensitive), or NULL. */
 const char *sb_request_header(const struct sb_request *req, const char *name);
+/* Calls fn for every request header in the order received (a repeated
+ * header once per line); fn returns 0 to go on, -1 to stop. Only while the
+ * handler runs, like sb_request_header. */
+void sb_request_headers_each(const struct sb_request *req,
+                             int (*fn)(void *arg, const char *name, const char *value), void *arg);
+/* The request target as the client sent it (path and query, not decoded),
+ * or NULL. Only while the handler runs (and the dialect function). */
+const char *sb_request_raw_target(const struct sb_request *req);
+/* The client's address as text ("127.0.0.1", "::1") into out; "" if unknown. */
+void sb_request_client_address(const struct sb_request *req, char *out, size_t len);
 
 /* Parses the body as a JSON object. An empty body gives an empty object when
  * allow_empty is set. On failure fills err with 400 and a message that names
@@ -103,6 +113,13 @@ struct sb_header {
 void sb_request_complete_file(struct sb_request *req, int status, const char *content_type, int fd,
                               uint64_t offset, uint64_t len, const struct sb_header *headers,
                               size_t count);
+
+/* Answers with a copy of len bytes of data, Content-Length len, and count
+ * more headers (copied); *refused counts the headers MHD would not take
+ * (left out). Threads as sb_request_complete_file. For a small answer
+ * that is all in memory already (a proxied one). */
+void sb_request_complete_bytes(struct sb_request *req, int status, const void *data, size_t len,
+                               const struct sb_header *headers, size_t count, size_t *refused);
 
 /* Called once, on the loop thread, when a deferred request ends without its
  * handler's answer having reached the client: the client disconnected while

@@ -39,6 +39,10 @@ struct route {
 struct sb_router {
     struct route *routes;
     size_t count, cap;
+    struct {
+        sb_handler_fn handler;      /* NULL: the dialect has routes */
+        int flags;
+    } catch_all[SB_DIALECT_MAX];
 };
 
 /* A path split into segments: views into the original string. */
@@ -282,11 +286,27 @@ enum sb_route_result sb_router_match(const struct sb_router *router, const char 
     return sb_router_match_dialect(router, method, path, 0, out);
 }
 
+int sb_router_set_catch_all(struct sb_router *router, int dialect, sb_handler_fn handler, int flags)
+{
+    if (dialect <= 0 || dialect >= SB_DIALECT_MAX || !handler) {
+        errno = EINVAL;
+        return -1;
+    }
+    router->catch_all[dialect].handler = handler;
+    router->catch_all[dialect].flags = flags;
+    return 0;
+}
+
 enum sb_route_result sb_router_match_dialect(const struct sb_router *router, const char *method,
                                              const char *path, int dialect,
                                              struct sb_route_match *out)
 {
     memset(out, 0, sizeof *out);
+    if (dialect > 0 && dialect < SB_DIALECT_MAX && router->catch_all[dialect].handler) {
+        out->handler = router->catch_all[dialect].handler;
+        out->flags = router->catch_all[dialect].flags;
+        return SB_ROUTE_FOUND;
+    }
     struct split_path split;
     if (dialect < 0 || dialect >= SB_DIALECT_MAX || split_path(path, &split) < 0)
         return SB_ROUTE_NOT_FOUND;

@@ -93,6 +93,12 @@ int sb_router_add_query(struct sb_router *router, const char *method, const char
  * same method and pattern shape whose dialects overlap these, or both for
  * every dialect). */
 int sb_router_add_spec(struct sb_router *router, const struct sb_route_spec *spec);
+/* Sends every request of dialect (1..SB_DIALECT_MAX-1), whatever its
+ * method and path, to handler with flags: a dialect that is a whole
+ * protocol of its own (a proxy to a sandbox's port) rather than a set of
+ * routes. Replaces the routes of that dialect and of every dialect for it.
+ * -1 (EINVAL) for dialect 0 or out of range. */
+int sb_router_set_catch_all(struct sb_router *router, int dialect, sb_handler_fn handler, int flags);
 /* Matches among the routes of every dialect (0) and of dialect. Returns
  * NOT_FOUND for a dialect outside 0..SB_DIALECT_MAX-1. */
 enum sb_route_result sb_router_match_dialect(const struct sb_router *router, const char *method,

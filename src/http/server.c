@@ -97,6 +97,7 @@ struct sb_server {
     struct sb_http_conn *suspended;     /* doubly linked via prev/next */
     struct sb_http_conn *streams;       /* open streams, via stream_prev/stream_next */
     struct sb_ws *websockets;           /* open (and accepted) WebSockets, websocket.c's */
+    struct sb_tunnel *tunnels;          /* open (and accepted) tunnels, tunnel.c's */
     char last_mhd_error[256];           /* for sb_server_new's error message */
     int dropping_hung_up;               /* on_access or a stream's reader refused a
                                            hung-up request during this MHD_run: MHD's
@@ -343,6 +344,8 @@ int http_conn_hung_up(const struct sb_http_conn *conn) { return conn->hung_up; }
 
 struct sb_ws **http_conn_ws_list(struct sb_http_conn *conn) { return &conn->server->websockets; }
 
+struct sb_tunnel **http_conn_tunnel_list(struct sb_http_conn *conn) { return &conn->server->tunnels; }
+
 void http_conn_quiet_drop(struct sb_http_conn *conn) { conn->server->dropping_hung_up = 1; }
 
 static void streams_remove(struct sb_server *server, struct sb_http_conn *conn)
@@ -471,6 +474,7 @@ static void not_found(struct sb_http_conn *conn)
  *                     running out of it closes the connection unanswered.
  */
 #define TARGET_END_KEY "sandbase-target-end"
+#define TARGET_RAW_KEY "sandbase-target-raw"
 #define TARGET_ERROR_KEY "sandbase-target-error"
 #define SERVER_MAX_QUERY_PARAMS 100
 
@@ -479,6 +483,11 @@ static void *on_request_target(void *cls, const char *uri, struct MHD_Connection
     if (!uri)
         return NULL;
     MHD_set_connection_value(mhd, MHD_FOOTER_KIND, TARGET_END_KEY, uri + strlen(uri));
+    /* The target as the client wrote it, for a proxy that passes it on
+     * (sb_request_raw_target); freed by on_request_completed. */
+    char *raw = strdup(uri);
+    if (raw && MHD_set_connection_value(mhd, MHD_FOOTER_KIND, TARGET_RAW_KEY, raw) != MHD_YES)
+        free(raw);
     const char *problem = NULL;
     char *query = strchr(uri, '?');     /* MHD's own buffer, writable: see above */
     size_t params = query && query[1] ? 1 : 0;
@@ -603,8 +612,9 @@ static struct sb_http_conn *conn_new(struct sb_server *server, struct MHD_Connec
     }
     conn->req.conn = conn;
     conn->req.server_ctx = server->config.app_ctx;
-    conn->req.method = conn->method;    /* for the dialect function */
-    conn->req.path = conn->path;
+    conn->req.method = conn->method;
+    conn->req.path = conn->path;        /* the dialect function may look at it */
+    conn->raw_target = MHD_lookup_connection_value(mhd, MHD_FOOTER_KIND, TARGET_RAW_KEY);
     server->live_requests++;
     conn_route(conn, version);
     const char *length = MHD_lookup_connection_value(mhd, MHD_HEADER_KIND, "Content-Length");
@@ -736,6 +746,9 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
 {
     struct sb_server *server = cls;
     struct sb_http_conn *conn = *con_cls;
+    free((char *)MHD_lookup_connection_value(mhd, MHD_FOOTER_KIND, TARGET_RAW_KEY));
+    if (conn)
+        conn->raw_target = NULL;
     if (!conn)
         return;
     *con_cls = NULL;
@@ -767,6 +780,11 @@ static void on_request_completed(void *cls, struct MHD_Connection *mhd, void **c
         struct sb_ws *ws = conn->ws;
         conn->ws = NULL;
         http_ws_request_done(ws, toe);  /* not upgraded yet: the 101 may not have got through */
+    }
+    if (conn->tunnel) {
+        struct sb_tunnel *t = conn->tunnel;
+        conn->tunnel = NULL;
+        http_tunnel_request_done(t, toe);
     }
     conn_unref(conn);
 }
@@ -1006,6 +1024,7 @@ static void server_stop_daemon(struct sb_server *server)
         return;
     server_answer_suspended(server);
     http_ws_drop_all(&server->websockets);      /* MHD must get their sockets back first */
+    http_tunnel_drop_all(&server->tunnels);
     if (server->epoll_fd >= 0)
         sb_loop_unwatch(server->loop, server->epoll_fd);
     sb_loop_set_tick(server->loop, NULL, NULL);
@@ -1055,6 +1074,9 @@ void sb_server_shutdown(struct sb_server *server)
     for (struct sb_http_conn *conn = server->streams; conn; conn = conn->stream_next)
         http_stream_shutdown(conn->stream);
     http_ws_going_away(server->websockets);
+    /* A tunnel has no close handshake of its own to wait for (its bytes
+     * are the handler's): it ends now, and its request with it. */
+    http_tunnel_drop_all(&server->tunnels);
     shutdown_poll(server->loop, server);
 }
 

@@ -42,6 +42,7 @@ struct sb_stream {
     uint64_t written;           /* bytes accepted by sb_stream_write */
     int ending;                 /* no more writes: ended by the writer or shutdown */
     int by_shutdown;            /* ending was shutdown's doing */
+    int aborted;                /* sb_stream_abort: cut, not ended */
     int closed;                 /* http_stream_closed is running on_close */
 
     sb_stream_close_fn close_cb;
@@ -150,8 +151,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         drain_check(s);
         return (ssize_t)n;
     }
-    if (s->ending && s->length != MHD_SIZE_UNKNOWN)
-        return MHD_CONTENT_READER_END_WITH_ERROR;   /* short of its length: cut */
+    if (s->ending && (s->length != MHD_SIZE_UNKNOWN || s->aborted))
+        return MHD_CONTENT_READER_END_WITH_ERROR;   /* short of its length, or aborted: cut */
     if (s->ending)
         return MHD_CONTENT_READER_END_OF_STREAM;
     http_conn_sleep(s->conn);   /* sb_stream_write wakes it */
@@ -243,6 +244,15 @@ void sb_stream_end(struct sb_stream *s)
     http_conn_wake(s->conn);
 }
 
+void sb_stream_abort(struct sb_stream *s)
+{
+    if (s->ending || s->closed)
+        return;
+    s->aborted = 1;
+    s->ending = 1;      /* what is queued still goes out; then the body is cut */
+    http_conn_wake(s->conn);
+}
+
 void sb_stream_on_close(struct sb_stream *s, sb_stream_close_fn cb, void *arg)
 {
     s->close_cb = cb;
@@ -294,7 +304,7 @@ void http_stream_closed(struct sb_stream *s, enum MHD_RequestTerminationCode toe
         why = SB_STREAM_SHUTDOWN;
     else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         why = SB_STREAM_ENDED;
-    else if (s->ending && s->length != MHD_SIZE_UNKNOWN && s->written < s->length &&
+    else if (s->ending && ((s->length != MHD_SIZE_UNKNOWN && s->written < s->length) || s->aborted) &&
              !http_conn_hung_up(s->conn))
         why = SB_STREAM_CUT;
     s->closed = 1;

@@ -93,6 +93,15 @@ void sb_stream_on_drain(struct sb_stream *s, size_t low_water, sb_stream_drain_f
  * fail. on_close follows (SB_STREAM_ENDED, or whatever came first). */
 void sb_stream_end(struct sb_stream *s);
 
+/* Ends the response as broken: what is queued is still sent, then the
+ * connection is closed without the body's proper end (no last chunk), so
+ * the client sees it cut, never complete. (libmicrohttpd may close before
+ * it has sent what it took last: a writer that wants every byte out first
+ * waits for sb_stream_on_drain(s, 0, ...).) on_close follows (SB_STREAM_CUT,
+ * or whatever came first). For a source that failed midway (a proxied
+ * server that closed inside a chunked body). */
+void sb_stream_abort(struct sb_stream *s);
+
 /* cb(arg, why) runs exactly once when the stream is over, on the loop
  * thread; after it returns, s is freed. Inside cb, s may still be queried
  * but writes fail. A second call replaces cb. */

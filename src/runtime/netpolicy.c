@@ -176,6 +176,8 @@ char *netpolicy_to_text(const struct sb_net_policy *p)
                             "allowPublicTraffic", p->allow_public_traffic);
     if (obj && p->address[0])
         json_object_set_new(obj, "address", json_string(p->address));
+    if (obj && p->traffic_token[0])
+        json_object_set_new(obj, "trafficAccessToken", json_string(p->traffic_token));
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     return text;
@@ -200,9 +202,32 @@ int netpolicy_from_text(const char *text, struct sb_net_policy *out, struct sb_e
     const char *addr = json_string_value(json_object_get(obj, "address"));
     if (addr)
         snprintf(out->address, sizeof out->address, "%s", addr);
+    const char *token = json_string_value(json_object_get(obj, "trafficAccessToken"));
+    if (token)
+        snprintf(out->traffic_token, sizeof out->traffic_token, "%s", token);
     json_decref(net);
     json_decref(obj);
     return rc < 0 ? sb_err_prefix(err, "stored network settings") : 0;
+}
+
+int netpolicy_traffic_from_text(const char *text, int *allowed, char *token, size_t token_len,
+                                struct sb_err *err)
+{
+    *allowed = 1;
+    token[0] = '\0';
+    if (!text || !*text)
+        return 0;
+    json_t *obj = json_loads(text, 0, NULL);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return sb_err_set(err, 500, "stored network settings are not a JSON object");
+    }
+    *allowed = !json_is_false(json_object_get(obj, "allowPublicTraffic"));
+    const char *t = json_string_value(json_object_get(obj, "trafficAccessToken"));
+    if (t)
+        snprintf(token, token_len, "%s", t);
+    json_decref(obj);
+    return 0;
 }
 
 int netpolicy_name_allowed(const struct sb_net_policy *p, const char *name)

@@ -41,6 +41,8 @@ struct sb_net_policy {
     struct sb_net_rule allow[SB_NET_MAX_RULES];
     struct sb_net_rule deny[SB_NET_MAX_RULES];
     char address[16];               /* the sandbox's IPv4 address once attached, else "" */
+    char traffic_token[64];         /* allowPublicTraffic false: what the port proxy asks for
+                                       (e2b-traffic-access-token), set at create; else "" */
 };
 
 /* From a create body's fields (either may be NULL: not given). 400 naming
@@ -54,10 +56,16 @@ int netpolicy_parse(json_t *allow_internet, json_t *network, struct sb_net_polic
 int netpolicy_resolve(struct sb_net_policy *p, const char *template_mode, const struct sb_net_config *cfg,
                       struct sb_err *err);
 /* Stored form: {"allowInternetAccess", "allowOut", "denyOut",
- * "allowPublicTraffic", "address"?}. Caller frees; NULL when out of memory. */
+ * "allowPublicTraffic", "address"?, "trafficAccessToken"?}. Caller frees; NULL when out of memory. */
 char *netpolicy_to_text(const struct sb_net_policy *p);
 /* Reads the stored form back; "" or NULL is a policy with egress off. */
 int netpolicy_from_text(const char *text, struct sb_net_policy *out, struct sb_err *err);
+/* From the stored form, only what the port proxy asks on every request:
+ * whether public traffic is allowed (*allowed, 1 when text is "" or says
+ * nothing) and the traffic token (into token, "" when none). -1 with err
+ * when the text is not a JSON object. */
+int netpolicy_traffic_from_text(const char *text, int *allowed, char *token, size_t token_len,
+                                struct sb_err *err);
 /* 1 when name (any case, trailing dot allowed) matches a domain rule of allowOut. */
 int netpolicy_name_allowed(const struct sb_net_policy *p, const char *name);
 /* 1 when denyOut holds 0.0.0.0/0: the sandbox may reach only what allowOut names

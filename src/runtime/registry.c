@@ -421,6 +421,14 @@ static int resolve_network(struct sb_registry *reg, const struct sb_create_reque
     else
         netpolicy_parse(NULL, NULL, p, err);
     int rc = netpolicy_resolve(p, template_mode, &reg->cfg->network, err);
+    p->traffic_token[0] = '\0';
+    if (rc == 0 && !p->allow_public_traffic) {
+        /* the port proxy's credential: 200 random bits, compared in constant time */
+        char a[25], b[25];
+        sb_id_new("tat_", a, sizeof a);
+        sb_id_new("tat_", b, sizeof b);
+        snprintf(p->traffic_token, sizeof p->traffic_token, "%s%s", a, b + 4);
+    }
     if (rc == 0 && p->internet)
         rc = network_reserve(reg->net, p, err);
     if (rc == 0 && !(rec->network_json = netpolicy_to_text(p))) {

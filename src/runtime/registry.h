@@ -102,6 +102,11 @@ void registry_reap_expired(struct sb_registry *reg);
 struct sb_fs;
 int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id, const char *user,
                      struct sb_fs *fs, struct sb_err *err);
+/* An fd of the network namespace of live sandbox id (its PID 1's; the
+ * caller closes it). No org check: the caller has done it. 502 when the
+ * sandbox's runtime does not answer. Blocks (a shim call on a cache
+ * miss): workers only. */
+int registry_netns_open(struct sb_registry *reg, const char *id, int *netns_fd, struct sb_err *err);
 /* The sandbox-wide environment a process of its user gets (template, HOME,
  * USER, E2B variables, the sandbox's envVars) as "K=V" strings (free_env
  * layout: NULL-terminated, each and the array freed by the caller). */

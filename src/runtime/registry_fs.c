@@ -66,8 +66,9 @@ static pid_t parent_of(int pid_dir)
     return p && sscanf(p + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
 }
 
-/* /proc/<init>/root of id, if the cached pids still hold; else -1. */
-static int open_root_cached(const char *id)
+/* The /proc/<init> directory of id and its root, if the cached pids still
+ * hold; else -1 (nothing open). */
+static int open_cached(const char *id, int *dir_out)
 {
     unsigned slot = cache_slot(id);
     pid_t init_pid = 0, shim_pid = 0;
@@ -89,14 +90,20 @@ static int open_root_cached(const char *id)
     if (dir < 0)
         return -1;
     int root = parent_of(dir) == shim_pid ? openat(dir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-    close(dir);
     struct stat st;
     if (root >= 0 && (fstat(root, &st) != 0 || st.st_dev != dev || st.st_ino != ino)) {
         close(root);
         root = -1;
     }
+    if (root < 0 || !dir_out)
+        close(dir);
+    else
+        *dir_out = dir;
     return root;
 }
+
+/* /proc/<init>/root of id, if the cached pids still hold; else -1. */
+static int open_root_cached(const char *id) { return open_cached(id, NULL); }
 
 /* Opens the root of the PID 1 the shim just named and remembers it; -1
  * when it cannot be opened (or is not the shim's child). */
@@ -239,6 +246,39 @@ failed:
         err->status = 502;
     check_lost(reg, org_id, id, err);
     return -1;
+}
+
+/* The network namespace of the cached PID 1, checked as its root is. */
+static int open_netns_cached(const char *id)
+{
+    int dir = -1;
+    int root = open_cached(id, &dir);
+    if (root < 0)
+        return -1;
+    close(root);
+    int ns = openat(dir, "ns/net", O_RDONLY | O_CLOEXEC);
+    close(dir);
+    return ns;
+}
+
+int registry_netns_open(struct sb_registry *reg, const char *id, int *netns_fd, struct sb_err *err)
+{
+    *netns_fd = open_netns_cached(id);
+    if (*netns_fd >= 0)
+        return 0;
+    struct sb_shim_status st;
+    if (shim_status(reg->cfg->run_dir, id, &st, err) < 0) {
+        if (err->status == 404)
+            err->status = 502;
+        return sb_err_prefix(err, "sandbox %s", id);
+    }
+    int root = open_root_fresh(id, &st);
+    if (root >= 0)
+        close(root);
+    *netns_fd = open_netns_cached(id);
+    if (*netns_fd < 0)
+        return sb_err_sys(err, 502, "sandbox %s: cannot reach its network namespace", id);
+    return 0;
 }
 
 /* The second reading, after the pause: memory now, CPU over the interval. */

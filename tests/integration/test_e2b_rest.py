@@ -19,7 +19,8 @@ SANDBOX_KEYS = {"sandboxID", "templateID", "alias", "clientID", "envdVersion", "
                 "domain", "trafficAccessToken"}
 LISTED_KEYS = {"sandboxID", "templateID", "alias", "clientID", "cpuCount", "memoryMB", "diskSizeMB",
                "startedAt", "endAt", "envdVersion", "metadata", "state", "volumeMounts"}
-DETAIL_KEYS = LISTED_KEYS | {"envdAccessToken", "allowInternetAccess", "network", "domain", "lifecycle"}
+DETAIL_KEYS = LISTED_KEYS | {"envdAccessToken", "allowInternetAccess", "network", "domain", "lifecycle",
+                             "ports"}
 
 
 class E2B(Client):
@@ -73,7 +74,7 @@ def stored_e2b_settings(server, sid):
     return json.loads(row[0]), row[1]
 
 
-def test_create_v2_answers_e2b_sandbox(e2b, made):
+def test_create_v2_answers_e2b_sandbox(server, e2b, made):
     sbx = e2b.create(metadata={"k": "v"}, envVars={"A": "1"}, timeout=60)
     made.append(sbx["sandboxID"])
     assert set(sbx) == SANDBOX_KEYS
@@ -81,7 +82,8 @@ def test_create_v2_answers_e2b_sandbox(e2b, made):
     assert sbx["templateID"] == "base" and sbx["clientID"] == "sandbase"
     assert re.fullmatch(r"\d+\.\d+\.\d+", sbx["envdVersion"])
     assert re.fullmatch(r"[0-9a-f]{64}", sbx["envdAccessToken"])     # v2 is secure by default
-    assert sbx["domain"] is None and sbx["trafficAccessToken"] is None
+    # getHost(port) in the SDK is <port>-<id>.<domain>: the port proxy's Host form (test_ports.py)
+    assert sbx["domain"] == f"localhost:{server.port}" and sbx["trafficAccessToken"] is None
 
 
 def test_create_settings_are_accepted_and_stored(server, e2b, org_a, made):
@@ -89,6 +91,8 @@ def test_create_settings_are_accepted_and_stored(server, e2b, org_a, made):
                      allow_internet_access=False, network={"allowPublicTraffic": False}, secure=False)
     made.append(sbx["sandboxID"])
     assert sbx["envdAccessToken"] is None
+    # allowPublicTraffic false: the port proxy's token, shown to the org (test_ports.py enforces it)
+    assert re.fullmatch(r"tat_[a-z2-7]{40}", sbx["trafficAccessToken"])
     settings, token = stored_e2b_settings(server, sbx["sandboxID"])
     assert settings == {"autoPause": True, "autoPauseMemory": True, "autoResume": {"enabled": True},
                         "secure": False}

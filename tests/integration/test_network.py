@@ -592,3 +592,34 @@ def test_resolv_conf_symlink_in_the_template_is_replaced_not_followed(test_host)
         if srv:
             srv.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_ports_of_a_sandbox_with_egress(test_host):
+    """The port proxy (test_ports.py) with a veth in the sandbox: it still
+    goes to the sandbox's own loopback (which the sandbox's rules never
+    drop, even denyOut 0.0.0.0/0), and a server bound to the sandbox's eth0
+    address alone is not what it reaches."""
+    with net_server("net-ports") as srv:
+        c = srv.client
+        sid = c.create(network={"denyOut": ["0.0.0.0/0"]})
+        assert c.get(f"/sandboxes/{sid}").json()["allowInternetAccess"] is True
+        script = ("import http.server, sys\n"
+                  "class H(http.server.BaseHTTPRequestHandler):\n"
+                  "    def do_GET(self):\n"
+                  "        body = sys.argv[1].encode()\n"
+                  "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
+                  "        self.end_headers(); self.wfile.write(body)\n"
+                  "http.server.HTTPServer((sys.argv[2], int(sys.argv[3])), H).serve_forever()\n")
+        address = c.get(f"/sandboxes/{sid}").json()["network"]["address"]
+        for body, bind, port in (("any", "0.0.0.0", "8000"), ("eth0", address, "8001")):
+            assert c.run(sid, "python3", "-c", script, body, bind, port, background=True).status_code == 202
+        deadline = time.time() + 20
+        while True:
+            r = requests.get(srv.url + "/", headers={"Host": f"8000-{sid}.localhost"}, timeout=10)
+            if r.status_code == 200 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200 and r.text == "any", r.text
+        assert c.get(f"/sandboxes/{sid}/ports/8000/").text == "any"
+        r = requests.get(srv.url + "/", headers={"Host": f"8001-{sid}.localhost"}, timeout=10)
+        assert r.status_code == 502 and "nothing listens on port 8001" in r.json()["message"], r.text

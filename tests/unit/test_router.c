@@ -277,6 +277,25 @@ static void test_dialects(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
+static void test_catch_all(void **state)
+{
+    struct sb_router *r = *state;
+    struct sb_route_match m;
+    assert_int_equal(sb_router_set_catch_all(r, 0, h_special, 0), -1);
+    assert_int_equal(sb_router_set_catch_all(r, SB_DIALECT_MAX, h_special, 0), -1);
+    assert_int_equal(sb_router_set_catch_all(r, 3, h_special, SB_ROUTE_STREAM_BODY), 0);
+    /* every method and path of dialect 3, even one no route has */
+    assert_int_equal(sb_router_match_dialect(r, "PATCH", "/no/such/thing", 3, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_special);
+    assert_int_equal(m.flags, SB_ROUTE_STREAM_BODY);
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes", 3, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_special);
+    /* other dialects keep their routes */
+    assert_int_equal(sb_router_match_dialect(r, "GET", "/sandboxes", 0, &m), SB_ROUTE_FOUND);
+    assert_ptr_equal(m.handler, h_list);
+    assert_int_equal(sb_router_match_dialect(r, "PATCH", "/no/such/thing", 2, &m), SB_ROUTE_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_bad_patterns),
         cmocka_unit_test_setup_teardown(test_dialects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlong_param, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
