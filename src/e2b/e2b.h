@@ -52,6 +52,7 @@ void e2b_sandbox_delete(struct sb_request *req);        /* DELETE /sandboxes/:id
 void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/timeout */
 void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
 void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
+void e2b_sandbox_fork(struct sb_request *req);          /* POST /sandboxes/:id/fork (snapshots: api/snapshots.h) */
 
 /* ---- metrics (e2b/metrics.c) ---- */
 void e2b_sandbox_metrics(struct sb_request *req);       /* GET /sandboxes/:id/metrics */

@@ -366,6 +366,11 @@ void pool_fill_all(struct sb_pool *pool)
     template_list_free(list, count);
 }
 
+struct sb_disk_budget *pool_disk_budget(struct sb_pool *pool)
+{
+    return pool->disk;
+}
+
 void pool_free(struct sb_pool *pool, int destroy)
 {
     if (!pool)
