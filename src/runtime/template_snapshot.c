@@ -278,6 +278,25 @@ static int write_snapshot_json(const struct build *b, const struct sb_snapshot_r
     return rc;
 }
 
+/* /etc/hosts and /etc/hostname name the sandbox: each sandbox gets its own
+ * when its template has none (shim/mounts.c), so the source's are not
+ * carried into a snapshot of such a template. */
+static int drop_per_sandbox_files(const struct build *b, const char *data_dir, const char *source,
+                                  struct sb_err *err)
+{
+    static const char *const per_sandbox[] = {"etc/hosts", "etc/hostname"};
+    for (size_t i = 0; i < sizeof per_sandbox / sizeof per_sandbox[0]; i++) {
+        char path[SB_PATH_MAX];
+        struct stat st;
+        if (path_fmt(path, sizeof path, err, "%s/templates/%s/rootfs/%s", data_dir, source, per_sandbox[i]) < 0)
+            return -1;
+        if (lstat(path, &st) < 0 && errno == ENOENT && unlinkat(b->rootfs.fd, per_sandbox[i], 0) < 0 &&
+            errno != ENOENT)
+            return sb_err_sys(err, 500, "snapshot: cannot remove %s", per_sandbox[i]);
+    }
+    return 0;
+}
+
 int template_snapshot(const char *data_dir, const struct sb_snapshot_request *req, struct sb_err *err)
 {
     if (strncmp(req->name, SB_SNAPSHOT_PREFIX, strlen(SB_SNAPSHOT_PREFIX)) != 0 || !template_name_valid(req->name))
@@ -290,7 +309,8 @@ int template_snapshot(const char *data_dir, const struct sb_snapshot_request *re
         return -1;
     }
     struct snap_walk w = {.max = req->max_bytes, .uid_base = req->uid_base, .keep_setid = sudo};
-    if (snap_walk_root(&w, req->root_fd, b.rootfs.fd, err) < 0 || build_commit(&b, data_dir, req->name, err) < 0) {
+    if (snap_walk_root(&w, req->root_fd, b.rootfs.fd, err) < 0 ||
+        drop_per_sandbox_files(&b, data_dir, req->source_template, err) < 0 || build_commit(&b, data_dir, req->name, err) < 0) {
         build_abort(&b);
         return -1;
     }
