@@ -129,7 +129,7 @@ void api_snapshot_list(struct sb_request *req)
         const struct sb_template *t = &list[i];
         if (!t->snapshot_of[0] || !t->org_id[0] || strcmp(t->org_id, req->org_id) != 0 ||
             (sandbox_id && *sandbox_id && strcmp(t->snapshot_of, sandbox_id) != 0) ||
-            (name && *name && strcmp(t->snapshot_name, name) != 0) ||
+            (name && *name && strcmp(t->snapshot_name, name) != 0 && strcmp(t->name, name) != 0) ||
             (token && *token && strcmp(t->name, token) <= 0))
             continue;
         if (shown == limit) {

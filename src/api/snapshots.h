@@ -18,8 +18,10 @@
 /* POST .../:id/snapshots, body {"name"?}: 201 {snapshotID, names,
  * sandboxID, createdAt}. 400 bad name, 404 unknown sandbox, 507 disk. */
 void api_snapshot_create(struct sb_request *req);
-/* GET /snapshots?sandboxID&name&limit&nextToken: the org's snapshots by id,
- * X-Next-Token when there are more. */
+/* GET /snapshots?sandboxID&name&limit&nextToken: the org's snapshots by id
+ * (name matches a snapshot's name or its id, as E2B's does), at most limit
+ * (1-API_SNAPSHOT_PAGE_MAX, default the maximum) a page, X-Next-Token (the
+ * page's last id) when there are more. */
 void api_snapshot_list(struct sb_request *req);
 /* Deletes the org's snapshot :id (E2B: DELETE /templates/:id): 204; 404
  * for unknown ones and other orgs'; 403 for shared (built) templates. */

@@ -101,7 +101,9 @@ void registry_reap_expired(struct sb_registry *reg);
  * disk_mb plus its template's size and admitted by the disk budget (507).
  * label: the user's name for it (NULL = none). Fills name_out with the new
  * template's name (SB_SNAPSHOT_PREFIX + 20 random chars), owned by org_id.
- * 404 as everywhere, 409 when its template is gone. */
+ * 404 as everywhere, 409 when its template is gone, 429 when the org keeps
+ * SB_SNAPSHOTS_PER_ORG_MAX snapshots already. */
+#define SB_SNAPSHOTS_PER_ORG_MAX 100
 int registry_snapshot(struct sb_registry *reg, const char *org_id, const char *id, const char *label,
                       char name_out[SB_TEMPLATE_NAME_MAX], struct sb_err *err);
 

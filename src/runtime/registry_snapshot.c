@@ -19,6 +19,24 @@
 
 #define MIB (1024ull * 1024ull)
 
+/* 429 when org_id has SB_SNAPSHOTS_PER_ORG_MAX snapshots already: they
+ * outlive sandboxes, so without a cap one org could keep the data dir's
+ * room that every org's new sandboxes need. */
+static int check_snapshot_cap(struct sb_registry *reg, const char *org_id, struct sb_err *err)
+{
+    struct sb_template *list = NULL;
+    size_t count = 0, mine = 0;
+    if (template_list(reg->cfg->data_dir, &list, &count, err) < 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        mine += list[i].org_id[0] && strcmp(list[i].org_id, org_id) == 0;
+    template_list_free(list, count);
+    if (mine >= SB_SNAPSHOTS_PER_ORG_MAX)
+        return sb_err_set(err, 429, "this org has %zu snapshots, the most it may keep: delete some "
+                                    "(DELETE /snapshots/:id) first", mine);
+    return 0;
+}
+
 /* Bound, admission and copy, with the sandbox frozen and its lock held. */
 static int snapshot_frozen(struct sb_registry *reg, const struct sb_sandbox_rec *rec, int root_fd,
                            const char *label, const char *name, struct sb_err *err)
@@ -48,6 +66,42 @@ static int snapshot_frozen(struct sb_registry *reg, const struct sb_sandbox_rec 
     return rc;
 }
 
+/* With rec loaded and its lock held: the cap, the root, the freeze, the
+ * copy, the thaw. A thaw that fails undoes the snapshot, so an error
+ * always means nothing was made. */
+static int snapshot_locked(struct sb_registry *reg, const char *org_id, const struct sb_sandbox_rec *rec,
+                           const char *label, const char *name, struct sb_err *err)
+{
+    if (rec->status != SB_SANDBOX_RUNNING && rec->status != SB_SANDBOX_PAUSED)
+        return sb_err_set(err, 409, "sandbox is not active (status %s)", sb_sandbox_status_name(rec->status));
+    if (check_snapshot_cap(reg, org_id, err) < 0)
+        return -1;
+    struct sb_fs fs;
+    if (registry_fs_open(reg, org_id, rec->id, "root", &fs, err) < 0) {
+        sb_fs_close(&fs);
+        return -1;
+    }
+    /* A failed freeze gets no lost check here: that takes the lock this
+     * thread holds; the shim's watch notices a dead shim. */
+    int freeze = rec->status == SB_SANDBOX_RUNNING;
+    if (freeze && shim_pause(reg->cfg->run_dir, rec->id, err) < 0) {
+        sb_fs_close(&fs);
+        return sb_err_prefix(err, "failed to freeze sandbox");
+    }
+    int rc = snapshot_frozen(reg, rec, fs.root_fd, label, name, err);
+    sb_fs_close(&fs);
+    struct sb_err thaw_err = {0};
+    if (freeze && shim_resume(reg->cfg->run_dir, rec->id, &thaw_err) < 0) {
+        if (rc == 0) {
+            struct sb_err ignored;
+            template_remove(reg->cfg->data_dir, name, &ignored);
+            rc = sb_err_set(err, 502, "the sandbox could not be thawed after its snapshot (%s); "
+                                      "the snapshot was dropped", thaw_err.msg);
+        }
+    }
+    return rc;
+}
+
 int registry_snapshot(struct sb_registry *reg, const char *org_id, const char *id, const char *label,
                       char name_out[SB_TEMPLATE_NAME_MAX], struct sb_err *err)
 {
@@ -58,35 +112,11 @@ int registry_snapshot(struct sb_registry *reg, const char *org_id, const char *i
     if (sandbox_lock(reg->locks, id) < 0)
         return sb_err_set(err, 500, "out of memory");
     struct sb_sandbox_rec rec;
-    struct sb_fs fs;
-    memset(&fs, 0, sizeof fs);
-    fs.root_fd = -1;
     int rc = load_live(reg, org_id, id, &rec, err);
-    if (rc < 0)
-        goto out;
-    int frozen_here = 0;
-    if (rec.status != SB_SANDBOX_RUNNING && rec.status != SB_SANDBOX_PAUSED)
-        rc = sb_err_set(err, 409, "sandbox is not active (status %s)", sb_sandbox_status_name(rec.status));
-    else if ((rc = registry_fs_open(reg, org_id, id, "root", &fs, err)) < 0)
-        ;
-    else if (rec.status == SB_SANDBOX_RUNNING) {
-        /* No lost check here: that takes the lock this thread holds; the
-         * shim's watch notices a dead shim. */
-        rc = shim_pause(reg->cfg->run_dir, id, err);
-        if (rc < 0)
-            sb_err_prefix(err, "failed to freeze sandbox");
-        frozen_here = rc == 0;
+    if (rc == 0) {
+        rc = snapshot_locked(reg, org_id, &rec, label, name, err);
+        store_sandbox_rec_clear(&rec);
     }
-    if (rc == 0)
-        rc = snapshot_frozen(reg, &rec, fs.root_fd, label, name, err);
-    if (frozen_here) {
-        struct sb_err resume_err = {0};
-        if (shim_resume(reg->cfg->run_dir, id, &resume_err) < 0 && rc == 0)
-            rc = sb_err_set(err, 502, "snapshot taken, but the sandbox could not be thawed: %s", resume_err.msg);
-    }
-    store_sandbox_rec_clear(&rec);
-out:
-    sb_fs_close(&fs);
     sandbox_unlock(reg->locks, id);
     if (rc == 0)
         snprintf(name_out, SB_TEMPLATE_NAME_MAX, "%s", name);

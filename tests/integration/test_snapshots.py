@@ -78,6 +78,7 @@ def test_snapshot_carries_files_and_deletions_and_leaves_source_running(srv, a):
         assert snap["snapshotID"] in snapshot_ids(a)
         assert snap["snapshotID"] in snapshot_ids(a, f"?sandboxID={sid}")
         assert snapshot_ids(a, "?name=first") == [snap["snapshotID"]]
+        assert snapshot_ids(a, f"?name={snap['snapshotID']}") == [snap["snapshotID"]]
         assert snapshot_ids(a, "?sandboxID=sbx_aaaaaaaaaaaaaaaaaaaa") == []
         listed = {t["templateID"]: t for t in a.get("/templates").json()}
         assert listed[snap["snapshotID"]]["public"] is False
