@@ -257,3 +257,29 @@ def test_listing_pages(srv, a):
         for s in made:
             a.delete(f"/snapshots/{s}")
         a.delete(f"/sandboxes/{sid}")
+
+
+def test_an_org_keeps_at_most_100_snapshots(srv, a, b):
+    sid = a.create()
+    made = []
+    try:
+        for _ in range(100 - len(snapshot_ids(a))):
+            made.append(snapshot(a, sid)["snapshotID"])
+        before = template_dirs(srv)
+        r = a.post(f"/sandboxes/{sid}/snapshots", json={})
+        assert r.status_code == 429, r.text
+        assert a.post(f"/sandboxes/{sid}/fork", json={}).status_code == 429
+        assert template_dirs(srv) == before
+        # the cap is the org's: another org still takes its own
+        other = b.create()
+        try:
+            b_snap = snapshot(b, other)["snapshotID"]
+            assert b.delete(f"/snapshots/{b_snap}").status_code == 204
+        finally:
+            b.delete(f"/sandboxes/{other}")
+        assert a.delete(f"/snapshots/{made.pop()}").status_code == 204
+        made.append(snapshot(a, sid)["snapshotID"])
+    finally:
+        for s in made:
+            a.delete(f"/snapshots/{s}")
+        a.delete(f"/sandboxes/{sid}")
