@@ -7,6 +7,7 @@ and its size is bounded by the sandbox's disk.
 One private server for the module (its template list is the tests' own),
 with two orgs."""
 import os
+import time
 import uuid
 
 import pytest
@@ -282,4 +283,30 @@ def test_an_org_keeps_at_most_100_snapshots(srv, a, b):
     finally:
         for s in made:
             a.delete(f"/snapshots/{s}")
+        a.delete(f"/sandboxes/{sid}")
+
+
+def settled_disks(srv, wait=1.5):
+    """The sandbox disks on the data dir once refills in flight are done."""
+    path = os.path.join(srv.data_dir, "sandboxes")
+    count = None
+    while count != len(os.listdir(path)):
+        count = len(os.listdir(path))
+        time.sleep(wait)
+    return count
+
+
+def test_snapshots_get_no_warm_pool(srv, a):
+    sid = a.create()
+    try:
+        snap = snapshot(a, sid)["snapshotID"]
+        before = settled_disks(srv)
+        new = a.create(template=snap)
+        try:
+            assert settled_disks(srv) == before + 1, "creating from a snapshot warmed a pool for it"
+        finally:
+            a.delete(f"/sandboxes/{new}")
+        a.delete(f"/snapshots/{snap}")
+        assert snap not in template_dirs(srv)
+    finally:
         a.delete(f"/sandboxes/{sid}")
