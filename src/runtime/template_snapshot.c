@@ -10,9 +10,10 @@
  *   - walks with *at calls on single names from directory fds opened
  *     O_NOFOLLOW, never following a symlink (links are copied as links,
  *     whatever they point at: they resolve inside the new sandbox's root);
- *   - stays on the root's filesystem: a directory on another one (proc,
- *     sys, dev, tmpfs, the template's read-only binds) becomes an empty
- *     directory, its contents are never read;
+ *   - stays on the root's mount: a directory on another one (proc, sys,
+ *     dev, tmpfs, the template's read-only binds) becomes an empty
+ *     directory, its contents are never read, and a file mounted over the
+ *     root is left out;
  *   - copies only directories, regular files and symlinks: device nodes,
  *     FIFOs and sockets are left out, and a regular file is opened
  *     O_NONBLOCK | O_NOFOLLOW and checked again on its fd, so nothing is
@@ -53,6 +54,7 @@ struct snap_walk {
     int keep_setid;
     uint32_t uid_base;
     dev_t dev;                  /* the root's filesystem */
+    uint64_t mnt_id;            /* and its mount (statx); 0 = unknown */
     uint64_t used, max;         /* max 0 = unbounded (trusted trees) */
 };
 
@@ -64,6 +66,25 @@ static int charge(struct snap_walk *w, uint64_t bytes, struct sb_err *err)
                                     "plus its template's): delete large or sparse files in the "
                                     "sandbox first", (unsigned long long)(w->max >> 20));
     return 0;
+}
+
+/* The mount an entry is on (statx STATX_MNT_ID), 0 when the kernel does
+ * not say. Overlayfs may report a file's st_dev as its lower layer's, so
+ * the mount id, not st_dev, tells a file bind-mounted over the root. */
+static uint64_t mount_of(int dirfd, const char *name, int flags)
+{
+    struct statx stx;
+    if (statx(dirfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0 ||
+        !(stx.stx_mask & STATX_MNT_ID))
+        return 0;
+    return stx.stx_mnt_id;
+}
+
+/* An entry on another mount than the root's (a mount point, a bind). */
+static int on_other_mount(const struct snap_walk *w, int dirfd, const char *name, int flags)
+{
+    uint64_t mnt = w->mnt_id ? mount_of(dirfd, name, flags) : 0;
+    return mnt && mnt != w->mnt_id;
 }
 
 /* Host ids for a sandbox entry's owner: kept when inside the sandbox range. */
@@ -151,6 +172,8 @@ static int snap_entry(struct snap_walk *w, int src_dir, const char *name, int ds
     int kept = S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode);
     if (!kept)
         return 0;   /* devices, FIFOs, sockets: never copied */
+    if (!S_ISDIR(st.st_mode) && on_other_mount(w, src_dir, name, 0))
+        return 0;   /* a file mounted over the root: not the sandbox's */
     if (charge(w, SB_SNAPSHOT_ENTRY_BYTES + (S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0), err) < 0)
         return -1;
     if (S_ISDIR(st.st_mode))
@@ -176,7 +199,8 @@ static int snap_dir(struct snap_walk *w, int src_dir, const char *name, int dst_
         close(sfd);
         return sb_err_sys(err, 500, "snapshot: cannot stat %s", name);
     }
-    int foreign = st.st_dev != w->dev;     /* a mount point: kept empty */
+    /* a mount point: kept empty */
+    int foreign = st.st_dev != w->dev || on_other_mount(w, sfd, "", AT_EMPTY_PATH);
     int dfd = -1;
     if (!w->dry) {
         if (depth > 0 && mkdirat(dst_dir, name, 0700) < 0) {
@@ -225,6 +249,7 @@ static int snap_walk_root(struct snap_walk *w, int root_fd, int dst_fd, struct s
     if (fstat(root_fd, &st) < 0 || !S_ISDIR(st.st_mode))
         return sb_err_sys(err, 500, "snapshot: the sandbox's root is not a directory");
     w->dev = st.st_dev;
+    w->mnt_id = mount_of(root_fd, "", AT_EMPTY_PATH);
     w->dry = dst_fd < 0;
     return snap_dir(w, root_fd, ".", dst_fd, 0, err);
 }

@@ -123,6 +123,10 @@ def test_hostile_tree_is_copied_without_escaping(srv, a):
         assert not os.path.lexists(os.path.join(rootfs, "fifo"))
         assert not os.path.lexists(os.path.join(rootfs, "sock"))
         assert os.stat(os.path.join(rootfs, "suid")).st_mode & 0o7777 == 0o755
+        # other mounts (proc, dev, sys, the template's /usr bind) are copied as empty directories
+        top = os.path.join(srv.data_dir, "templates", snap, "rootfs")
+        for mount in ("proc", "dev", "sys", "usr"):
+            assert os.path.isdir(os.path.join(top, mount)) and os.listdir(os.path.join(top, mount)) == [], mount
         new = a.create(template=snap)
         try:
             out = a.sh(new, "readlink /home/user/evil /home/user/shadow; ls /home/user/rootlink/ | head -1; "
