@@ -194,11 +194,17 @@ static json_t *fork_error(const struct sb_err *err)
     return json_pack("{s:{s:i, s:s}}", "error", "code", err->status ? err->status : 500, "message", err->msg);
 }
 
-/* One sandbox from the snapshot, made like its source (metadata, env). */
+/* One sandbox from the snapshot, made like its source (metadata, env,
+ * network settings, with an address and a traffic token of its own). */
 static json_t *fork_one(struct sb_request *req, const struct snapshot_job *j, const struct sb_sandbox_rec *src,
                         const char *snapshot)
 {
     struct sb_err err = {0};
+    struct sb_net_policy net;
+    if (netpolicy_from_text(src->network_json, &net, &err) < 0)
+        return fork_error(&err);
+    net.address[0] = '\0';
+    net.traffic_token[0] = '\0';
     struct api_create c;
     memset(&c, 0, sizeof c);
     snprintf(c.org_id, sizeof c.org_id, "%s", j->org_id);
@@ -210,7 +216,7 @@ static json_t *fork_one(struct sb_request *req, const struct snapshot_job *j, co
     struct sb_create_request creq = {
         .org_id = c.org_id, .template_id = c.template_id, .timeout_s = c.timeout_s,
         .metadata_json = src->metadata_json, .env_json = src->env_json, .e2b_json = c.e2b_json,
-        .envd_token = c.envd_token, .pause_on_timeout = src->pause_on_timeout,
+        .envd_token = c.envd_token, .pause_on_timeout = src->pause_on_timeout, .network = &net,
     };
     struct sb_sandbox_rec rec;
     json_t *item;

@@ -190,7 +190,8 @@ static int snap_dir(struct snap_walk *w, int src_dir, const char *name, int dst_
                     struct sb_err *err)
 {
     if (depth > SNAPSHOT_MAX_DEPTH)
-        return sb_err_set(err, 400, "snapshot: directories nested deeper than %d", SNAPSHOT_MAX_DEPTH);
+        return sb_err_set(err, 409, "snapshot: the sandbox has directories nested deeper than %d; "
+                                    "flatten them first", SNAPSHOT_MAX_DEPTH);
     int sfd = openat(src_dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (sfd < 0)
         return errno == ENOENT ? 0 : sb_err_sys(err, 500, "snapshot: cannot open directory %s", name);

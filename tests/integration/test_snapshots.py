@@ -314,3 +314,22 @@ def test_snapshots_get_no_warm_pool(srv, a):
         assert snap not in template_dirs(srv)
     finally:
         a.delete(f"/sandboxes/{sid}")
+
+
+def test_fork_keeps_network_settings_with_its_own_token(srv, a):
+    r = a.post("/sandboxes", json={"templateID": "base", "network": {"allowPublicTraffic": False}})
+    assert r.status_code == 201, r.text
+    source = r.json()
+    try:
+        r = a.post(f"/sandboxes/{source['sandboxID']}/fork", json={})
+        assert r.status_code == 201, r.text
+        [item] = r.json()
+        fork = item["sandbox"]
+        try:
+            assert fork["network"]["allowPublicTraffic"] is False
+            assert fork["trafficAccessToken"] and fork["trafficAccessToken"] != source["trafficAccessToken"]
+        finally:
+            a.delete(f"/sandboxes/{fork['sandboxID']}")
+        a.delete(f"/snapshots/{fork['templateID']}")
+    finally:
+        a.delete(f"/sandboxes/{source['sandboxID']}")
