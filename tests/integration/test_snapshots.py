@@ -333,3 +333,18 @@ def test_fork_keeps_network_settings_with_its_own_token(srv, a):
         a.delete(f"/snapshots/{fork['templateID']}")
     finally:
         a.delete(f"/sandboxes/{source['sandboxID']}")
+
+
+def test_too_deep_a_tree_is_refused_and_leaves_nothing(srv, a):
+    sid = a.create()
+    try:
+        before = template_dirs(srv)
+        out = a.sh(sid, "cd /home/user && mkdir -p $(printf 'd/%.0s' $(seq 130)) && echo ok")
+        assert out["stdout"] == "ok\n", out
+        r = a.post(f"/sandboxes/{sid}/snapshots", json={})
+        assert r.status_code == 409 and "deeper than 128" in r.json()["message"], r.text
+        assert template_dirs(srv) == before
+        assert a.get(f"/sandboxes/{sid}").json()["status"] == "running"
+        assert a.sh(sid, "echo alive")["stdout"] == "alive\n"
+    finally:
+        a.delete(f"/sandboxes/{sid}")
