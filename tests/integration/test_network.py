@@ -905,3 +905,21 @@ def test_updated_rules_survive_a_restart(test_host):
             assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
         update(c, reinstalled, {})                      # and it can be updated again after the restart
         assert reaches(c, reinstalled, TEST_HOST)
+
+
+def test_e2b_sdk_update_network(test_host):
+    """tests/e2b/network.test.mjs: the unmodified e2b SDK's updateNetwork
+    against a server whose uplink is the test host."""
+    e2b_dir = os.path.join(os.path.dirname(__file__), "..", "e2b")
+    node = shutil.which("node")
+    assert node, "node is not installed: run scripts/install-deps"
+    assert os.path.isdir(os.path.join(e2b_dir, "node_modules", "e2b")), \
+        "the e2b SDK is not installed: run scripts/install-deps (npm ci in tests/e2b)"
+    with net_server("net-upd-sdk") as srv:
+        key = srv.client.key
+        env = dict(os.environ, E2B_API_URL=srv.url, E2B_SANDBOX_URL=srv.url,
+                   E2B_API_KEY="e2b_" + key[len("sk-sb-"):], TEST_HOST=TEST_HOST, NAMED=NAMED)
+        proc = subprocess.run([node, "--test", "--test-reporter=spec", "network.test.mjs"], cwd=e2b_dir,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:] + srv.log()[-5000:]
+        assert "pass 4\n" in proc.stdout and "fail 0\n" in proc.stdout, proc.stdout  # none skipped
