@@ -24,6 +24,7 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/pause", api_sandbox_pause, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
+    {"PUT", "/sandboxes/:id/network", api_sandbox_network, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
     {"GET", "/sandboxes/:id/processes", api_process_list, SB_ROUTE_AUTH, ""},
     {"GET", "/sandboxes/:id/processes/:pid", api_process_get, SB_ROUTE_AUTH, ""},
