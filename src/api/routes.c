@@ -25,6 +25,7 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/pause", api_sandbox_pause, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
+    {"PUT", "/sandboxes/:id/network", api_sandbox_network, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/snapshots", api_snapshot_create, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/fork", api_sandbox_fork, SB_ROUTE_AUTH, ""},
     {"GET", "/snapshots", api_snapshot_list, SB_ROUTE_AUTH, "sandboxID,name,limit,nextToken"},

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api/async.h"
+#include "api/validate.h"
 #include "runtime/registry.h"
 
 void api_create_free(void *p)
@@ -246,4 +247,43 @@ void api_connect_run(struct sb_request *req, const char *id, int timeout_s, api_
     a->shape = shape;
     a->status_resumed = status_resumed;
     api_run_async(req, connect_job, a, free);
+}
+
+/* ---- PUT /sandboxes/:id/network ---- */
+
+struct network_args {
+    char org_id[SB_ORG_ID_MAX];
+    char id[32];
+    struct sb_net_policy policy;
+};
+
+static void network_job(struct sb_request *req, void *p)
+{
+    struct network_args *a = p;
+    struct sb_err err = {0};
+    if (registry_update_network(api_app(req)->registry, a->org_id, a->id, &a->policy, &err) < 0)
+        sb_request_complete_error(req, &err);
+    else
+        sb_request_complete_empty(req, 204);
+}
+
+void api_network_update_run(struct sb_request *req)
+{
+    struct sb_err err = {0};
+    const char *id = sb_request_param(req, "id");
+    struct network_args *a = calloc(1, sizeof *a);
+    json_t *body = NULL;
+    if (!a)
+        sb_err_set(&err, 500, "out of memory");
+    else if (api_check_sandbox_id(id, &err) == 0 && (body = sb_request_json(req, 0, &err)))
+        netpolicy_parse_update(body, &a->policy, &err);
+    json_decref(body);
+    if (err.status) {
+        free(a);
+        sb_respond_error(req, &err);
+        return;
+    }
+    snprintf(a->org_id, sizeof a->org_id, "%s", req->org_id);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    api_run_async(req, network_job, a, free);
 }

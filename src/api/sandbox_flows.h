@@ -76,4 +76,11 @@ void api_action_run(struct sb_request *req, const char *id, enum api_action acti
 void api_connect_run(struct sb_request *req, const char *id, int timeout_s, api_sandbox_shape_fn shape,
                      int status_resumed);
 
+/* PUT /sandboxes/:id/network for every dialect (the body is the same):
+ * validates :id and the body (netpolicy_parse_update: 400 naming the bad
+ * entry, nothing changed), replaces the sandbox's egress rules on a worker
+ * (registry_update_network) and answers 204, or 404 unknown / another
+ * org's, 409 not active, 502. */
+void api_network_update_run(struct sb_request *req);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * sandboxes.c - the sandbox lifecycle routes of the SandBase REST API:
- * POST/GET /sandboxes, GET/DELETE /sandboxes/:id, and the :id/timeout,
- * :id/pause and :id/connect actions.
+ * POST/GET /sandboxes, GET/DELETE /sandboxes/:id, the :id/timeout,
+ * :id/pause and :id/connect actions and PUT :id/network (its egress rules).
  *
  * Validation and SandBase's shape are here, on the loop thread; the flows
  * (create, actions, connect: api/sandbox_flows.c) are shared with E2B's
@@ -231,6 +231,11 @@ void api_sandbox_connect(struct sb_request *req)
     long long timeout;
     if (parse_action(req, "POST /sandboxes/:id/connect", 1, 0, &id, &timeout) == 0)
         api_connect_run(req, id, (int)timeout, sandbox_json, 200);
+}
+
+void api_sandbox_network(struct sb_request *req)
+{
+    api_network_update_run(req);
 }
 
 /* POST /sandboxes/:id/fork: the forks are made like their source. */

@@ -51,6 +51,7 @@ void e2b_sandbox_get(struct sb_request *req);           /* GET /sandboxes/:id */
 void e2b_sandbox_delete(struct sb_request *req);        /* DELETE /sandboxes/:id */
 void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/timeout */
 void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
+void e2b_sandbox_network(struct sb_request *req);       /* PUT /sandboxes/:id/network (sbx.updateNetwork) */
 void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
 void e2b_sandbox_fork(struct sb_request *req);          /* POST /sandboxes/:id/fork (snapshots: api/snapshots.h) */
 

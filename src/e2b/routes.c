@@ -27,6 +27,7 @@ static const struct sb_route_spec routes[] = {
     {"POST", "/sandboxes/:id/pause", e2b_sandbox_pause, SB_ROUTE_AUTH, "", NULL, CONTROL},
     {"POST", "/sandboxes/:id/connect", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
     {"POST", "/sandboxes/:id/resume", e2b_sandbox_connect, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"PUT", "/sandboxes/:id/network", e2b_sandbox_network, SB_ROUTE_AUTH, "", NULL, CONTROL},
     {"GET", "/sandboxes/:id/metrics", e2b_sandbox_metrics, SB_ROUTE_AUTH, "start,end", NULL, CONTROL},
     {"GET", "/sandboxes/metrics", e2b_sandboxes_metrics, SB_ROUTE_AUTH, "sandbox_ids", NULL, CONTROL},
     {"POST", "/sandboxes/:id/snapshots", api_snapshot_create, SB_ROUTE_AUTH, "", NULL, CONTROL},

@@ -1,7 +1,8 @@
 /*
  * sandboxes.c - E2B's control plane for one sandbox: create (v2, and v1
  * for e2b_ keys), GET (SandboxDetail), DELETE, timeout, pause and connect
- * (v2, and v1's connect and resume for e2b_ keys).
+ * (v2, and v1's connect and resume for e2b_ keys), and updateNetwork's
+ * PUT :id/network.
  *
  * Validation and E2B's shapes are here; the flows are api/'s
  * (sandbox_flows.h), so an E2B sandbox has the one lifecycle SandBase's
@@ -256,6 +257,14 @@ void e2b_sandbox_pause(struct sb_request *req)
         sb_respond_error(req, &err);
     else
         api_action_run(req, id, API_ACTION_PAUSE, -1);
+}
+
+/* SandboxNetworkUpdateConfig {allow_internet_access?, allowOut?, denyOut?}
+ * is SandBase's body too (netpolicy_parse_update); egressProxy and rules
+ * are 400s. 204, 404 unknown (the SDK's SandboxNotFoundError). */
+void e2b_sandbox_network(struct sb_request *req)
+{
+    api_network_update_run(req);
 }
 
 /* 200 when it was running, 201 when this resumed it (E2B's statuses). */

@@ -44,6 +44,7 @@ struct client {
     uint32_t ip;
     int netns_fd;                   /* owned: the sandbox's network namespace */
     struct sb_net_policy *policy;   /* owned */
+    uint64_t generation;            /* which registration: a query asked under an older one grants nothing */
 };
 
 struct pending {
@@ -52,6 +53,7 @@ struct pending {
     struct sockaddr_in from;
     int grant;                      /* add the answer's addresses to the client's set */
     uint32_t client_ip;
+    uint64_t generation;            /* the client's registration when it asked */
     int64_t sent_ms;
 };
 
@@ -59,9 +61,10 @@ struct sb_dns_forward {
     int listen_fd, upstream_fd, stop_fd;
     struct sockaddr_in upstream;
     pthread_t thread;
-    pthread_mutex_t lock;           /* guards clients */
+    pthread_mutex_t lock;           /* guards clients and generations; held over a grant's nft call */
     struct client *clients;
     size_t count, cap;
+    uint64_t generations;           /* the last one handed out */
     struct pending pending[PENDING_MAX];   /* forwarder thread only */
 };
 
@@ -162,24 +165,28 @@ static uint16_t get16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* A dup of the netns fd of the sandbox at ip (caller closes), or -1 when
- * it is no longer registered. */
-static int client_netns(struct sb_dns_forward *fwd, uint32_t ip)
+/* Runs cmds in the namespace of the sandbox at ip if it is still
+ * registered as generation. The lock is held over the nft call, so a
+ * dns_forward_add that replaces the registration (an updated policy) waits
+ * for a grant in flight, and none of the old policy starts after it: the
+ * caller then replaces the sandbox's table, dns4 included. */
+static void run_for_client(struct sb_dns_forward *fwd, uint32_t ip, uint64_t generation, const char *cmds)
 {
-    int fd = -1;
+    struct sb_err err = {0};
     pthread_mutex_lock(&fwd->lock);
-    for (size_t i = 0; i < fwd->count && fd < 0; i++)
-        if (fwd->clients[i].ip == ip)
-            fd = fcntl(fwd->clients[i].netns_fd, F_DUPFD_CLOEXEC, 0);
+    for (size_t i = 0; i < fwd->count; i++)
+        if (fwd->clients[i].ip == ip && fwd->clients[i].generation == generation &&
+            nft_run(fwd->clients[i].netns_fd, cmds, NULL, 0, &err) < 0)
+            sb_warn("dns: cannot allow the addresses of an answer: %s", err.msg);
     pthread_mutex_unlock(&fwd->lock);
-    return fd;
 }
 
 /* Adds the A records of an answer to the dns4 set of the sandbox at ip
  * (in its own namespace), each for its TTL clamped to
  * MIN_GRANT_S..MAX_GRANT_S. The add/delete/add sequence in one batch
  * refreshes an address already present. */
-static void grant_answers(struct sb_dns_forward *fwd, const uint8_t *pkt, size_t len, uint32_t ip)
+static void grant_answers(struct sb_dns_forward *fwd, const uint8_t *pkt, size_t len, uint32_t ip,
+                          uint64_t generation)
 {
     if (len < 12)
         return;
@@ -213,14 +220,8 @@ static void grant_answers(struct sb_dns_forward *fwd, const uint8_t *pkt, size_t
         }
         off += rdlen;
     }
-    if (!used)
-        return;
-    int netns_fd = client_netns(fwd, ip);
-    struct sb_err err = {0};
-    if (netns_fd >= 0 && nft_run(netns_fd, cmds, NULL, 0, &err) < 0)
-        sb_warn("dns: cannot allow the addresses of an answer: %s", err.msg);
-    if (netns_fd >= 0)
-        close(netns_fd);
+    if (used)
+        run_for_client(fwd, ip, generation, cmds);
 }
 
 /* The query turned into a REFUSED answer, sent back at once. */
@@ -247,11 +248,13 @@ static void on_query(struct sb_dns_forward *fwd)
     off += 4;
     uint32_t ip = ntohl(from.sin_addr.s_addr);
     int known = 0, grant = 0, refused = 0;
+    uint64_t generation = 0;
     pthread_mutex_lock(&fwd->lock);
     for (size_t i = 0; i < fwd->count && !known; i++) {
         if (fwd->clients[i].ip != ip)
             continue;
         known = 1;
+        generation = fwd->clients[i].generation;
         grant = netpolicy_name_allowed(fwd->clients[i].policy, name);
         refused = !grant && netpolicy_denies_all(fwd->clients[i].policy);
     }
@@ -282,7 +285,7 @@ static void on_query(struct sb_dns_forward *fwd)
     if (taken)
         return;
     *slot = (struct pending){.used = 1, .our_id = id, .their_id = get16(pkt), .from = from, .grant = grant,
-                             .client_ip = ip, .sent_ms = now};
+                             .client_ip = ip, .generation = generation, .sent_ms = now};
     pkt[0] = (uint8_t)(id >> 8);
     pkt[1] = (uint8_t)id;
     sendto(fwd->upstream_fd, pkt, (size_t)n, 0, (struct sockaddr *)&fwd->upstream, sizeof fwd->upstream);
@@ -303,7 +306,7 @@ static void on_answer(struct sb_dns_forward *fwd)
             continue;
         p->used = 0;
         if (p->grant)
-            grant_answers(fwd, pkt, (size_t)n, p->client_ip);
+            grant_answers(fwd, pkt, (size_t)n, p->client_ip, p->generation);
         pkt[0] = (uint8_t)(p->their_id >> 8);
         pkt[1] = (uint8_t)p->their_id;
         sendto(fwd->listen_fd, pkt, (size_t)n, 0, (struct sockaddr *)&p->from, sizeof p->from);
@@ -407,8 +410,19 @@ int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, int netns_f
         free(copy);
         return sb_err_sys(err, 500, "dns: keeping the sandbox's namespace");
     }
-    dns_forward_remove(fwd, sandbox_ip);
     pthread_mutex_lock(&fwd->lock);
+    for (size_t i = 0; i < fwd->count; i++) {
+        if (fwd->clients[i].ip != sandbox_ip)
+            continue;
+        /* Replaced in place: no moment when the sandbox's queries go unanswered. */
+        close(fwd->clients[i].netns_fd);
+        free(fwd->clients[i].policy);
+        fwd->clients[i].netns_fd = fd;
+        fwd->clients[i].policy = copy;
+        fwd->clients[i].generation = ++fwd->generations;
+        pthread_mutex_unlock(&fwd->lock);
+        return 0;
+    }
     if (fwd->count == fwd->cap) {
         size_t cap = fwd->cap ? fwd->cap * 2 : 16;
         struct client *grown = realloc(fwd->clients, cap * sizeof *grown);
@@ -425,6 +439,7 @@ int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, int netns_f
     c->ip = sandbox_ip;
     c->netns_fd = fd;
     c->policy = copy;
+    c->generation = ++fwd->generations;
     pthread_mutex_unlock(&fwd->lock);
     return 0;
 }

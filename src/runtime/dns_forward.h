@@ -36,7 +36,10 @@ struct sb_dns_forward *dns_forward_start(uint32_t listen_ip, const char *upstrea
 void dns_forward_stop(struct sb_dns_forward *fwd);
 /* Serves queries from sandbox_ip (host order) under policy p (copied);
  * allowed answers go to the dns4 set in namespace netns_fd (dup'd: the
- * forwarder keeps its own until dns_forward_remove). */
+ * forwarder keeps its own until dns_forward_remove). A sandbox already
+ * registered has its policy replaced in place; once this returns, no answer
+ * to a query asked under the old one adds anything (one in flight is
+ * waited for). */
 int dns_forward_add(struct sb_dns_forward *fwd, uint32_t sandbox_ip, int netns_fd,
                     const struct sb_net_policy *p, struct sb_err *err);
 void dns_forward_remove(struct sb_dns_forward *fwd, uint32_t sandbox_ip);

@@ -130,6 +130,7 @@ int rtnl_open(int *fd_out, struct sb_err *err)
 
 struct open_in_job {
     int netns_fd;
+    int protocol;
     int fd;
     struct sb_err err;
 };
@@ -140,13 +141,14 @@ static void *open_in_thread(void *arg)
     if (setns(job->netns_fd, CLONE_NEWNET) < 0)
         sb_err_sys(&job->err, 500, "netlink: joining the sandbox's network namespace");
     else
-        rtnl_open(&job->fd, &job->err);
+        netlink_open(job->protocol, &job->fd, &job->err);
     return NULL;    /* the thread, and its namespace, end here */
 }
 
-int rtnl_open_in(int netns_fd, int *fd_out, struct sb_err *err)
+/* A netlink socket of protocol bound to namespace netns_fd (rtnl_open_in). */
+static int netlink_open_in(int netns_fd, int protocol, int *fd_out, struct sb_err *err)
 {
-    struct open_in_job job = {.netns_fd = netns_fd, .fd = -1};
+    struct open_in_job job = {.netns_fd = netns_fd, .protocol = protocol, .fd = -1};
     pthread_t t;
     int rc = pthread_create(&t, NULL, open_in_thread, &job);
     if (rc != 0) {
@@ -160,6 +162,11 @@ int rtnl_open_in(int netns_fd, int *fd_out, struct sb_err *err)
     }
     *fd_out = job.fd;
     return 0;
+}
+
+int rtnl_open_in(int netns_fd, int *fd_out, struct sb_err *err)
+{
+    return netlink_open_in(netns_fd, NETLINK_ROUTE, fd_out, err);
 }
 
 int rtnl_veth_create(int fd, const char *host_name, const char *peer_name, int peer_netns_fd, struct sb_err *err)
@@ -265,6 +272,20 @@ int ctnl_flush_mark(uint32_t mark, struct sb_err *err)
     add_attr(&r, CTA_MARK, &m, 4);
     add_attr(&r, CTA_MARK_MASK, &all, 4);
     int rc = transact(fd, &r, NULL, "flushing conntrack entries", err);
+    close(fd);
+    return rc;
+}
+
+int ctnl_flush_in(int netns_fd, struct sb_err *err)
+{
+    int fd;
+    if (netlink_open_in(netns_fd, NETLINK_NETFILTER, &fd, err) < 0)
+        return -1;
+    struct nl_req r;
+    struct nfgenmsg nfg = {.nfgen_family = AF_INET, .version = NFNETLINK_V0};
+    /* No tuple and no filter: every IPv4 entry of the namespace. */
+    req_init(&r, (uint16_t)(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE), 0, &nfg, sizeof nfg);
+    int rc = transact(fd, &r, NULL, "flushing the sandbox's conntrack entries", err);
     close(fd);
     return rc;
 }

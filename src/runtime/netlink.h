@@ -38,5 +38,8 @@ int rtnl_link_delete(int fd, const char *name, struct sb_err *err);
 /* Deletes every IPv4 conntrack entry of the caller's namespace whose
  * connection mark is mark (all 32 bits compared). */
 int ctnl_flush_mark(uint32_t mark, struct sb_err *err);
+/* Deletes every IPv4 conntrack entry of namespace netns_fd (its socket is
+ * opened as rtnl_open_in's is). */
+int ctnl_flush_in(int netns_fd, struct sb_err *err);
 
 #endif

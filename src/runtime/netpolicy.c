@@ -129,6 +129,46 @@ int netpolicy_parse(json_t *allow_internet, json_t *network, struct sb_net_polic
     return 0;
 }
 
+int netpolicy_parse_update(json_t *body, struct sb_net_policy *out, struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->allow_public_traffic = 1;
+    if (!json_is_object(body))
+        return sb_err_set(err, 400, "the body must be a JSON object {allowOut?, denyOut?, allowInternetAccess?}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (strcmp(key, "egressProxy") == 0 || strcmp(key, "rules") == 0)
+            return sb_err_set(err, 400, "%s is not supported by sandbase (docs/E2B.md)", key);
+        if (strcmp(key, "allowOut") != 0 && strcmp(key, "denyOut") != 0 &&
+            strcmp(key, "allowInternetAccess") != 0 && strcmp(key, "allow_internet_access") != 0)
+            return sb_err_set(err, 400, "unsupported field %.64s (supported: allowOut, denyOut, "
+                                        "allowInternetAccess or allow_internet_access)", key);
+    }
+    json_t *snake = json_object_get(body, "allow_internet_access");
+    json_t *camel = json_object_get(body, "allowInternetAccess");
+    if (snake && camel)
+        return sb_err_set(err, 400, "give allow_internet_access or allowInternetAccess, not both");
+    json_t *internet = snake ? snake : camel;
+    if (internet && !json_is_boolean(internet))
+        return sb_err_set(err, 400, "invalid field %s: must be a boolean", snake ? "allow_internet_access"
+                                                                                 : "allowInternetAccess");
+    if (parse_rules(json_object_get(body, "allowOut"), "allowOut", 1, out->allow, &out->allow_count, err) < 0 ||
+        parse_rules(json_object_get(body, "denyOut"), "denyOut", 0, out->deny, &out->deny_count, err) < 0)
+        return -1;
+    out->internet = !json_is_false(internet);
+    if (out->internet || netpolicy_denies_all(out))
+        return 0;
+    if (out->deny_count == SB_NET_MAX_RULES)
+        return sb_err_set(err, 400, "invalid field network.denyOut: at most %d entries, and "
+                                    "allow_internet_access false adds 0.0.0.0/0", SB_NET_MAX_RULES - 1);
+    struct sb_net_rule *all = &out->deny[out->deny_count++];
+    memset(all, 0, sizeof *all);
+    all->kind = SB_NET_RULE_CIDR;
+    sb_cidr_parse("0.0.0.0/0", &all->cidr);
+    return 0;
+}
+
 int netpolicy_resolve(struct sb_net_policy *p, const char *template_mode, const struct sb_net_config *cfg,
                       struct sb_err *err)
 {

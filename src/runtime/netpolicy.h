@@ -49,6 +49,15 @@ struct sb_net_policy {
  * the bad entry or field; allowOut together with allow_internet_access
  * false is a 400 (false means no egress at all). */
 int netpolicy_parse(json_t *allow_internet, json_t *network, struct sb_net_policy *out, struct sb_err *err);
+/* An update of a sandbox's rules (PUT /sandboxes/:id/network): body
+ * {allowOut?, denyOut?, allowInternetAccess? (or allow_internet_access)},
+ * which replaces the rules whole: what is left out is cleared, so {} opens
+ * everything. allowInternetAccess false is denyOut 0.0.0.0/0 added to the
+ * given rules (allowOut still wins over it), as E2B has it; out->internet
+ * is that flag (1 unless false). 400 naming the bad entry or field;
+ * egressProxy and rules (E2B's) are 400s too. address and traffic_token
+ * are left empty for the caller (they are the sandbox's, not the update's). */
+int netpolicy_parse_update(json_t *body, struct sb_net_policy *out, struct sb_err *err);
 /* Settles `internet`: the create's word, else the template's mode
  * (template_mode "" = none given), else cfg->default_mode. With no uplink
  * configured egress is off; a create that asked for it explicitly gets a

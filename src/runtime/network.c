@@ -267,11 +267,20 @@ static int install_host_rules(const struct sb_network *net, struct sb_err *err)
     return rc < 0 ? sb_err_prefix(err, "network: installing table %s", t) : 0;
 }
 
-/* The sandbox's own table, in its namespace, which has none yet (a new
- * sandbox, or one whose table was removed). No "delete table" first: in one
- * batch with the new table that costs ~10 ms more. */
+/* The sandbox's own table, in its namespace. A new sandbox (or one whose
+ * table was removed) has none yet: no "delete table" first, which in one
+ * batch with the new table costs ~10 ms more. With replace (an update), the
+ * old table is deleted and the new one made in the same transaction, so
+ * the sandbox never has no rules or a mix of old and new; the DNS grants
+ * (dns4) go with the old table.
+ *
+ * Established connections pass in their original direction only: every
+ * connection on eth0 is the sandbox's own (the host's table lets nothing
+ * new in), so an entry whose original direction points at the sandbox can
+ * only be conntrack picking a connection up mid-stream after an update
+ * flushed the entries, and the sandbox's side of it is judged by the rules. */
 static int install_sandbox_rules(const struct sb_network *net, int nsfd, const struct sb_net_policy *p,
-                                 struct sb_err *err)
+                                 int replace, struct sb_err *err)
 {
     char *buf = malloc(RULES_MAX);
     if (!buf)
@@ -279,7 +288,9 @@ static int install_sandbox_rules(const struct sb_network *net, int nsfd, const s
     char g[16];
     sb_ipv4_format(net->gateway, g, sizeof g);
     size_t used = 0;
-    int rc = emit(buf, &used, "table inet " SB_NET_SANDBOX_TABLE " {\n");
+    int rc = replace ? emit(buf, &used, "add table inet " SB_NET_SANDBOX_TABLE "\n"
+                                        "delete table inet " SB_NET_SANDBOX_TABLE "\n") : 0;
+    rc = rc < 0 ? -1 : emit(buf, &used, "table inet " SB_NET_SANDBOX_TABLE " {\n");
     rc = rc < 0 ? -1 : emit_set(buf, &used, "allow4", p->allow, p->allow_count);
     rc = rc < 0 ? -1 : emit_set(buf, &used, "deny4", p->deny, p->deny_count);
     rc = rc < 0 ? -1 : emit(buf, &used,
@@ -288,7 +299,8 @@ static int install_sandbox_rules(const struct sb_network *net, int nsfd, const s
         "    oifname \"lo\" accept\n"
         "    meta nfproto ipv6 drop\n"
         "    ip daddr %s udp dport 53 accept\n"
-        "    ct state established,related accept\n"
+        "    ct direction original ct state established accept\n"
+        "    ct state related accept\n"
         "    ip daddr @allow4 accept\n"
         "    ip daddr @dns4 accept\n"
         "    ip daddr @deny4 drop\n  }\n}\n", g);
@@ -416,7 +428,7 @@ int network_attach(struct sb_network *net, const char *id, const struct sb_net_p
     if (open_netns(net, id, &init_pid, &nsfd, err) < 0)
         return sb_err_prefix(err, "cannot attach the network of sandbox %s", id);
     if (rtnl_open(&hostfd, err) == 0 && make_host_side(net, hostfd, nsfd, ifname, addr, err) == 0 &&
-        make_sandbox_side(net, nsfd, addr, err) == 0 && install_sandbox_rules(net, nsfd, p, err) == 0 &&
+        make_sandbox_side(net, nsfd, addr, err) == 0 && install_sandbox_rules(net, nsfd, p, 0, err) == 0 &&
         write_resolv_conf(init_pid, net->gateway, net->cfg->uid_base, err) == 0 &&
         (!net->dns || dns_forward_add(net->dns, addr, nsfd, p, err) == 0))
         rc = 0;
@@ -449,7 +461,7 @@ int network_adopt(struct sb_network *net, const char *id, const struct sb_net_po
     int rc = nft_run(nsfd, "list tables inet", tables, sizeof tables, err);
     int exists = rc == 0 && strstr(tables, "table inet " SB_NET_SANDBOX_TABLE "\n") != NULL;
     if (rc == 0 && !exists) {
-        rc = install_sandbox_rules(net, nsfd, p, err);
+        rc = install_sandbox_rules(net, nsfd, p, 0, err);
         if (rc == 0)
             sb_warn("network: sandbox %s had lost its rules; installed them again", id);
     }
@@ -457,6 +469,61 @@ int network_adopt(struct sb_network *net, const char *id, const struct sb_net_po
         rc = dns_forward_add(net->dns, addr, nsfd, p, err);
     close(nsfd);
     return rc;
+}
+
+/* A sandbox that has its interface gets p's rules: the DNS registration
+ * first (from then on no answer grants under old's rules), then the table
+ * replaced in one transaction, then its conntrack entries flushed, so each
+ * open connection is judged afresh by the new rules at its next packet (an
+ * allowed one is picked up again, a forbidden one is dropped). A failing
+ * table leaves old's registration and rules in place. */
+static int update_attached(struct sb_network *net, const char *id, const struct sb_net_policy *old,
+                           const struct sb_net_policy *p, struct sb_err *err)
+{
+    uint32_t addr, slot;
+    if (slot_of(net, old->address, &addr, &slot) < 0)
+        return sb_err_set(err, 500, "network: sandbox %s has address %s, outside network.range %s", id,
+                          old->address, net->cfg->network.range);
+    pid_t init_pid;
+    int nsfd;
+    if (open_netns(net, id, &init_pid, &nsfd, err) < 0)
+        return -1;
+    int rc = net->dns ? dns_forward_add(net->dns, addr, nsfd, p, err) : 0;
+    if (rc == 0 && install_sandbox_rules(net, nsfd, p, 1, err) < 0) {
+        struct sb_err derr = {0};
+        if (net->dns && dns_forward_add(net->dns, addr, nsfd, old, &derr) < 0)
+            sb_warn("network: sandbox %s: restoring its DNS registration: %s", id, derr.msg);
+        rc = -1;
+    }
+    struct sb_err cerr = {0};
+    if (rc == 0 && ctnl_flush_in(nsfd, &cerr) < 0 && cerr.sys_errno != ENOENT)
+        sb_warn("network: sandbox %s: its open connections keep their old verdict: %s", id, cerr.msg);
+    close(nsfd);
+    return rc < 0 ? sb_err_prefix(err, "cannot update the network of sandbox %s", id) : 0;
+}
+
+int network_update(struct sb_network *net, const char *id, const struct sb_net_policy *old,
+                   struct sb_net_policy *p, struct sb_err *err)
+{
+    if (old->address[0]) {
+        snprintf(p->address, sizeof p->address, "%s", old->address);
+        return update_attached(net, id, old, p, err);
+    }
+    p->address[0] = '\0';
+    if (netpolicy_denies_all(p) && p->allow_count == 0)
+        return 0;       /* nothing may go out: no interface needed */
+    if (!net->cfg->network.uplink[0])
+        return sb_err_set(err, 400, "this server has no egress for sandboxes (config network.uplink is not "
+                                    "set): only denyOut [\"0.0.0.0/0\"] (or allow_internet_access false) "
+                                    "without allowOut can be set");
+    if (network_reserve(net, p, err) < 0)
+        return -1;
+    if (network_attach(net, id, p, err) < 0) {
+        network_release(net, id, p);
+        p->address[0] = '\0';
+        return -1;
+    }
+    return 0;
 }
 
 void network_release(struct sb_network *net, const char *id, const struct sb_net_policy *p)

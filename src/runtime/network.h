@@ -48,6 +48,18 @@ int network_may_attach(const struct sb_network *net, const struct sb_net_policy 
  * in its namespace when it is missing (an existing one is kept, with what
  * DNS added to it) and registers it with the DNS forwarder. */
 int network_adopt(struct sb_network *net, const char *id, const struct sb_net_policy *p, struct sb_err *err);
+/* Gives sandbox id the rules of p in place of old's (its stored policy).
+ * With an interface (old->address set) its table is replaced in one
+ * nftables transaction, its DNS registration replaced and its conntrack
+ * entries flushed, so open connections the new rules forbid are cut (their
+ * next packet is dropped) and allowed ones carry on; on failure old's
+ * rules stay. Without one, p gets an address and an interface attached
+ * (network_reserve, network_attach) unless p lets nothing out (denyOut
+ * 0.0.0.0/0 and no allowOut); 400 when the server has no uplink. Fills
+ * p->address. The always-blocked destinations are the host table's and
+ * stay blocked whatever p says. */
+int network_update(struct sb_network *net, const char *id, const struct sb_net_policy *old,
+                   struct sb_net_policy *p, struct sb_err *err);
 /* Removes the host-side veth (the sandbox's table goes with its
  * namespace), its conntrack entries and DNS registration, and frees the
  * address; idempotent, also for a sandbox never attached (p->address ""). */

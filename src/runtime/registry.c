@@ -665,6 +665,83 @@ out:
     return rc;
 }
 
+/* The sandbox.lifecycle.updated event's data for a network update: the
+ * rules as stored, without the sandbox's address and token. */
+static char *network_event_data(const char *stored)
+{
+    json_t *net = json_loads(stored, 0, NULL);
+    json_object_del(net, "address");
+    json_object_del(net, "trafficAccessToken");
+    json_t *data = json_pack("{s:o*}", "network", net);
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    return text;
+}
+
+/* Under the sandbox's lock: the new rules go into the sandbox first, then
+ * the row (with its updated event); a row that cannot be written has the
+ * old rules put back (or the new interface removed), so the row and the
+ * sandbox never disagree for long and a restart re-adopts what the row says. */
+static int update_network_locked(struct sb_registry *reg, struct sb_sandbox_rec *rec,
+                                 const struct sb_net_policy *update, struct sb_err *err)
+{
+    if (rec->status != SB_SANDBOX_RUNNING && rec->status != SB_SANDBOX_PAUSED)
+        return sb_err_set(err, 409, "sandbox is not active (status %s)", sb_sandbox_status_name(rec->status));
+    struct sb_net_policy *old = malloc(sizeof *old), *p = malloc(sizeof *p);
+    char *text = NULL, *data = NULL;
+    int rc = old && p ? 0 : sb_err_set(err, 500, "out of memory");
+    if (rc == 0)
+        rc = netpolicy_from_text(rec->network_json, old, err);
+    if (rc == 0) {
+        *p = *update;
+        p->allow_public_traffic = old->allow_public_traffic;    /* not the update's to change */
+        memcpy(p->traffic_token, old->traffic_token, sizeof p->traffic_token);
+        rc = network_update(reg->net, rec->id, old, p, err);
+        if (rc < 0 && !check_lost_locked(reg, rec, err))
+            sb_err_prefix(err, "failed to update the network of sandbox %s", rec->id);
+    }
+    if (rc == 0) {
+        text = netpolicy_to_text(p);
+        data = text ? network_event_data(text) : NULL;
+        if (!text || !data)
+            rc = sb_err_set(err, 500, "out of memory");
+        if (rc == 0) {
+            free(rec->network_json);
+            rec->network_json = text;
+            text = NULL;
+            rc = record_change(reg, rec, 0, rec->status, "updated", data, err);
+        }
+        if (rc < 0 && !old->address[0]) {
+            network_release(reg->net, rec->id, p);     /* attached just now */
+        } else if (rc < 0) {
+            struct sb_err rerr = {0};
+            if (network_update(reg->net, rec->id, p, old, &rerr) < 0)
+                sb_warn("sandbox %s: putting its old network rules back: %s", rec->id, rerr.msg);
+        }
+    }
+    free(text);
+    free(data);
+    free(old);
+    free(p);
+    return rc;
+}
+
+int registry_update_network(struct sb_registry *reg, const char *org_id, const char *id,
+                            const struct sb_net_policy *update, struct sb_err *err)
+{
+    if (!sb_id_valid("sbx_", id))
+        return sb_err_set(err, 400, "invalid sandbox id: %s", id);
+    sandbox_lock(reg->locks, id);
+    struct sb_sandbox_rec rec;
+    int rc = load_live(reg, org_id, id, &rec, err);
+    if (rc == 0) {
+        rc = update_network_locked(reg, &rec, update, err);
+        store_sandbox_rec_clear(&rec);
+    }
+    sandbox_unlock(reg->locks, id);
+    return rc;
+}
+
 /* Forgets stopped sandboxes and events older than the retention period, once a minute. */
 static void prune_stopped(struct sb_registry *reg, int64_t now)
 {

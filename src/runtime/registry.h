@@ -89,6 +89,15 @@ int registry_connect(struct sb_registry *reg, const char *org_id, const char *id
                      struct sb_sandbox_rec *out, int *resumed, struct sb_err *err);
 int registry_set_timeout(struct sb_registry *reg, const char *org_id, const char *id,
                          int timeout_s, struct sb_err *err);
+/* Replaces the egress rules of a running or paused sandbox with update
+ * (netpolicy_parse_update; its allowPublicTraffic and traffic token are
+ * the sandbox's and stay): network_update applies them (a paused sandbox's
+ * too: they hold when it resumes), then the row's network settings are
+ * rewritten with a sandbox.lifecycle.updated event {"network": ...}, so a
+ * restart re-adopts them. 404 as everywhere, 409 a creating one, 400 when
+ * egress is asked of a server without uplink, 502 runtime failures. */
+int registry_update_network(struct sb_registry *reg, const char *org_id, const char *id,
+                            const struct sb_net_policy *update, struct sb_err *err);
 /* Destroys running sandboxes whose end_at has passed and pooled ones whose
  * template was rebuilt or removed; once a minute also
  * forgets sandboxes stopped longer ago than cfg->retention_days. Call from

@@ -84,8 +84,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
     [ST_SBX_INSERT] = "INSERT INTO sandboxes (" SBX_COLS ") "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    /* network_json changes with an update of the sandbox's rules; NULL keeps it */
     [ST_SBX_UPDATE] = "UPDATE sandboxes SET status = ?2, end_at = ?3, paused_at = ?4, updated_at = ?5, "
-                      "stopped_at = ?6, stop_reason = ?7 WHERE id = ?1",
+                      "stopped_at = ?6, stop_reason = ?7, network_json = coalesce(?8, network_json) WHERE id = ?1",
     [ST_SBX_GET_ANY] = SBX_SELECT " WHERE id = ?1",
     [ST_SBX_GET_ORG] = SBX_SELECT " WHERE id = ?1 AND org_id = ?2",
     /* ?2 is a set of statuses written ",running,paused," */
@@ -797,6 +798,10 @@ static int sandbox_update_locked(struct sb_store *store, const struct sb_sandbox
     sqlite3_bind_int64(st, 5, sb_wall_ms());
     sqlite3_bind_int64(st, 6, rec->stopped_at);
     bind_text(st, 7, rec->stop_reason);
+    if (rec->network_json)
+        bind_text(st, 8, rec->network_json);
+    else
+        sqlite3_bind_null(st, 8);
     if (sqlite3_step(st) != SQLITE_DONE)
         return sandbox_write_error(store, rec, err);
     if (sqlite3_changes(store->db) == 0)

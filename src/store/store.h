@@ -109,7 +109,8 @@ struct sb_sandbox_rec {
     int64_t updated_at;
     int64_t stopped_at;     /* 0 unless stopped */
     char stop_reason[16];   /* why it stopped: deleted | timeout | lost; "" unless stopped */
-    char *network_json;     /* owned: network settings (runtime/netpolicy.h), "" = loopback only; set at insert */
+    char *network_json;     /* owned: network settings (runtime/netpolicy.h), "" = loopback only; set at insert,
+                               rewritten by an update of its rules (NULL at an update: kept) */
     /* set at insert, never updated: */
     char *e2b_json;         /* owned: an E2B create's own settings (src/e2b/), "" for SandBase's */
     char envd_token[72];    /* a secure sandbox's envd access token; "" = none */

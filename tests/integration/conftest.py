@@ -198,3 +198,9 @@ def sandbox(org_a):
     sid = org_a.create()
     yield sid
     org_a.delete(f"/sandboxes/{sid}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "debootstrap: builds a Debian template with debootstrap (a minute or more); "
+        "`make test-asan` leaves these out, `make test` runs them")

@@ -2,7 +2,11 @@
 CI has), and a sandbox made from it. Slow: about 1.5 minutes."""
 import os
 
+import pytest
+
 from conftest import Client, Server, cli, make_data_dir
+
+pytestmark = pytest.mark.debootstrap
 
 
 def test_debian_template_builds_and_runs():

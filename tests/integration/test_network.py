@@ -30,7 +30,7 @@ import time
 import pytest
 import requests
 
-from conftest import Server, cli, make_data_dir, private_server
+from conftest import Client, Server, cli, make_data_dir, private_server
 
 TAG = f"{os.getpid() % 100000:05d}"
 NETNS = f"sbt-{TAG}"
@@ -623,3 +623,303 @@ def test_ports_of_a_sandbox_with_egress(test_host):
         assert c.get(f"/sandboxes/{sid}/ports/8000/").text == "any"
         r = requests.get(srv.url + "/", headers={"Host": f"8001-{sid}.localhost"}, timeout=10)
         assert r.status_code == 502 and "nothing listens on port 8001" in r.json()["message"], r.text
+
+
+# ---- PUT /sandboxes/:id/network (E2B's sbx.updateNetwork) ----
+
+def put_network(c, sid, body):
+    return c.request("PUT", f"/sandboxes/{sid}/network", json=body)
+
+
+def update(c, sid, body):
+    r = put_network(c, sid, body)
+    assert r.status_code == 204, r.text
+    return r
+
+
+HOLDER = textwrap.dedent("""
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((sys.argv[1], int(sys.argv[2])))
+    s.listen(4)
+    out = open(sys.argv[3], "ab", buffering=0)
+    while True:
+        conn, _ = s.accept()
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                break
+            out.write(data)
+        conn.close()
+""")
+
+# In the sandbox: one TCP connection held open; a line sent at once, then
+# one more each time the file sys.argv[3] appears (the test creates it).
+HELD = textwrap.dedent("""
+    import os, socket, sys, time
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    s.sendall(b"before\\n")
+    n = 0
+    while True:
+        if os.path.exists(sys.argv[3]):
+            os.unlink(sys.argv[3])
+            n += 1
+            try:
+                s.sendall(b"after%d\\n" % n)
+            except OSError:
+                pass
+        time.sleep(0.05)
+""")
+
+
+class Holder:
+    """A TCP server on the test host that keeps every connection open and
+    appends what it receives to a file."""
+
+    def __init__(self, port=9009):
+        self.port = port
+        fd, self.path = tempfile.mkstemp(prefix="sbt-held-")
+        os.close(fd)
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NETNS, "python3", "-c", HOLDER, TEST_HOST,
+                                      str(port), self.path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            if netns("python3", "-c", f"import socket; socket.create_connection(('{TEST_HOST}', {port}), 1)",
+                     check=False).returncode == 0:
+                break
+            assert time.time() < deadline, "the holder on the test host did not start"
+            time.sleep(0.1)
+
+    def received(self):
+        with open(self.path) as f:
+            return f.read()
+
+    def wait_for(self, text, timeout=5):
+        deadline = time.time() + timeout
+        while text not in self.received():
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        os.unlink(self.path)
+
+
+def e2b_client(srv, sandbase_key):
+    """Speaks as E2B's SDK does: X-API-KEY with the key written e2b_..."""
+    c = Client(srv, "e2b_" + sandbase_key[len("sk-sb-"):])
+    del c.session.headers["Authorization"]
+    c.session.headers["X-API-KEY"] = c.key
+    return c
+
+
+def updated_events(c, sid):
+    return [e for e in c.get(f"/events/sandboxes/{sid}").json() if e["type"] == "sandbox.lifecycle.updated"]
+
+
+def test_update_network_closes_at_once_cuts_open_connections_and_reopens(test_host):
+    holder = Holder()
+    try:
+        with net_server("net-upd") as srv:
+            c = srv.client
+            sid = create(c)
+            assert reaches(c, sid, TEST_HOST)
+            r = c.run(sid, "python3", "-c", HELD, TEST_HOST, str(holder.port), "/tmp/go", background=True)
+            assert r.status_code == 202, r.text
+            assert holder.wait_for("before\n")
+            c.sh(sid, "touch /tmp/go")
+            assert holder.wait_for("after1\n")          # the held connection carries data
+
+            update(c, sid, {"denyOut": ["0.0.0.0/0"]})
+            for _ in range(3):                          # every new connection, from the first on
+                assert probe(c, sid, TEST_HOST, timeout=0.7).startswith("FAIL")
+            assert probe(c, sid, NAMED, timeout=0.7).startswith("FAIL")
+            c.sh(sid, "touch /tmp/go")                  # the open connection is cut too
+            assert not holder.wait_for("after2\n", timeout=3), holder.received()
+            info = c.get(f"/sandboxes/{sid}").json()
+            assert info["network"]["denyOut"] == ["0.0.0.0/0"] and info["network"]["allowOut"] == []
+            assert info["allowInternetAccess"] is True and info["network"]["address"].startswith("10.214.")
+            events = updated_events(c, sid)
+            assert len(events) == 1
+            assert events[0]["data"]["network"]["denyOut"] == ["0.0.0.0/0"]
+            assert "address" not in events[0]["data"]["network"]
+
+            update(c, sid, {})                          # what is left out is cleared: open again
+            assert reaches(c, sid, TEST_HOST) and reaches(c, sid, NAMED)
+            assert c.get(f"/sandboxes/{sid}").json()["network"]["denyOut"] == []
+            assert len(updated_events(c, sid)) == 2
+            # allowed again, the connection that was held is picked up where it stalled
+            c.sh(sid, "touch /tmp/go")
+            assert holder.wait_for("after3\n", timeout=10), holder.received()
+    finally:
+        holder.close()
+
+
+def test_update_network_allow_out_name_and_allow_internet_access_false(test_host):
+    with net_server("net-upd-dns") as srv:
+        c = srv.client
+        sid = create(c)
+        assert probe(c, sid, "other.test").startswith(f"OK {WILD}")
+        update(c, sid, {"denyOut": ["0.0.0.0/0"], "allowOut": ["allowed.test"]})
+        assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        assert probe(c, sid, TEST_HOST).startswith("FAIL")
+        assert probe(c, sid, "other.test").startswith("NODNS")
+        # the name taken away: its DNS grant goes with it
+        update(c, sid, {"allowInternetAccess": False, "allowOut": [TEST_HOST]})
+        assert probe(c, sid, NAMED).startswith("FAIL")
+        assert probe(c, sid, "allowed.test").startswith("NODNS")
+        assert reaches(c, sid, TEST_HOST)               # allowOut wins over false's 0.0.0.0/0
+        info = c.get(f"/sandboxes/{sid}").json()
+        assert info["allowInternetAccess"] is False
+        assert info["network"]["denyOut"] == ["0.0.0.0/0"] and info["network"]["allowOut"] == [TEST_HOST]
+        assert "eth0" in c.sh(sid, "ip -o link")["stdout"]      # the interface stays, shut
+
+
+def test_update_network_bad_entry_changes_nothing_and_other_orgs_get_404(test_host):
+    with net_server("net-upd-bad") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": [NAMED]})
+        before = c.get(f"/sandboxes/{sid}").json()["network"]
+        for body, names in (({"denyOut": [TEST_HOST, "not-a-cidr"]}, "not-a-cidr"),
+                            ({"allowOut": ["ok.test", "bad_name!"]}, "bad_name!"),
+                            ({"denyOut": ["example.com"]}, "example.com"),
+                            ({"allowOut": ["10.0.0.1/8"]}, "10.0.0.1/8"),
+                            ({"denyOut": "0.0.0.0/0"}, "denyOut"),
+                            ({"egressProxy": {"address": "127.0.0.1:1080"}}, "egressProxy"),
+                            ({"network": {"denyOut": ["0.0.0.0/0"]}}, "network"),
+                            ({"allowInternetAccess": "no"}, "allowInternetAccess"),
+                            ([], "object")):
+            r = put_network(c, sid, body)
+            assert r.status_code == 400 and names in r.json()["message"], (body, r.text)
+        r = c.request("PUT", f"/sandboxes/{sid}/network", data="")
+        assert r.status_code == 400, r.text             # no body is not "clear everything"
+        assert c.get(f"/sandboxes/{sid}").json()["network"] == before
+        assert reaches(c, sid, TEST_HOST)               # the old rules still hold, both ways
+        assert probe(c, sid, NAMED).startswith("FAIL")
+        assert updated_events(c, sid) == []
+        # another org's sandbox and an unknown one: 404, nothing changes
+        other = Client(srv, srv.new_key("net-upd-other"))
+        for who, target in ((other, sid), (c, "sbx_aaaaaaaaaaaaaaaaaaaa")):
+            r = put_network(who, target, {"denyOut": [TEST_HOST]})
+            assert r.status_code == 404 and "sandbox not found" in r.json()["message"], r.text
+        r = put_network(c, "nope", {})
+        assert r.status_code == 400, r.text
+        assert reaches(c, sid, TEST_HOST)
+        # E2B's dialect (a key written e2b_...) is served by the same update
+        e2b = e2b_client(srv, c.key)
+        r = put_network(e2b, sid, {"allow_internet_access": True, "denyOut": [TEST_HOST]})
+        assert r.status_code == 204, r.text
+        assert probe(c, sid, TEST_HOST).startswith("FAIL") and reaches(c, sid, NAMED)
+        r = put_network(e2b_client(srv, other.key), sid, {})
+        assert r.status_code == 404 and r.json()["code"] == 404, r.text
+        assert c.delete(f"/sandboxes/{sid}").status_code == 204
+        r = put_network(c, sid, {})
+        assert r.status_code == 404 and "stopped" in r.json()["message"], r.text
+
+
+def test_update_network_cannot_open_what_is_always_blocked(test_host):
+    with net_server("net-upd-block") as srv:
+        c = srv.client
+        sid = create(c, network={"denyOut": ["0.0.0.0/0"]})
+        gateway = c.get(f"/sandboxes/{sid}").json()["network"]["address"].rsplit(".", 1)[0] + ".1"
+        update(c, sid, {"allowOut": ["0.0.0.0/0", PRIVATE, METADATA, "169.254.0.0/16", "10.0.0.0/8", gateway]})
+        assert reaches(c, sid, TEST_HOST)               # the update took effect ...
+        assert probe(c, sid, METADATA).startswith("FAIL")   # ... and these stay shut
+        assert probe(c, sid, PRIVATE).startswith("FAIL")
+        for port in (srv.port, HTTP_PORT):
+            assert probe(c, sid, gateway, port, timeout=0.7).startswith("FAIL")
+            assert probe(c, sid, HOST_SIDE, port, timeout=0.7).startswith("FAIL")
+        other = create(c)
+        addr = c.get(f"/sandboxes/{other}").json()["network"]["address"]
+        c.sh(other, "setsid python3 -m http.server 8000 --bind 0.0.0.0 >/dev/null 2>&1 &")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                requests.get(f"http://{addr}:8000/", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        assert requests.get(f"http://{addr}:8000/", timeout=2).status_code == 200
+        update(c, sid, {"allowOut": [f"{addr}/32", "10.214.0.0/16"]})
+        assert probe(c, sid, addr, 8000).startswith("FAIL")
+
+
+def test_update_network_gives_egress_to_a_sandbox_that_had_none(test_host):
+    with net_server("net-upd-attach") as srv:
+        c = srv.client
+        sid = create(c, allow_internet_access=False)
+        assert "eth0" not in c.sh(sid, "ip -o link")["stdout"]
+        update(c, sid, {"allow_internet_access": False})    # still nothing may go out: no interface
+        assert "eth0" not in c.sh(sid, "ip -o link")["stdout"]
+        assert "address" not in c.get(f"/sandboxes/{sid}").json()["network"]
+        update(c, sid, {"denyOut": [NAMED]})
+        info = c.get(f"/sandboxes/{sid}").json()
+        assert info["allowInternetAccess"] is True and info["network"]["address"].startswith("10.214.")
+        assert "eth0" in c.sh(sid, "ip -o link")["stdout"]
+        assert reaches(c, sid, TEST_HOST) and probe(c, sid, NAMED).startswith("FAIL")
+        assert probe(c, sid, "allowed.test").startswith(f"FAIL {NAMED}")  # its resolver is the forwarder
+        fresh = create(c)           # the address it took is not handed out again
+        assert c.get(f"/sandboxes/{fresh}").json()["network"]["address"] != info["network"]["address"]
+        netns_path = sandbox_netns(srv, sid)
+        veth = "sb%08x" % int.from_bytes(socket.inet_aton(info["network"]["address"]), "big")
+        assert veth in links()
+        assert c.delete(f"/sandboxes/{sid}").status_code == 204
+        assert veth not in links() and not os.path.exists(netns_path)
+
+
+def test_update_network_of_a_paused_sandbox_holds_when_it_resumes(test_host):
+    with net_server("net-upd-pause") as srv:
+        c = srv.client
+        sid = create(c)
+        assert reaches(c, sid, TEST_HOST)
+        assert c.post(f"/sandboxes/{sid}/pause").status_code == 204
+        update(c, sid, {"denyOut": [TEST_HOST]})
+        assert c.get(f"/sandboxes/{sid}").json()["status"] == "paused"
+        assert c.post(f"/sandboxes/{sid}/connect", json={}).status_code in (200, 201)
+        assert probe(c, sid, TEST_HOST).startswith("FAIL") and reaches(c, sid, NAMED)
+
+
+def test_updated_rules_survive_a_restart(test_host):
+    with net_server("net-upd-restart") as srv:
+        c = srv.client
+        kept = create(c)
+        reinstalled = create(c)
+        for sid in (kept, reinstalled):
+            update(c, sid, {"denyOut": ["0.0.0.0/0"], "allowOut": ["allowed.test"]})
+        srv.stop()                                      # a graceful stop leaves sandboxes to their shims
+        srv.start()
+        assert probe(c, kept, TEST_HOST).startswith("FAIL")
+        assert probe(c, kept, "other.test").startswith("NODNS")     # its DNS registration is the new one
+        assert probe(c, kept, "allowed.test") == f"OK {NAMED} test host"
+        srv.stop(signal.SIGKILL)
+        # without its table, the restart installs one from the row: the row holds the update
+        sh("nsenter", f"--net={sandbox_netns(srv, reinstalled)}", "nft", "delete", "table", "inet", "sandbase")
+        srv.start()
+        assert "table inet sandbase\n" in tables(sandbox_netns(srv, reinstalled))
+        for sid in (kept, reinstalled):
+            assert probe(c, sid, TEST_HOST).startswith("FAIL")
+            assert probe(c, sid, "other.test").startswith("NODNS")
+            assert probe(c, sid, "allowed.test") == f"OK {NAMED} test host"
+        update(c, reinstalled, {})                      # and it can be updated again after the restart
+        assert reaches(c, reinstalled, TEST_HOST)
+
+
+def test_e2b_sdk_update_network(test_host):
+    """tests/e2b/network.test.mjs: the unmodified e2b SDK's updateNetwork
+    against a server whose uplink is the test host."""
+    e2b_dir = os.path.join(os.path.dirname(__file__), "..", "e2b")
+    node = shutil.which("node")
+    assert node, "node is not installed: run scripts/install-deps"
+    assert os.path.isdir(os.path.join(e2b_dir, "node_modules", "e2b")), \
+        "the e2b SDK is not installed: run scripts/install-deps (npm ci in tests/e2b)"
+    with net_server("net-upd-sdk") as srv:
+        key = srv.client.key
+        env = dict(os.environ, E2B_API_URL=srv.url, E2B_SANDBOX_URL=srv.url,
+                   E2B_API_KEY="e2b_" + key[len("sk-sb-"):], TEST_HOST=TEST_HOST, NAMED=NAMED)
+        proc = subprocess.run([node, "--test", "--test-reporter=spec", "network.test.mjs"], cwd=e2b_dir,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:] + srv.log()[-5000:]
+        assert "pass 4\n" in proc.stdout and "fail 0\n" in proc.stdout, proc.stdout  # none skipped

@@ -18,6 +18,8 @@ import pytest
 import test_security
 from conftest import ROOT, Client, Server, cli, make_data_dir
 
+pytestmark = pytest.mark.debootstrap
+
 PROBE = test_security.PROBE + r'''
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = 0x10000000, 0x00020000, 0x40000000
 checks = {

@@ -220,6 +220,96 @@ static void test_stored_round_trip(void **state)
     free(back);
 }
 
+static int parse_update(const char *body, struct sb_net_policy *p, struct sb_err *err)
+{
+    json_t *obj = json_loads(body, 0, NULL);
+    assert_non_null(obj);
+    int rc = netpolicy_parse_update(obj, p, err);
+    json_decref(obj);
+    return rc;
+}
+
+/* The stored form of an update's policy (what the row would hold). */
+static void expect_update(const char *body, const char *stored)
+{
+    struct sb_net_policy *p = malloc(sizeof *p);
+    struct sb_err err = {0};
+    if (parse_update(body, p, &err) < 0)
+        fail_msg("refused %s: %s", body, err.msg);
+    char *text = netpolicy_to_text(p);
+    assert_non_null(text);
+    if (strcmp(text, stored) != 0)
+        fail_msg("update %s stored as %s, expected %s", body, text, stored);
+    free(text);
+    free(p);
+}
+
+static void expect_update_bad(const char *body, const char *needle)
+{
+    struct sb_net_policy *p = malloc(sizeof *p);
+    struct sb_err err = {0};
+    if (parse_update(body, p, &err) == 0)
+        fail_msg("accepted update %s", body);
+    assert_int_equal(err.status, 400);
+    if (!strstr(err.msg, needle))
+        fail_msg("error for update %s is '%s', expected it to name '%s'", body, err.msg, needle);
+    free(p);
+}
+
+static void test_parse_update(void **state)
+{
+    (void)state;
+    /* what is left out is cleared: {} is everything open */
+    expect_update("{}", "{\"allowInternetAccess\":true,\"allowOut\":[],\"denyOut\":[],\"allowPublicTraffic\":true}");
+    expect_update("{\"denyOut\": [\"0.0.0.0/0\"], \"allowOut\": [\"Allowed.Test\", \"192.0.2.0/24\"]}",
+                  "{\"allowInternetAccess\":true,\"allowOut\":[\"allowed.test\",\"192.0.2.0/24\"],"
+                  "\"denyOut\":[\"0.0.0.0/0\"],\"allowPublicTraffic\":true}");
+    /* false is denyOut 0.0.0.0/0 added (once), allowOut still taken, either spelling */
+    expect_update("{\"allow_internet_access\": false, \"allowOut\": [\"1.2.3.4\"]}",
+                  "{\"allowInternetAccess\":false,\"allowOut\":[\"1.2.3.4\"],\"denyOut\":[\"0.0.0.0/0\"],"
+                  "\"allowPublicTraffic\":true}");
+    expect_update("{\"allowInternetAccess\": false, \"denyOut\": [\"10.0.0.0/8\", \"0.0.0.0/0\"]}",
+                  "{\"allowInternetAccess\":false,\"allowOut\":[],\"denyOut\":[\"10.0.0.0/8\",\"0.0.0.0/0\"],"
+                  "\"allowPublicTraffic\":true}");
+    expect_update("{\"allowInternetAccess\": true, \"denyOut\": [\"192.0.2.7\"]}",
+                  "{\"allowInternetAccess\":true,\"allowOut\":[],\"denyOut\":[\"192.0.2.7\"],"
+                  "\"allowPublicTraffic\":true}");
+
+    expect_update_bad("[]", "JSON object");
+    expect_update_bad("{\"denyOut\": [\"example.com\"]}", "example.com");
+    expect_update_bad("{\"allowOut\": [\"ok.test\", \"10.0.0.1/8\"]}", "10.0.0.1/8");
+    expect_update_bad("{\"allowOut\": [\"bad_name!\"]}", "bad_name!");
+    expect_update_bad("{\"allowOut\": [\"2001:db8::1\"]}", "no IPv6 egress");
+    expect_update_bad("{\"allowOut\": \"example.com\"}", "allowOut");
+    expect_update_bad("{\"denyOut\": [7]}", "denyOut[0]");
+    expect_update_bad("{\"egressProxy\": {\"address\": \"x:1\"}}", "egressProxy is not supported");
+    expect_update_bad("{\"rules\": {}}", "rules is not supported");
+    expect_update_bad("{\"allowPublicTraffic\": false}", "unsupported field allowPublicTraffic");
+    expect_update_bad("{\"network\": {}}", "unsupported field network");
+    expect_update_bad("{\"allow_internet_access\": \"no\"}", "allow_internet_access");
+    expect_update_bad("{\"allowInternetAccess\": 0}", "allowInternetAccess");
+    expect_update_bad("{\"allowInternetAccess\": true, \"allow_internet_access\": true}", "not both");
+
+    /* 64 denies are the most; false needs room for its 0.0.0.0/0 */
+    char body[4096];
+    struct sb_net_policy *p = malloc(sizeof *p);
+    struct sb_err err = {0};
+    for (int count = SB_NET_MAX_RULES - 1; count <= SB_NET_MAX_RULES; count++) {
+        size_t used = (size_t)snprintf(body, sizeof body, "{\"allowInternetAccess\": false, \"denyOut\": [");
+        for (int i = 0; i < count; i++)
+            used += (size_t)snprintf(body + used, sizeof body - used, "%s\"10.0.%d.0/24\"", i ? ", " : "", i);
+        snprintf(body + used, sizeof body - used, "]}");
+        if (count == SB_NET_MAX_RULES) {
+            expect_update_bad(body, "at most 63");
+        } else {
+            assert_int_equal(parse_update(body, p, &err), 0);
+            assert_int_equal(p->deny_count, SB_NET_MAX_RULES);
+            assert_true(netpolicy_denies_all(p));
+        }
+    }
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_name_matching),
         cmocka_unit_test(test_stored_round_trip),
+        cmocka_unit_test(test_parse_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
