@@ -97,29 +97,6 @@ static void mapped_owner(const struct snap_walk *w, const struct stat *st, uid_t
 static int snap_dir(struct snap_walk *w, int src_dir, const char *name, int dst_dir, int depth,
                     struct sb_err *err);
 
-/* Copies len bytes of src into dst, no more even if the file grew. */
-static int copy_bounded(int src, int dst, uint64_t len)
-{
-    char buf[65536];
-    while (len > 0) {
-        size_t want = len < sizeof buf ? (size_t)len : sizeof buf;
-        ssize_t n = copy_file_range(src, NULL, dst, NULL, want, 0);
-        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-            n = read(src, buf, want);
-            if (n > 0 && sb_write_all(dst, buf, (size_t)n) < 0)
-                return -1;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;       /* shrank meanwhile: keep what there was */
-        len -= (uint64_t)n;
-    }
-    return 0;
-}
-
 static int snap_file(struct snap_walk *w, int src_dir, const char *name, const struct stat *st, int dst_dir,
                      struct sb_err *err)
 {
@@ -137,7 +114,7 @@ static int snap_file(struct snap_walk *w, int src_dir, const char *name, const s
     mode_t mode = st->st_mode & (w->keep_setid ? 07777 : 01777);
     int dst = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int rc = 0;
-    if (dst < 0 || copy_bounded(src, dst, (uint64_t)st->st_size) < 0 || fchown(dst, uid, gid) < 0 ||
+    if (dst < 0 || copy_file_data_max(src, dst, (uint64_t)st->st_size) < 0 || fchown(dst, uid, gid) < 0 ||
         fchmod(dst, mode) < 0)
         rc = sb_err_sys(err, errno == ENOSPC || errno == EDQUOT ? 507 : 500, "snapshot: cannot copy %s", name);
     close(src);
