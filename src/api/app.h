@@ -50,6 +50,7 @@ void api_sandbox_delete(struct sb_request *req);
 void api_sandbox_timeout(struct sb_request *req);
 void api_sandbox_pause(struct sb_request *req);
 void api_sandbox_connect(struct sb_request *req);
+void api_sandbox_fork(struct sb_request *req);          /* api/snapshots.c */
 void api_sandbox_network(struct sb_request *req);         /* PUT /sandboxes/:id/network */
 void api_process_run(struct sb_request *req);            /* api/processes.c */
 void api_process_list(struct sb_request *req);           /* api/process_control.c */

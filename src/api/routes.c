@@ -4,6 +4,7 @@
  * (any other is a 400, answered by the server before the handler runs).
  */
 #include "api/app.h"
+#include "api/snapshots.h"
 
 struct route {
     const char *method;
@@ -25,6 +26,10 @@ static const struct route routes[] = {
     {"POST", "/sandboxes/:id/connect", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/resume", api_sandbox_connect, SB_ROUTE_AUTH, ""},
     {"PUT", "/sandboxes/:id/network", api_sandbox_network, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/snapshots", api_snapshot_create, SB_ROUTE_AUTH, ""},
+    {"POST", "/sandboxes/:id/fork", api_sandbox_fork, SB_ROUTE_AUTH, ""},
+    {"GET", "/snapshots", api_snapshot_list, SB_ROUTE_AUTH, "sandboxID,name,limit,nextToken"},
+    {"DELETE", "/snapshots/:id", api_snapshot_delete, SB_ROUTE_AUTH, ""},
     {"POST", "/sandboxes/:id/processes", api_process_run, SB_ROUTE_AUTH, ""},
     {"GET", "/sandboxes/:id/processes", api_process_list, SB_ROUTE_AUTH, ""},
     {"GET", "/sandboxes/:id/processes/:pid", api_process_get, SB_ROUTE_AUTH, ""},

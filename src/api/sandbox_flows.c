@@ -90,21 +90,40 @@ void api_add_ports_json(json_t *obj, const struct sb_sandbox_rec *rec)
         json_object_set_new(obj, "trafficAccessToken", json_string(token));
 }
 
-int api_check_template(const struct sb_app *app, const char *name, struct sb_err *err)
+/* Only private templates (snapshots, named SB_SNAPSHOT_PREFIX...) have an
+ * owner to check, so other names cost one stat(2) on the loop as before;
+ * the registry checks the owner again when it loads the template. */
+static int template_usable(const struct sb_app *app, const char *org_id, const char *name)
 {
     uint64_t identity;
-    if (template_identity(app->cfg.data_dir, name, &identity) == 0)
+    if (template_identity(app->cfg.data_dir, name, &identity) < 0)
+        return 0;
+    if (strncmp(name, SB_SNAPSHOT_PREFIX, strlen(SB_SNAPSHOT_PREFIX)) != 0)
+        return 1;
+    struct sb_template tpl;
+    struct sb_err ignored = {0};
+    int ok = template_load(app->cfg.data_dir, name, &tpl, &ignored) == 0 && template_visible(&tpl, org_id);
+    template_clear(&tpl);
+    return ok;
+}
+
+int api_check_template(const struct sb_app *app, const char *org_id, const char *name, struct sb_err *err)
+{
+    if (template_usable(app, org_id, name))
         return 0;
     struct sb_template *list = NULL;
     size_t count = 0;
     struct sb_err lerr = {0};
     char names[256] = "";
     size_t used = 0;
+    size_t shown = 0;
     if (template_list(app->cfg.data_dir, &list, &count, &lerr) == 0)
         for (size_t i = 0; i < count && used < sizeof names; i++)
-            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", list[i].name);
+            if (!list[i].org_id[0])     /* shared ones: an org's snapshots are listed at /snapshots */
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", shown++ ? ", " : "",
+                                         list[i].name);
     template_list_free(list, count);
-    if (count == 0)
+    if (shown == 0)
         return sb_err_set(err, 400, "unknown template: %.64s (no templates are installed; build one "
                                     "with `sandbase template build NAME --from host|debian`)", name);
     return sb_err_set(err, 400, "unknown template: %.64s (available: %s)", name, names);

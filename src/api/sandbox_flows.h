@@ -54,9 +54,11 @@ void api_add_ports_json(json_t *obj, const struct sb_sandbox_rec *rec);
 /* The sandbox's traffic token, or "" (allowPublicTraffic true). */
 void api_traffic_token(const struct sb_sandbox_rec *rec, char *out, size_t len);
 
-/* 0 when the template exists; else 400 "unknown template: X (available:
- * ...)" naming the ones that do. */
-int api_check_template(const struct sb_app *app, const char *name, struct sb_err *err);
+/* 0 when the template exists and org_id may use it (template_visible);
+ * else 400 "unknown template: X (available: ...)" naming the ones that
+ * org_id may use: another org's snapshot reads exactly like a name that
+ * does not exist. */
+int api_check_template(const struct sb_app *app, const char *org_id, const char *name, struct sb_err *err);
 
 /* Creates c's sandbox and answers 201 with c->shape of it, or the error
  * (429 cap, 507 disk, 502 runtime). Takes c. */

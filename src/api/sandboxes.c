@@ -21,6 +21,7 @@
 
 #include "api/app.h"
 #include "api/sandbox_flows.h"
+#include "api/snapshots.h"
 #include "api/validate.h"
 #include "core/id.h"
 #include "runtime/registry.h"
@@ -81,7 +82,7 @@ void api_sandbox_create(struct sb_request *req)
                       &timeout, &err) < 0 ||
         api_field_string_map(body, "metadata", &c->metadata, &err) < 0 ||
         api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
-        api_create_network(body, c, &err) < 0 || api_check_template(app, template_id, &err) < 0)
+        api_create_network(body, c, &err) < 0 || api_check_template(app, req->org_id, template_id, &err) < 0)
         goto fail;
     snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
     snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
@@ -235,4 +236,10 @@ void api_sandbox_connect(struct sb_request *req)
 void api_sandbox_network(struct sb_request *req)
 {
     api_network_update_run(req);
+}
+
+/* POST /sandboxes/:id/fork: the forks are made like their source. */
+void api_sandbox_fork(struct sb_request *req)
+{
+    api_fork(req, sandbox_json, NULL);
 }

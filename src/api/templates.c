@@ -1,6 +1,7 @@
 /*
- * templates.c - GET /templates: the templates a key can use (every
- * installed template; per-org private templates come with custom builds).
+ * templates.c - GET /templates: the templates a key can use: every shared
+ * (built) template and its own org's snapshots (private, "public": false);
+ * other orgs' snapshots are never listed.
  */
 #include "api/app.h"
 #include "runtime/template.h"
@@ -17,6 +18,8 @@ void api_templates_list(struct sb_request *req)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < count; i++) {
+        if (!template_visible(&list[i], req->org_id))
+            continue;           /* another org's snapshot */
         struct sb_limits lim;
         template_effective_limits(&list[i], &app->cfg, &lim);
         json_array_append_new(
@@ -24,7 +27,7 @@ void api_templates_list(struct sb_request *req)
                            list[i].name, "name", list[i].name, "kind", list[i].kind, "user",
                            list[i].user, "defaultTimeout", app->cfg.default_timeout_s, "cpuCount",
                            lim.cpu_count, "memoryMB", lim.memory_mb, "diskSizeMB", lim.disk_mb,
-                           "public", 1, "buildStatus", "ready", "createdAt", list[i].created_at));
+                           "public", !list[i].org_id[0], "buildStatus", "ready", "createdAt", list[i].created_at));
     }
     template_list_free(list, count);
     sb_respond_json(req, 200, arr);

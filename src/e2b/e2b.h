@@ -53,6 +53,7 @@ void e2b_sandbox_timeout(struct sb_request *req);       /* POST /sandboxes/:id/t
 void e2b_sandbox_pause(struct sb_request *req);         /* POST /sandboxes/:id/pause */
 void e2b_sandbox_network(struct sb_request *req);       /* PUT /sandboxes/:id/network (sbx.updateNetwork) */
 void e2b_sandbox_connect(struct sb_request *req);       /* POST /v2/sandboxes/:id/connect, v1 connect, resume */
+void e2b_sandbox_fork(struct sb_request *req);          /* POST /sandboxes/:id/fork (snapshots: api/snapshots.h) */
 
 /* ---- metrics (e2b/metrics.c) ---- */
 void e2b_sandbox_metrics(struct sb_request *req);       /* GET /sandboxes/:id/metrics */

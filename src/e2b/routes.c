@@ -5,6 +5,7 @@
  * routes render their errors with Connect's codes).
  */
 #include "api/ports.h"
+#include "api/snapshots.h"
 #include "e2b/e2b.h"
 #include "http/connect.h"
 
@@ -29,6 +30,10 @@ static const struct sb_route_spec routes[] = {
     {"PUT", "/sandboxes/:id/network", e2b_sandbox_network, SB_ROUTE_AUTH, "", NULL, CONTROL},
     {"GET", "/sandboxes/:id/metrics", e2b_sandbox_metrics, SB_ROUTE_AUTH, "start,end", NULL, CONTROL},
     {"GET", "/sandboxes/metrics", e2b_sandboxes_metrics, SB_ROUTE_AUTH, "sandbox_ids", NULL, CONTROL},
+    {"POST", "/sandboxes/:id/snapshots", api_snapshot_create, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"POST", "/sandboxes/:id/fork", e2b_sandbox_fork, SB_ROUTE_AUTH, "", NULL, CONTROL},
+    {"GET", "/snapshots", api_snapshot_list, SB_ROUTE_AUTH, "sandboxID,name,limit,nextToken", NULL, CONTROL},
+    {"DELETE", "/templates/:id", api_snapshot_delete, SB_ROUTE_AUTH, "", NULL, CONTROL},
     /* envd */
     {"GET", "/health", e2b_envd_health, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},
     {"GET", "/files", e2b_envd_files_get, SB_ROUTE_NO_AUTH, NULL, NULL, ENVD},

@@ -23,6 +23,7 @@
 #include "api/validate.h"
 #include "e2b/e2b.h"
 #include "e2b/shapes.h"
+#include "api/snapshots.h"
 
 #define TOKEN_BYTES 32
 
@@ -128,7 +129,7 @@ static void create(struct sb_request *req, const char *route, int secure_default
         api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
         api_create_network(body, c, &err) < 0 ||
         !(c->e2b_json = e2b_settings(body, secure_default, &secure, &err)) ||
-        api_check_template(app, template_id, &err) < 0)
+        api_check_template(app, req->org_id, template_id, &err) < 0)
         goto fail;
     snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
     snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
@@ -284,4 +285,18 @@ void e2b_sandbox_connect(struct sb_request *req)
         sb_respond_error(req, &err);
     else
         api_connect_run(req, id, (int)timeout, e2b_sandbox_shape, 201);
+}
+
+/* A fork keeps its source's E2B settings and, when the source's envd is
+ * secured, gets an access token of its own. */
+static void fork_prepare(const struct sb_sandbox_rec *source, struct api_create *c)
+{
+    c->e2b_json = source->e2b_json ? strdup(source->e2b_json) : NULL;
+    if (source->envd_token[0])
+        new_envd_token(c->envd_token, sizeof c->envd_token);
+}
+
+void e2b_sandbox_fork(struct sb_request *req)
+{
+    api_fork(req, e2b_sandbox_shape, fork_prepare);
 }

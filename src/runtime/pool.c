@@ -18,6 +18,10 @@
  * sandbox for a dead shim costs the HTTP loop no file reads. Every build,
  * cold or pooled, is first admitted by the disk budget (disk_budget.h); a
  * refill also leaves one disk of room, so refills never starve creates.
+ *
+ * Snapshots (private templates, SB_SNAPSHOT_PREFIX names) are never pooled:
+ * there may be many, each used a few times, and a warm pool per snapshot
+ * would keep idle sandboxes (and a deleted snapshot's tree) alive.
  */
 #include "runtime/pool.h"
 
@@ -262,6 +266,8 @@ static int claim_ready(struct sb_pool *pool, struct template_pool *tp, uint64_t 
 int pool_take(struct sb_pool *pool, const char *template_name, char id_out[32],
               struct sb_limits *limits, int *pidfd)
 {
+    if (strncmp(template_name, SB_SNAPSHOT_PREFIX, strlen(SB_SNAPSHOT_PREFIX)) == 0)
+        return -1;      /* never pooled (see the top) */
     uint64_t identity = 0;
     int exists = template_identity(pool->cfg->data_dir, template_name, &identity) == 0;
     char stale[POOL_MAX_READY][32];
@@ -358,12 +364,19 @@ void pool_fill_all(struct sb_pool *pool)
     }
     pthread_mutex_lock(&pool->lock);
     for (size_t i = 0; i < count; i++) {
+        if (list[i].org_id[0] || strncmp(list[i].name, SB_SNAPSHOT_PREFIX, strlen(SB_SNAPSHOT_PREFIX)) == 0)
+            continue;   /* snapshots are never pooled */
         struct template_pool *tp = find_template(pool, list[i].name);
         if (tp)
             schedule_refills(pool, tp);
     }
     pthread_mutex_unlock(&pool->lock);
     template_list_free(list, count);
+}
+
+struct sb_disk_budget *pool_disk_budget(struct sb_pool *pool)
+{
+    return pool->disk;
 }
 
 void pool_free(struct sb_pool *pool, int destroy)

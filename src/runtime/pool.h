@@ -48,5 +48,8 @@ void pool_give_back(struct sb_pool *pool, const char *template_name, const char 
                     const struct sb_limits *limits, int pidfd);
 /* Schedules filling every installed template's pool up to cfg->pool_size. */
 void pool_fill_all(struct sb_pool *pool);
+/* The disk budget every new disk of this server is admitted by (owned by
+ * the pool): snapshots take their copy's room from it too. */
+struct sb_disk_budget *pool_disk_budget(struct sb_pool *pool);
 
 #endif

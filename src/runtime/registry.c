@@ -486,6 +486,10 @@ int registry_create(struct sb_registry *reg, const struct sb_create_request *cre
     struct sb_template tpl;
     if (template_load(reg->cfg->data_dir, creq->template_id, &tpl, err) < 0)
         return -1;
+    if (!template_visible(&tpl, creq->org_id)) {     /* another org's snapshot: as if missing */
+        template_clear(&tpl);
+        return sb_err_set(err, 400, "unknown template: %s", creq->template_id);
+    }
     struct sb_limits limits;
     template_effective_limits(&tpl, reg->cfg, &limits);
     char template_network[sizeof tpl.network];

@@ -27,6 +27,7 @@
 #include "core/loop.h"
 #include "runtime/netpolicy.h"
 #include "runtime/shim_client.h"
+#include "runtime/template.h"
 #include "store/store.h"
 
 struct sb_registry;
@@ -102,6 +103,18 @@ int registry_update_network(struct sb_registry *reg, const char *org_id, const c
  * forgets sandboxes stopped longer ago than cfg->retention_days. Call from
  * one thread at a time. */
 void registry_reap_expired(struct sb_registry *reg);
+
+/* Takes a filesystem snapshot of live sandbox id (runtime/template.h,
+ * template_snapshot): a running sandbox is frozen for the copy and thawed
+ * after, a paused one stays paused. The copy is bounded by the sandbox's
+ * disk_mb plus its template's size and admitted by the disk budget (507).
+ * label: the user's name for it (NULL = none). Fills name_out with the new
+ * template's name (SB_SNAPSHOT_PREFIX + 20 random chars), owned by org_id.
+ * 404 as everywhere, 409 when its template is gone, 429 when the org keeps
+ * SB_SNAPSHOTS_PER_ORG_MAX snapshots already. */
+#define SB_SNAPSHOTS_PER_ORG_MAX 100
+int registry_snapshot(struct sb_registry *reg, const char *org_id, const char *id, const char *label,
+                      char name_out[SB_TEMPLATE_NAME_MAX], struct sb_err *err);
 
 /* The sandbox's root filesystem for the file API (runtime/sandbox_files.h),
  * acting as user: NULL, "" or "user" (or the template's user name) for the

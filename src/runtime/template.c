@@ -148,6 +148,13 @@ static int load_fields(struct sb_template *t, json_t *root, const char *path, st
     if (sudo && !json_is_boolean(sudo))
         return sb_err_set(err, 500, "%s: \"sudo\" must be true or false", path);
     t->sudo = json_is_true(sudo);
+    json_t *snap = json_object_get(root, "snapshot");
+    if (copy_json_string(t->org_id, sizeof t->org_id, root, "org", 0, path, err) < 0 ||
+        (snap && (!json_is_object(snap) ||
+                  copy_json_string(t->snapshot_of, sizeof t->snapshot_of, snap, "sandboxID", 1, path, err) < 0 ||
+                  copy_json_string(t->snapshot_name, sizeof t->snapshot_name, snap, "name", 0, path, err) < 0)))
+        return sb_err_set(err, 500, "%s: \"org\" must be a string and \"snapshot\" an object with a "
+                                    "\"sandboxID\"", path);
     if (env && !json_is_object(env))
         return sb_err_set(err, 500, "%s: \"env\" must be an object of strings", path);
     const char *key;
@@ -197,6 +204,11 @@ int template_load(const char *data_dir, const char *name, struct sb_template *ou
     if (stat(out->dir, &st) == 0)
         out->identity = (uint64_t)st.st_ino;
     return 0;
+}
+
+int template_visible(const struct sb_template *tpl, const char *org_id)
+{
+    return !tpl->org_id[0] || (org_id && strcmp(tpl->org_id, org_id) == 0);
 }
 
 void template_clear(struct sb_template *tpl)

@@ -13,7 +13,8 @@
  *    "binds": [{"source": "/usr", "target": "/usr", "readonly": true}],
  *    "limits": {"cpu_count": 2, "memory_mb": 512, "pids": 512, "disk_mb": 1024},
  *    "packages": ["python3", ...], "network": "internet" | "none",
- *    "sudo": true, "createdAt": "RFC 3339"}
+ *    "sudo": true, "createdAt": "RFC 3339",
+ *    "org": "org_...", "snapshot": {"sandboxID": "sbx_...", "template": "base", "name": "..."}}
  * `binds` are host directories bind-mounted read-only, nosuid, nodev into the
  * sandbox (the `host` kind uses them for /usr); `limits` (optional, each key
  * optional) override the server defaults within the server maxima;
@@ -24,6 +25,12 @@
  * its root is mounted without nosuid (proto/spec.h, docs/SECURITY.md).
  * Debian builds turn it on and write the user's NOPASSWD sudoers entry;
  * host builds leave it off (the host's /usr is nosuid and root-owned).
+ *
+ * `org` (optional) makes the template private to that org: snapshots of a
+ * sandbox (template_snapshot, below) carry the org that made them, and
+ * every API path treats such a template as unknown to any other org
+ * (template_visible). Templates without it (built ones) are shared.
+ * `snapshot` says where a snapshot came from.
  *
  * Building runs on the CLI or a worker thread, never on the HTTP loop.
  */
@@ -62,7 +69,13 @@ struct sb_template {
     int sudo;                       /* the user may become root through setuid sudo */
     char created_at[32];
     uint64_t identity;              /* template_identity() when loaded */
+    char org_id[40];                /* "org": the owning org; "" = shared (built-in) */
+    char snapshot_of[32];           /* snapshot.sandboxID; "" = not a snapshot */
+    char snapshot_name[SB_TEMPLATE_NAME_MAX];   /* snapshot.name; "" = none given */
 };
+
+/* True when org_id may see and use tpl: shared templates and its own snapshots. */
+int template_visible(const struct sb_template *tpl, const char *org_id);
 
 /* Valid names: 1-63 chars of [a-z0-9_-], starting with a letter or digit. */
 int template_name_valid(const char *name);
@@ -100,5 +113,32 @@ int template_gc(const char *data_dir, struct sb_err *err);
  * changes when the template is rebuilt. -1 when there is no such template.
  * One stat(2): cheap enough for the HTTP loop. */
 int template_identity(const char *data_dir, const char *name, uint64_t *out);
+
+/* ---- snapshots (template_snapshot.c) */
+
+/* Snapshot ids are template names: "snap-" + 20 lowercase base32 chars. */
+#define SB_SNAPSHOT_PREFIX "snap-"
+
+/* One snapshot to take: the live root of a sandbox (hostile: the sandbox's
+ * root user controls every entry) copied into a new private template. */
+struct sb_snapshot_request {
+    int root_fd;                    /* the sandbox's / (any fd of it, O_PATH is enough); not owned */
+    const char *name;               /* the new template's name (SB_SNAPSHOT_PREFIX + random) */
+    const char *source_template;    /* the template the sandbox runs: its template.json is the base */
+    const char *org_id;             /* the owner */
+    const char *sandbox_id;
+    const char *label;              /* the user's name for it, or NULL */
+    uint32_t uid_base;              /* host id of sandbox id 0 */
+    uint64_t max_bytes;             /* the copy's bound */
+};
+/* What a snapshot of req->root_fd would write: bytes of regular files plus
+ * SB_SNAPSHOT_ENTRY_BYTES per entry, stopping (507) once past max_bytes. */
+#define SB_SNAPSHOT_ENTRY_BYTES 1024
+int template_snapshot_measure(int root_fd, uint64_t max_bytes, uint64_t *bytes, struct sb_err *err);
+/* What a trusted tree (a template's rootfs) holds, counted as above. */
+int template_tree_bytes(const char *path, uint64_t *bytes, struct sb_err *err);
+/* Copies the tree into <data-dir>/templates/<req->name> (staged, committed
+ * in one rename; nothing is left behind on failure). Blocks: workers only. */
+int template_snapshot(const char *data_dir, const struct sb_snapshot_request *req, struct sb_err *err);
 
 #endif

@@ -53,6 +53,8 @@ struct copy_owner {
 /* Removes a whole tree, detaching any mounts below it first. */
 int remove_tree(const char *path, struct sb_err *err);
 int copy_file_data(int src, int dst);
+/* The same, stopping after max bytes even if the file grows meanwhile. */
+int copy_file_data_max(int src, int dst, uint64_t max);
 int rootfs_chown(const struct rootfs *r, const char *path, uint32_t id, struct sb_err *err);
 int rootfs_mkdir(const struct rootfs *r, const char *path, mode_t mode, uint32_t id,
                  struct sb_err *err);

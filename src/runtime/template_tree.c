@@ -169,22 +169,33 @@ int rootfs_append(const struct rootfs *r, const char *path, const char *text, st
     return rc;
 }
 
-int copy_file_data(int src, int dst)
+int copy_file_data_max(int src, int dst, uint64_t max)
 {
-    for (;;) {
-        ssize_t n = copy_file_range(src, NULL, dst, NULL, 1 << 20, 0);
+    char buf[65536];
+    int plain = 0;      /* copy_file_range cannot do these two: read and write */
+    while (max > 0) {
+        size_t want = max < (1u << 20) ? (size_t)max : (1u << 20);
+        ssize_t n = plain ? -1 : copy_file_range(src, NULL, dst, NULL, want, 0);
+        if (n < 0 && (plain || errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+            plain = 1;
+            n = read(src, buf, want < sizeof buf ? want : sizeof buf);
+            if (n > 0 && sb_write_all(dst, buf, (size_t)n) < 0)
+                return -1;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
         if (n == 0)
             return 0;
-        if (n > 0)
-            continue;
-        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL)
-            return -1;
-        char buf[65536];
-        while ((n = read(src, buf, sizeof buf)) > 0)
-            if (sb_write_all(dst, buf, (size_t)n) < 0)
-                return -1;
-        return n < 0 ? -1 : 0;
+        max -= (uint64_t)n;
     }
+    return 0;
+}
+
+int copy_file_data(int src, int dst)
+{
+    return copy_file_data_max(src, dst, UINT64_MAX);
 }
 
 static int copy_dir_contents(int src_dir, const char *src_name, int dst_dir, const char *dst_name,

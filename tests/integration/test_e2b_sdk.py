@@ -23,7 +23,7 @@ def sdk_env(srv, cap_key):
 
 
 @pytest.mark.parametrize("script", ["control_plane.test.mjs", "metrics.test.mjs", "commands.test.mjs",
-                                    "files.test.mjs"])
+                                    "files.test.mjs", "snapshots.test.mjs"])
 def test_e2b_sdk(script):
     node = shutil.which("node")
     assert node, "node is not installed: run scripts/install-deps"

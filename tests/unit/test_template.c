@@ -1,7 +1,8 @@
 /*
  * test_template.c - templates for real on this machine: host builds into a
  * fresh data dir (layout, mapped ownership, modes, template.json), loading,
- * listing, removal, limits, and a debian build against a dead mirror (the
+ * listing, removal, limits, owners ("org") and snapshots of a hostile
+ * tree (template_snapshot), and a debian build against a dead mirror (the
  * failure path: progress lines streamed, nothing left behind). The slow real
  * debootstrap lives in the integration tests.
  */
@@ -12,11 +13,13 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -316,6 +319,141 @@ static void test_sudo_field(void **state)
     }
 }
 
+/* "org" and "snapshot" load; template_visible is the owner rule. */
+static void test_org_and_snapshot_fields(void **state)
+{
+    (void)state;
+    static const char head[] = "{\"kind\":\"host\",\"user\":\"user\",\"uid\":1000,\"gid\":1000,"
+                               "\"home\":\"/home/user\",\"workdir\":\"/workspace\",\"env\":{}";
+    char text[512];
+    struct sb_template t;
+    struct sb_err err = {0};
+    snprintf(text, sizeof text, "%s,\"org\":\"org_a\",\"snapshot\":{\"sandboxID\":\"sbx_1\",\"name\":\"n\"}}", head);
+    write_template_json("owned", text);
+    assert_int_equal(template_load(data_dir, "owned", &t, &err), 0);
+    assert_string_equal(t.org_id, "org_a");
+    assert_string_equal(t.snapshot_of, "sbx_1");
+    assert_string_equal(t.snapshot_name, "n");
+    assert_true(template_visible(&t, "org_a"));
+    assert_false(template_visible(&t, "org_b"));
+    assert_false(template_visible(&t, NULL));
+    template_clear(&t);
+    snprintf(text, sizeof text, "%s}", head);
+    write_template_json("shared", text);
+    assert_int_equal(template_load(data_dir, "shared", &t, &err), 0);
+    assert_string_equal(t.org_id, "");
+    assert_true(template_visible(&t, "org_b"));
+    template_clear(&t);
+    const char *bad[] = {",\"org\":7}", ",\"snapshot\":\"x\"}", ",\"snapshot\":{\"name\":\"n\"}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", head, bad[i]);
+        write_template_json("bad", text);
+        err = (struct sb_err){0};
+        assert_int_equal(template_load(data_dir, "bad", &t, &err), -1);
+        assert_int_equal(err.status, 500);
+        assert_non_null(strstr(err.msg, "\"org\""));
+    }
+}
+
+static int count_hidden_dirs(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/templates", data_dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* A snapshot of a hostile tree: links copied as links (never followed),
+ * special files left out, set-uid dropped (no sudo), owners kept in range
+ * and mapped to root outside it, hard links split; the bound refuses with
+ * 507 and leaves nothing. */
+static void test_snapshot_of_a_hostile_tree(void **state)
+{
+    (void)state;
+    build_host("base", UID_BASE);
+    char src[512], path[600], outside[512];
+    snprintf(src, sizeof src, "%s/src", data_dir);
+    snprintf(outside, sizeof outside, "%s/outside", data_dir);
+    assert_int_equal(mkdir(src, 0755), 0);
+    snprintf(path, sizeof path, "%s/a", src);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("hello", f);
+    fclose(f);
+    assert_int_equal(chown(path, UID_BASE + 1000, UID_BASE + 1000), 0);
+    assert_int_equal(chmod(path, 04755), 0);
+    char h2[600];
+    snprintf(h2, sizeof h2, "%s/h2", src);
+    assert_int_equal(link(path, h2), 0);
+    snprintf(path, sizeof path, "%s/evil", src);
+    assert_int_equal(symlink(outside, path), 0);
+    snprintf(path, sizeof path, "%s/fifo", src);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    snprintf(path, sizeof path, "%s/null", src);
+    assert_int_equal(mknod(path, S_IFCHR | 0666, makedev(1, 3)), 0);
+    snprintf(path, sizeof path, "%s/d", src);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(chown(path, 12345, 12345), 0);     /* outside the sandbox range */
+
+    int root = open(src, O_RDONLY | O_DIRECTORY);
+    assert_true(root >= 0);
+    struct sb_snapshot_request req = {
+        .root_fd = root, .name = "snap-aaaaaaaaaaaaaaaaaaaa", .source_template = "base", .org_id = "org_a",
+        .sandbox_id = "sbx_bbbbbbbbbbbbbbbbbbbb", .label = "lbl", .uid_base = UID_BASE, .max_bytes = 10,
+    };
+    struct sb_err err = {0};
+    assert_int_equal(template_snapshot(data_dir, &req, &err), -1);
+    assert_int_equal(err.status, 507);
+    struct sb_template t;
+    assert_int_equal(template_load(data_dir, req.name, &t, &err), -1);
+    assert_int_equal(count_hidden_dirs(), 0);
+
+    uint64_t need = 0;
+    assert_int_equal(template_snapshot_measure(root, 0, &need, &err), 0);
+    /* a, h2, evil, d (the root itself is not counted; fifo and null are left out) and "hello" twice */
+    assert_int_equal(need, 4 * SB_SNAPSHOT_ENTRY_BYTES + 10);
+    req.max_bytes = need;
+    if (template_snapshot(data_dir, &req, &err) < 0)
+        fail_msg("%s", err.msg);
+    close(root);
+    assert_int_equal(template_load(data_dir, req.name, &t, &err), 0);
+    assert_string_equal(t.org_id, "org_a");
+    assert_string_equal(t.snapshot_of, "sbx_bbbbbbbbbbbbbbbbbbbb");
+    assert_string_equal(t.snapshot_name, "lbl");
+    assert_string_equal(t.kind, "host");
+    template_clear(&t);
+
+    struct stat a = lstat_in(req.name, "a"), b = lstat_in(req.name, "h2"), d = lstat_in(req.name, "d");
+    assert_int_equal(a.st_mode & 07777, 0755);
+    assert_int_equal(a.st_uid, UID_BASE + 1000);
+    assert_int_not_equal(a.st_ino, b.st_ino);
+    assert_int_equal(d.st_uid, UID_BASE);
+    assert_int_equal(d.st_mode & 07777, 0700);
+    char target[512];
+    rootfs_path(path, sizeof path, req.name, "evil");
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, outside);
+    assert_int_equal(access(outside, F_OK), -1);
+    rootfs_path(path, sizeof path, req.name, "fifo");
+    assert_int_equal(access(path, F_OK), -1);
+    rootfs_path(path, sizeof path, req.name, "null");
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(count_hidden_dirs(), 0);
+
+    /* the id must be a snapshot's */
+    req.name = "plain";
+    assert_int_equal(template_snapshot(data_dir, &req, &err), -1);
+    assert_int_equal(err.status, 400);
+}
+
 static void test_limits_override_and_clamp(void **state)
 {
     (void)state;
@@ -564,6 +702,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sudo_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_corrupt_names_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_org_and_snapshot_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_of_a_hostile_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_override_and_clamp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_sorted_skips_non_templates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_without_templates_dir, setup, teardown),
