@@ -83,7 +83,10 @@ def test_a_thousand_sleeps_answer_together(org_a):
         total = time.monotonic() - start
         statuses = [s for s, _ in results]
         assert statuses.count(200) == MANY, {s: statuses.count(s) for s in set(statuses)}
-        assert total < 7.0 * SLOW, f"{MANY} concurrent sleep 5 took {total:.1f} s"
+        # Through a 32-thread pool they would take 160 s; on the loop, 5 s and
+        # the set-up of 1000 execs (6-7 s on a quiet machine, 8 s leaves room
+        # for a machine others are using).
+        assert total < 8.0 * SLOW, f"{MANY} concurrent sleep 5 took {total:.1f} s"
         assert echo[0] == 200 and echo[1] < 0.05 * SLOW, f"echo beside them: {echo}"
         assert listed.status_code == 200 and list_s < 0.02 * SLOW, f"GET /sandboxes took {list_s * 1000:.1f} ms"
 
