@@ -215,11 +215,11 @@ static int parse_start(json_t *msg, struct sb_process_request *preq, const char 
         return -1;
     if (cwd && !json_is_null(cwd) && !json_is_string(cwd))
         return sb_err_set(err, 400, "process.cwd must be a string");
+    preq->cwd_from_home = 1;        /* envd: none, ~ or relative is from the user's home */
     if (json_string_length(cwd)) {
         preq->cwd = json_string_value(cwd);
-        if (preq->cwd[0] != '/' || strlen(preq->cwd) > MAX_CWD)
-            return sb_err_set(err, 400, "cwd '%.200s' must be an absolute path of at most %d bytes (sandbase "
-                              "resolves no ~ or relative cwd)", preq->cwd, MAX_CWD);
+        if (strlen(preq->cwd) != json_string_length(cwd) || strlen(preq->cwd) > MAX_CWD)
+            return sb_err_set(err, 400, "cwd must be a path of at most %d bytes without NUL characters", MAX_CWD);
     }
     json_t *tag = json_object_get(msg, "tag"), *in = json_object_get(msg, "stdin"), *pty = json_object_get(msg, "pty");
     if (tag && !json_is_null(tag) &&

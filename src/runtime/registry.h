@@ -166,6 +166,8 @@ struct sb_process_request {
     size_t arg_count;
     const char *env_json;           /* per-process envVars object text, or NULL */
     const char *cwd;                /* NULL = the template's workdir (/workspace) */
+    int cwd_from_home;              /* envd's rule instead: a NULL, relative or "~[/...]" cwd is
+                                       taken from the acting user's home; an absolute one as is */
     const char *user;               /* NULL = "user" */
     const char *stdin_data;
     size_t stdin_len;

@@ -101,6 +101,21 @@ int exec_prepare(struct sb_registry *reg, const struct sb_sandbox_rec *rec, cons
         return -1;
     }
     const char *user = preq->user ? preq->user : "user";
+    const char *cwd = preq->cwd ? preq->cwd : prep->tpl.workdir;
+    if (preq->cwd_from_home && (!preq->cwd || preq->cwd[0] != '/')) {
+        const char *home = strcmp(user, "root") == 0 ? "/root" : prep->tpl.home;
+        const char *rest = preq->cwd ? preq->cwd : "";
+        if (rest[0] == '~') {
+            if (rest[1] && rest[1] != '/')
+                return sb_err_set(err, 400, "cwd '%.200s': only the acting user's own home (~) can be expanded",
+                                  rest);
+            rest += 1 + (rest[1] == '/');
+        }
+        if ((size_t)snprintf(prep->cwd, sizeof prep->cwd, "%s%s%s", home, *rest ? "/" : "", rest) >=
+            sizeof prep->cwd)
+            return sb_err_set(err, 400, "cwd is too long");
+        cwd = prep->cwd;
+    }
     size_t env_count = 0;
     prep->env = build_env(&prep->tpl, rec, user, preq->pty, preq->env_json, &env_count);
     if (!prep->env)
@@ -111,7 +126,7 @@ int exec_prepare(struct sb_registry *reg, const struct sb_sandbox_rec *rec, cons
         .arg_count = preq->arg_count,
         .env = (const char *const *)prep->env,
         .env_count = env_count,
-        .cwd = preq->cwd ? preq->cwd : prep->tpl.workdir,
+        .cwd = cwd,
         .user = user,
         .stdin_data = preq->stdin_data,
         .stdin_len = preq->stdin_len,

@@ -50,6 +50,7 @@ void free_env(char **env);
 struct exec_prep {
     struct sb_template tpl;
     char **env;
+    char cwd[4352];                 /* a cwd resolved from the user's home (cwd_from_home) */
 };
 /* The shim request for preq in rec's sandbox: 409 unless it is running,
  * 502 when its pinned template cannot be read. ereq points into prep (and

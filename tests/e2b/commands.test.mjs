@@ -59,6 +59,17 @@ test('commands.run takes envs, cwd and user', async (t) => {
   assert.equal((await sbx.commands.run('id -un', { user: 'user' })).stdout, (await sbx.commands.run('id -un')).stdout)
 })
 
+test('a command starts in the user\'s home, where files.write puts a relative path', async (t) => {
+  const sbx = await create(t)
+  assert.equal((await sbx.commands.run('pwd')).stdout, '/home/user\n')
+  assert.equal((await sbx.commands.run('pwd', { user: 'root' })).stdout, '/root\n')
+  await sbx.files.write('notes.txt', 'written by files.write')
+  assert.equal((await sbx.commands.run('cat notes.txt')).stdout, 'written by files.write')
+  await sbx.commands.run('mkdir -p work && echo in > work/f')
+  assert.equal((await sbx.commands.run('cat f', { cwd: 'work' })).stdout, 'in\n')
+  assert.equal((await sbx.commands.run('cat f', { cwd: '~/work' })).stdout, 'in\n')
+})
+
 test('a failing command throws CommandExitError with its output and exit code', async (t) => {
   const sbx = await create(t)
   await assert.rejects(sbx.commands.run('echo out; echo err >&2; exit 7'), (err) => {

@@ -150,9 +150,31 @@ def test_start_envs_cwd_and_user(server, sbx):
     assert ev.event()["__end__"]["error"]["code"] == "unauthenticated"
 
 
+@pytest.mark.parametrize("cwd, user, want", [
+    (None, None, "/home/user"),             # envd: no cwd is the user's home
+    (None, "root", "/root"),
+    ("~", None, "/home/user"),
+    ("~/sub", None, "/home/user/sub"),
+    ("sub", None, "/home/user/sub"),        # relative: from the home
+    ("sub", "root", "/root/sub"),
+    ("/tmp", None, "/tmp"),
+])
+def test_start_cwd_is_resolved_from_the_users_home_as_envd_does(server, sbx, cwd, user, want):
+    setup = start(server, sbx, body={"process": {"cmd": "/bin/sh", "args": ["-c", "mkdir -p ~/sub"]}},
+                  headers={"Authorization": "Basic " + b64(f"{user}:")} if user else {})
+    assert setup.rest()[3]["exitCode"] == 0
+    proc = {"cmd": "/bin/sh", "args": ["-c", "pwd"]}
+    if cwd is not None:
+        proc["cwd"] = cwd
+    stdout, _, _, end, _ = start(server, sbx, body={"process": proc},
+                                 headers={"Authorization": "Basic " + b64(f"{user}:")} if user else {}).rest()
+    assert end["exitCode"] == 0 and stdout == want.encode() + b"\n", (stdout, end)
+
+
 @pytest.mark.parametrize("body, code, words", [
     ({"process": {"cmd": "true", "cwd": "/no/such/dir"}}, "invalid_argument", "not found"),
-    ({"process": {"cmd": "true", "cwd": "relative"}}, "invalid_argument", "absolute"),
+    ({"process": {"cmd": "true", "cwd": "~other"}}, "invalid_argument", "own home"),
+    ({"process": {"cmd": "true", "cwd": "no-such-dir"}}, "invalid_argument", "not found"),
     ({"process": {"cmd": "/no/such/command"}}, "invalid_argument", "command not found"),
     ({"process": {"cmd": ""}}, "invalid_argument", "cmd"),
     ({"process": {"cmd": "true", "args": [1]}}, "invalid_argument", "args[0]"),
