@@ -53,6 +53,33 @@ int api_create_network(json_t *body, struct api_create *c, struct sb_err *err)
     return 0;
 }
 
+int api_create_parse(struct sb_request *req, json_t *body, struct api_create *c, struct sb_err *err)
+{
+    struct sb_app *app = api_app(req);
+    const char *template_id = NULL;
+    long long timeout = 0;
+    if (api_field_string(body, "templateID", 1, NULL, &template_id, err) < 0 ||
+        api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s, &timeout,
+                      err) < 0 ||
+        api_field_string_map(body, "metadata", &c->metadata, err) < 0 ||
+        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, err) < 0 ||
+        api_create_network(body, c, err) < 0 || api_check_template(app, req->org_id, template_id, err) < 0)
+        return -1;
+    snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
+    snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
+    c->timeout_s = (int)timeout;
+    return 0;
+}
+
+void api_create_refuse(struct sb_request *req, struct api_create *c, json_t *body, struct sb_err *err)
+{
+    if (!c && err->status == 0)
+        sb_err_set(err, 500, "out of memory");
+    api_create_free(c);
+    json_decref(body);
+    sb_respond_error(req, err);
+}
+
 void api_add_network_json(json_t *obj, const char *text)
 {
     json_t *net = text && *text ? json_loads(text, 0, NULL) : NULL;

@@ -60,6 +60,15 @@ void api_traffic_token(const struct sb_sandbox_rec *rec, char *out, size_t len);
  * does not exist. */
 int api_check_template(const struct sb_app *app, const char *org_id, const char *name, struct sb_err *err);
 
+/* The fields every dialect's create has, from body into c: templateID
+ * (checked with api_check_template for the caller's org), timeout,
+ * metadata, envVars and the network (api_create_network), and c's org;
+ * 400 naming the problem. The dialect checks its own field names first. */
+int api_create_parse(struct sb_request *req, json_t *body, struct api_create *c, struct sb_err *err);
+/* Answers a create refused before api_create_run with err (500 out of
+ * memory when c is NULL and err is unset); frees c and body. */
+void api_create_refuse(struct sb_request *req, struct api_create *c, json_t *body, struct sb_err *err);
+
 /* Creates c's sandbox and answers 201 with c->shape of it, or the error
  * (429 cap, 507 disk, 502 runtime). Takes c. */
 void api_create_run(struct sb_request *req, struct api_create *c);

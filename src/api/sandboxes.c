@@ -66,37 +66,19 @@ static json_t *sandbox_json(const struct sb_sandbox_rec *rec)
 
 void api_sandbox_create(struct sb_request *req)
 {
-    struct sb_app *app = api_app(req);
     struct sb_err err = {0};
     json_t *body = sb_request_json(req, 0, &err);
     struct api_create *c = calloc(1, sizeof *c);
-    const char *template_id = NULL;
-    long long timeout = 0;
     static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars",
                                          "allow_internet_access", "allowInternetAccess", "network", NULL};
-    if (!body || !c)
-        goto fail;
-    if (api_check_fields(body, fields, "POST /sandboxes", &err) < 0 ||
-        api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
-        api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
-                      &timeout, &err) < 0 ||
-        api_field_string_map(body, "metadata", &c->metadata, &err) < 0 ||
-        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
-        api_create_network(body, c, &err) < 0 || api_check_template(app, req->org_id, template_id, &err) < 0)
-        goto fail;
-    snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
-    snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
-    c->timeout_s = (int)timeout;
+    if (!body || !c || api_check_fields(body, fields, "POST /sandboxes", &err) < 0 ||
+        api_create_parse(req, body, c, &err) < 0) {
+        api_create_refuse(req, c, body, &err);
+        return;
+    }
     c->shape = sandbox_json;
     json_decref(body);
     api_create_run(req, c);
-    return;
-fail:
-    if (!c && err.status == 0)
-        sb_err_set(&err, 500, "out of memory");
-    api_create_free(c);
-    json_decref(body);
-    sb_respond_error(req, &err);
 }
 
 /* ---- GET /sandboxes, GET /sandboxes/:id ---- */

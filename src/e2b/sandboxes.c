@@ -108,45 +108,26 @@ static void new_envd_token(char *out, size_t len)
 
 static void create(struct sb_request *req, const char *route, int secure_default)
 {
-    struct sb_app *app = api_app(req);
     struct sb_err err = {0};
     json_t *body = sb_request_json(req, 0, &err);
     struct api_create *c = calloc(1, sizeof *c);
-    const char *template_id = NULL;
-    long long timeout = 0;
     int secure = 0;
     static const char *const fields[] = {"templateID", "timeout", "metadata", "envVars", "secure",
                                          "autoPause", "autoPauseMemory", "autoResume",
                                          "allow_internet_access", "network", "mcp", "iam",
                                          "volumeMounts", NULL};
-    if (!body || !c)
-        goto fail;
-    if (api_check_fields(body, fields, route, &err) < 0 || refuse_unsupported(body, &err) < 0 ||
-        api_field_string(body, "templateID", 1, NULL, &template_id, &err) < 0 ||
-        api_field_int(body, "timeout", app->cfg.default_timeout_s, 1, app->cfg.max_timeout_s,
-                      &timeout, &err) < 0 ||
-        api_field_string_map(body, "metadata", &c->metadata, &err) < 0 ||
-        api_field_env(body, "envVars", API_SANDBOX_ENV_MAX, &c->env, NULL, &err) < 0 ||
-        api_create_network(body, c, &err) < 0 ||
+    if (!body || !c || api_check_fields(body, fields, route, &err) < 0 || refuse_unsupported(body, &err) < 0 ||
         !(c->e2b_json = e2b_settings(body, secure_default, &secure, &err)) ||
-        api_check_template(app, req->org_id, template_id, &err) < 0)
-        goto fail;
-    snprintf(c->org_id, sizeof c->org_id, "%s", req->org_id);
-    snprintf(c->template_id, sizeof c->template_id, "%s", template_id);
-    c->timeout_s = (int)timeout;
+        api_create_parse(req, body, c, &err) < 0) {
+        api_create_refuse(req, c, body, &err);
+        return;
+    }
     c->pause_on_timeout = json_is_true(json_object_get(body, "autoPause"));
     c->shape = e2b_sandbox_shape;
     if (secure)
         new_envd_token(c->envd_token, sizeof c->envd_token);
     json_decref(body);
     api_create_run(req, c);
-    return;
-fail:
-    if (!c && err.status == 0)
-        sb_err_set(&err, 500, "out of memory");
-    api_create_free(c);
-    json_decref(body);
-    sb_respond_error(req, &err);
 }
 
 /* SDK 2.x: every sandbox's envd is secured unless the create says otherwise. */
