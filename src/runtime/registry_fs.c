@@ -133,6 +133,19 @@ static int open_root_fresh(const char *id, const struct sb_shim_status *sst)
     return root;
 }
 
+/* The shim's status of a sandbox the store has live: 502 when its shim
+ * does not answer, after which the sandbox is found lost if it is. */
+static int live_shim_status(struct sb_registry *reg, const char *org_id, const char *id,
+                            struct sb_shim_status *st, struct sb_err *err)
+{
+    if (shim_status(reg->cfg->run_dir, id, st, err) == 0)
+        return 0;
+    if (err->status == 404)
+        err->status = 502;
+    check_lost(reg, org_id, id, err);
+    return -1;
+}
+
 int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id, const char *user,
                      struct sb_fs *fs, struct sb_err *err)
 {
@@ -162,12 +175,8 @@ int registry_fs_open(struct sb_registry *reg, const char *org_id, const char *id
     if (fs->root_fd >= 0)
         return 0;
     struct sb_shim_status st;
-    if (shim_status(reg->cfg->run_dir, id, &st, err) < 0) {
-        if (err->status == 404)
-            err->status = 502;
-        check_lost(reg, org_id, id, err);
+    if (live_shim_status(reg, org_id, id, &st, err) < 0)
         return -1;
-    }
     fs->root_fd = open_root_fresh(id, &st);
     if (fs->root_fd < 0)
         return sb_err_sys(err, 502, "sandbox %s: cannot reach its files", id);
@@ -200,12 +209,8 @@ int registry_health(struct sb_registry *reg, const char *org_id, const char *id,
         return -1;
     store_sandbox_rec_clear(&rec);
     struct sb_shim_status st;
-    if (shim_status(reg->cfg->run_dir, id, &st, err) < 0) {
-        if (err->status == 404)
-            err->status = 502;
-        check_lost(reg, org_id, id, err);
+    if (live_shim_status(reg, org_id, id, &st, err) < 0)
         return -1;
-    }
     *paused = st.paused;
     return 0;
 }
