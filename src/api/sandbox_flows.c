@@ -100,10 +100,10 @@ void api_add_network_json(json_t *obj, const char *text)
 
 void api_traffic_token(const struct sb_sandbox_rec *rec, char *out, size_t len)
 {
-    json_t *net = rec->network_json && *rec->network_json ? json_loads(rec->network_json, 0, NULL) : NULL;
-    const char *token = json_string_value(json_object_get(net, "trafficAccessToken"));
-    snprintf(out, len, "%s", token ? token : "");
-    json_decref(net);
+    int allowed;
+    struct sb_err ignored;
+    if (netpolicy_traffic_from_text(rec->network_json, &allowed, out, len, &ignored) < 0)
+        out[0] = '\0';     /* unreadable settings hold no token to show */
 }
 
 void api_add_ports_json(json_t *obj, const struct sb_sandbox_rec *rec)

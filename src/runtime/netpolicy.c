@@ -223,17 +223,30 @@ char *netpolicy_to_text(const struct sb_net_policy *p)
     return text;
 }
 
+/* The stored form's object into *obj (NULL for "" or NULL text); -1 with
+ * err when the text is not a JSON object. */
+static int stored_object(const char *text, json_t **obj, struct sb_err *err)
+{
+    *obj = NULL;
+    if (!text || !*text)
+        return 0;
+    *obj = json_loads(text, 0, NULL);
+    if (json_is_object(*obj))
+        return 0;
+    json_decref(*obj);
+    *obj = NULL;
+    return sb_err_set(err, 500, "stored network settings are not a JSON object");
+}
+
 int netpolicy_from_text(const char *text, struct sb_net_policy *out, struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
     out->allow_public_traffic = 1;
-    if (!text || !*text)
+    json_t *obj;
+    if (stored_object(text, &obj, err) < 0)
+        return -1;
+    if (!obj)
         return 0;
-    json_t *obj = json_loads(text, 0, NULL);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return sb_err_set(err, 500, "stored network settings are not a JSON object");
-    }
     json_t *net = json_pack("{s:O*, s:O*, s:O*}", "allowOut", json_object_get(obj, "allowOut"), "denyOut",
                             json_object_get(obj, "denyOut"), "allowPublicTraffic",
                             json_object_get(obj, "allowPublicTraffic"));
@@ -255,13 +268,11 @@ int netpolicy_traffic_from_text(const char *text, int *allowed, char *token, siz
 {
     *allowed = 1;
     token[0] = '\0';
-    if (!text || !*text)
+    json_t *obj;
+    if (stored_object(text, &obj, err) < 0)
+        return -1;
+    if (!obj)
         return 0;
-    json_t *obj = json_loads(text, 0, NULL);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return sb_err_set(err, 500, "stored network settings are not a JSON object");
-    }
     *allowed = !json_is_false(json_object_get(obj, "allowPublicTraffic"));
     const char *t = json_string_value(json_object_get(obj, "trafficAccessToken"));
     if (t)
