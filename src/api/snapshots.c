@@ -127,7 +127,7 @@ void api_snapshot_list(struct sb_request *req)
     const char *last = NULL;
     for (size_t i = 0; i < count && !more; i++) {
         const struct sb_template *t = &list[i];
-        if (!t->snapshot_of[0] || !t->org_id[0] || strcmp(t->org_id, req->org_id) != 0 ||
+        if (!t->snapshot_of[0] || !template_owned_by(t, req->org_id) ||
             (sandbox_id && *sandbox_id && strcmp(t->snapshot_of, sandbox_id) != 0) ||
             (name && *name && strcmp(t->snapshot_name, name) != 0 && strcmp(t->name, name) != 0) ||
             (token && *token && strcmp(t->name, token) <= 0))

@@ -29,7 +29,7 @@ static int check_snapshot_cap(struct sb_registry *reg, const char *org_id, struc
     if (template_list(reg->cfg->data_dir, &list, &count, err) < 0)
         return -1;
     for (size_t i = 0; i < count; i++)
-        mine += list[i].org_id[0] && strcmp(list[i].org_id, org_id) == 0;
+        mine += template_owned_by(&list[i], org_id);
     template_list_free(list, count);
     if (mine >= SB_SNAPSHOTS_PER_ORG_MAX)
         return sb_err_set(err, 429, "this org has %zu snapshots, the most it may keep: delete some "

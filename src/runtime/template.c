@@ -206,9 +206,14 @@ int template_load(const char *data_dir, const char *name, struct sb_template *ou
     return 0;
 }
 
+int template_owned_by(const struct sb_template *tpl, const char *org_id)
+{
+    return tpl->org_id[0] && org_id && strcmp(tpl->org_id, org_id) == 0;
+}
+
 int template_visible(const struct sb_template *tpl, const char *org_id)
 {
-    return !tpl->org_id[0] || (org_id && strcmp(tpl->org_id, org_id) == 0);
+    return !tpl->org_id[0] || template_owned_by(tpl, org_id);
 }
 
 void template_clear(struct sb_template *tpl)

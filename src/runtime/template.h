@@ -74,6 +74,8 @@ struct sb_template {
     char snapshot_name[SB_TEMPLATE_NAME_MAX];   /* snapshot.name; "" = none given */
 };
 
+/* True when tpl is private to org_id (one of its snapshots). */
+int template_owned_by(const struct sb_template *tpl, const char *org_id);
 /* True when org_id may see and use tpl: shared templates and its own snapshots. */
 int template_visible(const struct sb_template *tpl, const char *org_id);
 
