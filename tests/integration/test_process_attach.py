@@ -143,9 +143,13 @@ def test_a_client_that_leaves_leaves_the_process_running(org_a, sandbox):
 
 def test_slow_websocket_reader_throttles_the_writer(server, org_a, sandbox):
     total = 48 * 1024 * 1024
-    pid = start_background(org_a, sandbox, "/bin/sh", "-c", f"head -c {total} /dev/zero")
+    # It writes only once attached: started free, a slow machine could let it
+    # fill the 1 MiB ring before the attach, and the attach would then see a
+    # "dropped" frame first (not the back-pressure this test is about).
+    pid = start_background(org_a, sandbox, "/bin/sh", "-c", f"read go; head -c {total} /dev/zero", stdin=True)
     ws = ws_attach(org_a, sandbox, pid)
     ws.recv_data()
+    ws.send_binary(b"go\n")
     spid = serve_pid(server)
     before = rss_kib(spid)
     op, first = ws.recv_data()
